@@ -1,0 +1,36 @@
+//! The pinbook data plane: the code that runs on the pinned, busy-polling cores.
+//!
+//! What this crate guarantees:
+//! - **No locks, no allocation, no syscalls on the hot path.** [`ring`] and [`pool`] allocate
+//!   only when they are built; every later operation is a bounded number of steps.
+//! - **One writer per piece of state.** A [`ring::Producer`] and a [`ring::Consumer`] cannot be
+//!   cloned or shared; a [`pool::Pool`] is owned by one thread and needs no atomics.
+//! - **Misuse is reported, not undefined.** A full ring hands the value back; a stale or
+//!   double-freed pool handle is an error; a failed NUMA binding falls back with a warning.
+//! - **No clock, no tokio, no protobuf.** Time is passed in, so everything here can be replayed
+//!   deterministically.
+//!
+//! `unsafe` lives only in [`ring`], [`pool`] and [`arena`]; each block carries its proof, the
+//! ring is model-checked with loom (`RUSTFLAGS="--cfg loom"`) and the ring and pool run under
+//! Miri.
+//!
+//! ```
+//! use dataplane::{pool::Pool, ring::ring};
+//!
+//! let (mut tx, mut rx) = ring::<u64>(1024);
+//! tx.push(7).unwrap();
+//! assert_eq!(rx.pop(), Some(7));
+//!
+//! let mut orders = Pool::with_capacity(2);
+//! let h = orders.alloc("order").unwrap();
+//! assert_eq!(orders.free(h), Ok("order"));
+//! assert!(orders.free(h).is_err()); // double free: reported, not UB
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod arena;
+pub mod book;
+pub mod pool;
+pub mod ring;
+pub mod sync;
+pub mod topology;
