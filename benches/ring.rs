@@ -233,13 +233,18 @@ fn criterion_benches(c: &mut Criterion) {
     g.bench_function(Crossbeam::NAME, |b| b.iter_custom(same_thread::<Crossbeam>));
     g.finish();
 
-    for (name, batched) in [("ring/cross_core_single", false), ("ring/cross_core_batch64", true)] {
+    for (name, batched) in [
+        ("ring/cross_core_single", false),
+        ("ring/cross_core_batch64", true),
+    ] {
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(1));
         g.bench_function(Pinbook::NAME, |b| {
             b.iter_custom(|n| cross_core::<Pinbook>(n, batched))
         });
-        g.bench_function(Rtrb::NAME, |b| b.iter_custom(|n| cross_core::<Rtrb>(n, batched)));
+        g.bench_function(Rtrb::NAME, |b| {
+            b.iter_custom(|n| cross_core::<Rtrb>(n, batched))
+        });
         g.bench_function(Crossbeam::NAME, |b| {
             b.iter_custom(|n| cross_core::<Crossbeam>(n, batched))
         });
@@ -278,7 +283,11 @@ fn hdr_report() {
             Rtrb::NAME => per_item(reps, cross, |n| cross_core::<Rtrb>(n, batched)),
             _ => per_item(reps, cross, |n| cross_core::<Crossbeam>(n, batched)),
         });
-        let kind = if batched { "batches of 64" } else { "single items" };
+        let kind = if batched {
+            "batches of 64"
+        } else {
+            "single items"
+        };
         print(
             &format!("cross core, {kind}: {reps} runs x {cross} items, ns per item per run"),
             &r,

@@ -50,7 +50,9 @@ pub fn print_table(title: &str, unit: &str, rows: &[(&str, &Histogram<u64>)]) {
         "  {:<28} {:>9} {:>9} {:>9} {:>10} {:>8} {:>12} {:>12}",
         unit, "p50", "p99", "p99.9", "max", "samples", "p50 ratio", "p99 ratio"
     );
-    let Some((_, base)) = rows.first() else { return };
+    let Some((_, base)) = rows.first() else {
+        return;
+    };
     for (name, h) in rows {
         println!(
             "  {:<28} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>8} {:>11.2}x {:>11.2}x",
@@ -78,5 +80,8 @@ pub fn print_machine() {
         })
         .unwrap_or_else(|| "unknown cpu".into());
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("machine: nproc={nproc}, cpu={model}, full_run={}", full_run());
+    println!(
+        "machine: nproc={nproc}, cpu={model}, full_run={}",
+        full_run()
+    );
 }

@@ -316,11 +316,11 @@ impl<T> Drop for Pool<'_, T> {
     fn drop(&mut self) {
         // Heap slots drop their values with the box; the arena never runs destructors, so
         // live values in arena slots are dropped here.
-        if let Slots::Arena(slots) = &mut self.slots {
-            if std::mem::needs_drop::<T>() {
-                for slot in slots.iter_mut() {
-                    slot.entry = Entry::Vacant { next_free: NIL };
-                }
+        if let Slots::Arena(slots) = &mut self.slots
+            && std::mem::needs_drop::<T>()
+        {
+            for slot in slots.iter_mut() {
+                slot.entry = Entry::Vacant { next_free: NIL };
             }
         }
     }
@@ -376,7 +376,10 @@ mod tests {
         );
         let b = pool.alloc(String::from("b")).unwrap();
         assert_eq!(b.index(), a.index());
-        assert!(pool.free(a).is_err(), "stale handle must not free the reused slot");
+        assert!(
+            pool.free(a).is_err(),
+            "stale handle must not free the reused slot"
+        );
         assert!(pool.get(a).is_none() && pool.get_mut(a).is_none());
         assert_eq!(pool.get(b).map(String::as_str), Some("b"));
         assert_eq!(pool.len(), 1);
@@ -400,7 +403,9 @@ mod tests {
 
     #[test]
     fn capacity_above_maximum_is_an_error() {
-        let err = Pool::<u8>::try_with_capacity(MAX_CAPACITY + 1).err().unwrap();
+        let err = Pool::<u8>::try_with_capacity(MAX_CAPACITY + 1)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("lower it"), "{err}");
     }
 
@@ -425,7 +430,9 @@ mod tests {
         let value = std::rc::Rc::new(());
         {
             let mut pool = Pool::in_arena(&arena, 1000).unwrap();
-            let hs: Vec<_> = (0..1000).map(|_| pool.alloc(value.clone()).unwrap()).collect();
+            let hs: Vec<_> = (0..1000)
+                .map(|_| pool.alloc(value.clone()).unwrap())
+                .collect();
             assert!(pool.is_full());
             for h in &hs[..500] {
                 drop(pool.free(*h).unwrap());

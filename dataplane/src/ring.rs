@@ -440,7 +440,10 @@ mod tests {
         assert_eq!(tx.push(9), Err(PushError::Full(9)));
         assert_eq!(rx.pop(), Some(0));
         assert_eq!(tx.push(3), Ok(()));
-        assert_eq!((rx.pop(), rx.pop(), rx.pop(), rx.pop()), (Some(1), Some(2), Some(3), None));
+        assert_eq!(
+            (rx.pop(), rx.pop(), rx.pop(), rx.pop()),
+            (Some(1), Some(2), Some(3), None)
+        );
     }
 
     #[test]
@@ -502,7 +505,11 @@ mod tests {
         assert_eq!(tx.push_slice(&[1, 2, 3]), 3);
         let mut rest = [4, 5, 6, 7].into_iter();
         assert_eq!(tx.push_iter(rest.by_ref()), 2);
-        assert_eq!(rest.next(), Some(6), "items that did not fit stay in the iterator");
+        assert_eq!(
+            rest.next(),
+            Some(6),
+            "items that did not fit stay in the iterator"
+        );
         let mut got = Vec::new();
         assert_eq!(rx.pop_batch(4, |v| got.push(v)), 4);
         assert_eq!(got, [1, 2, 3, 4]);

@@ -37,30 +37,49 @@ fn push_pop_across_threads_keeps_order() {
     });
 }
 
+/// Each side can only move the count one way (the producer up, the consumer down), so what a
+/// side reads bounds what it can do next: a consumer that sees a full ring must be able to pop,
+/// a producer that sees an empty ring must be able to push.
 #[test]
 fn full_and_empty_boundaries_are_exact() {
     loom::model(|| {
         let (mut tx, mut rx) = ring::<u8>(1);
         let producer = thread::spawn(move || {
-            for i in 0..2 {
-                until(|| tx.push(i).is_ok());
+            let mut next = 0;
+            while next < 2 {
                 let len = tx.len();
-                assert!(len <= 1);
-                assert_eq!(tx.is_full(), len == 1);
-                assert_eq!(tx.is_empty(), len == 0);
+                assert!(len <= 1, "a ring of capacity 1 never holds {len}");
+                let pushed = tx.push(next).is_ok();
+                if len == 0 {
+                    assert!(pushed, "producer saw an empty ring but could not push");
+                }
+                if pushed {
+                    next += 1;
+                } else {
+                    thread::yield_now();
+                }
             }
         });
         let mut got = Vec::new();
         while got.len() < 2 {
             let len = rx.len();
             assert!(len <= 1, "a ring of capacity 1 never holds {len}");
-            match rx.pop() {
-                Some(v) => got.push(v),
-                None => thread::yield_now(),
+            if len == 1 {
+                assert!(
+                    rx.is_full() && !rx.is_empty(),
+                    "a full ring reported as not full"
+                );
+                got.push(
+                    rx.pop()
+                        .expect("consumer saw a full ring but could not pop"),
+                );
+            } else {
+                thread::yield_now();
             }
         }
         producer.join().unwrap();
         assert_eq!(got, [0, 1]);
+        assert!(rx.is_empty() && !rx.is_full());
     });
 }
 

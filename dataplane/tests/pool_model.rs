@@ -28,7 +28,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 512 }))]
 
     #[test]
-    fn pool_behaves_like_a_hashmap(capacity in 0usize..16, ops in prop::collection::vec(op(), 0..300)) {
+    fn pool_behaves_like_a_hashmap(capacity in 0usize..16, ops in prop::collection::vec(op(), 0..if cfg!(miri) { 60 } else { 300 })) {
         let mut pool = Pool::with_capacity(capacity);
         let mut model: HashMap<Handle, u64> = HashMap::new();
         let mut issued: Vec<Handle> = Vec::new();

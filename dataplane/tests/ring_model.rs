@@ -29,7 +29,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 512 }))]
 
     #[test]
-    fn ring_behaves_like_a_bounded_vecdeque(capacity in 1usize..10, ops in prop::collection::vec(op(), 0..200)) {
+    fn ring_behaves_like_a_bounded_vecdeque(capacity in 1usize..10, ops in prop::collection::vec(op(), 0..if cfg!(miri) { 60 } else { 200 })) {
         let (mut tx, mut rx) = ring::<u32>(capacity);
         let mut model = VecDeque::new();
         for op in ops {
