@@ -168,7 +168,6 @@ fn each(samples: u64, mut op: impl FnMut(u64)) -> Histogram<u64> {
 }
 
 fn hdr_report() {
-    common::print_machine();
     common::pin(0);
     let samples = common::scale(5_000_000, 10_000);
     let live = common::scale(LIVE as u64, 4096) as usize;
@@ -223,6 +222,7 @@ criterion_group! {
 }
 
 fn main() {
+    common::print_machine(); // also records the allowed cores before anything is pinned
     benches();
     Criterion::default().configure_from_args().final_summary();
     hdr_report();

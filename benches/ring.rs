@@ -253,7 +253,6 @@ fn criterion_benches(c: &mut Criterion) {
 }
 
 fn hdr_report() {
-    common::print_machine();
     let reps = common::scale(41, 2);
     let same = common::scale(1_000_000, 1_000);
     let cross = common::scale(2_000_000, 2_000);
@@ -314,6 +313,7 @@ criterion_group! {
 }
 
 fn main() {
+    common::print_machine(); // also records the allowed cores before anything is pinned
     benches();
     Criterion::default().configure_from_args().final_summary();
     hdr_report();

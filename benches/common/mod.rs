@@ -14,9 +14,11 @@ pub fn scale(full: u64, quick: u64) -> u64 {
     if full_run() { full } else { quick }
 }
 
-/// The cpu ids this process may run on, as core_affinity numbers them.
-pub fn cores() -> Vec<core_affinity::CoreId> {
-    core_affinity::get_core_ids().unwrap_or_default()
+/// The cpu ids this process may run on, as core_affinity numbers them, read once before any
+/// thread is pinned (afterwards the pinned thread's own mask would shrink the answer).
+pub fn cores() -> &'static [core_affinity::CoreId] {
+    static CORES: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
 }
 
 /// Pins the calling thread to the `i`-th allowed core (modulo the count); returns its id.
@@ -79,7 +81,7 @@ pub fn print_machine() {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown cpu".into());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let nproc = cores().len();
     println!(
         "machine: nproc={nproc}, cpu={model}, full_run={}",
         full_run()

@@ -25,7 +25,7 @@
 
 use std::fmt;
 
-use crate::arena::{Arena, ArenaError};
+use crate::arena::{Arena, ArenaError, Region};
 
 /// End of the free list.
 const NIL: u32 = u32::MAX;
@@ -121,17 +121,11 @@ impl<T> Slot<T> {
     }
 }
 
-/// Where the slots live.
-enum Slots<'a, T> {
-    Heap(Box<[Slot<T>]>),
-    Arena(&'a mut [Slot<T>]),
-}
-
 /// A fixed-capacity pool of `T`, owned by one thread.
 ///
 /// `'a` is the lifetime of the arena the slots were carved from (`'static` for heap pools).
 pub struct Pool<'a, T> {
-    slots: Slots<'a, T>,
+    slots: Region<'a, Slot<T>>,
     free_head: u32,
     len: u32,
 }
@@ -152,8 +146,8 @@ impl<T> Pool<'static, T> {
     /// A pool of `capacity` slots on the heap, or an error if the capacity is too large.
     pub fn try_with_capacity(capacity: usize) -> Result<Self, PoolError> {
         check_capacity(capacity)?;
-        let slots = (0..capacity).map(|i| Slot::vacant(i, capacity)).collect();
-        Ok(Self::from_slots(Slots::Heap(slots), capacity))
+        let slots = Region::heap(capacity, |i| Slot::vacant(i, capacity));
+        Ok(Self::from_slots(slots, capacity))
     }
 }
 
@@ -162,11 +156,11 @@ impl<'a, T> Pool<'a, T> {
     /// The slots are initialised (first-touched) by the calling thread.
     pub fn in_arena(arena: &'a Arena, capacity: usize) -> Result<Self, PoolError> {
         check_capacity(capacity)?;
-        let slots = arena.carve_with(capacity, |i| Slot::vacant(i, capacity))?;
-        Ok(Self::from_slots(Slots::Arena(slots), capacity))
+        let slots = Region::new(Some(arena), capacity, |i| Slot::vacant(i, capacity))?;
+        Ok(Self::from_slots(slots, capacity))
     }
 
-    fn from_slots(slots: Slots<'a, T>, capacity: usize) -> Self {
+    fn from_slots(slots: Region<'a, Slot<T>>, capacity: usize) -> Self {
         Self {
             slots,
             free_head: if capacity == 0 { NIL } else { 0 },
@@ -176,18 +170,12 @@ impl<'a, T> Pool<'a, T> {
 
     #[inline(always)]
     fn slots(&self) -> &[Slot<T>] {
-        match &self.slots {
-            Slots::Heap(s) => s,
-            Slots::Arena(s) => s,
-        }
+        &self.slots
     }
 
     #[inline(always)]
     fn slots_mut(&mut self) -> &mut [Slot<T>] {
-        match &mut self.slots {
-            Slots::Heap(s) => s,
-            Slots::Arena(s) => s,
-        }
+        &mut self.slots
     }
 
     /// Stores `value` and returns its handle, or hands it back if every slot is taken.
@@ -269,6 +257,46 @@ impl<'a, T> Pool<'a, T> {
         }
     }
 
+    /// The handle of the live object in slot `index`, or `None` if the slot is vacant. For
+    /// owners that link objects by raw index (the book's FIFO queues) and need a handle back.
+    #[inline]
+    pub fn handle_at(&self, index: u32) -> Option<Handle> {
+        match self.slots().get(index as usize) {
+            Some(Slot {
+                generation,
+                entry: Entry::Occupied(_),
+            }) => Some(Handle {
+                index,
+                generation: *generation,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The live object in slot `index`, whatever its generation; `None` if the slot is vacant.
+    #[inline]
+    pub fn get_at(&self, index: u32) -> Option<&T> {
+        match self.slots().get(index as usize) {
+            Some(Slot {
+                entry: Entry::Occupied(value),
+                ..
+            }) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The live object in slot `index`, mutably, whatever its generation; `None` if vacant.
+    #[inline]
+    pub fn get_at_mut(&mut self, index: u32) -> Option<&mut T> {
+        match self.slots_mut().get_mut(index as usize) {
+            Some(Slot {
+                entry: Entry::Occupied(value),
+                ..
+            }) => Some(value),
+            _ => None,
+        }
+    }
+
     /// True when `handle` names a live object.
     pub fn contains(&self, handle: Handle) -> bool {
         self.get(handle).is_some()
@@ -309,20 +337,6 @@ impl<'a, T> Pool<'a, T> {
                 )),
                 Entry::Vacant { .. } => None,
             })
-    }
-}
-
-impl<T> Drop for Pool<'_, T> {
-    fn drop(&mut self) {
-        // Heap slots drop their values with the box; the arena never runs destructors, so
-        // live values in arena slots are dropped here.
-        if let Slots::Arena(slots) = &mut self.slots
-            && std::mem::needs_drop::<T>()
-        {
-            for slot in slots.iter_mut() {
-                slot.entry = Entry::Vacant { next_free: NIL };
-            }
-        }
     }
 }
 
@@ -441,6 +455,19 @@ mod tests {
         }
         assert_eq!(std::rc::Rc::strong_count(&value), 1);
         assert!(arena.used() >= 1000 * std::mem::size_of::<Slot<std::rc::Rc<()>>>());
+    }
+
+    #[test]
+    fn index_access_sees_only_live_slots() {
+        let mut pool = Pool::with_capacity(2);
+        let a = pool.alloc(1u8).unwrap();
+        assert_eq!(pool.handle_at(a.index()), Some(a));
+        *pool.get_at_mut(a.index()).unwrap() = 5;
+        assert_eq!(pool.get_at(a.index()), Some(&5));
+        pool.free(a).unwrap();
+        assert_eq!(pool.handle_at(a.index()), None);
+        assert_eq!(pool.get_at(a.index()), None);
+        assert_eq!(pool.get_at(99), None);
     }
 
     #[test]

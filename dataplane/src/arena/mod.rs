@@ -43,6 +43,9 @@ use memmap2::MmapMut;
 
 use crate::topology::{Topology, format_list};
 
+mod region;
+pub use region::Region;
+
 /// Bytes between two first-touch writes. 4 KiB is the smallest page size of every platform
 /// pinbook runs on; with larger pages some writes land on an already-touched page, which is
 /// harmless, whereas a stride above the page size would leave pages untouched.
