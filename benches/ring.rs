@@ -150,15 +150,22 @@ fn cross_core<Q: Spsc>(items: u64, batched: bool) -> Duration {
         consumer_ready.wait();
         let mut seen = 0;
         let mut sum = 0u64;
+        // Spin loops pause (house style): a bare retry steals the producer's line.
         if batched {
             while seen < items {
-                seen += Q::pop_batch(&mut rx, &mut sum) as u64;
+                match Q::pop_batch(&mut rx, &mut sum) {
+                    0 => std::hint::spin_loop(),
+                    n => seen += n as u64,
+                }
             }
         } else {
             while seen < items {
-                if let Some(v) = Q::pop(&mut rx) {
-                    sum = sum.wrapping_add(v);
-                    seen += 1;
+                match Q::pop(&mut rx) {
+                    Some(v) => {
+                        sum = sum.wrapping_add(v);
+                        seen += 1;
+                    }
+                    None => std::hint::spin_loop(),
                 }
             }
         }
@@ -172,13 +179,18 @@ fn cross_core<Q: Spsc>(items: u64, batched: bool) -> Duration {
         let mut sent = 0;
         while sent < items {
             let want = ((items - sent) as usize).min(BATCH);
-            sent += Q::push_batch(&mut tx, &block[..want]) as u64;
+            match Q::push_batch(&mut tx, &block[..want]) {
+                0 => std::hint::spin_loop(),
+                n => sent += n as u64,
+            }
         }
     } else {
         let mut i = 0;
         while i < items {
             if Q::push(&mut tx, i) {
                 i += 1;
+            } else {
+                std::hint::spin_loop();
             }
         }
     }
@@ -194,11 +206,14 @@ fn ping_pong<Q: Spsc>(round_trips: u64) -> Histogram<u64> {
         common::pin(1);
         for _ in 0..round_trips {
             let v = loop {
-                if let Some(v) = Q::pop(&mut ping_rx) {
-                    break v;
+                match Q::pop(&mut ping_rx) {
+                    Some(v) => break v,
+                    None => std::hint::spin_loop(),
                 }
             };
-            while !Q::push(&mut pong_tx, v) {}
+            while !Q::push(&mut pong_tx, v) {
+                std::hint::spin_loop();
+            }
         }
     });
     common::pin(0);
@@ -206,8 +221,12 @@ fn ping_pong<Q: Spsc>(round_trips: u64) -> Histogram<u64> {
     let mut h = common::histogram();
     for i in 0..round_trips {
         let start = clock.raw();
-        while !Q::push(&mut ping_tx, i) {}
-        while Q::pop(&mut pong_rx).is_none() {}
+        while !Q::push(&mut ping_tx, i) {
+            std::hint::spin_loop();
+        }
+        while Q::pop(&mut pong_rx).is_none() {
+            std::hint::spin_loop();
+        }
         let rtt = clock.delta(start, clock.raw());
         common::record_ns(&mut h, rtt.as_nanos() as f64 / 2.0);
     }

@@ -1,5 +1,7 @@
 //! `pinbook`: the one binary of the service.
 
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,10 @@ enum Command {
     /// Print the machine's NUMA nodes, cores, L3 groups and memory-binding support, as the
     /// data plane sees them.
     Topology,
+    /// Write a deterministic synthetic ITCH 5.0 BinaryFILE.
+    Gen(cli::generate::GenArgs),
+    /// Build every book from an ITCH 5.0 BinaryFILE as fast as possible and print them.
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,17 +35,28 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Topology => match Topology::detect() {
-            Ok(topology) => {
-                print!("{topology}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("pinbook: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match Cli::parse().command {
+        Command::Topology => Topology::detect()
+            .map(|topology| print!("{topology}"))
+            .map_err(anyhow::Error::from),
+        Command::Gen(args) => cli::generate::run(&args),
+        Command::Replay(args) => cli::replay::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `pinbook replay … | head`: the reader left, which is not an error of ours
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pinbook: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -10,9 +10,10 @@
 //! - **No clock, no tokio, no protobuf.** Time is passed in, so everything here can be replayed
 //!   deterministically.
 //!
-//! `unsafe` lives only in [`ring`], [`pool`] and [`arena`]; each block carries its proof, the
-//! ring is model-checked with loom (`RUSTFLAGS="--cfg loom"`) and the ring and pool run under
-//! Miri.
+//! `unsafe` lives only in [`ring`], [`arena`] (carving, binding, dropping carved values) and
+//! [`feed::binaryfile`] (the memory map of a capture file); each block carries its proof. The
+//! ring is model-checked with loom (`RUSTFLAGS="--cfg loom"`); the ring, pool and arena
+//! regions run under Miri. The [`pool`] and the [`book`] are safe code.
 //!
 //! ```
 //! use dataplane::{pool::Pool, ring::ring};
@@ -30,6 +31,7 @@
 
 pub mod arena;
 pub mod book;
+pub mod feed;
 pub mod pool;
 pub mod ring;
 pub mod sync;

@@ -109,3 +109,89 @@ fn pool_alloc_free_allocates_nothing() {
     assert_eq!(n, 0, "steady-state pool operations allocated {n} times");
     assert!(pool.is_empty());
 }
+
+#[test]
+fn order_index_operations_allocate_nothing() {
+    use dataplane::book::order_index::{
+        DirectIndex, IndexError, Multiplicative, OpenAddressingIndex, RefIndex,
+    };
+
+    /// A window of 2 000 live references slides up 600 000 references (chunks recycle, runs
+    /// shift back), then the index is filled until it refuses, and every error path is taken.
+    fn day<I: RefIndex>(index: &mut I) -> u64 {
+        let mut sink = 0u64;
+        for i in 0..200_000u64 {
+            let _ = index.insert(i * 3, i as u32);
+            if i >= 2_000 {
+                sink += u64::from(index.remove((i - 2_000) * 3).is_some());
+            }
+            sink += u64::from(index.get(i * 3 / 2).is_some());
+            sink += u64::from(index.get(u64::MAX - i).is_some()); // miss
+        }
+        let mut r = 1 << 30;
+        while index.insert(r, 1) != Err(IndexError::Full) {
+            r += 1;
+        }
+        sink += u64::from(index.insert(r - 1, 1) == Err(IndexError::Duplicate));
+        sink += u64::from(index.insert(u64::MAX, 1).is_err());
+        sink += u64::from(index.insert(0, u32::MAX).is_err());
+        sink
+    }
+
+    let mut open = OpenAddressingIndex::<Multiplicative>::with_capacity(4096);
+    let mut direct = DirectIndex::with_capacity(4096);
+    let mut sink = 0;
+    let n = allocations_in(|| {
+        sink += day(&mut open);
+        sink += day(&mut direct);
+    });
+    std::hint::black_box(sink);
+    assert_eq!(n, 0, "order-index operations allocated {n} times");
+    assert_eq!((open.len(), direct.len()), (4096, 4096));
+}
+
+#[test]
+fn applying_itch_messages_to_the_books_allocates_nothing() {
+    use dataplane::book::{Books, BooksConfig};
+    use dataplane::feed::generator::{Generator, GeneratorConfig};
+    use dataplane::feed::itch::parse;
+
+    // Generate first (the generator allocates), then replay: warm-up, then counted.
+    let mut generator = Generator::new(GeneratorConfig {
+        symbols: 50,
+        seed: 11,
+    });
+    let mut stream = Vec::new();
+    let mut frames = Vec::new();
+    for _ in 0..300_000 {
+        let start = stream.len();
+        generator.next_into(&mut stream);
+        frames.push(start..stream.len());
+    }
+    let config = BooksConfig {
+        max_orders: 1 << 16,
+        max_levels: 1 << 16,
+        max_symbols: 64,
+    };
+    let mut books = Books::new(config, None).unwrap();
+    let mut changes = 0u64;
+    let (warm, counted) = frames.split_at(100_000);
+    for range in warm {
+        books.apply(&parse(&stream[range.clone()]).unwrap(), &mut |_| {
+            changes += 1
+        });
+    }
+    let n = allocations_in(|| {
+        for range in counted {
+            if let Ok(message) = parse(&stream[range.clone()]) {
+                books.apply(&message, &mut |_| changes += 1);
+            }
+        }
+    });
+    assert_eq!(n, 0, "applying 200 000 messages allocated {n} times");
+    assert!(
+        changes > 200_000,
+        "the books did change ({changes} changes)"
+    );
+    assert_eq!(books.stats().messages, 300_000);
+}

@@ -154,7 +154,10 @@ mod tests {
         let c = store.alloc(1).unwrap();
         assert_eq!(c, b);
         assert_eq!(store.alloc(2).unwrap().start, 24);
-        assert!(store.alloc(2).is_none(), "64 levels: no room for another 32");
+        assert!(
+            store.alloc(2).is_none(),
+            "64 levels: no room for another 32"
+        );
         assert!(store.alloc(CLASSES as u8).is_none());
     }
 }

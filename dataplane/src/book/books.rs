@@ -1,0 +1,863 @@
+//! [`Books`]: every L3 book of a shard, with the orders, order index and levels they share.
+//!
+//! One book per stock locate (an array index, no hashing). Orders live in the shard's
+//! [`Pool`]; ITCH order references map to pool slots through the order index (see
+//! benches/order_index.rs for the choice); levels come from the shard's [`LevelStore`]. Orders at
+//! a price form a FIFO list through the pool (`prev`/`next` slot indices, `head`/`tail` in the
+//! level), so queue position is kept.
+//!
+//! [`Books::apply`] takes one parsed ITCH message and emits one [`L2Change`] per changed level.
+//! It never allocates, never panics on any message sequence, and never silently drops data:
+//! unknown references, duplicate adds, over-executions and every capacity limit are counted in
+//! [`BookStats`], and a book that lost an order to a capacity limit is marked incomplete.
+
+use super::change::L2Change;
+use super::ladder::Ladder;
+use super::level::{Level, NIL};
+use super::level_store::LevelStore;
+use super::order_index::{IndexError, OrderIndex};
+use super::stats::BookStats;
+use crate::arena::{Arena, ArenaError, Region};
+use crate::feed::itch::{Message, Side};
+use crate::pool::{Pool, PoolError};
+
+/// How much a shard's books may hold; everything is reserved up front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BooksConfig {
+    /// Live orders across all books.
+    pub max_orders: usize,
+    /// Price levels across all books and sides (64 bytes each).
+    pub max_levels: usize,
+    /// Books: stock locates `0..max_symbols` are accepted (at most 65,536).
+    pub max_symbols: usize,
+}
+
+impl Default for BooksConfig {
+    /// Sized for a full NASDAQ day (1.65 M live orders at peak, 8,371 symbols) with headroom:
+    /// about 250 MiB.
+    fn default() -> Self {
+        Self {
+            max_orders: 2 << 20,
+            max_levels: 1 << 20,
+            max_symbols: 1 << 14,
+        }
+    }
+}
+
+/// Errors of building the books.
+#[derive(Debug, thiserror::Error)]
+pub enum BooksError {
+    /// The order pool could not be built.
+    #[error("order pool: {0}")]
+    Pool(#[from] PoolError),
+    /// The arena had no room.
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
+    /// More books were asked for than stock locates exist.
+    #[error("max_symbols {0} is above 65536 (stock locates are 16-bit): lower it")]
+    TooManySymbols(usize),
+}
+
+/// A resting order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Order {
+    /// ITCH order reference number.
+    pub reference: u64,
+    /// Limit price in ticks.
+    pub price: u32,
+    /// Shares still open.
+    pub shares: u32,
+    /// Pool slot of the order ahead of this one at its price, or `NIL`.
+    pub prev: u32,
+    /// Pool slot of the order behind this one at its price, or `NIL`.
+    pub next: u32,
+    /// The book's stock locate.
+    pub locate: u16,
+    /// Buy or sell.
+    pub side: Side,
+}
+
+/// One symbol's book.
+#[derive(Clone, Copy, Debug)]
+pub struct Book {
+    symbol: [u8; 8],
+    bids: Ladder,
+    asks: Ladder,
+    trading_state: u8,
+    listed: bool,
+    crossed: bool,
+    incomplete: bool,
+}
+
+impl Book {
+    const fn new() -> Self {
+        Self {
+            symbol: *b"        ",
+            bids: Ladder::new(Side::Buy),
+            asks: Ladder::new(Side::Sell),
+            trading_state: 0,
+            listed: false,
+            crossed: false,
+            incomplete: false,
+        }
+    }
+
+    #[inline(always)]
+    fn ladder_mut(&mut self, side: Side) -> &mut Ladder {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+}
+
+/// A read-only view of one book.
+#[derive(Clone, Copy, Debug)]
+pub struct BookView<'s> {
+    locate: u16,
+    book: &'s Book,
+    levels: &'s LevelStore<'s>,
+    orders: &'s Pool<'s, Order>,
+}
+
+impl<'s> BookView<'s> {
+    /// The book's stock locate.
+    pub fn locate(&self) -> u16 {
+        self.locate
+    }
+
+    /// The symbol from the stock directory (R) message, padding trimmed; empty if none came.
+    pub fn symbol(&self) -> &'s str {
+        std::str::from_utf8(&self.book.symbol)
+            .unwrap_or("")
+            .trim_end()
+    }
+
+    /// Bid levels, best (highest) first.
+    pub fn bids(&self) -> impl Iterator<Item = &'s Level> + use<'s> {
+        self.book.bids.iter_best_first(self.levels)
+    }
+
+    /// Ask levels, best (lowest) first.
+    pub fn asks(&self) -> impl Iterator<Item = &'s Level> + use<'s> {
+        self.book.asks.iter_best_first(self.levels)
+    }
+
+    /// The levels of `side`, best first.
+    pub fn side(&self, side: Side) -> impl Iterator<Item = &'s Level> + use<'s> {
+        match side {
+            Side::Buy => self.book.bids,
+            Side::Sell => self.book.asks,
+        }
+        .iter_best_first(self.levels)
+    }
+
+    /// The orders resting at `price` on `side`, oldest (first to fill) first.
+    pub fn queue(&self, side: Side, price: u32) -> impl Iterator<Item = &'s Order> + use<'s> {
+        let ladder = match side {
+            Side::Buy => self.book.bids,
+            Side::Sell => self.book.asks,
+        };
+        let head = ladder
+            .find(self.levels, price)
+            .ok()
+            .map_or(NIL, |i| ladder.levels(self.levels)[i].head);
+        let orders = self.orders;
+        std::iter::successors(orders.get_at(head), move |o| orders.get_at(o.next))
+    }
+
+    /// The best bid level.
+    pub fn best_bid(&self) -> Option<&'s Level> {
+        self.book.bids.best(self.levels)
+    }
+
+    /// The best ask level.
+    pub fn best_ask(&self) -> Option<&'s Level> {
+        self.book.asks.best(self.levels)
+    }
+
+    /// The trading state byte of the last H message (`T` trading, `H` halted, `P` paused,
+    /// `Q` quotation only), or 0 if none came.
+    pub fn trading_state(&self) -> u8 {
+        self.book.trading_state
+    }
+
+    /// True when best bid ≥ best ask. Flagged, not asserted: feeds do cross briefly.
+    pub fn crossed(&self) -> bool {
+        self.book.crossed
+    }
+
+    /// True when an order of this book was dropped for a capacity limit: its levels are known
+    /// to be wrong. Serve it as such, never as a correct book.
+    pub fn incomplete(&self) -> bool {
+        self.book.incomplete
+    }
+
+    /// True once a stock directory (R) message named this locate.
+    pub fn listed(&self) -> bool {
+        self.book.listed
+    }
+}
+
+/// All books of a shard.
+pub struct Books<'a> {
+    books: Region<'a, Book>,
+    orders: Pool<'a, Order>,
+    index: OrderIndex,
+    levels: LevelStore<'a>,
+    stats: BookStats,
+}
+
+impl<'a> Books<'a> {
+    /// Empty books sized by `config`, carved from `arena` when given (the order index is on
+    /// the heap).
+    ///
+    /// # Errors
+    /// A capacity the structures cannot hold, or an arena too small for them.
+    pub fn new(config: BooksConfig, arena: Option<&'a Arena>) -> Result<Self, BooksError> {
+        if config.max_symbols > 1 << 16 {
+            return Err(BooksError::TooManySymbols(config.max_symbols));
+        }
+        let orders = match arena {
+            Some(arena) => Pool::in_arena(arena, config.max_orders)?,
+            None => Pool::try_with_capacity(config.max_orders)?,
+        };
+        Ok(Self {
+            books: Region::new(arena, config.max_symbols, |_| Book::new())?,
+            orders,
+            index: OrderIndex::with_capacity(config.max_orders),
+            levels: LevelStore::new(arena, config.max_levels)?,
+            stats: BookStats::default(),
+        })
+    }
+
+    /// Applies one message, calling `out` once for each price level it changed.
+    #[inline]
+    pub fn apply(&mut self, message: &Message<'_>, out: &mut impl FnMut(L2Change)) {
+        self.stats.messages += 1;
+        match message {
+            Message::AddOrder(m) => {
+                let h = m.header();
+                self.add(
+                    h.stock_locate,
+                    m.order_ref(),
+                    m.side(),
+                    m.shares(),
+                    m.price(),
+                    h.timestamp,
+                    out,
+                );
+            }
+            Message::OrderExecuted(m) => {
+                self.stats.executions += 1;
+                self.reduce(
+                    m.order_ref(),
+                    m.executed_shares(),
+                    m.header().timestamp,
+                    out,
+                );
+            }
+            Message::OrderExecutedWithPrice(m) => {
+                // The resting order keeps its own price; the execution price is for the tape.
+                self.stats.executions += 1;
+                self.reduce(
+                    m.order_ref(),
+                    m.executed_shares(),
+                    m.header().timestamp,
+                    out,
+                );
+            }
+            Message::OrderCancel(m) => {
+                self.stats.cancels += 1;
+                self.reduce(
+                    m.order_ref(),
+                    m.cancelled_shares(),
+                    m.header().timestamp,
+                    out,
+                );
+            }
+            Message::OrderDelete(m) => {
+                self.stats.deletes += 1;
+                match self.index.get(m.order_ref()) {
+                    Some(slot) => self.remove_order(slot, m.header().timestamp, out),
+                    None => self.stats.unknown_refs += 1,
+                }
+            }
+            Message::OrderReplace(m) => {
+                self.stats.replaces += 1;
+                self.replace(
+                    m.original_order_ref(),
+                    m.new_order_ref(),
+                    m.shares(),
+                    m.price(),
+                    m.header().timestamp,
+                    out,
+                );
+            }
+            Message::StockDirectory(m) => {
+                let locate = m.header().stock_locate;
+                match self.books.get_mut(locate as usize) {
+                    Some(book) => {
+                        book.symbol = *m.stock();
+                        book.listed = true;
+                    }
+                    None => self.stats.symbols_full += 1,
+                }
+            }
+            Message::TradingAction(m) => {
+                match self.books.get_mut(m.header().stock_locate as usize) {
+                    Some(book) => book.trading_state = m.trading_state(),
+                    None => self.stats.symbols_full += 1,
+                }
+            }
+            _ => self.stats.skipped += 1,
+        }
+    }
+
+    /// Adds an order and emits its level. Returns false if it was not added.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn add(
+        &mut self,
+        locate: u16,
+        reference: u64,
+        side: Side,
+        shares: u32,
+        price: u32,
+        timestamp: u64,
+        out: &mut impl FnMut(L2Change),
+    ) -> bool {
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            self.stats.symbols_full += 1;
+            return false;
+        };
+        if shares == 0 {
+            // An order for nothing is dead on arrival: nothing rests.
+            self.stats.skipped += 1;
+            return false;
+        }
+        let order = Order {
+            reference,
+            price,
+            shares,
+            prev: NIL,
+            next: NIL,
+            locate,
+            side,
+        };
+        let Ok(handle) = self.orders.alloc(order) else {
+            self.stats.orders_full += 1;
+            book.incomplete = true;
+            return false;
+        };
+        let slot = handle.index();
+        match self.index.insert(reference, slot) {
+            Ok(()) => {}
+            Err(IndexError::Duplicate) => {
+                self.stats.duplicate_refs += 1;
+                let _ = self.orders.free(handle);
+                return false;
+            }
+            Err(_) => {
+                self.stats.orders_full += 1;
+                book.incomplete = true;
+                let _ = self.orders.free(handle);
+                return false;
+            }
+        }
+        let ladder = book.ladder_mut(side);
+        let Ok(at) = ladder.level_for(&mut self.levels, price) else {
+            self.stats.levels_full += 1;
+            book.incomplete = true;
+            self.index.remove(reference);
+            let _ = self.orders.free(handle);
+            return false;
+        };
+        let level = &mut ladder.levels_mut(&mut self.levels)[at];
+        let tail = level.tail;
+        level.tail = slot;
+        if tail == NIL {
+            level.head = slot;
+        }
+        level.orders += 1;
+        level.shares += u64::from(shares);
+        let change = L2Change {
+            locate,
+            side,
+            price,
+            shares: level.shares,
+            orders: level.orders,
+            timestamp,
+        };
+        if let Some(prev) = self.orders.get_at_mut(tail) {
+            prev.next = slot;
+        }
+        if let Some(order) = self.orders.get_at_mut(slot) {
+            order.prev = tail;
+        }
+        self.stats.adds += 1;
+        self.emit(change, out);
+        self.update_crossed(locate);
+        true
+    }
+
+    /// Takes `shares` off the order in `reference`, removing it when none are left.
+    #[inline]
+    fn reduce(
+        &mut self,
+        reference: u64,
+        shares: u32,
+        timestamp: u64,
+        out: &mut impl FnMut(L2Change),
+    ) {
+        let Some(slot) = self.index.get(reference) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        let Some(order) = self.orders.get_at_mut(slot) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        if shares >= order.shares {
+            if shares > order.shares {
+                self.stats.overfills += 1;
+            }
+            self.remove_order(slot, timestamp, out);
+            return;
+        }
+        order.shares -= shares;
+        let (locate, side, price) = (order.locate, order.side, order.price);
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            return;
+        };
+        let ladder = book.ladder_mut(side);
+        if let Ok(at) = ladder.find(&self.levels, price) {
+            let level = &mut ladder.levels_mut(&mut self.levels)[at];
+            level.shares -= u64::from(shares);
+            let change = L2Change {
+                locate,
+                side,
+                price,
+                shares: level.shares,
+                orders: level.orders,
+                timestamp,
+            };
+            self.emit(change, out);
+        }
+    }
+
+    /// Removes the order in pool `slot` entirely and emits its level.
+    #[inline]
+    fn remove_order(&mut self, slot: u32, timestamp: u64, out: &mut impl FnMut(L2Change)) {
+        if let Some(change) = self.unlink(slot, timestamp) {
+            self.emit(change, out);
+            self.update_crossed(change.locate);
+        }
+    }
+
+    /// Removes the order in pool `slot` and returns its level's new state, without emitting.
+    fn unlink(&mut self, slot: u32, timestamp: u64) -> Option<L2Change> {
+        let handle = self.orders.handle_at(slot)?;
+        let order = self.orders.free(handle).ok()?;
+        self.index.remove(order.reference);
+        if let Some(prev) = self.orders.get_at_mut(order.prev) {
+            prev.next = order.next;
+        }
+        if let Some(next) = self.orders.get_at_mut(order.next) {
+            next.prev = order.prev;
+        }
+        let book = self.books.get_mut(order.locate as usize)?;
+        let ladder = book.ladder_mut(order.side);
+        let at = ladder.find(&self.levels, order.price).ok()?;
+        let level = &mut ladder.levels_mut(&mut self.levels)[at];
+        if level.head == slot {
+            level.head = order.next;
+        }
+        if level.tail == slot {
+            level.tail = order.prev;
+        }
+        level.orders -= 1;
+        level.shares -= u64::from(order.shares);
+        let change = L2Change {
+            locate: order.locate,
+            side: order.side,
+            price: order.price,
+            shares: level.shares,
+            orders: level.orders,
+            timestamp,
+        };
+        if level.orders == 0 {
+            ladder.remove(&mut self.levels, at);
+        }
+        Some(change)
+    }
+
+    /// U: the old order leaves (priority lost), a new one joins the back of its new price,
+    /// same side and book. When both are at one price, one change carries the final state.
+    fn replace(
+        &mut self,
+        original: u64,
+        new: u64,
+        shares: u32,
+        price: u32,
+        timestamp: u64,
+        out: &mut impl FnMut(L2Change),
+    ) {
+        let Some(slot) = self.index.get(original) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        let Some(old) = self.unlink(slot, timestamp) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        if old.price != price {
+            self.emit(old, out);
+        }
+        let added = self.add(old.locate, new, old.side, shares, price, timestamp, out);
+        if !added && old.price == price {
+            self.emit(old, out);
+        }
+        self.update_crossed(old.locate);
+    }
+
+    #[inline(always)]
+    fn emit(&mut self, change: L2Change, out: &mut impl FnMut(L2Change)) {
+        self.stats.changes += 1;
+        out(change);
+    }
+
+    #[inline]
+    fn update_crossed(&mut self, locate: u16) {
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            return;
+        };
+        let crossed = match (book.bids.best(&self.levels), book.asks.best(&self.levels)) {
+            (Some(bid), Some(ask)) => bid.price >= ask.price,
+            _ => false,
+        };
+        if crossed && !book.crossed {
+            self.stats.crossed += 1;
+        }
+        book.crossed = crossed;
+    }
+
+    /// The book of `locate`, if the locate is within capacity.
+    pub fn book(&self, locate: u16) -> Option<BookView<'_>> {
+        Some(BookView {
+            locate,
+            book: self.books.get(locate as usize)?,
+            levels: &self.levels,
+            orders: &self.orders,
+        })
+    }
+
+    /// Every book a stock directory message listed, by locate.
+    pub fn listed(&self) -> impl Iterator<Item = BookView<'_>> {
+        self.books
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.listed)
+            .map(|(i, book)| BookView {
+                locate: i as u16,
+                book,
+                levels: &self.levels,
+                orders: &self.orders,
+            })
+    }
+
+    /// The locate of `symbol` (as listed by a stock directory message), searched linearly.
+    pub fn locate_of(&self, symbol: &str) -> Option<u16> {
+        self.listed()
+            .find(|b| b.symbol() == symbol)
+            .map(|b| b.locate())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &BookStats {
+        &self.stats
+    }
+
+    /// Orders resting across all books.
+    pub fn live_orders(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Levels lent to ladders across all books (block granularity).
+    pub fn levels_reserved(&self) -> u64 {
+        self.levels.lent()
+    }
+}
+
+impl std::fmt::Debug for Books<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Books")
+            .field("symbols", &self.books.len())
+            .field("orders", &self.orders)
+            .field("levels", &self.levels)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::feed::itch::encode::{self, EncHeader};
+    use crate::feed::itch::parse;
+
+    const AAPL: u16 = 1;
+    const MSFT: u16 = 2;
+
+    fn h(locate: u16) -> EncHeader {
+        EncHeader {
+            stock_locate: locate,
+            tracking: 0,
+            timestamp: 42,
+        }
+    }
+
+    /// Books with two listed symbols, and a way to feed them encoded messages.
+    struct Fixture {
+        books: Books<'static>,
+        changes: Vec<L2Change>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let config = BooksConfig {
+                max_orders: 64,
+                max_levels: 64,
+                max_symbols: 8,
+            };
+            let mut f = Self {
+                books: Books::new(config, None).unwrap(),
+                changes: Vec::new(),
+            };
+            f.send(&encode::stock_directory(h(AAPL), encode::stock("AAPL")));
+            f.send(&encode::stock_directory(h(MSFT), encode::stock("MSFT")));
+            f
+        }
+
+        fn send(&mut self, bytes: &[u8]) -> Vec<L2Change> {
+            let message = parse(bytes).unwrap();
+            let mut out = Vec::new();
+            self.books.apply(&message, &mut |c| out.push(c));
+            self.changes.extend(&out);
+            out
+        }
+
+        fn add(
+            &mut self,
+            locate: u16,
+            r: u64,
+            side: Side,
+            shares: u32,
+            price: u32,
+        ) -> Vec<L2Change> {
+            let stock = encode::stock(if locate == AAPL { "AAPL" } else { "MSFT" });
+            self.send(&encode::add_order(
+                h(locate),
+                r,
+                side,
+                shares,
+                stock,
+                price,
+                None,
+            ))
+        }
+
+        fn levels(&self, locate: u16, side: Side) -> Vec<(u32, u64, u32)> {
+            let book = self.books.book(locate).unwrap();
+            book.side(side)
+                .map(|l| (l.price, l.shares, l.orders))
+                .collect()
+        }
+
+        fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<u64> {
+            let book = self.books.book(locate).unwrap();
+            book.queue(side, price).map(|o| o.reference).collect()
+        }
+    }
+
+    fn change(locate: u16, side: Side, price: u32, shares: u64, orders: u32) -> L2Change {
+        L2Change {
+            locate,
+            side,
+            price,
+            shares,
+            orders,
+            timestamp: 42,
+        }
+    }
+
+    #[test]
+    fn adds_aggregate_per_level_and_keep_time_priority() {
+        let mut f = Fixture::new();
+        assert_eq!(
+            f.add(AAPL, 1, Side::Buy, 100, 1000),
+            [change(AAPL, Side::Buy, 1000, 100, 1)]
+        );
+        f.add(AAPL, 2, Side::Buy, 50, 1000);
+        f.add(AAPL, 3, Side::Buy, 10, 990);
+        f.add(AAPL, 4, Side::Sell, 70, 1010);
+        f.add(MSFT, 5, Side::Sell, 5, 2000);
+        assert_eq!(f.levels(AAPL, Side::Buy), [(1000, 150, 2), (990, 10, 1)]);
+        assert_eq!(f.levels(AAPL, Side::Sell), [(1010, 70, 1)]);
+        assert_eq!(f.levels(MSFT, Side::Sell), [(2000, 5, 1)]);
+        assert_eq!(f.queue(AAPL, Side::Buy, 1000), [1, 2]);
+        let aapl = f.books.book(AAPL).unwrap();
+        assert_eq!(aapl.symbol(), "AAPL");
+        assert_eq!(aapl.best_bid().map(|l| l.price), Some(1000));
+        assert_eq!(aapl.best_ask().map(|l| l.price), Some(1010));
+        assert_eq!(f.books.locate_of("MSFT"), Some(MSFT));
+        assert_eq!(f.books.live_orders(), 5);
+    }
+
+    #[test]
+    fn executions_cancels_and_deletes_reduce_then_remove() {
+        let mut f = Fixture::new();
+        f.add(AAPL, 1, Side::Sell, 100, 1000);
+        f.add(AAPL, 2, Side::Sell, 100, 1000);
+        assert_eq!(
+            f.send(&encode::order_executed(h(AAPL), 1, 30, 9)),
+            [change(AAPL, Side::Sell, 1000, 170, 2)]
+        );
+        // C: the resting order keeps its own price whatever the execution price
+        assert_eq!(
+            f.send(&encode::order_executed_with_price(
+                h(AAPL),
+                1,
+                20,
+                10,
+                true,
+                1234
+            )),
+            [change(AAPL, Side::Sell, 1000, 150, 2)]
+        );
+        assert_eq!(
+            f.send(&encode::order_cancel(h(AAPL), 2, 60)),
+            [change(AAPL, Side::Sell, 1000, 90, 2)]
+        );
+        // executing the rest removes order 1; its queue successor moves up
+        assert_eq!(
+            f.send(&encode::order_executed(h(AAPL), 1, 50, 11)),
+            [change(AAPL, Side::Sell, 1000, 40, 1)]
+        );
+        assert_eq!(f.queue(AAPL, Side::Sell, 1000), [2]);
+        assert_eq!(
+            f.send(&encode::order_delete(h(AAPL), 2)),
+            [change(AAPL, Side::Sell, 1000, 0, 0)]
+        );
+        assert!(f.levels(AAPL, Side::Sell).is_empty());
+        assert_eq!(f.books.live_orders(), 0);
+        let s = f.books.stats();
+        assert_eq!(
+            (s.executions, s.cancels, s.deletes, s.overfills),
+            (3, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn replace_loses_priority_keeps_side_and_book() {
+        let mut f = Fixture::new();
+        f.add(AAPL, 1, Side::Buy, 100, 1000);
+        f.add(AAPL, 2, Side::Buy, 100, 1000);
+        // same price: one change with the final state, order 3 now at the back
+        assert_eq!(
+            f.send(&encode::order_replace(h(AAPL), 1, 3, 40, 1000)),
+            [change(AAPL, Side::Buy, 1000, 140, 2)]
+        );
+        assert_eq!(f.queue(AAPL, Side::Buy, 1000), [2, 3]);
+        // new price: the old level first, then the new one
+        assert_eq!(
+            f.send(&encode::order_replace(h(AAPL), 2, 4, 10, 1005)),
+            [
+                change(AAPL, Side::Buy, 1000, 40, 1),
+                change(AAPL, Side::Buy, 1005, 10, 1)
+            ]
+        );
+        assert_eq!(f.levels(AAPL, Side::Buy), [(1005, 10, 1), (1000, 40, 1)]);
+        // the replaced reference is gone, the new one works
+        f.send(&encode::order_delete(h(AAPL), 2));
+        assert_eq!(f.books.stats().unknown_refs, 1);
+        f.send(&encode::order_delete(h(AAPL), 4));
+        assert_eq!(f.levels(AAPL, Side::Buy), [(1000, 40, 1)]);
+    }
+
+    #[test]
+    fn bad_references_are_counted_not_fatal() {
+        let mut f = Fixture::new();
+        f.add(AAPL, 1, Side::Buy, 100, 1000);
+        assert!(
+            f.send(&encode::order_executed(h(AAPL), 99, 1, 1))
+                .is_empty()
+        );
+        assert!(f.send(&encode::order_cancel(h(AAPL), 99, 1)).is_empty());
+        assert!(f.send(&encode::order_delete(h(AAPL), 99)).is_empty());
+        assert!(
+            f.send(&encode::order_replace(h(AAPL), 99, 100, 1, 1))
+                .is_empty()
+        );
+        assert!(
+            f.add(AAPL, 1, Side::Sell, 5, 5).is_empty(),
+            "duplicate reference ignored"
+        );
+        // executing more than rests removes the order and counts it
+        f.send(&encode::order_executed(h(AAPL), 1, 500, 2));
+        let s = *f.books.stats();
+        assert_eq!((s.unknown_refs, s.duplicate_refs, s.overfills), (4, 1, 1));
+        assert!(f.levels(AAPL, Side::Buy).is_empty());
+    }
+
+    #[test]
+    fn a_crossed_book_is_flagged_and_cleared() {
+        let mut f = Fixture::new();
+        f.add(AAPL, 1, Side::Sell, 100, 1000);
+        f.add(AAPL, 2, Side::Buy, 100, 1001);
+        assert!(f.books.book(AAPL).unwrap().crossed());
+        f.send(&encode::order_delete(h(AAPL), 1));
+        assert!(!f.books.book(AAPL).unwrap().crossed());
+        assert_eq!(f.books.stats().crossed, 1);
+    }
+
+    #[test]
+    fn capacity_limits_are_counted_and_flag_the_book() {
+        let mut f = Fixture::new();
+        // 64 levels: 8 per block; each side of a book grows 8 -> 16 -> 32 -> 64
+        for i in 0..40 {
+            f.add(AAPL, i, Side::Buy, 1, 1000 + i as u32);
+        }
+        assert_eq!(
+            f.books.stats().levels_full,
+            8,
+            "32 levels fit, then no block of 64"
+        );
+        assert!(f.books.book(AAPL).unwrap().incomplete());
+        assert!(!f.books.book(MSFT).unwrap().incomplete());
+        for i in 100..200 {
+            f.add(MSFT, i, Side::Sell, 1, 5000);
+        }
+        assert!(f.books.stats().orders_full > 0);
+        assert!(f.books.book(MSFT).unwrap().incomplete());
+        // a locate beyond max_symbols
+        f.add(9, 1000, Side::Buy, 1, 1);
+        assert_eq!(f.books.stats().symbols_full, 1);
+        assert_eq!(f.books.live_orders(), 64);
+    }
+
+    #[test]
+    fn trading_state_and_skipped_messages() {
+        let mut f = Fixture::new();
+        f.send(&encode::trading_action(
+            h(AAPL),
+            encode::stock("AAPL"),
+            b'H',
+            *b"    ",
+        ));
+        assert_eq!(f.books.book(AAPL).unwrap().trading_state(), b'H');
+        let trade = encode::trade(h(AAPL), 0, Side::Buy, 1, encode::stock("AAPL"), 1, 1);
+        assert!(f.send(&trade).is_empty());
+        assert_eq!(f.books.stats().skipped, 1);
+    }
+}

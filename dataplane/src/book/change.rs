@@ -1,0 +1,22 @@
+//! [`L2Change`]: the one record a book emits per change, the event the data plane publishes.
+
+use crate::feed::itch::Side;
+
+/// The new state of one price level after a change: `shares == 0` (and `orders == 0`) means the
+/// level is gone. Applying every change in order to an empty price → (shares, orders) map per
+/// side reproduces the book's L2 state exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L2Change {
+    /// The book's stock locate.
+    pub locate: u16,
+    /// Which side of the book.
+    pub side: Side,
+    /// Price in integer ticks (4 implied decimals).
+    pub price: u32,
+    /// Aggregate shares resting at the price after the change.
+    pub shares: u64,
+    /// Number of orders resting at the price after the change.
+    pub orders: u32,
+    /// Exchange timestamp of the message that caused it, ns since midnight.
+    pub timestamp: u64,
+}

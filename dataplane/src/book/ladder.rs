@@ -1,0 +1,266 @@
+//! [`Ladder`]: one side of a book, a sorted array of 64-byte levels with the best at the end.
+//!
+//! Activity concentrates at the touch, so the array is ordered worst → best and the best level
+//! is the last element: best price is O(1), a new level near the touch shifts only the few
+//! levels in front of it, and a lookup scans a few lines back from the end before falling back
+//! to binary search. Bids sort by ascending price, asks by descending price; both compare a
+//! `key` (`price` for bids, `!price` for asks) so the code has no side branches.
+//!
+//! The levels live in a block of the shard's [`LevelStore`]; a full block is swapped for one
+//! twice as large, an emptied ladder returns its block.
+
+use super::level::Level;
+use super::level_store::{Block, LevelStore};
+use crate::feed::itch::Side;
+
+/// How many levels behind the best a lookup scans linearly before binary search.
+const LINEAR_SCAN: usize = 8;
+
+/// A side with no room left for another level: the store is exhausted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelsFull;
+
+/// One side of one book.
+#[derive(Clone, Copy, Debug)]
+pub struct Ladder {
+    block: Option<Block>,
+    len: u32,
+    /// XOR mask turning a price into a sort key: 0 for bids, `u32::MAX` for asks.
+    flip: u32,
+}
+
+impl Ladder {
+    /// An empty ladder for `side`; it takes no levels until its first one.
+    pub const fn new(side: Side) -> Self {
+        Self {
+            block: None,
+            len: 0,
+            flip: match side {
+                Side::Buy => 0,
+                Side::Sell => u32::MAX,
+            },
+        }
+    }
+
+    /// The side this ladder holds.
+    pub const fn side(&self) -> Side {
+        if self.flip == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        }
+    }
+
+    /// Number of price levels.
+    #[inline(always)]
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when the side has no level.
+    #[inline(always)]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The levels, worst first (the best is last).
+    #[inline(always)]
+    pub fn levels<'s>(&self, store: &'s LevelStore<'_>) -> &'s [Level] {
+        match self.block {
+            Some(block) => &store.block(block)[..self.len as usize],
+            None => &[],
+        }
+    }
+
+    /// The levels, mutably, worst first.
+    #[inline(always)]
+    pub fn levels_mut<'s>(&self, store: &'s mut LevelStore<'_>) -> &'s mut [Level] {
+        match self.block {
+            Some(block) => &mut store.block_mut(block)[..self.len as usize],
+            None => &mut [],
+        }
+    }
+
+    /// The best level, if any.
+    #[inline(always)]
+    pub fn best<'s>(&self, store: &'s LevelStore<'_>) -> Option<&'s Level> {
+        self.levels(store).last()
+    }
+
+    /// The levels best first.
+    pub fn iter_best_first<'s>(
+        &self,
+        store: &'s LevelStore<'_>,
+    ) -> impl Iterator<Item = &'s Level> + use<'s> {
+        self.levels(store).iter().rev()
+    }
+
+    #[inline(always)]
+    fn key(&self, price: u32) -> u32 {
+        price ^ self.flip
+    }
+
+    /// Where `price` is: `Ok(index)` if it has a level, `Err(index)` where its level would go.
+    #[inline]
+    pub fn find(&self, store: &LevelStore<'_>, price: u32) -> Result<usize, usize> {
+        let levels = self.levels(store);
+        let key = self.key(price);
+        // Scan back from the best: most traffic is within a few levels of the touch.
+        let mut i = levels.len();
+        let floor = i.saturating_sub(LINEAR_SCAN);
+        while i > floor {
+            let k = self.key(levels[i - 1].price);
+            if k == key {
+                return Ok(i - 1);
+            }
+            if k < key {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        levels[..floor].binary_search_by_key(&key, |l| self.key(l.price))
+    }
+
+    /// The index of `price`'s level, creating an empty one if there is none.
+    ///
+    /// # Errors
+    /// [`LevelsFull`] when the side needs a larger block and the store has none; the ladder is
+    /// unchanged.
+    #[inline]
+    pub fn level_for(
+        &mut self,
+        store: &mut LevelStore<'_>,
+        price: u32,
+    ) -> Result<usize, LevelsFull> {
+        match self.find(store, price) {
+            Ok(i) => Ok(i),
+            Err(i) => {
+                self.reserve_one(store)?;
+                let len = self.len as usize;
+                self.len += 1;
+                let levels = self.levels_mut(store);
+                levels.copy_within(i..len, i + 1);
+                levels[i] = Level::empty(price);
+                Ok(i)
+            }
+        }
+    }
+
+    /// Removes the level at `index` (which the caller has emptied).
+    #[inline]
+    pub fn remove(&mut self, store: &mut LevelStore<'_>, index: usize) {
+        let len = self.len as usize;
+        if index >= len {
+            return;
+        }
+        self.levels_mut(store).copy_within(index + 1..len, index);
+        self.len -= 1;
+        if self.len == 0
+            && let Some(block) = self.block.take()
+        {
+            store.release(block);
+        }
+    }
+
+    /// Removes every level and returns the block to the store.
+    pub fn clear(&mut self, store: &mut LevelStore<'_>) {
+        if let Some(block) = self.block.take() {
+            store.release(block);
+        }
+        self.len = 0;
+    }
+
+    /// Makes room for one more level, moving to a larger block if needed.
+    fn reserve_one(&mut self, store: &mut LevelStore<'_>) -> Result<(), LevelsFull> {
+        match self.block {
+            Some(block) if self.len < block.capacity() => Ok(()),
+            Some(block) => {
+                let bigger = store.alloc(block.class + 1).ok_or(LevelsFull)?;
+                store.copy(block, bigger, self.len);
+                store.release(block);
+                self.block = Some(bigger);
+                Ok(())
+            }
+            None => {
+                self.block = Some(store.alloc(0).ok_or(LevelsFull)?);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn prices(ladder: &Ladder, store: &LevelStore<'_>) -> Vec<u32> {
+        ladder.iter_best_first(store).map(|l| l.price).collect()
+    }
+
+    #[test]
+    fn bids_best_is_highest_asks_best_is_lowest() {
+        let mut store = LevelStore::new(None, 1024).unwrap();
+        let mut bids = Ladder::new(Side::Buy);
+        let mut asks = Ladder::new(Side::Sell);
+        for p in [100, 300, 200, 250, 50] {
+            bids.level_for(&mut store, p).unwrap();
+            asks.level_for(&mut store, p).unwrap();
+        }
+        assert_eq!(prices(&bids, &store), [300, 250, 200, 100, 50]);
+        assert_eq!(prices(&asks, &store), [50, 100, 200, 250, 300]);
+        assert_eq!(bids.best(&store).map(|l| l.price), Some(300));
+        assert_eq!(asks.best(&store).map(|l| l.price), Some(50));
+        assert_eq!(bids.side(), Side::Buy);
+    }
+
+    #[test]
+    fn grows_through_blocks_and_finds_every_level() {
+        let mut store = LevelStore::new(None, 4096).unwrap();
+        let mut asks = Ladder::new(Side::Sell);
+        // insertion order scattered so both the scan and the binary search are exercised
+        let ps: Vec<u32> = (0..1000).map(|i| (i * 7919) % 1000 + 1).collect();
+        for &p in &ps {
+            let i = asks.level_for(&mut store, p).unwrap();
+            asks.levels_mut(&mut store)[i].shares += 1;
+        }
+        assert_eq!(asks.len(), 1000);
+        for p in 1..=1000 {
+            let i = asks.find(&store, p).unwrap();
+            assert_eq!(asks.levels(&store)[i].price, p);
+            assert_eq!(asks.levels(&store)[i].shares, 1);
+        }
+        assert_eq!(asks.find(&store, 5000), Err(0));
+        assert_eq!(asks.find(&store, 0), Err(1000));
+        assert_eq!(store.lent(), 1024, "one block of 1024 after growing");
+    }
+
+    #[test]
+    fn removing_the_last_level_returns_the_block() {
+        let mut store = LevelStore::new(None, 16).unwrap();
+        let mut bids = Ladder::new(Side::Buy);
+        bids.level_for(&mut store, 10).unwrap();
+        bids.level_for(&mut store, 20).unwrap();
+        bids.remove(&mut store, 1);
+        assert_eq!(prices(&bids, &store), [10]);
+        bids.remove(&mut store, 0);
+        assert!(bids.is_empty());
+        assert_eq!(store.lent(), 0);
+        bids.remove(&mut store, 0); // out of range: no-op
+    }
+
+    #[test]
+    fn full_store_is_an_error_and_leaves_the_ladder_intact() {
+        let mut store = LevelStore::new(None, 8).unwrap();
+        let mut bids = Ladder::new(Side::Buy);
+        for p in 0..8 {
+            bids.level_for(&mut store, p).unwrap();
+        }
+        assert_eq!(bids.level_for(&mut store, 100), Err(LevelsFull));
+        assert_eq!(bids.len(), 8);
+        assert_eq!(
+            bids.level_for(&mut store, 3),
+            Ok(3),
+            "existing levels still found"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! [`ReferenceBooks`]: the plain, obviously correct book that the fast one is checked against.
+//!
+//! A `HashMap` of orders and a `BTreeMap` of price → (shares, orders) per side, rebuilt from
+//! first principles on every message; no capacity limits, no cleverness. The differential tests
+//! compare [`super::Books`] with it on long generated streams, and the book bench uses it as the
+//! "plain BTreeMap book" peer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::feed::itch::{Message, Side};
+
+#[derive(Clone, Copy, Debug)]
+struct RefOrder {
+    locate: u16,
+    side: Side,
+    price: u32,
+    shares: u32,
+}
+
+/// One side: price → (aggregate shares, order count).
+type SideMap = BTreeMap<u32, (u64, u32)>;
+
+/// Every book, the simple way.
+#[derive(Debug, Default)]
+pub struct ReferenceBooks {
+    orders: HashMap<u64, RefOrder>,
+    books: HashMap<u16, (SideMap, SideMap)>,
+    symbols: HashMap<u16, String>,
+}
+
+impl ReferenceBooks {
+    /// Empty books.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one message.
+    pub fn apply(&mut self, message: &Message<'_>) {
+        match message {
+            Message::AddOrder(m) => self.add(
+                m.order_ref(),
+                m.header().stock_locate,
+                m.side(),
+                m.price(),
+                m.shares(),
+            ),
+            Message::OrderExecuted(m) => self.reduce(m.order_ref(), m.executed_shares()),
+            Message::OrderExecutedWithPrice(m) => self.reduce(m.order_ref(), m.executed_shares()),
+            Message::OrderCancel(m) => self.reduce(m.order_ref(), m.cancelled_shares()),
+            Message::OrderDelete(m) => self.reduce(m.order_ref(), u32::MAX),
+            Message::OrderReplace(m) => {
+                if let Some(old) = self.orders.get(&m.original_order_ref()).copied() {
+                    self.reduce(m.original_order_ref(), u32::MAX);
+                    self.add(
+                        m.new_order_ref(),
+                        old.locate,
+                        old.side,
+                        m.price(),
+                        m.shares(),
+                    );
+                }
+            }
+            Message::StockDirectory(m) => {
+                let name = String::from_utf8_lossy(m.stock()).trim_end().to_owned();
+                self.symbols.insert(m.header().stock_locate, name);
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, reference: u64, locate: u16, side: Side, price: u32, shares: u32) {
+        if shares == 0 || self.orders.contains_key(&reference) {
+            return;
+        }
+        self.orders.insert(
+            reference,
+            RefOrder {
+                locate,
+                side,
+                price,
+                shares,
+            },
+        );
+        let level = self.side_mut(locate, side).entry(price).or_insert((0, 0));
+        level.0 += u64::from(shares);
+        level.1 += 1;
+    }
+
+    fn reduce(&mut self, reference: u64, shares: u32) {
+        let Some(order) = self.orders.get_mut(&reference) else {
+            return;
+        };
+        let taken = shares.min(order.shares);
+        order.shares -= taken;
+        let order = *order;
+        if order.shares == 0 {
+            self.orders.remove(&reference);
+        }
+        let side = self.side_mut(order.locate, order.side);
+        if let Some(level) = side.get_mut(&order.price) {
+            level.0 -= u64::from(taken);
+            if order.shares == 0 {
+                level.1 -= 1;
+            }
+            if level.1 == 0 {
+                side.remove(&order.price);
+            }
+        }
+    }
+
+    fn side_mut(&mut self, locate: u16, side: Side) -> &mut SideMap {
+        let book = self.books.entry(locate).or_default();
+        match side {
+            Side::Buy => &mut book.0,
+            Side::Sell => &mut book.1,
+        }
+    }
+
+    /// The levels of one side as `(price, shares, orders)`, best first.
+    pub fn levels(&self, locate: u16, side: Side) -> Vec<(u32, u64, u32)> {
+        let Some((bids, asks)) = self.books.get(&locate) else {
+            return Vec::new();
+        };
+        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        match side {
+            Side::Buy => bids.iter().rev().map(flat).collect(),
+            Side::Sell => asks.iter().map(flat).collect(),
+        }
+    }
+
+    /// Locates that have (or had) orders or a directory entry.
+    pub fn locates(&self) -> Vec<u16> {
+        let mut all: Vec<u16> = self
+            .books
+            .keys()
+            .chain(self.symbols.keys())
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The symbol a directory message gave `locate`.
+    pub fn symbol(&self, locate: u16) -> Option<&str> {
+        self.symbols.get(&locate).map(String::as_str)
+    }
+
+    /// Orders resting across all books.
+    pub fn live_orders(&self) -> usize {
+        self.orders.len()
+    }
+}

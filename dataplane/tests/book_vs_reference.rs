@@ -1,0 +1,196 @@
+//! Differential test: the fast L3 book against the plain BTreeMap/HashMap reference, on long
+//! generated streams over many symbols and seeds. At every checkpoint and at the end, every
+//! book's full L2 state must be identical — and so must an L2 mirror rebuilt only from the
+//! emitted change records, which proves the records say everything.
+
+use std::collections::{BTreeMap, HashMap};
+
+use dataplane::book::reference::ReferenceBooks;
+use dataplane::book::{Books, BooksConfig, L2Change};
+use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::feed::itch::{Side, parse};
+
+type Levels = Vec<(u32, u64, u32)>;
+
+/// Price → (shares, orders) per (locate, side), built from change records alone.
+#[derive(Default)]
+struct Mirror(HashMap<(u16, bool), BTreeMap<u32, (u64, u32)>>);
+
+impl Mirror {
+    fn apply(&mut self, c: L2Change) {
+        let side = self.0.entry((c.locate, c.side == Side::Buy)).or_default();
+        if c.shares == 0 {
+            assert_eq!(c.orders, 0, "a removed level has no orders: {c:?}");
+            side.remove(&c.price);
+        } else {
+            assert!(c.orders > 0, "a level with shares has orders: {c:?}");
+            side.insert(c.price, (c.shares, c.orders));
+        }
+    }
+
+    fn levels(&self, locate: u16, side: Side) -> Levels {
+        let Some(map) = self.0.get(&(locate, side == Side::Buy)) else {
+            return Vec::new();
+        };
+        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        match side {
+            Side::Buy => map.iter().rev().map(flat).collect(),
+            Side::Sell => map.iter().map(flat).collect(),
+        }
+    }
+}
+
+fn fast_levels(books: &Books<'_>, locate: u16, side: Side) -> Levels {
+    books
+        .book(locate)
+        .map(|b| {
+            b.side(side)
+                .map(|l| (l.price, l.shares, l.orders))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Compares every book (but those the fast side could not hold, if `skip_incomplete`);
+/// returns how many sides compared had at least one level.
+fn compare(
+    books: &Books<'_>,
+    mirror: &Mirror,
+    reference: &ReferenceBooks,
+    at: u64,
+    skip_incomplete: bool,
+) -> usize {
+    let mut non_empty = 0;
+    for locate in reference.locates() {
+        if skip_incomplete && books.book(locate).is_none_or(|b| b.incomplete()) {
+            continue;
+        }
+        for side in [Side::Buy, Side::Sell] {
+            let want = reference.levels(locate, side);
+            let got = fast_levels(books, locate, side);
+            assert_eq!(
+                got, want,
+                "locate {locate} {side:?} differs after {at} messages"
+            );
+            if !skip_incomplete {
+                assert_eq!(
+                    mirror.levels(locate, side),
+                    want,
+                    "L2 mirror of locate {locate} {side:?} differs after {at} messages"
+                );
+            }
+            non_empty += usize::from(!want.is_empty());
+        }
+        if let (Some(book), Some(name)) = (books.book(locate), reference.symbol(locate)) {
+            assert_eq!(book.symbol(), name);
+        }
+    }
+    non_empty
+}
+
+/// Runs `messages` generated messages through both books, comparing every `every`.
+fn run(
+    config: GeneratorConfig,
+    books_config: BooksConfig,
+    messages: u64,
+    every: u64,
+) -> Books<'static> {
+    let mut generator = Generator::new(config);
+    let mut books = Books::new(books_config, None).unwrap();
+    let mut reference = ReferenceBooks::new();
+    let mut mirror = Mirror::default();
+    let complete = books_config == BooksConfig::default();
+    let mut buf = Vec::with_capacity(64);
+    let mut compared = 0;
+    for i in 1..=messages {
+        buf.clear();
+        generator.next_into(&mut buf);
+        let message = parse(&buf).unwrap();
+        books.apply(&message, &mut |c| mirror.apply(c));
+        reference.apply(&message);
+        if i % every == 0 || i == messages {
+            compared = compared.max(compare(&books, &mirror, &reference, i, !complete));
+        }
+    }
+    assert!(compared > 0, "no checkpoint compared a non-empty book");
+    if complete {
+        assert_eq!(books.live_orders(), reference.live_orders());
+    }
+    books
+}
+
+#[test]
+fn fast_book_matches_reference_over_millions_of_messages() {
+    let cases = [
+        (1, 100u16, 1_000_000u64),
+        (2, 500, 400_000),
+        (3, 20, 400_000),
+        (4, 2000, 400_000),
+    ];
+    for (seed, symbols, messages) in cases {
+        let books = run(
+            GeneratorConfig { symbols, seed },
+            BooksConfig::default(),
+            messages,
+            50_000,
+        );
+        let s = books.stats();
+        assert_eq!(s.messages, messages);
+        assert!(
+            s.adds > messages / 4 && s.executions > 0 && s.cancels > 0,
+            "{s:?}"
+        );
+        assert!(s.deletes > 0 && s.replaces > 0 && s.skipped > 0, "{s:?}");
+        assert_eq!(
+            s.unknown_refs + s.duplicate_refs,
+            0,
+            "generated streams are clean: {s:?}"
+        );
+        assert_eq!(s.orders_full + s.levels_full + s.symbols_full, 0, "{s:?}");
+    }
+}
+
+#[test]
+fn capacity_limits_are_counted_and_spare_the_other_books() {
+    // Too few orders and levels for the flow: adds get refused. Refusals are counted, the books
+    // that lost an order say so, and every other book still matches the reference exactly.
+    let config = BooksConfig {
+        max_orders: 3_000,
+        max_levels: 2_048,
+        max_symbols: 64,
+    };
+    let books = run(
+        GeneratorConfig {
+            symbols: 40,
+            seed: 7,
+        },
+        config,
+        200_000,
+        10_000,
+    );
+    let s = books.stats();
+    assert!(
+        s.orders_full > 0 || s.levels_full > 0,
+        "limits were not hit: {s:?}"
+    );
+    assert!(books.listed().any(|b| b.incomplete()));
+}
+
+#[test]
+fn locates_beyond_capacity_are_counted() {
+    let config = BooksConfig {
+        max_symbols: 10,
+        ..BooksConfig::default()
+    };
+    let books = run(
+        GeneratorConfig {
+            symbols: 30,
+            seed: 3,
+        },
+        config,
+        50_000,
+        10_000,
+    );
+    assert!(books.stats().symbols_full > 0);
+    assert_eq!(books.listed().count(), 9, "locates 1..=9 fit in 10 books");
+}

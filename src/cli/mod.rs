@@ -1,0 +1,4 @@
+//! The subcommands of the `pinbook` binary, one file each.
+
+pub mod generate;
+pub mod replay;
