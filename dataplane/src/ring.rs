@@ -57,11 +57,13 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         capacity,
     });
     let producer = Producer {
+        slots: Slots::of(&shared),
         shared: Arc::clone(&shared),
         tail: 0,
         cached_head: 0,
     };
     let consumer = Consumer {
+        slots: Slots::of(&shared),
         shared,
         head: 0,
         cached_tail: 0,
@@ -90,6 +92,35 @@ impl<T> Shared<T> {
         // SAFETY: `slots.len() == mask + 1` (set in `ring` and never changed), so `pos & mask`
         // is in bounds.
         unsafe { self.slots.get_unchecked(i) }
+    }
+}
+
+/// A handle's own copy of where the slots are, so the hot path reads its own line only
+/// instead of chasing the `Arc` to the shared struct (see benches/ring.rs).
+struct Slots<T> {
+    first: std::ptr::NonNull<UnsafeCell<MaybeUninit<T>>>,
+    mask: usize,
+    capacity: usize,
+}
+
+impl<T> Slots<T> {
+    fn of(shared: &Shared<T>) -> Self {
+        Self {
+            // from the whole slice, so the pointer may reach every slot
+            first: std::ptr::NonNull::from(&*shared.slots).cast(),
+            mask: shared.mask,
+            capacity: shared.capacity,
+        }
+    }
+
+    /// The slot that index `pos` maps to.
+    #[inline(always)]
+    fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `first` points at the first of `mask + 1` slots of the shared buffer, which
+        // the handle holding this view keeps alive through its `Arc` (the buffer is never
+        // reallocated), and `pos & mask <= mask` is in bounds. Slots are only accessed through
+        // `UnsafeCell`, so a shared reference to one is fine.
+        unsafe { self.first.add(pos & self.mask).as_ref() }
     }
 }
 
@@ -146,6 +177,7 @@ impl<T> std::error::Error for PushError<T> {}
 /// The writing end of a ring. Exactly one exists per ring.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Our copy of `shared.tail`; we are its only writer.
     tail: usize,
     /// The consumer's `head` as last read; `head` only grows, so this is a lower bound.
@@ -232,7 +264,7 @@ impl<T> Producer<T> {
 
     #[inline(always)]
     fn free_slots_cached(&self) -> usize {
-        self.shared.capacity - self.tail.wrapping_sub(self.cached_head)
+        self.slots.capacity - self.tail.wrapping_sub(self.cached_head)
     }
 
     #[inline]
@@ -245,8 +277,8 @@ impl<T> Producer<T> {
     /// Writes `value` into the slot of index `pos` without publishing it.
     #[inline(always)]
     fn write(&self, pos: usize, value: T) {
-        debug_assert!(pos.wrapping_sub(self.cached_head) < self.shared.capacity);
-        self.shared.slot(pos).with_mut(|p| {
+        debug_assert!(pos.wrapping_sub(self.cached_head) < self.slots.capacity);
+        self.slots.slot(pos).with_mut(|p| {
             // SAFETY: callers only pass `tail <= pos < cached_head + capacity` (checked against
             // the free count just before), so the slot is empty: the consumer finished with it
             // (its `head` passed it, seen with Acquire) and will not read it before we publish.
@@ -283,6 +315,7 @@ impl<T> fmt::Debug for Producer<T> {
 /// The reading end of a ring. Exactly one exists per ring.
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Our copy of `shared.head`; we are its only writer.
     head: usize,
     /// The producer's `tail` as last read; `tail` only grows, so this is a lower bound.
@@ -312,7 +345,7 @@ impl<T> Consumer<T> {
         if self.available_cached() == 0 && self.refresh_available() == 0 {
             return None;
         }
-        let slot = self.shared.slot(self.head);
+        let slot = self.slots.slot(self.head);
         // SAFETY: `head < tail`, so the slot is initialised, and the producer will not
         // overwrite it until we advance `head`, which needs `&mut self` and so ends this borrow.
         Some(slot.with(|p| unsafe { (*p).assume_init_ref() }))
@@ -383,7 +416,7 @@ impl<T> Consumer<T> {
     #[inline(always)]
     fn read(&self, pos: usize) -> T {
         debug_assert!(self.cached_tail.wrapping_sub(pos) > 0);
-        self.shared.slot(pos).with(|p| {
+        self.slots.slot(pos).with(|p| {
             // SAFETY: callers only pass `head <= pos < cached_tail`, so the producer initialised
             // the slot and published it (seen with Acquire). Callers advance `head` past `pos`
             // before anyone could read it again, so the item is moved out exactly once.
