@@ -49,7 +49,7 @@ pub fn print_table(title: &str, unit: &str, rows: &[(&str, &Histogram<u64>)]) {
     println!();
     println!("{title}");
     println!(
-        "  {:<28} {:>9} {:>9} {:>9} {:>10} {:>8} {:>12} {:>12}",
+        "  {:<36} {:>9} {:>9} {:>9} {:>10} {:>8} {:>12} {:>12}",
         unit, "p50", "p99", "p99.9", "max", "samples", "p50 ratio", "p99 ratio"
     );
     let Some((_, base)) = rows.first() else {
@@ -57,7 +57,7 @@ pub fn print_table(title: &str, unit: &str, rows: &[(&str, &Histogram<u64>)]) {
     };
     for (name, h) in rows {
         println!(
-            "  {:<28} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>8} {:>11.2}x {:>11.2}x",
+            "  {:<36} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>8} {:>11.2}x {:>11.2}x",
             name,
             ns(h, 0.50),
             ns(h, 0.99),

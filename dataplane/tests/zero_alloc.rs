@@ -173,7 +173,7 @@ fn applying_itch_messages_to_the_books_allocates_nothing() {
         max_levels: 1 << 16,
         max_symbols: 64,
     };
-    let mut books = Books::new(config, None).unwrap();
+    let mut books: Books<'_> = Books::new(config, None).unwrap();
     let mut changes = 0u64;
     let (warm, counted) = frames.split_at(100_000);
     for range in warm {

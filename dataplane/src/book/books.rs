@@ -15,7 +15,7 @@ use super::change::L2Change;
 use super::ladder::Ladder;
 use super::level::{Level, NIL};
 use super::level_store::LevelStore;
-use super::order_index::{IndexError, OrderIndex};
+use super::order_index::{IndexError, OrderIndex, RefIndex};
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
 use crate::feed::itch::{Message, Side};
@@ -199,16 +199,17 @@ impl<'s> BookView<'s> {
     }
 }
 
-/// All books of a shard.
-pub struct Books<'a> {
+/// All books of a shard. `I` is the order-reference index; the default is the one the
+/// benches chose (see [`OrderIndex`]), the other is there to be compared with it.
+pub struct Books<'a, I: RefIndex = OrderIndex> {
     books: Region<'a, Book>,
     orders: Pool<'a, Order>,
-    index: OrderIndex,
+    index: I,
     levels: LevelStore<'a>,
     stats: BookStats,
 }
 
-impl<'a> Books<'a> {
+impl<'a, I: RefIndex> Books<'a, I> {
     /// Empty books sized by `config`, carved from `arena` when given (the order index is on
     /// the heap).
     ///
@@ -225,7 +226,7 @@ impl<'a> Books<'a> {
         Ok(Self {
             books: Region::new(arena, config.max_symbols, |_| Book::new())?,
             orders,
-            index: OrderIndex::with_capacity(config.max_orders),
+            index: I::with_capacity(config.max_orders),
             levels: LevelStore::new(arena, config.max_levels)?,
             stats: BookStats::default(),
         })
@@ -589,7 +590,7 @@ impl<'a> Books<'a> {
     }
 }
 
-impl std::fmt::Debug for Books<'_> {
+impl<I: RefIndex> std::fmt::Debug for Books<'_, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Books")
             .field("symbols", &self.books.len())

@@ -13,8 +13,9 @@ use super::level::Level;
 use super::level_store::{Block, LevelStore};
 use crate::feed::itch::Side;
 
-/// How many levels behind the best a lookup scans linearly before binary search.
-const LINEAR_SCAN: usize = 8;
+/// How many keys behind the best a lookup scans linearly before binary search: one cache
+/// line of keys.
+const LINEAR_SCAN: usize = 16;
 
 /// A side with no room left for another level: the store is exhausted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,16 +101,25 @@ impl Ladder {
         price ^ self.flip
     }
 
+    /// The sort keys of the levels, worst first.
+    #[inline(always)]
+    fn keys<'s>(&self, store: &'s LevelStore<'_>) -> &'s [u32] {
+        match self.block {
+            Some(block) => &store.keys(block)[..self.len as usize],
+            None => &[],
+        }
+    }
+
     /// Where `price` is: `Ok(index)` if it has a level, `Err(index)` where its level would go.
     #[inline]
     pub fn find(&self, store: &LevelStore<'_>, price: u32) -> Result<usize, usize> {
-        let levels = self.levels(store);
+        let keys = self.keys(store);
         let key = self.key(price);
         // Scan back from the best: most traffic is within a few levels of the touch.
-        let mut i = levels.len();
+        let mut i = keys.len();
         let floor = i.saturating_sub(LINEAR_SCAN);
         while i > floor {
-            let k = self.key(levels[i - 1].price);
+            let k = keys[i - 1];
             if k == key {
                 return Ok(i - 1);
             }
@@ -118,7 +128,7 @@ impl Ladder {
             }
             i -= 1;
         }
-        levels[..floor].binary_search_by_key(&key, |l| self.key(l.price))
+        keys[..floor].binary_search(&key)
     }
 
     /// The index of `price`'s level, creating an empty one if there is none.
@@ -138,9 +148,14 @@ impl Ladder {
                 self.reserve_one(store)?;
                 let len = self.len as usize;
                 self.len += 1;
-                let levels = self.levels_mut(store);
-                levels.copy_within(i..len, i + 1);
-                levels[i] = Level::empty(price);
+                let key = self.key(price);
+                if let Some(block) = self.block {
+                    let (keys, levels) = store.keys_and_levels_mut(block);
+                    keys.copy_within(i..len, i + 1);
+                    keys[i] = key;
+                    levels.copy_within(i..len, i + 1);
+                    levels[i] = Level::empty(price);
+                }
                 Ok(i)
             }
         }
@@ -153,7 +168,11 @@ impl Ladder {
         if index >= len {
             return;
         }
-        self.levels_mut(store).copy_within(index + 1..len, index);
+        if let Some(block) = self.block {
+            let (keys, levels) = store.keys_and_levels_mut(block);
+            keys.copy_within(index + 1..len, index);
+            levels.copy_within(index + 1..len, index);
+        }
         self.len -= 1;
         if self.len == 0
             && let Some(block) = self.block.take()

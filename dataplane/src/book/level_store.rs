@@ -39,6 +39,9 @@ impl Block {
 /// The shard's levels, lent out in power-of-two blocks.
 pub struct LevelStore<'a> {
     levels: Region<'a, Level>,
+    /// The sort key of each level (see [`super::ladder`]), parallel to `levels`: a lookup scans
+    /// 16 keys per cache line instead of one 64-byte level per line (see benches/book.rs).
+    keys: Region<'a, u32>,
     /// Levels `[0, bump)` have been handed out as blocks at least once.
     bump: u32,
     /// Head of the free list of each class (`NIL` if empty).
@@ -57,6 +60,7 @@ impl<'a> LevelStore<'a> {
         let capacity = capacity.min(u32::MAX as usize);
         Ok(Self {
             levels: Region::new(arena, capacity, |_| Level::default())?,
+            keys: Region::new(arena, capacity, |_| 0)?,
             bump: 0,
             free: [NIL; CLASSES],
             lent: 0,
@@ -109,11 +113,25 @@ impl<'a> LevelStore<'a> {
         &mut self.levels[start..start + block.capacity() as usize]
     }
 
-    /// Copies the first `len` levels of `from` to the start of `to`.
+    /// The keys of `block`.
+    #[inline(always)]
+    pub fn keys(&self, block: Block) -> &[u32] {
+        let start = block.start as usize;
+        &self.keys[start..start + block.capacity() as usize]
+    }
+
+    /// The keys and the levels of `block`, mutably.
+    #[inline(always)]
+    pub fn keys_and_levels_mut(&mut self, block: Block) -> (&mut [u32], &mut [Level]) {
+        let range = block.start as usize..(block.start + block.capacity()) as usize;
+        (&mut self.keys[range.clone()], &mut self.levels[range])
+    }
+
+    /// Copies the first `len` levels (and keys) of `from` to the start of `to`.
     pub fn copy(&mut self, from: Block, to: Block, len: u32) {
-        let src = from.start as usize;
-        self.levels
-            .copy_within(src..src + len as usize, to.start as usize);
+        let src = from.start as usize..(from.start + len) as usize;
+        self.levels.copy_within(src.clone(), to.start as usize);
+        self.keys.copy_within(src, to.start as usize);
     }
 
     /// Levels currently lent to ladders.

@@ -35,9 +35,11 @@
 
 mod direct;
 mod open_addressing;
+mod window;
 
 pub use direct::{CHUNK_BITS, CHUNK_REFS, DEFAULT_MAX_REF, DirectIndex, REFS_PER_LIVE_ORDER};
 pub use open_addressing::{AHash, Multiplicative, OpenAddressingIndex, RefHash};
+pub use window::{WINDOW, WindowIndex};
 
 /// The index the book uses: open addressing with Fibonacci hashing.
 ///
@@ -49,7 +51,7 @@ pub use open_addressing::{AHash, Multiplicative, OpenAddressingIndex, RefHash};
 /// the live references — a shard owning 1/8 of the symbols needs as many chunks as the whole
 /// feed (206 MiB for 125 K live orders in the bench's day model, against 8 MiB), more than
 /// `max_live` can budget, so it would refuse orders long before it is full.
-pub type OrderIndex = OpenAddressingIndex<Multiplicative>;
+pub type OrderIndex = WindowIndex;
 
 /// The one slot value no index stores: the order pool's "no order" marker (`u32::MAX`), which
 /// is never a pool index. [`DirectIndex`] uses it to mark an empty entry; both designs reject it
