@@ -1,7 +1,7 @@
 //! Order reference → order-pool slot: the lookup behind every ITCH E, C, X, D and U message.
 //!
 //! Those messages name only an order reference (a `u64`); the book must find the resting order,
-//! a `u32` index into its order pool. Two designs offer the same methods (inherent, so callers
+//! a `u32` index into its order pool. Three designs offer the same methods (inherent, so callers
 //! need no trait import; the [`RefIndex`] trait names them for generic code and the bench):
 //!
 //! - [`OpenAddressingIndex`]: a power-of-two table of at least twice `max_live` slots, linear
@@ -16,8 +16,11 @@
 //! do not touch the global allocator. Neither panics on any input; a reference that is not
 //! present is `None`, a full index or a repeated reference is an [`IndexError`].
 //!
+//! - [`WindowIndex`]: the newest references in a direct-mapped window, older ones in an
+//!   [`OpenAddressingIndex`]: the direct array's locality with fixed memory.
+//!
 //! The book uses [`OrderIndex`], an alias for the winner; why is measured in
-//! `benches/order_index.rs`.
+//! `benches/order_index.rs` and `benches/book.rs`.
 //!
 //! ```
 //! use dataplane::book::order_index::{IndexError, OrderIndex};
@@ -41,16 +44,19 @@ pub use direct::{CHUNK_BITS, CHUNK_REFS, DEFAULT_MAX_REF, DirectIndex, REFS_PER_
 pub use open_addressing::{AHash, Multiplicative, OpenAddressingIndex, RefHash};
 pub use window::{WINDOW, WindowIndex};
 
-/// The index the book uses: open addressing with Fibonacci hashing.
+/// The index the book uses: [`WindowIndex`], the newest 4 M references direct-mapped, older
+/// ones in open addressing.
 ///
-/// Measured in `benches/order_index.rs` (1 M live, `max_live` 2 M): the direct array is faster
-/// on the day-shaped mix (~25 vs ~40 ns mean, p99 ~140 vs ~450 ns per op) thanks to the
-/// locality of the newest orders, open addressing on uniform lookups (~20 vs ~27 ns). The
-/// choice is made by memory and by sharding: open addressing takes 64 MiB for 2 M orders and
-/// `max_live` bounds it; the direct array reserves ~1 GiB, and its need follows the spread of
-/// the live references — a shard owning 1/8 of the symbols needs as many chunks as the whole
-/// feed (206 MiB for 125 K live orders in the bench's day model, against 8 MiB), more than
-/// `max_live` can budget, so it would refuse orders long before it is full.
+/// `benches/order_index.rs` (each design alone, 1 M live, `max_live` 2 M): the direct array is
+/// faster on the day-shaped mix (~25 vs ~40 ns mean, p99 ~140 vs ~450 ns per op) thanks to the
+/// locality of the newest orders, open addressing on uniform lookups (~20 vs ~27 ns).
+/// `benches/book.rs` (parse + book on a generated 10 M-message stream, same run): direct 85,
+/// window (64 K) 112, open addressing 163 ns/msg; a 4 M window brings the window index level
+/// with the direct array (82–95 against 85 in back-to-back replays). Memory decides between
+/// those two: the window takes 16 MiB + 64 MiB for 2 M orders, bounded by `max_live`; the
+/// direct array reserves ~1 GiB and its need follows the spread of live references — a shard
+/// owning 1/8 of the symbols needs as many chunks as the whole feed, more than `max_live` can
+/// budget. Open addressing alone scatters consecutive references over its whole table.
 pub type OrderIndex = WindowIndex;
 
 /// The one slot value no index stores: the order pool's "no order" marker (`u32::MAX`), which
