@@ -366,6 +366,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
                 return false;
             }
         }
+        let was_crossed = book.crossed;
         let ladder = book.ladder_mut(side);
         let Ok(at) = ladder.level_for(&mut self.levels, price) else {
             self.stats.levels_full += 1;
@@ -374,6 +375,8 @@ impl<'a, I: RefIndex> Books<'a, I> {
             let _ = self.orders.free(handle);
             return false;
         };
+        // Only an order that is now the best of its side can cross the book.
+        let at_best = at + 1 == ladder.len();
         let level = &mut ladder.levels_mut(&mut self.levels)[at];
         let tail = level.tail;
         level.tail = slot;
@@ -398,7 +401,9 @@ impl<'a, I: RefIndex> Books<'a, I> {
         }
         self.stats.adds += 1;
         self.emit(change, out);
-        self.update_crossed(locate);
+        if at_best || was_crossed {
+            self.update_crossed(locate);
+        }
         true
     }
 
@@ -452,7 +457,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
     fn remove_order(&mut self, slot: u32, timestamp: u64, out: &mut impl FnMut(L2Change)) {
         if let Some(change) = self.unlink(slot, timestamp) {
             self.emit(change, out);
-            self.update_crossed(change.locate);
+            self.uncross(change.locate);
         }
     }
 
@@ -519,13 +524,25 @@ impl<'a, I: RefIndex> Books<'a, I> {
         if !added && old.price == price {
             self.emit(old, out);
         }
-        self.update_crossed(old.locate);
+        self.uncross(old.locate);
     }
 
     #[inline(always)]
     fn emit(&mut self, change: L2Change, out: &mut impl FnMut(L2Change)) {
         self.stats.changes += 1;
         out(change);
+    }
+
+    /// A removal can only uncross a book: re-check only books that are crossed.
+    #[inline]
+    fn uncross(&mut self, locate: u16) {
+        if self
+            .books
+            .get(locate as usize)
+            .is_some_and(|book| book.crossed)
+        {
+            self.update_crossed(locate);
+        }
     }
 
     #[inline]
