@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         // `pinbook replay … | head`: the reader left, which is not an error of ours
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pinbook: {e:#}");
+            eprintln!("pinbook: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -59,4 +59,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes, each cause once: many of our errors already quote their source.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
