@@ -189,6 +189,21 @@ fn each(samples: u64, mut op: impl FnMut(u64)) -> Histogram<u64> {
     h
 }
 
+/// Times `op` in runs of 16 calls; records the mean of each run.
+fn each16(samples: u64, mut op: impl FnMut(u64)) -> Histogram<u64> {
+    let clock = quanta::Clock::new();
+    let mut h = common::histogram();
+    for i in (0..samples).step_by(16) {
+        let start = clock.raw();
+        for j in i..i + 16 {
+            op(j);
+        }
+        let end = clock.raw();
+        common::record_ns(&mut h, clock.delta(start, end).as_nanos() as f64 / 16.0);
+    }
+    h
+}
+
 fn hdr_report() {
     common::pin(0);
     let samples = common::scale(5_000_000, 10_000);
@@ -212,22 +227,11 @@ fn hdr_report() {
 
     // The same, each sample 16 pairs timed together: the timer's ~30 ns spread over 16 pairs,
     // so the percentiles show the operation rather than the clock.
-    let per16 = |mut op: Box<dyn FnMut(u64)>| {
-        let clock = quanta::Clock::new();
-        let mut h = common::histogram();
-        for i in (0..samples).step_by(16) {
-            let start = clock.raw();
-            (i..i + 16).for_each(&mut op);
-            let end = clock.raw();
-            common::record_ns(&mut h, clock.delta(start, end).as_nanos() as f64 / 16.0);
-        }
-        h
-    };
-    let p16 = per16(Box::new(move |i| pool_pair(&mut pool, i)));
-    let b16 = per16(Box::new(box_pair));
-    let t16 = per16(Box::new(|i| {
+    let p16 = each16(samples, |i| pool_pair(&mut pool, i));
+    let b16 = each16(samples, box_pair);
+    let t16 = each16(samples, |i| {
         black_box(i);
-    }));
+    });
     common::print_table(
         &format!(
             "alloc+free, tight loop: {samples} pairs in samples of 16 timed together, ns per pair"
