@@ -12,7 +12,7 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+use criterion::{Criterion, SamplingMode, Throughput};
 use dataplane::book::order_index::{DirectIndex, OpenAddressingIndex, RefIndex, WindowIndex};
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::book::{Books, BooksConfig};
@@ -185,17 +185,6 @@ fn hdr_report() {
     );
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(5));
-    targets = criterion_benches
-}
-
 fn main() {
-    common::print_machine(); // also records the allowed cores before anything is pinned
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    hdr_report();
+    common::main(criterion_benches, Duration::from_secs(5), hdr_report);
 }

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group};
+use criterion::{Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
@@ -323,17 +323,6 @@ fn hdr_report() {
     );
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    targets = criterion_benches
-}
-
 fn main() {
-    common::print_machine(); // also records the allowed cores before anything is pinned
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    hdr_report();
+    common::main(criterion_benches, Duration::from_secs(3), hdr_report);
 }

@@ -1,7 +1,23 @@
 //! Shared bench plumbing: run mode, core pinning, HDR tables with ratios.
 #![allow(dead_code)] // each bench uses a different subset
 
+use std::time::Duration;
+
+use criterion::Criterion;
 use hdrhistogram::Histogram;
+
+/// The `main` of every bench: the machine line (which also records the allowed cores before
+/// anything is pinned), the criterion groups, then the HDR report with percentiles and ratios.
+pub fn main(targets: fn(&mut Criterion), measurement: Duration, report: fn()) {
+    print_machine();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement)
+        .configure_from_args();
+    targets(&mut criterion);
+    criterion.final_summary();
+    report();
+}
 
 /// True under `cargo bench` (criterion passes `--bench`); false under `cargo test --benches`,
 /// where every bench runs once with small counts so CI stays fast.
