@@ -358,7 +358,7 @@ fn check_capacity(capacity: usize) -> Result<(), PoolError> {
     Ok(())
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

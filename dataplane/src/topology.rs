@@ -536,7 +536,7 @@ fn format_bytes(bytes: u64) -> String {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -413,7 +413,7 @@ fn bind(hwloc: Option<&hwlocality::Topology>, region: &[u8], node: usize) -> Bin
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

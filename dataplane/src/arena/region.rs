@@ -98,7 +98,7 @@ impl<T: fmt::Debug> fmt::Debug for Region<'_, T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::topology::Topology;

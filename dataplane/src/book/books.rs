@@ -618,7 +618,7 @@ impl<I: RefIndex> std::fmt::Debug for Books<'_, I> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::feed::itch::encode::{self, EncHeader};

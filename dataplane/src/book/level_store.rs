@@ -155,7 +155,7 @@ impl std::fmt::Debug for LevelStore<'_> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

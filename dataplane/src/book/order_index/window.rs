@@ -186,7 +186,7 @@ impl std::fmt::Debug for WindowIndex {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
