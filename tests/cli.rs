@@ -136,6 +136,14 @@ fn replay_reports_bad_input_clearly() {
         "cause said once: {stderr}"
     );
 
+    let out = pinbook(&["replay", "/dev/null", "--symbols", "AAPL"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no asked-for symbol in the file is an error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none of the symbols AAPL"));
+
     let out = pinbook(&["replay", "/dev/null", "--depth", "0"]);
     assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
 

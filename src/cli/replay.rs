@@ -111,6 +111,15 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     }
 
     let selected = select(&books, &args.symbols);
+    if selected.is_empty() && !args.symbols.is_empty() {
+        anyhow::bail!(
+            "none of the symbols {} is in {}'s stock directory (it lists {} symbols; run without \
+             --symbols to see them)",
+            args.symbols.join(","),
+            args.file.display(),
+            books.listed().count()
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         print_json(&mut out, messages, &selected, args.depth as usize)?;
