@@ -157,6 +157,7 @@ fn capacity_limits_are_counted_and_spare_the_other_books() {
     let config = BooksConfig {
         max_orders: 3_000,
         max_levels: 2_048,
+        max_levels_per_side: 40,
         max_symbols: 64,
     };
     let books = run(

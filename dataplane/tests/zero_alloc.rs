@@ -171,6 +171,7 @@ fn applying_itch_messages_to_the_books_allocates_nothing() {
     let config = BooksConfig {
         max_orders: 1 << 16,
         max_levels: 1 << 16,
+        max_levels_per_side: 1 << 12,
         max_symbols: 64,
     };
     let mut books: Books<'_> = Books::new(config, None).unwrap();

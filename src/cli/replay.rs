@@ -32,6 +32,9 @@ pub struct ReplayArgs {
     /// Price levels the books can hold, all books and sides together.
     #[arg(long, default_value_t = BooksConfig::default().max_levels)]
     pub max_levels: usize,
+    /// Price levels one side of one book can hold.
+    #[arg(long, default_value_t = BooksConfig::default().max_levels_per_side)]
+    pub max_levels_per_side: u32,
     /// Highest stock locate + 1 the books accept.
     #[arg(long, default_value_t = BooksConfig::default().max_symbols)]
     pub max_symbols: usize,
@@ -70,6 +73,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let config = BooksConfig {
         max_orders: args.max_orders,
         max_levels: args.max_levels,
+        max_levels_per_side: args.max_levels_per_side,
         max_symbols: args.max_symbols,
     };
     let mut books = Books::new(config, None).context("cannot reserve the books")?;

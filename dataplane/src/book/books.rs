@@ -26,8 +26,10 @@ use crate::pool::{Pool, PoolError};
 pub struct BooksConfig {
     /// Live orders across all books.
     pub max_orders: usize,
-    /// Price levels across all books and sides (64 bytes each).
+    /// Price levels across all books and sides (68 bytes each: the level and its sort key).
     pub max_levels: usize,
+    /// Price levels on one side of one book (NASDAQ's deepest book peaks near 2,400).
+    pub max_levels_per_side: u32,
     /// Books: stock locates `0..max_symbols` are accepted (at most 65,536).
     pub max_symbols: usize,
 }
@@ -39,6 +41,7 @@ impl Default for BooksConfig {
         Self {
             max_orders: 2 << 20,
             max_levels: 1 << 20,
+            max_levels_per_side: 1 << 13,
             max_symbols: 1 << 14,
         }
     }
@@ -206,6 +209,7 @@ pub struct Books<'a, I: RefIndex = OrderIndex> {
     orders: Pool<'a, Order>,
     index: I,
     levels: LevelStore<'a>,
+    max_levels_per_side: u32,
     stats: BookStats,
 }
 
@@ -228,6 +232,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
             orders,
             index: I::with_capacity(config.max_orders),
             levels: LevelStore::new(arena, config.max_levels)?,
+            max_levels_per_side: config.max_levels_per_side,
             stats: BookStats::default(),
         })
     }
@@ -368,7 +373,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
         }
         let was_crossed = book.crossed;
         let ladder = book.ladder_mut(side);
-        let Ok(at) = ladder.level_for(&mut self.levels, price) else {
+        let Ok(at) = ladder.level_for(&mut self.levels, price, self.max_levels_per_side) else {
             self.stats.levels_full += 1;
             book.incomplete = true;
             self.index.remove(reference);
@@ -646,6 +651,7 @@ mod tests {
             let config = BooksConfig {
                 max_orders: 64,
                 max_levels: 64,
+                max_levels_per_side: 40,
                 max_symbols: 8,
             };
             let mut f = Self {
@@ -858,10 +864,35 @@ mod tests {
         }
         assert!(f.books.stats().orders_full > 0);
         assert!(f.books.book(MSFT).unwrap().incomplete());
+        assert_eq!(f.levels(MSFT, Side::Sell).len(), 1);
         // a locate beyond max_symbols
         f.add(9, 1000, Side::Buy, 1, 1);
         assert_eq!(f.books.stats().symbols_full, 1);
         assert_eq!(f.books.live_orders(), 64);
+    }
+
+    #[test]
+    fn the_per_side_level_limit_is_counted() {
+        let config = BooksConfig {
+            max_levels_per_side: 10,
+            ..BooksConfig::default()
+        };
+        let mut books: Books<'_> = Books::new(config, None).unwrap();
+        let stock = encode::stock("MSFT");
+        for i in 0..20u32 {
+            let add = encode::add_order(h(MSFT), u64::from(i), Side::Buy, 1, stock, 100 + i, None);
+            books.apply(&parse(&add).unwrap(), &mut |_| {});
+        }
+        assert_eq!(books.stats().levels_full, 10);
+        assert_eq!(books.book(MSFT).unwrap().bids().count(), 10);
+        assert!(books.book(MSFT).unwrap().incomplete());
+        // an existing level still takes orders
+        let add = encode::add_order(h(MSFT), 99, Side::Buy, 5, stock, 100, None);
+        books.apply(&parse(&add).unwrap(), &mut |_| {});
+        assert_eq!(
+            books.book(MSFT).unwrap().bids().last().map(|l| l.shares),
+            Some(6)
+        );
     }
 
     #[test]

@@ -131,19 +131,22 @@ impl Ladder {
         keys[..floor].binary_search(&key)
     }
 
-    /// The index of `price`'s level, creating an empty one if there is none.
+    /// The index of `price`'s level, creating an empty one if there is none and the side has
+    /// fewer than `max_len` levels.
     ///
     /// # Errors
-    /// [`LevelsFull`] when the side needs a larger block and the store has none; the ladder is
-    /// unchanged.
+    /// [`LevelsFull`] when the side already has `max_len` levels, or needs a larger block and
+    /// the store has none; the ladder is unchanged.
     #[inline]
     pub fn level_for(
         &mut self,
         store: &mut LevelStore<'_>,
         price: u32,
+        max_len: u32,
     ) -> Result<usize, LevelsFull> {
         match self.find(store, price) {
             Ok(i) => Ok(i),
+            Err(_) if self.len >= max_len => Err(LevelsFull),
             Err(i) => {
                 self.reserve_one(store)?;
                 let len = self.len as usize;
@@ -222,8 +225,8 @@ mod tests {
         let mut bids = Ladder::new(Side::Buy);
         let mut asks = Ladder::new(Side::Sell);
         for p in [100, 300, 200, 250, 50] {
-            bids.level_for(&mut store, p).unwrap();
-            asks.level_for(&mut store, p).unwrap();
+            bids.level_for(&mut store, p, u32::MAX).unwrap();
+            asks.level_for(&mut store, p, u32::MAX).unwrap();
         }
         assert_eq!(prices(&bids, &store), [300, 250, 200, 100, 50]);
         assert_eq!(prices(&asks, &store), [50, 100, 200, 250, 300]);
@@ -239,7 +242,7 @@ mod tests {
         // insertion order scattered so both the scan and the binary search are exercised
         let ps: Vec<u32> = (0..1000).map(|i| (i * 7919) % 1000 + 1).collect();
         for &p in &ps {
-            let i = asks.level_for(&mut store, p).unwrap();
+            let i = asks.level_for(&mut store, p, u32::MAX).unwrap();
             asks.levels_mut(&mut store)[i].shares += 1;
         }
         assert_eq!(asks.len(), 1000);
@@ -257,8 +260,8 @@ mod tests {
     fn removing_the_last_level_returns_the_block() {
         let mut store = LevelStore::new(None, 16).unwrap();
         let mut bids = Ladder::new(Side::Buy);
-        bids.level_for(&mut store, 10).unwrap();
-        bids.level_for(&mut store, 20).unwrap();
+        bids.level_for(&mut store, 10, u32::MAX).unwrap();
+        bids.level_for(&mut store, 20, u32::MAX).unwrap();
         bids.remove(&mut store, 1);
         assert_eq!(prices(&bids, &store), [10]);
         bids.remove(&mut store, 0);
@@ -272,12 +275,19 @@ mod tests {
         let mut store = LevelStore::new(None, 8).unwrap();
         let mut bids = Ladder::new(Side::Buy);
         for p in 0..8 {
-            bids.level_for(&mut store, p).unwrap();
+            bids.level_for(&mut store, p, u32::MAX).unwrap();
         }
-        assert_eq!(bids.level_for(&mut store, 100), Err(LevelsFull));
+        assert_eq!(bids.level_for(&mut store, 100, u32::MAX), Err(LevelsFull));
+        assert_eq!(
+            bids.level_for(&mut store, 100, 8),
+            Err(LevelsFull),
+            "per-side limit"
+        );
+        let mut asks = Ladder::new(Side::Sell);
+        assert_eq!(asks.level_for(&mut store, 1, 0), Err(LevelsFull));
         assert_eq!(bids.len(), 8);
         assert_eq!(
-            bids.level_for(&mut store, 3),
+            bids.level_for(&mut store, 3, u32::MAX),
             Ok(3),
             "existing levels still found"
         );
