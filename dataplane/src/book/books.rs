@@ -254,6 +254,8 @@ impl<'a, I: RefIndex> Books<'a, I> {
                     out,
                 );
             }
+            // E and C reduce alike: the resting order keeps its own price, a C's execution
+            // price is for the tape. X takes shares off the same way.
             Message::OrderExecuted(m) => {
                 self.stats.executions += 1;
                 self.reduce(
@@ -264,7 +266,6 @@ impl<'a, I: RefIndex> Books<'a, I> {
                 );
             }
             Message::OrderExecutedWithPrice(m) => {
-                // The resting order keeps its own price; the execution price is for the tape.
                 self.stats.executions += 1;
                 self.reduce(
                     m.order_ref(),

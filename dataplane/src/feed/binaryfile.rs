@@ -176,10 +176,10 @@ impl BinaryFile {
         if len == 0 {
             return Ok(BinaryFile { map: None });
         }
-        // SAFETY: the map is read-only and private to this process. memmap2 requires that
-        // the underlying file is not modified or truncated while mapped, since the mapped
-        // bytes are handed out as `&[u8]`; this type is only used on finished capture files
-        // (documented above), which nothing rewrites in place.
+        // The map is read-only and private to this process. memmap2 requires that the
+        // underlying file is not modified or truncated while mapped, since the mapped bytes
+        // are handed out as `&[u8]`.
+        // SAFETY: this type is only used on finished capture files (documented above).
         let map = unsafe { Mmap::map(&file) }.map_err(|source| OpenError::Map {
             path: path.to_path_buf(),
             source,
