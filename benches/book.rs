@@ -13,12 +13,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
+use dataplane::arena::Arena;
 use dataplane::book::order_index::{DirectIndex, OpenAddressingIndex, RefIndex, WindowIndex};
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::book::{Books, BooksConfig};
 use dataplane::feed::binaryfile::{Frames, write_frame};
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::feed::itch::parse;
+use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
 
 type Open = OpenAddressingIndex;
@@ -55,7 +57,10 @@ fn parse_only(bytes: &[u8]) -> Duration {
 
 /// Parse + apply to fresh books (built before the clock starts).
 fn with_books<I: RefIndex>(bytes: &[u8]) -> Duration {
-    let mut books = Books::<I>::new(BooksConfig::default(), None).expect("books fit in memory");
+    // As on a shard: the books in an arena (line-aligned regions, first-touched).
+    let config = BooksConfig::default();
+    let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
+    let mut books = Books::<I>::new(config, Some(&arena)).expect("books fit in the arena");
     let mut changes = 0u64;
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
@@ -116,7 +121,9 @@ fn per_pass(passes: u64, n: u64, f: impl Fn() -> Duration) -> Histogram<u64> {
 /// Times parse + apply of every `every`-th message alone, on books that see every message.
 fn sampled_latency(bytes: &[u8], every: usize) -> (Histogram<u64>, Histogram<u64>) {
     let clock = quanta::Clock::new();
-    let mut books = Books::<WindowIndex>::new(BooksConfig::default(), None).expect("books fit");
+    let config = BooksConfig::default();
+    let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
+    let mut books = Books::<WindowIndex>::new(config, Some(&arena)).expect("books fit");
     let mut latency = common::histogram();
     let mut timer = common::histogram();
     let mut changes = 0u64;

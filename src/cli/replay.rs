@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use dataplane::arena::Arena;
 use dataplane::book::{BookView, Books, BooksConfig, level::Level};
 use dataplane::feed::binaryfile::{BinaryFile, FrameError};
 use dataplane::feed::itch::{self, ParseError};
+use dataplane::topology::Topology;
 use serde_json::json;
 
 /// Arguments of `pinbook replay`.
@@ -76,7 +78,11 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         max_levels_per_side: args.max_levels_per_side,
         max_symbols: args.max_symbols,
     };
-    let mut books = Books::new(config, None).context("cannot reserve the books")?;
+    // The books live in an arena bound to this thread's NUMA node, as on a shard.
+    let topology = Topology::detect_or_fallback();
+    let arena = Arena::new(&topology, None, config.arena_bytes())
+        .context("cannot reserve memory for the books")?;
+    let mut books = Books::new(config, Some(&arena)).context("cannot reserve the books")?;
     let progress = progress_bar(file.len() as u64);
 
     let mut errors = Errors::default();

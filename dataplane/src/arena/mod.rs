@@ -51,6 +51,9 @@ pub use region::Region;
 /// harmless, whereas a stride above the page size would leave pages untouched.
 const TOUCH_STRIDE: usize = 4096;
 
+/// Every carve starts on a boundary of this many bytes (one cache line).
+pub const CACHE_LINE: usize = 64;
+
 /// Why an arena could not be built or carved.
 #[derive(Debug, thiserror::Error)]
 pub enum ArenaError {
@@ -253,7 +256,7 @@ impl Arena {
         Ok(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) })
     }
 
-    /// Reserves room for `len` `T`s: returns an aligned pointer to it, or a dangling one when
+    /// Reserves room for `len` `T`s: returns a pointer aligned to `T` and to a cache line to it, or a dangling one when
     /// the room is zero bytes.
     fn reserve<T>(&self, len: usize) -> Result<NonNull<T>, ArenaError> {
         let used = self.offset.get();
@@ -267,11 +270,13 @@ impl Arena {
         if size == 0 {
             return Ok(NonNull::dangling());
         }
-        // Align the address, not the offset, so alignments above the page size work too.
+        // Align the address, not the offset, so alignments above the page size work too. Every
+        // carve starts on a cache line of its own: no two regions share a line, and values
+        // whose size divides 64 never straddle one.
         let base = self.base.as_ptr().addr();
         let start = base
             .checked_add(used)
-            .and_then(|addr| addr.checked_next_multiple_of(align_of::<T>()))
+            .and_then(|addr| addr.checked_next_multiple_of(align_of::<T>().max(CACHE_LINE)))
             .map(|addr| addr - base);
         let Some((start, end)) = start
             .and_then(|s| Some((s, s.checked_add(size)?)))
@@ -528,12 +533,13 @@ mod tests {
         let bytes = arena.carve_with(3, |i| i as u8).unwrap();
         assert_eq!(bytes, &[0, 1, 2]);
         assert_eq!(arena.used(), 3);
+        // Every carve starts on a line of its own.
         let words = arena.carve_with(2, |i| i as u64 + 10).unwrap();
-        assert_eq!(words.as_ptr().addr() % align_of::<u64>(), 0);
-        assert_eq!(arena.used(), 8 + 16);
+        assert_eq!(words.as_ptr().addr() % CACHE_LINE, 0);
+        assert_eq!(arena.used(), 64 + 16);
         let lines = arena.carve_with(2, |i| Line([i as u8; 64])).unwrap();
         assert_eq!(lines.as_ptr().addr() % 64, 0);
-        assert_eq!(arena.used(), 64 + 128);
+        assert_eq!(arena.used(), 128 + 128);
         // Earlier carves are intact and disjoint from later ones.
         bytes[2] = 9;
         words[1] = 99;
@@ -557,21 +563,21 @@ mod tests {
     #[test]
     fn exhaustion_is_reported_and_changes_nothing() {
         let arena = Arena::new(&plain(), None, 100).unwrap();
-        arena.carve_with(10, |_| 0u64).unwrap();
-        let err = arena.carve_with(3, |_| 0u64).unwrap_err();
+        arena.carve_with(2, |_| 0u64).unwrap();
+        let err = arena.carve_with(5, |_| 0u64).unwrap_err();
         assert!(matches!(
             err,
             ArenaError::Exhausted {
-                requested: 24,
-                free: 20
+                requested: 40,
+                free: 84
             }
         ));
         assert_eq!(
             err.to_string(),
-            "arena exhausted: 24 bytes requested but 20 bytes free; raise the arena size in the \
+            "arena exhausted: 40 bytes requested but 84 bytes free; raise the arena size in the \
              config"
         );
-        assert_eq!(arena.used(), 80);
+        assert_eq!(arena.used(), 16);
         // Overflowing sizes are exhaustion too, not a panic.
         let err = arena.carve_with(usize::MAX, |_| 0u64).unwrap_err();
         assert!(matches!(
@@ -581,8 +587,8 @@ mod tests {
                 ..
             }
         ));
-        // What is left is still usable, exactly.
-        assert_eq!(arena.carve_with(20, |i| i as u8).unwrap().len(), 20);
+        // What is left after the next line boundary is still usable, exactly.
+        assert_eq!(arena.carve_with(36, |i| i as u8).unwrap().len(), 36);
         assert_eq!(arena.free(), 0);
         assert!(arena.carve_with(1, |_| 0u8).is_err());
     }
@@ -612,8 +618,8 @@ mod tests {
             (1024, 0, 1024)
         );
         arena.carve_with(1, |_| 0u8).unwrap();
-        arena.carve_with(1, |_| 0u32).unwrap(); // 3 bytes of padding
-        assert_eq!((arena.used(), arena.free()), (8, 1016));
+        arena.carve_with(1, |_| 0u32).unwrap(); // 63 bytes of padding: a line of its own
+        assert_eq!((arena.used(), arena.free()), (68, 956));
     }
 
     #[test]
@@ -626,7 +632,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(outer, &[1, 21]);
-        assert_eq!(arena.used(), 16 + 2 * 16);
+        // the outer carve reserved a line first; each inner one starts on a new line
+        assert_eq!(arena.used(), 64 + 64 + 16);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::order_index::{IndexError, OrderIndex, RefIndex};
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
 use crate::feed::itch::{Message, Side};
-use crate::pool::{Pool, PoolError};
+use crate::pool::{Pool, PoolError, Slot};
 
 /// How much a shard's books may hold; everything is reserved up front.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,22 @@ impl Default for BooksConfig {
     }
 }
 
+impl BooksConfig {
+    /// Bytes of arena that [`Books::new`] carves for this config: the books, the order pool
+    /// and the levels with their keys, each region starting on a line of its own. The order
+    /// index stays on the heap.
+    pub fn arena_bytes(&self) -> usize {
+        fn region<T>(len: usize) -> usize {
+            len.saturating_mul(size_of::<T>())
+                .saturating_add(crate::arena::CACHE_LINE)
+        }
+        region::<Book>(self.max_symbols)
+            .saturating_add(region::<Slot<Order>>(self.max_orders))
+            .saturating_add(region::<Level>(self.max_levels))
+            .saturating_add(region::<u32>(self.max_levels))
+    }
+}
+
 /// Errors of building the books.
 #[derive(Debug, thiserror::Error)]
 pub enum BooksError {
@@ -61,11 +77,12 @@ pub enum BooksError {
     TooManySymbols(usize),
 }
 
-/// A resting order.
+/// A resting order: 28 bytes with 4-byte alignment, so a pool slot (with its generation) is 32
+/// bytes and two share a cache line without straddling one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Order {
-    /// ITCH order reference number.
-    pub reference: u64,
+    /// ITCH order reference number, as two halves to keep the alignment at 4.
+    reference: [u32; 2],
     /// Limit price in ticks.
     pub price: u32,
     /// Shares still open.
@@ -90,6 +107,17 @@ pub struct Book {
     listed: bool,
     crossed: bool,
     incomplete: bool,
+}
+
+// Two pool slots to a cache line, neither straddling one (arena carves are line-aligned).
+const _: () = assert!(size_of::<Slot<Order>>() == 32);
+
+impl Order {
+    /// ITCH order reference number.
+    #[inline(always)]
+    pub const fn reference(&self) -> u64 {
+        ((self.reference[0] as u64) << 32) | self.reference[1] as u64
+    }
 }
 
 impl Book {
@@ -344,7 +372,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
             return false;
         }
         let order = Order {
-            reference,
+            reference: [(reference >> 32) as u32, reference as u32],
             price,
             shares,
             prev: NIL,
@@ -471,7 +499,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
     fn unlink(&mut self, slot: u32, timestamp: u64) -> Option<L2Change> {
         let handle = self.orders.handle_at(slot)?;
         let order = self.orders.free(handle).ok()?;
-        self.index.remove(order.reference);
+        self.index.remove(order.reference());
         if let Some(prev) = self.orders.get_at_mut(order.prev) {
             prev.next = order.next;
         }
@@ -701,7 +729,7 @@ mod tests {
 
         fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<u64> {
             let book = self.books.book(locate).unwrap();
-            book.queue(side, price).map(|o| o.reference).collect()
+            book.queue(side, price).map(|o| o.reference()).collect()
         }
     }
 

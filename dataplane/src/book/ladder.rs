@@ -2,8 +2,8 @@
 //!
 //! Activity concentrates at the touch, so the array is ordered worst → best and the best level
 //! is the last element: best price is O(1), a new level near the touch shifts only the few
-//! levels in front of it, and a lookup scans a few lines back from the end before falling back
-//! to binary search. Bids sort by ascending price, asks by descending price; both compare a
+//! levels in front of it, and a lookup compares the last line of keys (16) at once, without a
+//! branch per key, before falling back to binary search. Bids sort by ascending price, asks by descending price; both compare a
 //! `key` (`price` for bids, `!price` for asks) so the code has no side branches.
 //!
 //! The levels live in a block of the shard's [`LevelStore`]; a full block is swapped for one
@@ -13,7 +13,7 @@ use super::level::Level;
 use super::level_store::{Block, LevelStore};
 use crate::feed::itch::Side;
 
-/// How many keys behind the best a lookup scans linearly before binary search: one cache
+/// How many keys behind the best a lookup compares at once before binary search: one cache
 /// line of keys.
 const LINEAR_SCAN: usize = 16;
 
@@ -115,18 +115,21 @@ impl Ladder {
     pub fn find(&self, store: &LevelStore<'_>, price: u32) -> Result<usize, usize> {
         let keys = self.keys(store);
         let key = self.key(price);
-        // Scan back from the best: most traffic is within a few levels of the touch.
-        let mut i = keys.len();
-        let floor = i.saturating_sub(LINEAR_SCAN);
-        while i > floor {
-            let k = keys[i - 1];
-            if k == key {
-                return Ok(i - 1);
-            }
-            if k < key {
-                return Err(i);
-            }
-            i -= 1;
+        // Most traffic is within a few levels of the touch: count the keys above `key` among
+        // the last line of keys without a branch per key (a vector compare), which says where
+        // `key` is or would go when it is inside that line.
+        let len = keys.len();
+        let floor = len.saturating_sub(LINEAR_SCAN);
+        let above = match <&[u32; LINEAR_SCAN]>::try_from(&keys[floor..]) {
+            Ok(line) => line.iter().map(|&k| usize::from(k > key)).sum::<usize>(),
+            Err(_) => keys[floor..].iter().map(|&k| usize::from(k > key)).sum(),
+        };
+        let at = len - above;
+        if at > floor || floor == 0 {
+            return match at.checked_sub(1) {
+                Some(i) if keys[i] == key => Ok(i),
+                _ => Err(at),
+            };
         }
         keys[..floor].binary_search(&key)
     }
@@ -291,5 +294,43 @@ mod tests {
             Ok(3),
             "existing levels still found"
         );
+    }
+    proptest::proptest! {
+        /// `find` (the vector scan of the last line and the binary search below it) agrees
+        /// with a sorted set on every price, at every depth, through inserts and removals.
+        #[test]
+        fn find_matches_a_sorted_set(
+            sell in proptest::bool::ANY,
+            ops in proptest::collection::vec((proptest::bool::weighted(0.7), 0u32..60), 1..300),
+        ) {
+            use std::collections::BTreeSet;
+            let side = if sell { Side::Sell } else { Side::Buy };
+            let mut store = LevelStore::new(None, 1024).unwrap();
+            let mut ladder = Ladder::new(side);
+            let mut model = BTreeSet::new();
+            for (insert, price) in ops {
+                if insert {
+                    ladder.level_for(&mut store, price, u32::MAX).unwrap();
+                    model.insert(price);
+                } else if let Ok(i) = ladder.find(&store, price) {
+                    ladder.remove(&mut store, i);
+                    proptest::prop_assert!(model.remove(&price));
+                } else {
+                    proptest::prop_assert!(!model.contains(&price));
+                }
+                let best_first: Vec<u32> = match side {
+                    Side::Buy => model.iter().rev().copied().collect(),
+                    Side::Sell => model.iter().copied().collect(),
+                };
+                proptest::prop_assert_eq!(prices(&ladder, &store), best_first);
+                for p in 0..61 {
+                    let found = ladder.find(&store, p);
+                    proptest::prop_assert_eq!(found.is_ok(), model.contains(&p));
+                    if let Ok(i) = found {
+                        proptest::prop_assert_eq!(ladder.levels(&store)[i].price, p);
+                    }
+                }
+            }
+        }
     }
 }
