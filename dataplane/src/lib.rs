@@ -31,8 +31,11 @@
 
 pub mod arena;
 pub mod book;
+pub mod clock;
 pub mod feed;
 pub mod pool;
 pub mod ring;
+pub mod runtime;
+pub mod source;
 pub mod sync;
 pub mod topology;

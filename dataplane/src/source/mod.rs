@@ -1,0 +1,73 @@
+//! Feed sources: where a shard's ITCH messages come from, behind one trait.
+//!
+//! - [`file::FileSource`]: a NASDAQ BinaryFILE, as fast as possible or paced (messages per
+//!   second, or the file's own timestamps scaled), optionally looping.
+//! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, with gaps,
+//!   duplicates, heartbeats and end of session reported.
+//! - [`simulator::Simulator`]: the [`Generator`](crate::feed::generator::Generator) running
+//!   live at a paced rate; the default feed, so the service runs with no input.
+//!
+//! Every source is polled by its shard's busy loop: [`FeedSource::poll`] never blocks, never
+//! allocates after construction, and hands over at most `max` messages per call. Each shard
+//! owns a source of its own that reads the *whole* feed; the shard keeps the messages of the
+//! stock locates it owns (every ITCH message carries its locate in the header). See
+//! `runtime` for why.
+
+pub mod file;
+pub mod pacer;
+pub mod simulator;
+pub mod udp;
+
+/// What a source hands its shard, in feed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEvent<'a> {
+    /// One ITCH 5.0 message, unframed (the type byte first).
+    Message(&'a [u8]),
+    /// Messages were lost upstream: `count` messages from sequence `first` (MoldUDP64) or an
+    /// unreadable stretch of a file. Every book the shard keeps is stale from here on.
+    Gap {
+        /// Sequence number of the first lost message (0 when the source has none).
+        first: u64,
+        /// How many messages were lost (0 when unknown).
+        count: u64,
+    },
+    /// Messages that were already delivered arrived again and were dropped.
+    Duplicate {
+        /// How many messages were dropped.
+        count: u64,
+    },
+    /// A frame or packet that could not be decoded was skipped; the source continues at the
+    /// next one. `what` names the error for the log.
+    Malformed {
+        /// A short, static description ("truncated frame", "short packet" …).
+        what: &'static str,
+    },
+    /// A MoldUDP64 heartbeat (nothing was missed).
+    Heartbeat,
+    /// The MoldUDP64 session ended, or a file that does not loop reached its end.
+    EndOfSession,
+    /// A looping file source started over: the next messages begin a new day, so books must
+    /// be cleared.
+    Restart,
+}
+
+/// The result of one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polled {
+    /// `n` events (messages and others) were handed over; poll again at once.
+    Events(usize),
+    /// Nothing was ready (pacing, or no datagram): the shard may idle.
+    Idle,
+    /// The source is finished and will never produce again.
+    Ended,
+}
+
+/// A feed, polled by one shard thread.
+pub trait FeedSource: Send {
+    /// Hands up to `max` events to `sink`, in feed order, without blocking. Messages are
+    /// delivered only through `sink`, borrowed for the call.
+    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled;
+
+    /// One line for the startup log ("file /data/day.itch at 1000000 msg/s, looping").
+    fn describe(&self) -> String;
+}
