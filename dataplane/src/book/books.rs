@@ -594,6 +594,57 @@ impl<'a, I: RefIndex> Books<'a, I> {
         book.crossed = crossed;
     }
 
+    /// Empties the book of `locate`: its orders go back to the pool (and leave the index),
+    /// its levels back to the store. The symbol name and trading state stay. Returns how many
+    /// orders were freed. Takes time in proportion to the book's orders and levels.
+    pub fn clear_book(&mut self, locate: u16) -> usize {
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            return 0;
+        };
+        let mut freed = 0;
+        for ladder in [&mut book.bids, &mut book.asks] {
+            for level in ladder.levels(&self.levels) {
+                let mut slot = level.head;
+                while let Some(handle) = self.orders.handle_at(slot) {
+                    let Ok(order) = self.orders.free(handle) else {
+                        break;
+                    };
+                    self.index.remove(order.reference());
+                    freed += 1;
+                    slot = order.next;
+                }
+            }
+            ladder.clear(&mut self.levels);
+        }
+        book.crossed = false;
+        book.incomplete = false;
+        freed
+    }
+
+    /// Empties every book (a new trading day): all orders and levels are returned. Symbol
+    /// names, trading states and the counters stay.
+    pub fn clear_all(&mut self) {
+        for locate in 0..self.books.len() {
+            // locates are below 65,536 (checked in `new`)
+            self.clear_book(locate as u16);
+        }
+    }
+
+    /// Marks the book of `locate` incomplete: it is known to miss orders (it was not tracked
+    /// for a while), until [`Books::clear_book`] or [`Books::clear_all`].
+    pub fn mark_incomplete(&mut self, locate: u16) {
+        if let Some(book) = self.books.get_mut(locate as usize) {
+            book.incomplete = true;
+        }
+    }
+
+    /// Price levels of `locate` on both sides (0 for a locate beyond capacity).
+    pub fn level_count(&self, locate: u16) -> usize {
+        self.books
+            .get(locate as usize)
+            .map_or(0, |b| b.bids.len() + b.asks.len())
+    }
+
     /// The book of `locate`, if the locate is within capacity.
     pub fn book(&self, locate: u16) -> Option<BookView<'_>> {
         Some(BookView {
@@ -765,6 +816,37 @@ mod tests {
         assert_eq!(aapl.best_ask().map(|l| l.price), Some(1010));
         assert_eq!(f.books.locate_of("MSFT"), Some(MSFT));
         assert_eq!(f.books.live_orders(), 5);
+    }
+
+    #[test]
+    fn clearing_a_book_returns_its_orders_and_levels_and_spares_the_others() {
+        let mut f = Fixture::new();
+        f.add(AAPL, 1, Side::Buy, 100, 1000);
+        f.add(AAPL, 2, Side::Buy, 50, 1000);
+        f.add(AAPL, 3, Side::Sell, 10, 1010);
+        f.add(MSFT, 4, Side::Sell, 5, 2000);
+        f.books.mark_incomplete(AAPL);
+        assert_eq!(f.books.level_count(AAPL), 2);
+        let lent = f.books.levels_reserved();
+        assert_eq!(f.books.clear_book(AAPL), 3);
+        assert_eq!(f.books.live_orders(), 1);
+        assert_eq!(f.books.level_count(AAPL), 0);
+        assert!(f.books.levels_reserved() < lent);
+        let aapl = f.books.book(AAPL).unwrap();
+        assert!(aapl.best_bid().is_none() && aapl.best_ask().is_none());
+        assert!(!aapl.incomplete());
+        assert_eq!(aapl.symbol(), "AAPL", "the name stays");
+        // the cleared orders left the index: their references are unknown now
+        f.send(&encode::order_delete(h(AAPL), 2));
+        assert_eq!(f.books.stats().unknown_refs, 1);
+        // a reference can be used again, and the other book is intact
+        f.add(AAPL, 1, Side::Buy, 7, 999);
+        assert_eq!(f.levels(AAPL, Side::Buy), [(999, 7, 1)]);
+        assert_eq!(f.levels(MSFT, Side::Sell), [(2000, 5, 1)]);
+        f.books.clear_all();
+        assert_eq!(f.books.live_orders(), 0);
+        assert_eq!(f.books.levels_reserved(), 0);
+        assert_eq!(f.books.locate_of("MSFT"), Some(MSFT));
     }
 
     #[test]
