@@ -1,0 +1,107 @@
+//! What the control plane asks of a shard, through its command ring, and the shard's answer.
+//!
+//! Every command carries an id chosen by the sender; the shard answers each with exactly one
+//! [`Ack`] of the same id on its ack ring, once the command has taken effect (events it causes
+//! are already in the event ring by then). Commands go to every shard: the one that owns the
+//! symbol acts, the others answer [`Applied::NotOwned`].
+
+use super::idle::IdleStrategy;
+use super::event::symbol_str;
+
+/// A request to a shard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Command {
+    /// Start publishing the symbol: a [`super::event::Event::SymbolAdded`] and a resync with
+    /// its current book follow.
+    AddSymbol {
+        /// Sender's id, echoed in the ack.
+        id: u64,
+        /// Symbol, space-padded to 8 bytes.
+        symbol: [u8; 8],
+    },
+    /// Stop publishing the symbol and free its book (orders back to the pool, levels back to
+    /// the store). Adding it again later gives a book marked incomplete until the next day.
+    RemoveSymbol {
+        /// Sender's id.
+        id: u64,
+        /// Symbol, space-padded.
+        symbol: [u8; 8],
+    },
+    /// Send the symbol's book again in full (a resync, reason `Requested`).
+    Resync {
+        /// Sender's id.
+        id: u64,
+        /// Symbol, space-padded.
+        symbol: [u8; 8],
+    },
+    /// Change how the shard idles when there is no work.
+    SetIdle {
+        /// Sender's id.
+        id: u64,
+        /// The new strategy.
+        strategy: IdleStrategy,
+    },
+}
+
+impl Command {
+    /// The sender's id.
+    pub fn id(&self) -> u64 {
+        match *self {
+            Command::AddSymbol { id, .. }
+            | Command::RemoveSymbol { id, .. }
+            | Command::Resync { id, .. }
+            | Command::SetIdle { id, .. } => id,
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The symbol is now published; `levels` levels went out in its first resync.
+    Added {
+        /// Its stock locate.
+        locate: u16,
+    },
+    /// The symbol is no longer published; `orders` orders were freed.
+    Removed {
+        /// Its stock locate.
+        locate: u16,
+        /// Orders returned to the pool.
+        orders: u32,
+    },
+    /// A resync of the symbol was queued.
+    Resynced {
+        /// Its stock locate.
+        locate: u16,
+    },
+    /// A configuration change took effect.
+    Configured,
+    /// The symbol exists but another shard owns it.
+    NotOwned,
+}
+
+/// Why a command was refused. The messages say what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No stock directory message named the symbol today.
+    #[error("unknown symbol {}: the feed has not listed it (check the spelling, or wait for its stock directory message)", symbol_str(.0))]
+    UnknownSymbol([u8; 8]),
+    /// AddSymbol for a symbol already published.
+    #[error("symbol {} is already published", symbol_str(.0))]
+    AlreadyActive([u8; 8]),
+    /// RemoveSymbol or Resync for a symbol not published.
+    #[error("symbol {} is not published: add it first", symbol_str(.0))]
+    NotActive([u8; 8]),
+}
+
+/// A shard's answer to one command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The command's id.
+    pub id: u64,
+    /// The answering shard.
+    pub shard: u16,
+    /// What happened.
+    pub outcome: Result<Applied, CommandError>,
+}

@@ -1,0 +1,585 @@
+//! One shard: a thread pinned to a core that polls its feed, keeps the books of the stock
+//! locates it owns, and publishes their changes.
+//!
+//! The loop, one iteration:
+//! 1. flush what is owed to the event ring: shard-wide events (stale, fresh), then a resync
+//!    for each dirty symbol that now fits;
+//! 2. take up to [`COMMANDS_PER_ITERATION`] commands and ack each;
+//! 3. poll the feed for up to `batch` events and apply them to the books, publishing one
+//!    [`Event::Level`] per level change of a published symbol;
+//! 4. update the stats; idle if there was nothing to do.
+//!
+//! A full event ring never blocks the loop: the symbol whose update did not fit is marked
+//! dirty (its later updates are not sent either) and counted; once there is room for its whole
+//! book, it is sent as a resync. After startup the loop allocates nothing and makes no syscall
+//! of its own: the feed's receive and the idle strategy's yield or park are the only ones.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::command::{Ack, Applied, Command, CommandError};
+use super::event::{Event, LevelUpdate, ResyncReason};
+use super::idle::{IdleStrategy, Idler};
+use super::stats::ShardStats;
+use crate::arena::{Arena, Region};
+use crate::book::change::L2Change;
+use crate::book::{Books, BooksConfig};
+use crate::clock::now_ns;
+use crate::feed::itch::{self, Message};
+use crate::ring::{Consumer, Producer};
+use crate::source::{FeedEvent, FeedSource, Polled};
+
+/// Commands taken per loop iteration, so a burst of them cannot starve the feed.
+pub const COMMANDS_PER_ITERATION: usize = 8;
+
+/// Which symbols a shard publishes (it always keeps the books of all it owns).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Publish {
+    /// Every symbol the shard owns, from its stock directory message on.
+    #[default]
+    All,
+    /// Only these (space-padded) symbols at first; more can be added at run time.
+    Only(Vec<[u8; 8]>),
+}
+
+/// Everything one shard needs to know.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    /// This shard's number, `0..shards`.
+    pub id: u16,
+    /// How many shards split the symbols.
+    pub shards: u16,
+    /// The core to pin the thread to (as core_affinity numbers them); `None` leaves it
+    /// unpinned (tests on machines without a free core).
+    pub core: Option<usize>,
+    /// Book capacities, reserved at startup in the shard's NUMA arena.
+    pub books: BooksConfig,
+    /// Events the ring to the control plane holds. At least
+    /// `2 * books.max_levels_per_side + 2`, so any one book's resync fits.
+    pub event_ring: usize,
+    /// Feed events taken per poll.
+    pub batch: usize,
+    /// What the loop does when there is no work.
+    pub idle: IdleStrategy,
+    /// Which owned symbols are published.
+    pub publish: Publish,
+    /// Symbols placed on a given shard; every other locate goes to shard `locate % shards`.
+    pub assign: HashMap<[u8; 8], u16>,
+    /// Called on the shard thread after startup, just before the loop (to set a scheduling
+    /// policy, or to mark the thread in a test).
+    pub on_start: Option<fn()>,
+}
+
+impl ShardConfig {
+    /// The smallest event ring that holds any one book's resync.
+    pub fn min_event_ring(&self) -> usize {
+        2 * self.books.max_levels_per_side as usize + 2
+    }
+}
+
+/// Bytes the shard's arena needs: the books and the per-symbol state.
+pub(super) fn arena_bytes(config: &ShardConfig) -> usize {
+    config.books.arena_bytes().saturating_add(
+        config
+            .books
+            .max_symbols
+            .saturating_mul(size_of::<Symbol>())
+            .saturating_add(crate::arena::CACHE_LINE),
+    )
+}
+
+/// Per-locate state, kept by the shard beside the books.
+#[derive(Clone, Copy, Debug)]
+struct Symbol {
+    /// Sequence number of the symbol's last event.
+    seq: u64,
+    /// This shard owns the locate: it keeps its book.
+    owned: bool,
+    /// The book is maintained (owned and not removed since the day started).
+    tracked: bool,
+    /// The book's changes are published.
+    active: bool,
+    /// Updates were not sent: a resync is owed.
+    dirty: bool,
+    /// Why the owed resync is owed.
+    reason: ResyncReason,
+}
+
+impl Symbol {
+    const fn new(owned: bool) -> Self {
+        Self {
+            seq: 0,
+            owned,
+            tracked: owned,
+            active: false,
+            dirty: false,
+            reason: ResyncReason::RingFull,
+        }
+    }
+}
+
+/// The ends of the rings a shard holds.
+pub struct ShardRings {
+    /// Events to the control plane.
+    pub events: Producer<Event>,
+    /// Commands from the control plane.
+    pub commands: Consumer<Command>,
+    /// Acks to the control plane.
+    pub acks: Producer<Ack>,
+}
+
+/// The state of a running shard, owned by its thread.
+pub(super) struct Shard<'a> {
+    id: u16,
+    shards: u16,
+    books: Books<'a>,
+    symbols: Region<'a, Symbol>,
+    dirty: VecDeque<u16>,
+    rings: ShardRings,
+    stats: Arc<ShardStats>,
+    idler: Idler,
+    batch: usize,
+    publish: HashSet<[u8; 8]>,
+    publish_all: bool,
+    assign: HashMap<[u8; 8], u16>,
+    /// Messages were lost since the day started.
+    stale: bool,
+    /// Shard-wide events owed to the ring, sent before anything else.
+    owed_stale: Option<(u64, u64)>,
+    owed_fresh: bool,
+}
+
+impl<'a> Shard<'a> {
+    /// A shard with its books carved from `arena` (which the calling, pinned thread should
+    /// have created, so the memory is first-touched on its node).
+    pub(super) fn new(
+        config: &ShardConfig,
+        arena: &'a Arena,
+        rings: ShardRings,
+        stats: Arc<ShardStats>,
+    ) -> Result<Self, crate::book::BooksError> {
+        let books = Books::new(config.books, Some(arena))?;
+        let shards = config.shards.max(1);
+        let symbols = Region::new(Some(arena), config.books.max_symbols, |locate| {
+            Symbol::new(locate % shards as usize == config.id as usize)
+        })?;
+        let (publish_all, publish) = match &config.publish {
+            Publish::All => (true, HashSet::new()),
+            Publish::Only(list) => (false, list.iter().copied().collect()),
+        };
+        Ok(Self {
+            id: config.id,
+            shards,
+            books,
+            symbols,
+            dirty: VecDeque::with_capacity(config.books.max_symbols),
+            rings,
+            stats,
+            idler: Idler::new(config.idle),
+            batch: config.batch.max(1),
+            publish,
+            publish_all,
+            assign: config.assign.clone(),
+            stale: false,
+            owed_stale: None,
+            owed_fresh: false,
+        })
+    }
+
+    /// Runs the loop until `stop` is set.
+    pub(super) fn run(&mut self, source: &mut dyn FeedSource, stop: &AtomicBool) {
+        let mut ended = false;
+        while !stop.load(Ordering::Relaxed) {
+            let started = now_ns();
+            let mut work = self.flush();
+            work |= self.take_commands();
+            let published_before = self.stats.events_published();
+            if !ended {
+                let polled = {
+                    let mut sink = |event: FeedEvent<'_>| self.on_feed(event, started);
+                    source.poll(self.batch, &mut sink)
+                };
+                match polled {
+                    Polled::Events(n) => work |= n > 0,
+                    Polled::Idle => {}
+                    Polled::Ended => ended = true,
+                }
+            }
+            self.stats.publish_book(self.books.stats());
+            if work {
+                let done = now_ns();
+                if self.stats.events_published() != published_before {
+                    self.stats.ingest_to_publish.record(done.saturating_sub(started));
+                }
+                self.stats.record_loop(true, done.saturating_sub(started));
+                self.idler.reset();
+            } else {
+                self.stats.record_loop(false, 0);
+                self.idler.idle();
+            }
+        }
+    }
+
+    /// Sends what is owed: shard-wide events, then resyncs that fit. True if it sent any.
+    fn flush(&mut self) -> bool {
+        let mut sent = false;
+        if let Some((first, count)) = self.owed_stale {
+            if self.rings.events.push(Event::Stale { first, count }).is_err() {
+                return sent;
+            }
+            self.owed_stale = None;
+            self.stats.count_published(1);
+            sent = true;
+        }
+        if self.owed_fresh {
+            if self.rings.events.push(Event::Fresh).is_err() {
+                return sent;
+            }
+            self.owed_fresh = false;
+            self.stats.count_published(1);
+            sent = true;
+        }
+        while let Some(&locate) = self.dirty.front() {
+            let Some(symbol) = self.symbols.get(locate as usize).copied() else {
+                self.dirty.pop_front();
+                continue;
+            };
+            if !symbol.active || !symbol.dirty {
+                self.dirty.pop_front();
+                if let Some(s) = self.symbols.get_mut(locate as usize) {
+                    s.dirty = false;
+                }
+                continue;
+            }
+            let levels = self.books.level_count(locate);
+            if self.rings.events.slots() < levels + 1 {
+                break;
+            }
+            self.dirty.pop_front();
+            self.send_book(locate, symbol.reason);
+            sent = true;
+        }
+        sent
+    }
+
+    /// Pushes a resync of `locate` and all its levels; the caller checked there is room.
+    fn send_book(&mut self, locate: u16, reason: ResyncReason) {
+        let Some(symbol) = self.symbols.get_mut(locate as usize) else {
+            return;
+        };
+        let Some(book) = self.books.book(locate) else {
+            return;
+        };
+        let ingest_ns = now_ns();
+        let levels = self.books.level_count(locate);
+        symbol.dirty = false;
+        symbol.seq += 1;
+        let header = Event::Resync {
+            locate,
+            seq: symbol.seq,
+            reason,
+            levels: levels as u32,
+            incomplete: book.incomplete(),
+            ingest_ns,
+        };
+        let events = &mut self.rings.events;
+        let mut pushed = u64::from(events.push(header).is_ok());
+        let sides = [itch::Side::Buy, itch::Side::Sell];
+        for (side, level) in sides.into_iter().flat_map(|s| book.side(s).map(move |l| (s, l))) {
+            symbol.seq += 1;
+            let update = LevelUpdate {
+                locate,
+                side,
+                price: level.price,
+                shares: level.shares,
+                orders: level.orders,
+                seq: symbol.seq,
+                exchange_ns: 0,
+                ingest_ns,
+            };
+            pushed += u64::from(events.push(Event::Level(update)).is_ok());
+        }
+        self.stats.count_published(pushed);
+        self.stats.count_resync();
+    }
+
+    /// Takes and acks up to [`COMMANDS_PER_ITERATION`] commands. True if it took any.
+    fn take_commands(&mut self) -> bool {
+        let mut took = false;
+        for _ in 0..COMMANDS_PER_ITERATION {
+            // Room for the ack and for the event the command may send, before taking it.
+            if self.owed_stale.is_some()
+                || self.owed_fresh
+                || self.rings.acks.slots() == 0
+                || self.rings.events.slots() == 0
+            {
+                break;
+            }
+            let Some(command) = self.rings.commands.pop() else {
+                break;
+            };
+            took = true;
+            self.stats.count_command();
+            let outcome = self.execute(command);
+            let ack = Ack {
+                id: command.id(),
+                shard: self.id,
+                outcome,
+            };
+            // cannot fail: the ack ring had a free slot and only this thread pushes to it
+            let _ = self.rings.acks.push(ack);
+        }
+        took
+    }
+
+    fn execute(&mut self, command: Command) -> Result<Applied, CommandError> {
+        match command {
+            Command::AddSymbol { symbol, .. } => {
+                let Some(locate) = self.owned_locate(symbol)? else {
+                    return Ok(Applied::NotOwned);
+                };
+                let Some(state) = self.symbols.get_mut(locate as usize) else {
+                    return Err(CommandError::UnknownSymbol(symbol));
+                };
+                if state.active {
+                    return Err(CommandError::AlreadyActive(symbol));
+                }
+                if !state.tracked {
+                    // Removed earlier today: orders added meanwhile were never seen.
+                    state.tracked = true;
+                    self.books.mark_incomplete(locate);
+                }
+                self.activate(locate, symbol);
+                Ok(Applied::Added { locate })
+            }
+            Command::RemoveSymbol { symbol, .. } => {
+                let Some(locate) = self.owned_locate(symbol)? else {
+                    return Ok(Applied::NotOwned);
+                };
+                let Some(state) = self.symbols.get_mut(locate as usize) else {
+                    return Err(CommandError::UnknownSymbol(symbol));
+                };
+                if !state.active {
+                    return Err(CommandError::NotActive(symbol));
+                }
+                state.active = false;
+                state.tracked = false;
+                state.dirty = false;
+                state.seq += 1;
+                let seq = state.seq;
+                let orders = self.books.clear_book(locate);
+                self.push_event(Event::SymbolRemoved {
+                    locate,
+                    symbol,
+                    seq,
+                });
+                Ok(Applied::Removed {
+                    locate,
+                    orders: orders as u32,
+                })
+            }
+            Command::Resync { symbol, .. } => {
+                let Some(locate) = self.owned_locate(symbol)? else {
+                    return Ok(Applied::NotOwned);
+                };
+                if !self.symbols.get(locate as usize).is_some_and(|s| s.active) {
+                    return Err(CommandError::NotActive(symbol));
+                }
+                self.mark_dirty(locate, ResyncReason::Requested);
+                Ok(Applied::Resynced { locate })
+            }
+            Command::SetIdle { strategy, .. } => {
+                self.idler.set_strategy(strategy);
+                Ok(Applied::Configured)
+            }
+        }
+    }
+
+    /// The locate of `symbol`: `Some` if this shard owns it, `None` if another does.
+    fn owned_locate(&self, symbol: [u8; 8]) -> Result<Option<u16>, CommandError> {
+        let name = super::event::symbol_str(&symbol);
+        let locate = self
+            .books
+            .locate_of(name)
+            .ok_or(CommandError::UnknownSymbol(symbol))?;
+        Ok(self
+            .symbols
+            .get(locate as usize)
+            .is_some_and(|s| s.owned)
+            .then_some(locate))
+    }
+
+    /// Starts publishing `locate`: the added event, then its book as a resync.
+    fn activate(&mut self, locate: u16, symbol: [u8; 8]) {
+        let Some(state) = self.symbols.get_mut(locate as usize) else {
+            return;
+        };
+        state.active = true;
+        state.seq += 1;
+        let seq = state.seq;
+        self.push_event(Event::SymbolAdded {
+            locate,
+            symbol,
+            seq,
+        });
+        self.mark_dirty(locate, ResyncReason::Added);
+    }
+
+    /// Pushes an event the caller made room for (or counts it as ring-full).
+    fn push_event(&mut self, event: Event) {
+        if self.rings.events.push(event).is_ok() {
+            self.stats.count_published(1);
+        } else if let Some(locate) = event.locate() {
+            self.stats.count_ring_full();
+            self.mark_dirty(locate, ResyncReason::RingFull);
+        }
+    }
+
+    fn mark_dirty(&mut self, locate: u16, reason: ResyncReason) {
+        if let Some(state) = self.symbols.get_mut(locate as usize) {
+            // an Added resync stays Added: the consumer needs to know it is the first book
+            if !state.dirty {
+                state.reason = reason;
+                state.dirty = true;
+                self.dirty.push_back(locate);
+            }
+        }
+    }
+
+    /// One feed event.
+    fn on_feed(&mut self, event: FeedEvent<'_>, ingest_ns: u64) {
+        match event {
+            FeedEvent::Message(bytes) => self.on_message(bytes, ingest_ns),
+            FeedEvent::Gap { first, count } => {
+                self.stats.count_gap(count);
+                self.stale = true;
+                self.owed_fresh = false;
+                self.owed_stale = Some(match self.owed_stale {
+                    Some((f, c)) => (f, c.saturating_add(count)),
+                    None => (first, count),
+                });
+            }
+            FeedEvent::Duplicate { count } => self.stats.count_duplicates(count),
+            FeedEvent::Malformed { .. } => self.stats.count_malformed(),
+            FeedEvent::Heartbeat => self.stats.count_heartbeat(),
+            FeedEvent::EndOfSession => {}
+            FeedEvent::Restart => {
+                self.stats.count_restart();
+                self.new_day();
+            }
+        }
+    }
+
+    fn on_message(&mut self, bytes: &[u8], ingest_ns: u64) {
+        let Some(&kind) = bytes.first() else {
+            self.stats.count_parse_error();
+            return;
+        };
+        self.stats.count_message(kind);
+        let message = match itch::parse(bytes) {
+            Ok(message) => message,
+            Err(_) => {
+                self.stats.count_parse_error();
+                return;
+            }
+        };
+        let locate = message.header().stock_locate;
+        match message {
+            Message::StockDirectory(ref m) => {
+                self.books.apply(&message, &mut |_| {});
+                self.on_listed(locate, *m.stock());
+                return;
+            }
+            Message::SystemEvent(ref m) if m.event_code() == b'O' => {
+                // start of messages: a new day on a clean slate
+                self.new_day();
+                return;
+            }
+            _ => {}
+        }
+        if !self.symbols.get(locate as usize).is_some_and(|s| s.tracked) {
+            return;
+        }
+        let Self {
+            books,
+            symbols,
+            dirty,
+            rings,
+            stats,
+            owed_stale,
+            owed_fresh,
+            ..
+        } = self;
+        let owed = owed_stale.is_some() || *owed_fresh;
+        books.apply(&message, &mut |change: L2Change| {
+            let Some(state) = symbols.get_mut(change.locate as usize) else {
+                return;
+            };
+            if !state.active || state.dirty {
+                return;
+            }
+            let update = LevelUpdate {
+                locate: change.locate,
+                side: change.side,
+                price: change.price,
+                shares: change.shares,
+                orders: change.orders,
+                seq: state.seq + 1,
+                exchange_ns: change.timestamp,
+                ingest_ns,
+            };
+            if !owed && rings.events.push(Event::Level(update)).is_ok() {
+                state.seq += 1;
+                stats.count_published(1);
+            } else {
+                stats.count_ring_full();
+                state.reason = ResyncReason::RingFull;
+                state.dirty = true;
+                dirty.push_back(change.locate);
+            }
+        });
+    }
+
+    /// A stock directory message named `locate`: decide who owns it and whether to publish.
+    fn on_listed(&mut self, locate: u16, symbol: [u8; 8]) {
+        let owner = self
+            .assign
+            .get(&symbol)
+            .copied()
+            .unwrap_or(locate % self.shards);
+        let publish = self.publish_all || self.publish.contains(&symbol);
+        let Some(state) = self.symbols.get_mut(locate as usize) else {
+            return;
+        };
+        let owned = owner == self.id;
+        if state.owned && !owned {
+            self.books.clear_book(locate);
+        }
+        state.owned = owned;
+        state.tracked = owned;
+        if owned && publish && !state.active {
+            self.activate(locate, symbol);
+        }
+    }
+
+    /// A new day: every book is emptied and every published symbol resent (empty).
+    fn new_day(&mut self) {
+        self.books.clear_all();
+        for locate in 0..self.symbols.len() {
+            let Some(state) = self.symbols.get_mut(locate) else {
+                continue;
+            };
+            state.tracked = state.owned;
+            if state.active {
+                // locates are below 65,536 (BooksConfig)
+                self.mark_dirty(locate as u16, ResyncReason::NewDay);
+            }
+        }
+        if self.stale {
+            self.stale = false;
+            self.owed_stale = None;
+            self.owed_fresh = true;
+        }
+    }
+}
