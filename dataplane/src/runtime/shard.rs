@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::command::{Ack, Applied, Command, CommandError};
 use super::event::{Event, LevelUpdate, ResyncReason};
 use super::idle::{IdleStrategy, Idler};
-use super::stats::ShardStats;
+use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
 use crate::book::change::L2Change;
 use crate::book::{Books, BooksConfig};
@@ -194,11 +194,12 @@ impl<'a> Shard<'a> {
             let started = now_ns();
             let mut work = self.flush();
             work |= self.take_commands();
-            let published_before = self.stats.events_published();
+            let published_before = self.stats.get(Counter::EventsPublished);
             if !ended {
+                let batch = self.batch;
                 let polled = {
                     let mut sink = |event: FeedEvent<'_>| self.on_feed(event, started);
-                    source.poll(self.batch, &mut sink)
+                    source.poll(batch, &mut sink)
                 };
                 match polled {
                     Polled::Events(n) => work |= n > 0,
@@ -209,8 +210,9 @@ impl<'a> Shard<'a> {
             self.stats.publish_book(self.books.stats());
             if work {
                 let done = now_ns();
-                if self.stats.events_published() != published_before {
-                    self.stats.ingest_to_publish.record(done.saturating_sub(started));
+                if self.stats.get(Counter::EventsPublished) != published_before {
+                    self.stats
+                        .record_ingest_to_publish(done.saturating_sub(started));
                 }
                 self.stats.record_loop(true, done.saturating_sub(started));
                 self.idler.reset();
@@ -229,7 +231,7 @@ impl<'a> Shard<'a> {
                 return sent;
             }
             self.owed_stale = None;
-            self.stats.count_published(1);
+            self.stats.add(Counter::EventsPublished, 1);
             sent = true;
         }
         if self.owed_fresh {
@@ -237,7 +239,7 @@ impl<'a> Shard<'a> {
                 return sent;
             }
             self.owed_fresh = false;
-            self.stats.count_published(1);
+            self.stats.add(Counter::EventsPublished, 1);
             sent = true;
         }
         while let Some(&locate) = self.dirty.front() {
@@ -300,8 +302,8 @@ impl<'a> Shard<'a> {
             };
             pushed += u64::from(events.push(Event::Level(update)).is_ok());
         }
-        self.stats.count_published(pushed);
-        self.stats.count_resync();
+        self.stats.add(Counter::EventsPublished, pushed);
+        self.stats.add(Counter::Resyncs, 1);
     }
 
     /// Takes and acks up to [`COMMANDS_PER_ITERATION`] commands. True if it took any.
@@ -320,7 +322,7 @@ impl<'a> Shard<'a> {
                 break;
             };
             took = true;
-            self.stats.count_command();
+            self.stats.add(Counter::Commands, 1);
             let outcome = self.execute(command);
             let ack = Ack {
                 id: command.id(),
@@ -429,9 +431,9 @@ impl<'a> Shard<'a> {
     /// Pushes an event the caller made room for (or counts it as ring-full).
     fn push_event(&mut self, event: Event) {
         if self.rings.events.push(event).is_ok() {
-            self.stats.count_published(1);
+            self.stats.add(Counter::EventsPublished, 1);
         } else if let Some(locate) = event.locate() {
-            self.stats.count_ring_full();
+            self.stats.add(Counter::RingFull, 1);
             self.mark_dirty(locate, ResyncReason::RingFull);
         }
     }
@@ -452,7 +454,8 @@ impl<'a> Shard<'a> {
         match event {
             FeedEvent::Message(bytes) => self.on_message(bytes, ingest_ns),
             FeedEvent::Gap { first, count } => {
-                self.stats.count_gap(count);
+                self.stats.add(Counter::Gaps, 1);
+                self.stats.add(Counter::MessagesLost, count);
                 self.stale = true;
                 self.owed_fresh = false;
                 self.owed_stale = Some(match self.owed_stale {
@@ -460,12 +463,12 @@ impl<'a> Shard<'a> {
                     None => (first, count),
                 });
             }
-            FeedEvent::Duplicate { count } => self.stats.count_duplicates(count),
-            FeedEvent::Malformed { .. } => self.stats.count_malformed(),
-            FeedEvent::Heartbeat => self.stats.count_heartbeat(),
+            FeedEvent::Duplicate { count } => self.stats.add(Counter::Duplicates, count),
+            FeedEvent::Malformed { .. } => self.stats.add(Counter::Malformed, 1),
+            FeedEvent::Heartbeat => self.stats.add(Counter::Heartbeats, 1),
             FeedEvent::EndOfSession => {}
             FeedEvent::Restart => {
-                self.stats.count_restart();
+                self.stats.add(Counter::Restarts, 1);
                 self.new_day();
             }
         }
@@ -473,14 +476,14 @@ impl<'a> Shard<'a> {
 
     fn on_message(&mut self, bytes: &[u8], ingest_ns: u64) {
         let Some(&kind) = bytes.first() else {
-            self.stats.count_parse_error();
+            self.stats.add(Counter::ParseErrors, 1);
             return;
         };
         self.stats.count_message(kind);
         let message = match itch::parse(bytes) {
             Ok(message) => message,
             Err(_) => {
-                self.stats.count_parse_error();
+                self.stats.add(Counter::ParseErrors, 1);
                 return;
             }
         };
@@ -531,9 +534,9 @@ impl<'a> Shard<'a> {
             };
             if !owed && rings.events.push(Event::Level(update)).is_ok() {
                 state.seq += 1;
-                stats.count_published(1);
+                stats.add(Counter::EventsPublished, 1);
             } else {
-                stats.count_ring_full();
+                stats.add(Counter::RingFull, 1);
                 state.reason = ResyncReason::RingFull;
                 state.dirty = true;
                 dirty.push_back(change.locate);

@@ -169,6 +169,12 @@ impl ShardStats {
         bump(&self.counters[counter as usize], n);
     }
 
+    /// The current value of `counter`. Any thread.
+    #[inline]
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize].load(Relaxed)
+    }
+
     /// Copies the current totals of the books' error counters: unknown and duplicate
     /// references, overfills, crossings, and the three capacity limits. Shard thread only.
     pub fn publish_book(&self, book: &BookStats) {
