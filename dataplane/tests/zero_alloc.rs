@@ -7,21 +7,44 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::book::BooksConfig;
+use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::pool::Pool;
+use dataplane::runtime::command::Command;
+use dataplane::runtime::idle::IdleStrategy;
+use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::source::{FeedEvent, FeedSource, Polled};
+use dataplane::topology::Topology;
 use dataplane::ring::ring;
 
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// Allocations by shard threads from the moment their loop starts.
+static SHARD_ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
+    static SHARD: Cell<bool> = const { Cell::new(false) };
 }
 
 fn count() {
     if ARMED.with(Cell::get) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
+    if SHARD.with(Cell::get) {
+        SHARD_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The shard's start hook: from here on, its thread's allocations are counted.
+fn arm_shard() {
+    SHARD.with(|s| s.set(true));
 }
 
 // SAFETY: forwards every call unchanged to the system allocator; counting has no effect on
@@ -195,4 +218,110 @@ fn applying_itch_messages_to_the_books_allocates_nothing() {
         "the books did change ({changes} changes)"
     );
     assert_eq!(books.stats().messages, 300_000);
+}
+
+/// A whole stream, frame by frame, as fast as the shard takes it.
+struct Replay {
+    messages: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl FeedSource for Replay {
+    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+        if self.next == self.messages.len() {
+            return Polled::Ended;
+        }
+        let end = (self.next + max).min(self.messages.len());
+        for m in &self.messages[self.next..end] {
+            sink(FeedEvent::Message(m));
+        }
+        let n = end - self.next;
+        self.next = end;
+        Polled::Events(n)
+    }
+
+    fn describe(&self) -> String {
+        "replay".into()
+    }
+}
+
+fn with_id(command: Command, id: u64) -> Command {
+    match command {
+        Command::RemoveSymbol { symbol, .. } => Command::RemoveSymbol { id, symbol },
+        Command::AddSymbol { symbol, .. } => Command::AddSymbol { id, symbol },
+        other => other,
+    }
+}
+
+#[test]
+fn the_shard_loop_allocates_nothing() {
+    // Levels, resyncs, ring-full and commands all happen with the counter armed: a small
+    // event ring that the test drains only now and then.
+    let mut generator = Generator::new(GeneratorConfig {
+        symbols: 50,
+        seed: 2,
+    });
+    let messages: Vec<Vec<u8>> = (0..300_000)
+        .map(|_| {
+            let mut m = Vec::new();
+            generator.next_into(&mut m);
+            m
+        })
+        .collect();
+    let total = messages.len() as u64;
+    let books = BooksConfig {
+        max_orders: 1 << 16,
+        max_levels: 1 << 14,
+        max_levels_per_side: 512,
+        max_symbols: 128,
+    };
+    let config = ShardConfig {
+        id: 0,
+        shards: 1,
+        core: None,
+        books,
+        event_ring: 2048,
+        batch: 64,
+        idle: IdleStrategy::for_tests(),
+        publish: Publish::All,
+        assign: HashMap::new(),
+        on_start: Some(arm_shard),
+    };
+    let source: Box<dyn FeedSource> = Box::new(Replay { messages, next: 0 });
+    let mut plane =
+        DataPlane::start(Arc::new(Topology::fallback()), vec![config], vec![source]).unwrap();
+    let mut events = plane.shards_mut()[0].take_events().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut received = 0u64;
+    let mut commanded = false;
+    while plane.shards()[0].stats().snapshot().messages() < total {
+        assert!(Instant::now() < deadline, "the shard did not finish in time");
+        std::thread::sleep(Duration::from_millis(2));
+        while events.pop().is_some() {
+            received += 1;
+        }
+        if !commanded && received > 10_000 {
+            // events keep being drained while the commands wait for their acks, as the
+            // control plane does
+            commanded = true;
+            let symbol = *b"MSFT    ";
+            for command in [
+                Command::RemoveSymbol { id: 0, symbol },
+                Command::AddSymbol { id: 0, symbol },
+            ] {
+                let id = plane.submit(|id| with_id(command, id)).unwrap();
+                while plane.try_collect(id).is_none() {
+                    assert!(Instant::now() < deadline, "no ack in time");
+                    while events.pop().is_some() {
+                        received += 1;
+                    }
+                }
+            }
+        }
+    }
+    plane.stop();
+    let stats = plane.shards()[0].stats().snapshot();
+    assert!(commanded);
+    assert!(stats.ring_full > 0 && stats.resyncs > 0, "{stats:?}");
+    assert_eq!(SHARD_ALLOCATIONS.load(Ordering::Relaxed), 0);
 }
