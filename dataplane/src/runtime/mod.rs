@@ -38,6 +38,7 @@ use crate::source::FeedSource;
 use crate::topology::Topology;
 use command::{Ack, Applied, Command, CommandError};
 use event::Event;
+use idle::IdleStrategy;
 pub use shard::{COMMANDS_PER_ITERATION, Publish, ShardConfig};
 use shard::{Shard, ShardRings};
 use stats::ShardStats;
@@ -418,5 +419,56 @@ fn spawn(
     })
 }
 
+/// The idle strategy a shard on `core` gets by default: pure spin only when the core is shared
+/// with nothing — not with the control plane (`control_cores`), and not with the OS (some
+/// allowed core is left over for it beyond the data and control cores).
+pub fn default_idle(
+    topology: &Topology,
+    core: Option<usize>,
+    data_cores: &[usize],
+    control_cores: &[usize],
+) -> IdleStrategy {
+    let Some(core) = core else {
+        return IdleStrategy::default_for(true);
+    };
+    let spare_for_os = topology
+        .allowed_cpus()
+        .iter()
+        .any(|c| !data_cores.contains(c) && !control_cores.contains(c));
+    IdleStrategy::default_for(control_cores.contains(&core) || !spare_for_os)
+}
+
 /// Symbols placed on shards by name, for [`ShardConfig::assign`].
 pub type Assignments = HashMap<[u8; 8], u16>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pure_spin_only_on_a_core_shared_with_nothing() {
+        let topology = Topology::fallback();
+        let cpus = topology.allowed_cpus().to_vec();
+        // the data plane on one core, the control plane on the same one: shared
+        let first = cpus[0];
+        assert_ne!(
+            default_idle(&topology, Some(first), &[first], &[first]),
+            IdleStrategy::Spin
+        );
+        // unpinned shards never spin
+        assert_ne!(default_idle(&topology, None, &[], &[]), IdleStrategy::Spin);
+        if let [control, data, _os, ..] = cpus[..] {
+            assert_eq!(
+                default_idle(&topology, Some(data), &[data], &[control]),
+                IdleStrategy::Spin
+            );
+        }
+        if let [control, data] = cpus[..] {
+            // two cores: nothing is left for the OS, so the shard's core is shared with it
+            assert_ne!(
+                default_idle(&topology, Some(data), &[data], &[control]),
+                IdleStrategy::Spin
+            );
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Ingest → event visible to a consumer on the other core, through a real shard.
+//!
+//! The shard is pinned to the second core and busy-polls (pure spin) a paced feed of generated
+//! ITCH messages; this thread, pinned to the first core, spins on the event ring. No
+//! coordinated omission: the feed writes each message's *intended* injection time (start +
+//! i / rate, on [`dataplane::clock::now_ns`]'s scale) into its ITCH timestamp, and every level
+//! event carries that timestamp, so a message the shard took late is measured from when it
+//! was due, not from when it was taken. Latency = time the consumer popped the event − the
+//! intended time.
+//!
+//! Also: the maximum sustained rate, with the feed unpaced (messages per second the shard
+//! applied and published while the consumer kept up).
+//!
+//! `cargo bench --bench runtime`: 100 k msg/s and 1 M msg/s for 2 s each, then 4 M messages
+//! unpaced. Under `cargo test --benches`: a few thousand messages each.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use dataplane::book::BooksConfig;
+use dataplane::clock::now_ns;
+use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::runtime::event::Event;
+use dataplane::runtime::idle::IdleStrategy;
+use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::source::{FeedEvent, FeedSource, Polled};
+use dataplane::topology::Topology;
+use hdrhistogram::Histogram;
+
+/// A generated stream, released at `rate` messages per second (0: as fast as taken), each
+/// message stamped with its intended release time.
+struct Paced {
+    bytes: Vec<u8>,
+    frames: Vec<(usize, usize)>,
+    next: usize,
+    rate: u64,
+    start: Option<u64>,
+}
+
+impl Paced {
+    fn new(messages: u64, rate: u64) -> Paced {
+        let mut generator = Generator::new(GeneratorConfig {
+            symbols: 120,
+            seed: 1,
+        });
+        let mut bytes = Vec::with_capacity(messages as usize * 34);
+        let mut frames = Vec::with_capacity(messages as usize);
+        for _ in 0..messages {
+            let start = bytes.len();
+            generator.next_into(&mut bytes);
+            frames.push((start, bytes.len()));
+        }
+        Paced {
+            bytes,
+            frames,
+            next: 0,
+            rate,
+            start: None,
+        }
+    }
+
+    fn intended(&self, start: u64, i: usize) -> u64 {
+        if self.rate == 0 {
+            return start;
+        }
+        start + (i as u128 * 1_000_000_000 / u128::from(self.rate)) as u64
+    }
+}
+
+impl FeedSource for Paced {
+    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+        if self.next == self.frames.len() {
+            return Polled::Ended;
+        }
+        let now = now_ns();
+        let start = *self.start.get_or_insert(now);
+        let due = if self.rate == 0 {
+            self.frames.len()
+        } else {
+            let elapsed = u128::from(now - start);
+            ((elapsed * u128::from(self.rate) / 1_000_000_000) as usize + 1).min(self.frames.len())
+        };
+        let end = due.min(self.next + max);
+        if end <= self.next {
+            return Polled::Idle;
+        }
+        for i in self.next..end {
+            let at = self.intended(start, i);
+            let (a, b) = self.frames[i];
+            let message = &mut self.bytes[a..b];
+            // ITCH timestamp: 6 bytes big-endian at offset 5
+            message[5..11].copy_from_slice(&at.to_be_bytes()[2..]);
+            sink(FeedEvent::Message(message));
+        }
+        let n = end - self.next;
+        self.next = end;
+        Polled::Events(n)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} generated messages at {} msg/s", self.frames.len(), self.rate)
+    }
+}
+
+struct Run {
+    latency: Histogram<u64>,
+    messages: u64,
+    elapsed: Duration,
+    events: u64,
+}
+
+/// Runs `messages` at `rate` through one shard on the second core, consuming on the first.
+fn run(messages: u64, rate: u64) -> Run {
+    let consumer_core = common::pin(0);
+    let shard_core = common::cores().get(1).map(|c| c.id);
+    let full = common::full_run();
+    let config = ShardConfig {
+        id: 0,
+        shards: 1,
+        core: shard_core.filter(|c| Some(*c) != consumer_core),
+        books: BooksConfig::default(),
+        event_ring: 1 << 16,
+        batch: 64,
+        idle: if full {
+            IdleStrategy::Spin
+        } else {
+            IdleStrategy::for_tests()
+        },
+        publish: Publish::All,
+        assign: HashMap::new(),
+        on_start: None,
+    };
+    let source: Box<dyn FeedSource> = Box::new(Paced::new(messages, rate));
+    let topology = Arc::new(Topology::detect_or_fallback());
+    let mut plane = DataPlane::start(topology, vec![config], vec![source]).expect("shard starts");
+    let mut events = plane.shards_mut()[0]
+        .take_events()
+        .expect("event consumer");
+    let stats = Arc::clone(plane.shards()[0].stats());
+    let mut latency = common::histogram();
+    let started = Instant::now();
+    let mut count = 0u64;
+    loop {
+        let mut got = false;
+        while let Some(event) = events.pop() {
+            got = true;
+            count += 1;
+            if let Event::Level(l) = event
+                && l.exchange_ns != 0
+            {
+                common::record_ns(&mut latency, now_ns().saturating_sub(l.exchange_ns) as f64);
+            }
+        }
+        if !got {
+            if stats.snapshot().messages() >= messages && events.is_empty() {
+                break;
+            }
+            if !full {
+                std::thread::yield_now();
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    plane.stop();
+    Run {
+        latency,
+        messages,
+        elapsed,
+        events: count,
+    }
+}
+
+fn no_criterion(_: &mut Criterion) {}
+
+fn report() {
+    let seconds = common::scale(2, 0);
+    let runs: Vec<(String, Run)> = [100_000u64, 1_000_000]
+        .into_iter()
+        .map(|rate| {
+            let messages = if seconds == 0 { 5_000 } else { rate * seconds };
+            (format!("paced {} k msg/s", rate / 1000), run(messages, rate))
+        })
+        .collect();
+    let rows: Vec<(&str, &Histogram<u64>)> =
+        runs.iter().map(|(n, r)| (n.as_str(), &r.latency)).collect();
+    common::print_table(
+        "ingest → event popped on the other core (from the intended injection time), ns",
+        "ns per level event",
+        &rows,
+    );
+    for (name, r) in &runs {
+        println!(
+            "  {name}: {} messages, {} events in {:.2?}",
+            r.messages, r.events, r.elapsed
+        );
+    }
+    let messages = common::scale(4_000_000, 20_000);
+    let unpaced = run(messages, 0);
+    println!();
+    println!(
+        "maximum sustained rate (unpaced feed, consumer keeping up): {:.2} M msg/s \
+         ({} messages, {} events in {:.2?})",
+        messages as f64 / unpaced.elapsed.as_secs_f64() / 1e6,
+        messages,
+        unpaced.events,
+        unpaced.elapsed
+    );
+}
+
+fn main() {
+    common::main(no_criterion, Duration::from_secs(1), report);
+}
