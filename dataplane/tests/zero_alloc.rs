@@ -196,3 +196,41 @@ fn applying_itch_messages_to_the_books_allocates_nothing() {
     );
     assert_eq!(books.stats().messages, 300_000);
 }
+
+#[test]
+fn simulator_poll_allocates_nothing_after_warm_up() {
+    use dataplane::source::simulator::{Simulator, SimulatorOptions};
+    use dataplane::source::{FeedEvent, FeedSource, Polled};
+
+    let mut simulator = Simulator::new(SimulatorOptions {
+        symbols: 20,
+        seed: 5,
+        rate: 0,
+    });
+    let mut bytes = 0usize;
+    let mut run = |simulator: &mut Simulator, messages: u64| {
+        let mut left = messages;
+        while left > 0 {
+            let polled = simulator.poll(256.min(left as usize), &mut |e| {
+                if let FeedEvent::Message(m) = e {
+                    bytes += m.len();
+                }
+            });
+            let Polled::Events(n) = polled else {
+                panic!("an unpaced simulator always has messages: {polled:?}")
+            };
+            left -= n as u64;
+        }
+    };
+    run(&mut simulator, 200_000);
+    let n = allocations_in(|| run(&mut simulator, 200_000));
+    assert_eq!(
+        n, 0,
+        "polling 200 000 simulated messages allocated {n} times"
+    );
+    assert_eq!(simulator.messages(), 400_000);
+    assert!(
+        bytes > 400_000 * 19,
+        "real messages were handed over ({bytes} bytes)"
+    );
+}
