@@ -102,7 +102,11 @@ impl FeedSource for Paced {
     }
 
     fn describe(&self) -> String {
-        format!("{} generated messages at {} msg/s", self.frames.len(), self.rate)
+        format!(
+            "{} generated messages at {} msg/s",
+            self.frames.len(),
+            self.rate
+        )
     }
 }
 
@@ -137,9 +141,7 @@ fn run(messages: u64, rate: u64) -> Run {
     let source: Box<dyn FeedSource> = Box::new(Paced::new(messages, rate));
     let topology = Arc::new(Topology::detect_or_fallback());
     let mut plane = DataPlane::start(topology, vec![config], vec![source]).expect("shard starts");
-    let mut events = plane.shards_mut()[0]
-        .take_events()
-        .expect("event consumer");
+    let mut events = plane.shards_mut()[0].take_events().expect("event consumer");
     let stats = Arc::clone(plane.shards()[0].stats());
     let mut latency = common::histogram();
     let started = Instant::now();
@@ -182,7 +184,10 @@ fn report() {
         .into_iter()
         .map(|rate| {
             let messages = if seconds == 0 { 5_000 } else { rate * seconds };
-            (format!("paced {} k msg/s", rate / 1000), run(messages, rate))
+            (
+                format!("paced {} k msg/s", rate / 1000),
+                run(messages, rate),
+            )
         })
         .collect();
     let rows: Vec<(&str, &Histogram<u64>)> =

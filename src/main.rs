@@ -25,6 +25,8 @@ enum Command {
     Gen(cli::generate::GenArgs),
     /// Build every book from an ITCH 5.0 BinaryFILE as fast as possible and print them.
     Replay(cli::replay::ReplayArgs),
+    /// Send an ITCH 5.0 BinaryFILE over UDP as a MoldUDP64 feed, paced at a fixed rate.
+    Publish(cli::publish::PublishArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Gen(args) => cli::generate::run(&args),
         Command::Replay(args) => cli::replay::run(&args),
+        Command::Publish(args) => cli::publish::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

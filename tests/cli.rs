@@ -163,3 +163,152 @@ fn replay_reports_bad_input_clearly() {
     assert!(stdout.contains(r#"frames {"truncated": 1}"#), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// What a receiver saw of a `pinbook publish` run.
+#[derive(Debug, Default)]
+struct Received {
+    message_packets: u64,
+    messages: u64,
+    /// Packets whose sequence was not the one after the packet before.
+    discontinuities: u64,
+    ends: u64,
+    /// The sequence of the end-of-session packets (one past the last message).
+    end_sequence: u64,
+    last_was_end: bool,
+}
+
+/// Runs `pinbook publish FILE --udp <a local socket> EXTRA…` and receives until three
+/// end-of-session packets arrived (or 10 s passed).
+fn publish_and_receive(file: &str, extra: &[&str]) -> (Received, std::process::Output) {
+    use dataplane::feed::moldudp64::{Packet, PacketKind};
+    use std::time::{Duration, Instant};
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let target = socket.local_addr().unwrap().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_pinbook"))
+        .args(["publish", file, "--udp", &target])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the pinbook binary");
+    let mut seen = Received::default();
+    let mut next = 1;
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.ends < 3 && Instant::now() < deadline {
+        let Ok(len) = socket.recv(&mut buf) else {
+            continue;
+        };
+        let packet = Packet::parse(&buf[..len]).expect("a MoldUDP64 packet");
+        assert_eq!(packet.session(), b"PINBOOK   ");
+        seen.last_was_end = packet.kind() == PacketKind::EndOfSession;
+        match packet.kind() {
+            PacketKind::Messages => {
+                assert!(len <= 1400, "a packet of {len} bytes");
+                seen.message_packets += 1;
+                for message in packet.messages() {
+                    message.expect("a whole message block");
+                    seen.messages += 1;
+                }
+                seen.discontinuities += u64::from(packet.sequence() != next);
+                next = packet.next_sequence();
+            }
+            PacketKind::EndOfSession => {
+                seen.ends += 1;
+                seen.end_sequence = packet.sequence();
+            }
+            PacketKind::Heartbeat => {}
+        }
+    }
+    (seen, child.wait_with_output().expect("publish exits"))
+}
+
+#[test]
+fn publish_sends_the_whole_file_then_ends_the_session() {
+    let dir = std::env::temp_dir().join(format!("pinbook-cli-publish-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("day.itch");
+    let file = file.to_str().unwrap();
+    let out = pinbook(&["gen", file, "-n", "2000", "-k", "3"]);
+    assert!(out.status.success());
+
+    let (seen, out) = publish_and_receive(file, &["--rate", "200000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(seen.messages, 2000, "{seen:?}");
+    assert_eq!(seen.discontinuities, 0, "{seen:?}");
+    assert_eq!((seen.ends, seen.end_sequence), (3, 2001), "{seen:?}");
+    assert!(seen.last_was_end);
+    assert!(
+        stderr.contains(&format!(
+            "published 2000 messages in {} packets",
+            seen.message_packets
+        )),
+        "{stderr}"
+    );
+
+    let (dropping, out) = publish_and_receive(file, &["--rate", "200000", "--drop-every", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        dropping.messages < 2000 && dropping.message_packets < seen.message_packets,
+        "{dropping:?}"
+    );
+    assert!(
+        dropping.discontinuities >= dropping.message_packets - 1,
+        "{dropping:?}"
+    );
+    assert_eq!(
+        dropping.end_sequence, 2001,
+        "dropped packets still use their numbers"
+    );
+    assert!(stderr.contains("packets dropped on purpose"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn publish_reports_bad_arguments_clearly() {
+    let out = pinbook(&["publish", "/nonexistent/day.itch", "--udp", "127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open ITCH file /nonexistent/day.itch"),
+        "{stderr}"
+    );
+
+    let out = pinbook(&["publish", "/dev/null", "--udp", "no-port-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is empty"), "{stderr}");
+
+    let dir = std::env::temp_dir().join(format!("pinbook-cli-publish-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("day.itch");
+    let file = file.to_str().unwrap();
+    assert!(
+        pinbook(&["gen", file, "-n", "100", "-k", "2"])
+            .status
+            .success()
+    );
+    let out = pinbook(&["publish", file, "--udp", "no-port-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot resolve --udp \"no-port-here\""),
+        "{stderr}"
+    );
+
+    for bad in [
+        &["--rate", "fast"][..],
+        &["--batch", "0"],
+        &["--session", "ELEVENCHARS"],
+    ] {
+        let out = pinbook(&[&["publish", file, "--udp", "127.0.0.1:9"][..], bad].concat());
+        assert_eq!(out.status.code(), Some(2), "{bad:?} is a usage error");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

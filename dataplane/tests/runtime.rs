@@ -53,7 +53,11 @@ impl FeedSource for Gated {
             self.next += 1;
             n += 1;
         }
-        if n == 0 { Polled::Idle } else { Polled::Events(n) }
+        if n == 0 {
+            Polled::Idle
+        } else {
+            Polled::Events(n)
+        }
     }
 
     fn describe(&self) -> String {
@@ -109,7 +113,11 @@ impl Mirror {
     fn apply(&mut self, event: Event) {
         if let (Some(locate), Some(seq)) = (event.locate(), event.seq()) {
             let last = self.seq.entry(locate).or_insert(0);
-            assert_eq!(seq, *last + 1, "locate {locate}: sequence jumped: {event:?}");
+            assert_eq!(
+                seq,
+                *last + 1,
+                "locate {locate}: sequence jumped: {event:?}"
+            );
             *last = seq;
         }
         match event {
@@ -227,7 +235,10 @@ impl Harness {
             if !stall {
                 self.drain();
             }
-            assert!(Instant::now() < deadline, "shards did not take the feed in time");
+            assert!(
+                Instant::now() < deadline,
+                "shards did not take the feed in time"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -283,7 +294,11 @@ fn events_rebuild_every_book_across_two_shards() {
     let locates = reference.locates();
     assert!(locates.len() >= 40);
     h.assert_matches(&reference, &locates);
-    assert_eq!(h.mirror.added.len(), 40, "every listed symbol was added once");
+    assert_eq!(
+        h.mirror.added.len(),
+        40,
+        "every listed symbol was added once"
+    );
     // Both shards read the whole feed; each published only its own locates (the mirror's
     // sequence check would have caught a locate published twice).
     for (i, shard) in h.plane.shards().iter().enumerate() {
@@ -319,7 +334,11 @@ fn a_stalled_consumer_gets_resyncs_and_ends_identical() {
     assert!(ring_full_resyncs > 0);
     assert_eq!(
         stats.resyncs,
-        h.mirror.resyncs.values().map(|v| v.len() as u64).sum::<u64>(),
+        h.mirror
+            .resyncs
+            .values()
+            .map(|v| v.len() as u64)
+            .sum::<u64>(),
         "every resync counted was received"
     );
 }
@@ -337,7 +356,10 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
     h.release(half, half as u64, false);
     h.settle();
     let msft = 2;
-    assert!(h.mirror.levels(msft, Side::Buy).is_empty(), "not published yet");
+    assert!(
+        h.mirror.levels(msft, Side::Buy).is_empty(),
+        "not published yet"
+    );
 
     let added = h
         .plane
@@ -469,7 +491,10 @@ fn bad_configs_are_refused_with_the_fix() {
     let err = DataPlane::start(Arc::clone(&topology), vec![c], sources)
         .err()
         .unwrap();
-    assert!(err.to_string().contains("raise it to at least 1026"), "{err}");
+    assert!(
+        err.to_string().contains("raise it to at least 1026"),
+        "{err}"
+    );
 
     let mut c = config(0, 1);
     c.core = Some(10_000);
@@ -479,5 +504,8 @@ fn bad_configs_are_refused_with_the_fix() {
         limit: Arc::new(AtomicUsize::new(0)),
     })];
     let err = DataPlane::start(topology, vec![c], sources).err().unwrap();
-    assert!(err.to_string().contains("core 10000 does not exist"), "{err}");
+    assert!(
+        err.to_string().contains("core 10000 does not exist"),
+        "{err}"
+    );
 }

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use dataplane::book::BooksConfig;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::pool::Pool;
+use dataplane::ring::ring;
 use dataplane::runtime::command::Command;
 use dataplane::runtime::idle::IdleStrategy;
 use dataplane::runtime::{DataPlane, Publish, ShardConfig};
 use dataplane::source::{FeedEvent, FeedSource, Polled};
 use dataplane::topology::Topology;
-use dataplane::ring::ring;
 
 struct Counting;
 
@@ -295,7 +295,10 @@ fn the_shard_loop_allocates_nothing() {
     let mut received = 0u64;
     let mut commanded = false;
     while plane.shards()[0].stats().snapshot().messages() < total {
-        assert!(Instant::now() < deadline, "the shard did not finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "the shard did not finish in time"
+        );
         std::thread::sleep(Duration::from_millis(2));
         while events.pop().is_some() {
             received += 1;
@@ -324,4 +327,41 @@ fn the_shard_loop_allocates_nothing() {
     assert!(commanded);
     assert!(stats.ring_full > 0 && stats.resyncs > 0, "{stats:?}");
     assert_eq!(SHARD_ALLOCATIONS.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn simulator_poll_allocates_nothing_after_warm_up() {
+    use dataplane::source::simulator::{Simulator, SimulatorOptions};
+
+    let mut simulator = Simulator::new(SimulatorOptions {
+        symbols: 20,
+        seed: 5,
+        rate: 0,
+    });
+    let mut bytes = 0usize;
+    let mut run = |simulator: &mut Simulator, messages: u64| {
+        let mut left = messages;
+        while left > 0 {
+            let polled = simulator.poll(256.min(left as usize), &mut |e| {
+                if let FeedEvent::Message(m) = e {
+                    bytes += m.len();
+                }
+            });
+            let Polled::Events(n) = polled else {
+                panic!("an unpaced simulator always has messages: {polled:?}")
+            };
+            left -= n as u64;
+        }
+    };
+    run(&mut simulator, 200_000);
+    let n = allocations_in(|| run(&mut simulator, 200_000));
+    assert_eq!(
+        n, 0,
+        "polling 200 000 simulated messages allocated {n} times"
+    );
+    assert_eq!(simulator.messages(), 400_000);
+    assert!(
+        bytes > 400_000 * 19,
+        "real messages were handed over ({bytes} bytes)"
+    );
 }

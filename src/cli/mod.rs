@@ -1,4 +1,5 @@
 //! The subcommands of the `pinbook` binary, one file each.
 
 pub mod generate;
+pub mod publish;
 pub mod replay;

@@ -12,7 +12,9 @@
 //! - messages a book must skip are mixed in: trades (P), NOII (I), and rare halts and resumes
 //!   (H).
 //!
-//! Book sizes hover around a target depth so long streams neither empty nor explode.
+//! Book sizes hover around a target depth so long streams neither empty nor explode, and a
+//! book never holds more orders than were allocated for it when the generator was built: once
+//! built, [`Generator::next_into`] allocates nothing (beyond growing `out` if it is short).
 //! [`Generator::closing`] yields the end-of-day system events.
 
 use rand::{Rng, SeedableRng};
@@ -32,6 +34,10 @@ const CENT: u32 = 100;
 
 /// Resting orders per symbol the flow steers towards.
 const TARGET_DEPTH: usize = 120;
+
+/// Resting orders per symbol at most: each book's order list is allocated this big up front
+/// and a full book gets a delete instead of an add, so the body never allocates.
+const MAX_DEPTH: usize = TARGET_DEPTH * 2;
 
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +107,7 @@ impl Generator {
             .map(|i| Symbol {
                 name: encode::stock(&symbol_name(i as usize)),
                 mid: CENT * rng.random_range(500..50_000),
-                orders: Vec::with_capacity(TARGET_DEPTH * 2),
+                orders: Vec::with_capacity(MAX_DEPTH),
                 halted: false,
             })
             .collect();
@@ -336,13 +342,20 @@ impl Generator {
     }
 
     fn add(&mut self, s: usize, out: &mut Vec<u8>) {
+        let orders = &self.symbols[s].orders;
+        if orders.len() >= orders.capacity() {
+            // A full book: pushing would reallocate. Not recursive: `delete` only adds to an
+            // empty book.
+            return self.delete(s, out);
+        }
         let (side, price) = self.quote(s);
         let shares = self.lot();
         let reference = self.new_ref();
         let attribution = self.rng.random_ratio(1, 10).then_some(*b"NSDQ");
         let locate = s as u16 + 1;
         let name = self.symbols[s].name;
-        out.extend_from_slice(&encode::add_order(
+        encode::add_order_into(
+            out,
             self.header(locate),
             reference,
             side,
@@ -350,7 +363,7 @@ impl Generator {
             name,
             price,
             attribution,
-        ));
+        );
         self.symbols[s].orders.push(Live {
             reference,
             side,
@@ -600,6 +613,32 @@ mod tests {
         for kind in *b"SRHAFECXDUPI" {
             assert!(seen.contains(&kind), "no {} message", kind as char);
         }
+    }
+
+    #[test]
+    fn books_never_outgrow_their_preallocated_orders() {
+        let mut g = Generator::new(GeneratorConfig {
+            symbols: 1,
+            seed: 4,
+        });
+        let capacity = g.symbols[0].orders.capacity();
+        let mut buf = Vec::with_capacity(64);
+        for _ in 0..300_000 {
+            buf.clear();
+            g.next_into(&mut buf);
+            assert!(g.symbols[0].orders.len() <= capacity);
+            // Force the full-book path, rare in a natural stream: fill the book to its cap.
+            if g.symbols[0].orders.len() < capacity && g.symbols[0].orders.len() > TARGET_DEPTH {
+                let last = *g.symbols[0].orders.last().expect("non-empty");
+                g.symbols[0].orders.resize(capacity, last);
+            }
+        }
+        assert_eq!(
+            g.symbols[0].orders.capacity(),
+            capacity,
+            "never reallocated"
+        );
+        assert_eq!(buf.capacity(), 64);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! are already in the event ring by then). Commands go to every shard: the one that owns the
 //! symbol acts, the others answer [`Applied::NotOwned`].
 
-use super::idle::IdleStrategy;
 use super::event::symbol_str;
+use super::idle::IdleStrategy;
 
 /// A request to a shard.
 #[derive(Clone, Copy, Debug, PartialEq)]

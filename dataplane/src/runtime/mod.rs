@@ -164,7 +164,11 @@ impl DataPlane {
         if configs.len() != sources.len() {
             return Err(StartError::Config {
                 shard: 0,
-                reason: format!("{} shards but {} feed sources", configs.len(), sources.len()),
+                reason: format!(
+                    "{} shards but {} feed sources",
+                    configs.len(),
+                    sources.len()
+                ),
             });
         }
         for (config, source) in configs.into_iter().zip(sources) {
@@ -339,9 +343,9 @@ fn spawn(
                 commands,
                 acks,
             };
-            let pinned = config
-                .core
-                .is_some_and(|core| core_affinity::set_for_current(core_affinity::CoreId { id: core }));
+            let pinned = config.core.is_some_and(|core| {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core })
+            });
             let node = config.core.and_then(|core| topology.node_of_cpu(core));
             let bytes = shard::arena_bytes(&config);
             let arena = match Arena::new(&topology, node, bytes) {

@@ -227,7 +227,12 @@ impl<'a> Shard<'a> {
     fn flush(&mut self) -> bool {
         let mut sent = false;
         if let Some((first, count)) = self.owed_stale {
-            if self.rings.events.push(Event::Stale { first, count }).is_err() {
+            if self
+                .rings
+                .events
+                .push(Event::Stale { first, count })
+                .is_err()
+            {
                 return sent;
             }
             self.owed_stale = None;
@@ -288,7 +293,10 @@ impl<'a> Shard<'a> {
         let events = &mut self.rings.events;
         let mut pushed = u64::from(events.push(header).is_ok());
         let sides = [itch::Side::Buy, itch::Side::Sell];
-        for (side, level) in sides.into_iter().flat_map(|s| book.side(s).map(move |l| (s, l))) {
+        for (side, level) in sides
+            .into_iter()
+            .flat_map(|s| book.side(s).map(move |l| (s, l)))
+        {
             symbol.seq += 1;
             let update = LevelUpdate {
                 locate,

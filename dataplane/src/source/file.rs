@@ -1,1 +1,565 @@
-//! (being written)
+//! [`FileSource`]: a NASDAQ BinaryFILE as a feed, unpaced or paced, once or looping.
+//!
+//! The file is memory-mapped ([`BinaryFile`]) and read at a byte offset, so a poll copies
+//! nothing and allocates nothing: each message is handed over as a slice of the mapping.
+
+use std::path::{Path, PathBuf};
+
+use super::pacer::Pacer;
+use super::{FeedEvent, FeedSource, Polled};
+use crate::clock;
+use crate::feed::binaryfile::{BinaryFile, FrameError, Frames, OpenError};
+
+/// How fast a [`FileSource`] releases messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as the shard polls: `max` messages per poll.
+    Unpaced,
+    /// A fixed rate in messages per second (see [`Pacer`]; no coordinated omission).
+    Rate(u64),
+    /// The file's own ITCH timestamps (nanoseconds since midnight, header bytes 5..11),
+    /// scaled: a message is released once `now - start >= (ts - first_ts) / speed`. `speed`
+    /// 1.0 is real time, 10.0 ten times faster.
+    Timestamps {
+        /// The replay speed relative to the recorded day; positive and finite.
+        speed: f64,
+    },
+}
+
+/// How a [`FileSource`] reads its file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileOptions {
+    /// How fast messages are released.
+    pub pace: Pace,
+    /// Start over at the end of the file (with a [`FeedEvent::Restart`]) instead of ending.
+    pub looping: bool,
+}
+
+/// Why a [`FileSource`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSourceError {
+    /// The file could not be opened or mapped.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// [`Pace::Rate`] of 0.
+    #[error("a pace of 0 messages per second never releases anything; use Pace::Unpaced")]
+    ZeroRate,
+    /// [`Pace::Timestamps`] with a speed that is not positive and finite.
+    #[error(
+        "timestamp replay speed {speed} is not a positive finite number; use 1.0 for real time"
+    )]
+    BadSpeed {
+        /// The speed given.
+        speed: f64,
+    },
+}
+
+/// Pacing by the file's own timestamps.
+#[derive(Debug, Clone, Copy)]
+struct TimestampPace {
+    speed: f64,
+    /// The clock when the first message was released.
+    start_ns: Option<u64>,
+    /// The first timestamp of the current pass.
+    first_ts: Option<u64>,
+    /// Recorded nanoseconds of the passes before this one, so a loop continues smoothly.
+    base_ns: u64,
+    /// The largest `ts - first_ts` of this pass.
+    pass_span_ns: u64,
+    /// The clock time the frame at the offset is due; an idle poll compares with it alone.
+    waiting_until: u64,
+}
+
+impl TimestampPace {
+    /// When a message stamped `ts` is due on the local clock (`now` starts the replay).
+    fn due_ns(&mut self, ts: Option<u64>, now: u64) -> u64 {
+        let start = *self.start_ns.get_or_insert(now);
+        // A message too short to carry a timestamp goes with the one before it.
+        let ts = ts.or(self.first_ts.map(|first| first + self.pass_span_ns));
+        let Some(ts) = ts else { return start };
+        let first = *self.first_ts.get_or_insert(ts);
+        let since_first = ts.saturating_sub(first);
+        self.pass_span_ns = self.pass_span_ns.max(since_first);
+        let recorded = self.base_ns.saturating_add(since_first);
+        start.saturating_add((recorded as f64 / self.speed) as u64)
+    }
+
+    /// A new pass begins where the last one ended.
+    fn restart(&mut self) {
+        self.base_ns = self.base_ns.saturating_add(self.pass_span_ns);
+        self.first_ts = None;
+        self.pass_span_ns = 0;
+    }
+}
+
+#[derive(Debug)]
+enum Pacing {
+    Unpaced,
+    Rate(Pacer),
+    Timestamps(TimestampPace),
+}
+
+/// A BinaryFILE feed; see the [module docs](self).
+///
+/// Frame errors become [`FeedEvent::Malformed`]: a zero-length frame is skipped, a truncated
+/// frame (only possible at the end) ends the pass. At the end of the file a looping source
+/// emits [`FeedEvent::Restart`] and starts over, its pacing continuing where it was; otherwise
+/// it emits [`FeedEvent::EndOfSession`] once and then returns [`Polled::Ended`]. A looping
+/// source whose file holds no message at all ends too, instead of restarting forever.
+#[derive(Debug)]
+pub struct FileSource {
+    file: BinaryFile,
+    path: PathBuf,
+    options: FileOptions,
+    pacing: Pacing,
+    offset: usize,
+    /// Messages handed over in the current pass.
+    pass_messages: u64,
+    passes: u64,
+    messages: u64,
+    ended: bool,
+}
+
+impl FileSource {
+    /// Opens and maps `path`.
+    ///
+    /// # Errors
+    /// [`FileSourceError::Open`] if the file cannot be opened or mapped; the pace errors of
+    /// [`FileSource::new`].
+    pub fn open(path: impl AsRef<Path>, options: FileOptions) -> Result<Self, FileSourceError> {
+        let path = path.as_ref();
+        Self::new(BinaryFile::open(path)?, path, options)
+    }
+
+    /// A source over an already-open `file`; `path` only names it in [`FeedSource::describe`].
+    ///
+    /// # Errors
+    /// [`FileSourceError::ZeroRate`] for `Pace::Rate(0)`, [`FileSourceError::BadSpeed`] for a
+    /// timestamp speed that is not positive and finite.
+    pub fn new(
+        file: BinaryFile,
+        path: impl Into<PathBuf>,
+        options: FileOptions,
+    ) -> Result<Self, FileSourceError> {
+        let pacing = match options.pace {
+            Pace::Unpaced => Pacing::Unpaced,
+            Pace::Rate(0) => return Err(FileSourceError::ZeroRate),
+            Pace::Rate(rate) => Pacing::Rate(Pacer::new(rate)),
+            Pace::Timestamps { speed } if !(speed.is_finite() && speed > 0.0) => {
+                return Err(FileSourceError::BadSpeed { speed });
+            }
+            Pace::Timestamps { speed } => Pacing::Timestamps(TimestampPace {
+                speed,
+                start_ns: None,
+                first_ts: None,
+                base_ns: 0,
+                pass_span_ns: 0,
+                waiting_until: 0,
+            }),
+        };
+        Ok(FileSource {
+            file,
+            path: path.into(),
+            options,
+            pacing,
+            offset: 0,
+            pass_messages: 0,
+            passes: 0,
+            messages: 0,
+            ended: false,
+        })
+    }
+
+    /// Messages handed over so far, every pass included.
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// Passes completed over the whole file (restarts, or 1 once a non-looping source ended).
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// The byte offset of the next frame in the file.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The intended release time of the next message under [`Pace::Rate`] (for latency
+    /// measured from intended time), `None` under the other paces.
+    pub fn scheduled_ns(&self) -> Option<u64> {
+        match &self.pacing {
+            Pacing::Rate(pacer) => Some(pacer.scheduled_ns()),
+            _ => None,
+        }
+    }
+
+    /// Handles the end of a pass; returns the events emitted (always 1).
+    fn end_pass(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+        self.passes += 1;
+        if self.options.looping && self.pass_messages > 0 {
+            self.offset = 0;
+            self.pass_messages = 0;
+            if let Pacing::Timestamps(t) = &mut self.pacing {
+                t.restart();
+            }
+            sink(FeedEvent::Restart);
+        } else {
+            self.ended = true;
+            sink(FeedEvent::EndOfSession);
+        }
+        1
+    }
+}
+
+/// The ITCH timestamp of `message`: header bytes 5..11, 48-bit big-endian.
+fn itch_timestamp(message: &[u8]) -> Option<u64> {
+    let ts: &[u8; 6] = message.get(5..11)?.try_into().ok()?;
+    let mut be = [0u8; 8];
+    be[2..].copy_from_slice(ts);
+    Some(u64::from_be_bytes(be))
+}
+
+impl FeedSource for FileSource {
+    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+        if self.ended {
+            return Polled::Ended;
+        }
+        let now = match self.pacing {
+            Pacing::Unpaced => 0,
+            _ => clock::now_ns(),
+        };
+        let budget = match &mut self.pacing {
+            Pacing::Unpaced => max,
+            Pacing::Rate(pacer) => pacer.allowance(now, max),
+            Pacing::Timestamps(t) if now < t.waiting_until => 0,
+            Pacing::Timestamps(_) => max,
+        };
+        let mut events = 0;
+        let mut delivered = 0;
+        while events < max && delivered < budget && !self.ended {
+            let bytes = self.file.bytes();
+            let mut frames = Frames::new(bytes.get(self.offset..).unwrap_or_default());
+            match frames.next() {
+                None => events += self.end_pass(sink),
+                Some(Err(FrameError::Truncated { .. })) => {
+                    sink(FeedEvent::Malformed {
+                        what: "truncated frame at the end of the file",
+                    });
+                    events += 1;
+                    if events < max {
+                        events += self.end_pass(sink);
+                    } else {
+                        // The next poll finds the same tail; move past it so it is told once.
+                        self.offset = bytes.len();
+                    }
+                }
+                Some(Err(FrameError::ZeroLength { .. })) => {
+                    self.offset += frames.offset();
+                    sink(FeedEvent::Malformed {
+                        what: "zero-length frame",
+                    });
+                    events += 1;
+                }
+                Some(Ok(message)) => {
+                    if let Pacing::Timestamps(t) = &mut self.pacing {
+                        let due = t.due_ns(itch_timestamp(message), now);
+                        if now < due {
+                            t.waiting_until = due;
+                            break;
+                        }
+                    }
+                    self.offset += frames.offset();
+                    sink(FeedEvent::Message(message));
+                    self.pass_messages += 1;
+                    delivered += 1;
+                    events += 1;
+                }
+            }
+        }
+        if let Pacing::Rate(pacer) = &mut self.pacing {
+            pacer.release(delivered);
+        }
+        self.messages += delivered as u64;
+        if events > 0 {
+            Polled::Events(events)
+        } else if self.ended {
+            Polled::Ended
+        } else {
+            Polled::Idle
+        }
+    }
+
+    fn describe(&self) -> String {
+        let pace = match self.options.pace {
+            Pace::Unpaced => "unpaced".to_owned(),
+            Pace::Rate(rate) => format!("at {rate} msg/s"),
+            Pace::Timestamps { speed } => format!("at its own timestamps x{speed}"),
+        };
+        let looping = if self.options.looping {
+            ", looping"
+        } else {
+            ""
+        };
+        format!("file {} {pace}{looping}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::feed::binaryfile::write_frame;
+    use crate::feed::itch::encode::{EncHeader, order_delete};
+
+    /// A file in the temp dir, unique to this process and call; removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn with(bytes: &[u8]) -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "pinbook-source-file-{}-{n}.itch",
+                std::process::id()
+            ));
+            std::fs::write(&path, bytes).expect("write temp file");
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// `D` messages with order refs `1..=n`, stamped `ts(i)`.
+    fn deletes(n: u64, ts: impl Fn(u64) -> u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 1..=n {
+            let h = EncHeader {
+                stock_locate: 1,
+                tracking: 0,
+                timestamp: ts(i),
+            };
+            write_frame(&mut out, &order_delete(h, i)).expect("frame");
+        }
+        out
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Ref(u64),
+        Malformed,
+        Restart,
+        End,
+        Other,
+    }
+
+    fn poll(src: &mut FileSource, max: usize, seen: &mut Vec<Seen>) -> Polled {
+        src.poll(max, &mut |e| {
+            seen.push(match e {
+                FeedEvent::Message(m) => Seen::Ref(u64::from_be_bytes(
+                    m[11..19].try_into().expect("a D message"),
+                )),
+                FeedEvent::Malformed { .. } => Seen::Malformed,
+                FeedEvent::Restart => Seen::Restart,
+                FeedEvent::EndOfSession => Seen::End,
+                _ => Seen::Other,
+            })
+        })
+    }
+
+    fn open(file: &TempFile, pace: Pace, looping: bool) -> FileSource {
+        FileSource::open(&file.0, FileOptions { pace, looping }).expect("open")
+    }
+
+    #[test]
+    fn unpaced_reads_everything_then_ends_once() {
+        let file = TempFile::with(&deletes(10, |i| i));
+        let mut src = open(&file, Pace::Unpaced, false);
+        let mut seen = Vec::new();
+        assert_eq!(poll(&mut src, 4, &mut seen), Polled::Events(4));
+        assert_eq!(poll(&mut src, 4, &mut seen), Polled::Events(4));
+        assert_eq!(poll(&mut src, 4, &mut seen), Polled::Events(3));
+        assert_eq!(poll(&mut src, 4, &mut seen), Polled::Ended);
+        assert_eq!(poll(&mut src, 4, &mut seen), Polled::Ended);
+        let mut expected: Vec<Seen> = (1..=10).map(Seen::Ref).collect();
+        expected.push(Seen::End);
+        assert_eq!(seen, expected);
+        assert_eq!((src.messages(), src.passes()), (10, 1));
+        assert!(src.describe().contains("unpaced"), "{}", src.describe());
+    }
+
+    #[test]
+    fn looping_restarts_from_the_top() {
+        let file = TempFile::with(&deletes(3, |i| i));
+        let mut src = open(&file, Pace::Unpaced, true);
+        let mut seen = Vec::new();
+        assert_eq!(poll(&mut src, 8, &mut seen), Polled::Events(8));
+        use Seen::{Ref, Restart};
+        assert_eq!(
+            seen,
+            [
+                Ref(1),
+                Ref(2),
+                Ref(3),
+                Restart,
+                Ref(1),
+                Ref(2),
+                Ref(3),
+                Restart
+            ]
+        );
+        assert_eq!((src.messages(), src.passes()), (6, 2));
+        assert!(src.describe().ends_with("looping"), "{}", src.describe());
+    }
+
+    #[test]
+    fn bad_frames_are_reported_and_skipped() {
+        let mut bytes = deletes(2, |i| i);
+        bytes.extend_from_slice(&[0, 0]); // zero-length frame
+        bytes.extend_from_slice(&deletes(1, |_| 9));
+        bytes.extend_from_slice(&[0, 19, b'D', 0]); // cut short
+        let file = TempFile::with(&bytes);
+        let mut src = open(&file, Pace::Unpaced, false);
+        let mut seen = Vec::new();
+        while poll(&mut src, 1, &mut seen) != Polled::Ended {}
+        use Seen::{End, Malformed, Ref};
+        assert_eq!(seen, [Ref(1), Ref(2), Malformed, Ref(1), Malformed, End]);
+    }
+
+    #[test]
+    fn looping_over_a_file_without_messages_ends() {
+        let file = TempFile::with(&[0, 0, 0, 0]);
+        let mut src = open(&file, Pace::Unpaced, true);
+        let mut seen = Vec::new();
+        while poll(&mut src, 16, &mut seen) != Polled::Ended {}
+        assert_eq!(seen, [Seen::Malformed, Seen::Malformed, Seen::End]);
+    }
+
+    #[test]
+    fn bad_paces_are_refused_and_a_missing_file_named() {
+        let file = TempFile::with(&deletes(1, |i| i));
+        let err = FileSource::open(
+            &file.0,
+            FileOptions {
+                pace: Pace::Rate(0),
+                looping: false,
+            },
+        );
+        assert!(matches!(err, Err(FileSourceError::ZeroRate)));
+        for speed in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let pace = Pace::Timestamps { speed };
+            let err = FileSource::open(
+                &file.0,
+                FileOptions {
+                    pace,
+                    looping: false,
+                },
+            );
+            assert!(
+                matches!(err, Err(FileSourceError::BadSpeed { .. })),
+                "{speed}"
+            );
+        }
+        let missing = file.0.with_extension("missing");
+        let err = FileSource::open(
+            &missing,
+            FileOptions {
+                pace: Pace::Unpaced,
+                looping: false,
+            },
+        )
+        .expect_err("no such file");
+        assert!(err.to_string().contains("cannot open ITCH file"), "{err}");
+    }
+
+    #[test]
+    fn rate_pacing_releases_what_is_due() {
+        let file = TempFile::with(&deletes(1_000, |i| i));
+        let mut src = open(&file, Pace::Rate(1_000), false); // one per millisecond
+        let mut seen = Vec::new();
+        let before = clock::now_ns();
+        assert_eq!(poll(&mut src, 100, &mut seen), Polled::Events(1));
+        // The schedule started inside that poll: between `before` and `started`.
+        let started = clock::now_ns();
+        let scheduled = src.scheduled_ns().expect("paced by rate");
+        assert!(scheduled > before && scheduled <= started + 1_000_000);
+        let mut idle = false;
+        loop {
+            let t = clock::now_ns();
+            idle |= poll(&mut src, 100, &mut seen) == Polled::Idle;
+            if t - started >= 30_000_000 {
+                break;
+            }
+        }
+        let elapsed_ms = (clock::now_ns() - before) / 1_000_000;
+        let n = seen.len() as u64;
+        assert!(idle, "a paced source idles between messages");
+        // At least the 31 due 30 ms after the start, at most those due by now.
+        assert!(
+            (31..=elapsed_ms + 1).contains(&n),
+            "{n} messages in {elapsed_ms} ms"
+        );
+    }
+
+    #[test]
+    fn timestamp_pacing_waits_for_each_message() {
+        const MS: u64 = 1_000_000;
+        let day = 34_200_000 * MS;
+        let file = TempFile::with(&deletes(2, |i| day + (i - 1) * 200 * MS));
+        let pace = Pace::Timestamps { speed: 2.0 };
+        let mut src = open(&file, pace, false);
+        let mut seen = Vec::new();
+        let t0 = clock::now_ns();
+        assert_eq!(poll(&mut src, 10, &mut seen), Polled::Events(1));
+        assert_eq!(poll(&mut src, 10, &mut seen), Polled::Idle);
+        let deadline = t0 + 2_000 * MS;
+        while seen.len() < 2 && clock::now_ns() < deadline {
+            poll(&mut src, 10, &mut seen);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            clock::now_ns() - t0 >= 100 * MS,
+            "200 ms recorded at speed 2 take 100 ms"
+        );
+        assert_eq!(seen, [Seen::Ref(1), Seen::Ref(2), Seen::End]);
+    }
+
+    #[test]
+    fn timestamp_pacing_continues_smoothly_across_a_loop() {
+        let mut t = TimestampPace {
+            speed: 0.5,
+            start_ns: None,
+            first_ts: None,
+            base_ns: 0,
+            pass_span_ns: 0,
+            waiting_until: 0,
+        };
+        assert_eq!(t.due_ns(Some(1_000), 50), 50);
+        assert_eq!(t.due_ns(Some(1_100), 60), 250);
+        assert_eq!(t.due_ns(None, 60), 250, "no timestamp: with the one before");
+        t.restart();
+        assert_eq!(
+            t.due_ns(Some(1_000), 300),
+            250,
+            "the pass starts where the last ended"
+        );
+        assert_eq!(t.due_ns(Some(1_010), 300), 270);
+    }
+
+    #[test]
+    fn itch_timestamp_reads_48_bits() {
+        let h = EncHeader {
+            stock_locate: 1,
+            tracking: 2,
+            timestamp: 0x0000_A1B2_C3D4_E5F6,
+        };
+        assert_eq!(itch_timestamp(&order_delete(h, 1)), Some(0xA1B2_C3D4_E5F6));
+        assert_eq!(itch_timestamp(b"short"), None);
+    }
+}

@@ -8,10 +8,15 @@
 //!   live at a paced rate; the default feed, so the service runs with no input.
 //!
 //! Every source is polled by its shard's busy loop: [`FeedSource::poll`] never blocks, never
-//! allocates after construction, and hands over at most `max` messages per call. Each shard
-//! owns a source of its own that reads the *whole* feed; the shard keeps the messages of the
-//! stock locates it owns (every ITCH message carries its locate in the header). See
-//! `runtime` for why.
+//! allocates after construction, and hands over at most `max` events (messages and the
+//! others) per call; what is left is handed over by the next calls, in order. An idle poll
+//! is cheap: a clock read for the paced sources, one `recv` for UDP. Paced sources use
+//! [`pacer::Pacer`], which catches up after a stall instead of forgetting it (no coordinated
+//! omission), and expose the intended time of their next message for latency measurements.
+//!
+//! Each shard owns a source of its own that reads the *whole* feed; the shard keeps the
+//! messages of the stock locates it owns (every ITCH message carries its locate in the
+//! header). See `runtime` for why.
 
 pub mod file;
 pub mod pacer;

@@ -1,1 +1,219 @@
-//! (being written)
+//! [`Pacer`]: releases messages at a fixed rate, without coordinated omission.
+//!
+//! Message `i` (from 0) is *intended* at `start + i * 1e9 / rate` nanoseconds. A caller that
+//! stalls does not push the schedule back: when it returns, everything that fell due meanwhile
+//! is due at once (at most `max` per call), so the sender catches up and a latency measured
+//! from [`Pacer::scheduled_ns`] includes the time the message waited for the stalled sender.
+//!
+//! Time is passed in (quinn-proto style), so the pacer is deterministic and tested without a
+//! clock.
+//!
+//! ```
+//! use dataplane::source::pacer::Pacer;
+//!
+//! let mut pacer = Pacer::new(1_000); // one message per millisecond
+//! assert_eq!(pacer.allowance(5_000_000, 100), 1); // message 0 is due at the start
+//! pacer.release(1);
+//! assert_eq!(pacer.allowance(5_999_999, 100), 0);
+//! assert_eq!(pacer.scheduled_ns(), 6_000_000);
+//! // a 10 ms stall: ten messages fell due, handed out at most 4 at a time
+//! assert_eq!(pacer.allowance(15_999_999, 4), 4);
+//! ```
+
+const NS_PER_SEC: u128 = 1_000_000_000;
+
+/// Releases messages at `rate` per second from a start time; see the [module docs](self).
+///
+/// [`Pacer::allowance`] says how many messages are due; [`Pacer::release`] records how many
+/// were actually sent. Keeping the two apart lets a sender hand out fewer than it was allowed
+/// (a batch that filled up, a file that ended) without losing its place in the schedule.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    rate: u64,
+    /// `None` until the first [`Pacer::allowance`] or [`Pacer::start`].
+    start: Option<u64>,
+    released: u64,
+    /// Intended time of message `released`: the fast path of an idle poll compares with it.
+    next_ns: u64,
+}
+
+impl Pacer {
+    /// A pacer releasing `rate_per_sec` messages per second. A rate of 0 is taken as 1 (use
+    /// no pacer at all for "as fast as possible").
+    pub fn new(rate_per_sec: u64) -> Pacer {
+        Pacer {
+            rate: rate_per_sec.max(1),
+            start: None,
+            released: 0,
+            next_ns: 0,
+        }
+    }
+
+    /// The rate, in messages per second.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Starts the schedule at `now_ns`: message 0 is intended then. Does nothing if the pacer
+    /// has already started.
+    pub fn start(&mut self, now_ns: u64) {
+        if self.start.is_none() {
+            self.start = Some(now_ns);
+            self.next_ns = now_ns;
+        }
+    }
+
+    /// Whether the schedule has started.
+    pub fn is_started(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// How many messages are due at `now_ns` and not yet released, at most `max`. Starts the
+    /// schedule at `now_ns` if it has not started. Does not count them as released: call
+    /// [`Pacer::release`] with the number actually sent.
+    #[inline]
+    pub fn allowance(&mut self, now_ns: u64, max: usize) -> usize {
+        self.start(now_ns);
+        if now_ns < self.next_ns || max == 0 {
+            return 0;
+        }
+        let due = self.due_by(now_ns);
+        let behind = due.saturating_sub(self.released);
+        usize::try_from(behind).map_or(max, |b| b.min(max))
+    }
+
+    /// Records that `n` more messages were sent, moving [`Pacer::scheduled_ns`] on.
+    #[inline]
+    pub fn release(&mut self, n: usize) {
+        self.released = self.released.saturating_add(n as u64);
+        self.next_ns = self.intended_ns(self.released);
+    }
+
+    /// Messages released since the start.
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+
+    /// The intended time of the next message to release (the start time before the pacer
+    /// has started, 0 if not even that is known).
+    pub fn scheduled_ns(&self) -> u64 {
+        self.next_ns
+    }
+
+    /// The intended time of message `index` (0 is the start), saturating at `u64::MAX`.
+    pub fn intended_ns(&self, index: u64) -> u64 {
+        let offset = u128::from(index) * NS_PER_SEC / u128::from(self.rate);
+        let start = u128::from(self.start.unwrap_or(0));
+        u64::try_from(start + offset).unwrap_or(u64::MAX)
+    }
+
+    /// How many messages are intended at or before `now_ns`: the `i` with
+    /// `floor(i * 1e9 / rate) <= elapsed`, that is `i * 1e9 < (elapsed + 1) * rate`.
+    fn due_by(&self, now_ns: u64) -> u64 {
+        let elapsed = now_ns.saturating_sub(self.start.unwrap_or(now_ns));
+        let scaled = (u128::from(elapsed) + 1) * u128::from(self.rate);
+        u64::try_from(scaled.div_ceil(NS_PER_SEC)).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes and releases everything the pacer allows at `now`.
+    fn take(p: &mut Pacer, now: u64, max: usize) -> usize {
+        let n = p.allowance(now, max);
+        p.release(n);
+        n
+    }
+
+    #[test]
+    fn releases_one_message_per_interval() {
+        let mut p = Pacer::new(1_000_000); // one per microsecond
+        assert!(!p.is_started());
+        assert_eq!(take(&mut p, 100, 10), 1, "message 0 is due at the start");
+        assert!(p.is_started());
+        assert_eq!(take(&mut p, 100, 10), 0);
+        assert_eq!(take(&mut p, 1_099, 10), 0);
+        assert_eq!(p.scheduled_ns(), 1_100);
+        assert_eq!(take(&mut p, 1_100, 10), 1);
+        assert_eq!(take(&mut p, 5_100, 10), 4);
+        assert_eq!(p.released(), 6);
+        assert_eq!(p.scheduled_ns(), 6_100);
+    }
+
+    #[test]
+    fn catches_up_after_a_stall_in_chunks_of_max() {
+        let mut p = Pacer::new(1_000);
+        p.start(0);
+        // one second late: messages 0..=1000 are all due
+        let mut total = 0;
+        let mut calls = 0;
+        loop {
+            let n = take(&mut p, 1_000_000_000, 64);
+            if n == 0 {
+                break;
+            }
+            assert!(n <= 64);
+            total += n;
+            calls += 1;
+        }
+        assert_eq!(total, 1_001);
+        assert_eq!(calls, 1_001usize.div_ceil(64));
+        assert_eq!(p.scheduled_ns(), 1_001_000_000);
+    }
+
+    #[test]
+    fn allowance_does_not_count_until_released() {
+        let mut p = Pacer::new(10);
+        p.start(0);
+        assert_eq!(p.allowance(250_000_000, 100), 3);
+        assert_eq!(p.allowance(250_000_000, 100), 3, "nothing released yet");
+        p.release(2);
+        assert_eq!(p.allowance(250_000_000, 100), 1);
+        assert_eq!(p.scheduled_ns(), 200_000_000);
+    }
+
+    #[test]
+    fn start_is_lazy_and_only_once() {
+        let mut p = Pacer::new(2);
+        p.start(1_000);
+        p.start(9_000_000_000);
+        assert_eq!(p.allowance(1_000, 10), 1);
+        assert_eq!(p.intended_ns(3), 1_000 + 1_500_000_000);
+        assert_eq!(
+            p.allowance(0, 10),
+            0,
+            "a clock before the start releases nothing"
+        );
+    }
+
+    #[test]
+    fn uneven_rates_never_drift() {
+        // 3 per second: intended at 0, 333_333_333, 666_666_666, 1e9, ...
+        let mut p = Pacer::new(3);
+        p.start(0);
+        assert_eq!(take(&mut p, 333_333_332, 10), 1);
+        assert_eq!(take(&mut p, 333_333_333, 10), 1);
+        assert_eq!(take(&mut p, 999_999_999, 10), 1);
+        assert_eq!(take(&mut p, 1_000_000_000, 10), 1);
+        assert_eq!(take(&mut p, 3_000_000_000_000, usize::MAX), 8_997);
+        assert_eq!(p.released(), 9_001);
+    }
+
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let mut p = Pacer::new(u64::MAX);
+        p.start(0);
+        assert_eq!(p.allowance(u64::MAX, usize::MAX), usize::MAX);
+        p.release(usize::MAX);
+        p.release(usize::MAX);
+        assert_eq!(p.released(), u64::MAX);
+        let mut slow = Pacer::new(0);
+        assert_eq!(slow.rate(), 1);
+        slow.start(u64::MAX - 10);
+        slow.release(5);
+        assert_eq!(slow.scheduled_ns(), u64::MAX);
+        assert_eq!(slow.allowance(u64::MAX, 10), 0);
+    }
+}

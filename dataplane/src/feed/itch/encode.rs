@@ -91,19 +91,45 @@ pub fn add_order(
     price: u32,
     attribution: Option<[u8; 4]>,
 ) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    add_order_into(
+        &mut out,
+        h,
+        order_ref,
+        side,
+        shares,
+        stock,
+        price,
+        attribution,
+    );
+    out
+}
+
+/// [`add_order`] appended to `out`: allocates only if `out` has less than 40 bytes of spare
+/// capacity, so a generator writing into a preallocated buffer never allocates.
+#[allow(clippy::too_many_arguments)] // one per field of the message
+pub fn add_order_into(
+    out: &mut Vec<u8>,
+    h: EncHeader,
+    order_ref: u64,
+    side: Side,
+    shares: u32,
+    stock: [u8; 8],
+    price: u32,
+    attribution: Option<[u8; 4]>,
+) {
     let kind = if attribution.is_some() { b'F' } else { b'A' };
-    let mut out = Writer::<36>::new(kind, h)
+    let fixed: [u8; 36] = Writer::new(kind, h)
         .u64(order_ref)
         .u8(side.as_byte())
         .u32(shares)
         .put(&stock)
         .u32(price)
-        .finish()
-        .to_vec();
+        .finish();
+    out.extend_from_slice(&fixed);
     if let Some(mpid) = attribution {
         out.extend_from_slice(&mpid);
     }
-    out
 }
 
 /// `E` order executed.
@@ -302,6 +328,24 @@ mod tests {
         assert_eq!(a.stock_str(), Ok("MSFT"));
         assert_eq!(a.price(), 4_217_500);
         assert_eq!(a.attribution(), None);
+    }
+
+    #[test]
+    fn feed_encode_add_order_into_appends_without_allocating() {
+        let mut out = Vec::with_capacity(80);
+        let ptr = out.as_ptr();
+        add_order_into(&mut out, H, 1, Side::Buy, 2, stock("A"), 3, None);
+        add_order_into(&mut out, H, 1, Side::Buy, 2, stock("A"), 3, Some(*b"GSCO"));
+        assert_eq!(out.len(), 76);
+        assert_eq!(out.as_ptr(), ptr, "appended in place");
+        assert_eq!(
+            out[..36],
+            add_order(H, 1, Side::Buy, 2, stock("A"), 3, None)
+        );
+        assert_eq!(
+            out[36..],
+            add_order(H, 1, Side::Buy, 2, stock("A"), 3, Some(*b"GSCO"))
+        );
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! `pinbook publish`: send an ITCH 5.0 BinaryFILE as a MoldUDP64 feed over UDP.
+//!
+//! The other end of [`dataplane::source::udp::UdpSource`]: a test feed for a shard, paced at a
+//! fixed rate with no coordinated omission (see [`Pacer`]), optionally losing packets on
+//! purpose to exercise gap handling.
+
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dataplane::clock;
+use dataplane::feed::binaryfile::{BinaryFile, FrameError};
+use dataplane::feed::moldudp64::{self, encode_end_of_session, encode_heartbeat, encode_packet};
+use dataplane::source::pacer::Pacer;
+
+/// The largest packet built (header included), so a packet fits an Ethernet frame.
+const MAX_PACKET: usize = 1400;
+
+/// End-of-session packets sent at the end, since UDP may lose one.
+const END_REPEATS: usize = 3;
+
+/// A heartbeat goes out after this long without a packet.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// Arguments of `pinbook publish`.
+#[derive(clap::Args, Debug)]
+pub struct PublishArgs {
+    /// The BinaryFILE to send (u16 length, message, repeated), e.g. from `pinbook gen`.
+    pub file: PathBuf,
+    /// Where to send: HOST:PORT, unicast or an IPv4 multicast group (e.g. 239.1.1.1:26400).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub udp: String,
+    /// Messages per second; 0 sends as fast as possible.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rate: u64,
+    /// Most messages per packet (a packet is also kept within 1400 bytes).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch: u16,
+    /// Skip sending every K-th packet; its sequence numbers are still used, so receivers see
+    /// a gap. 0 sends every packet.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub drop_every: u64,
+    /// MoldUDP64 session name: at most 10 printable ASCII characters, space-padded.
+    #[arg(long, default_value = "PINBOOK", value_parser = parse_session)]
+    pub session: Session,
+    /// Send the file again and again. Each pass ends its session and starts a new one, whose
+    /// name carries the pass number in its last characters ("PINBOOK  1"), so receivers
+    /// restart their books.
+    #[arg(long = "loop")]
+    pub looping: bool,
+}
+
+/// A MoldUDP64 session name, padded to its 10 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session(pub [u8; 10]);
+
+impl Session {
+    /// The session of pass `pass` (0 is the first): the name itself, then the name with the
+    /// pass number written over its last characters.
+    fn for_pass(self, pass: u64) -> [u8; 10] {
+        let mut name = self.0;
+        if pass > 0 {
+            let digits = pass.to_string();
+            let digits = &digits.as_bytes()[digits.len().saturating_sub(name.len())..];
+            let start = name.len() - digits.len();
+            name[start..].copy_from_slice(digits);
+        }
+        name
+    }
+}
+
+fn parse_session(text: &str) -> Result<Session, String> {
+    if text.len() > 10 || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(format!(
+            "{text:?} is not a MoldUDP64 session name: use at most 10 printable ASCII characters"
+        ));
+    }
+    let mut name = [b' '; 10];
+    name[..text.len()].copy_from_slice(text.as_bytes());
+    Ok(Session(name))
+}
+
+fn resolve(udp: &str) -> Result<SocketAddr> {
+    let context = || {
+        format!(
+            "cannot resolve --udp {udp:?} (expected HOST:PORT, e.g. 127.0.0.1:26400 or 239.1.1.1:26400)"
+        )
+    };
+    udp.to_socket_addrs()
+        .with_context(context)?
+        .next()
+        .with_context(context)
+}
+
+/// The socket and the counters of a run.
+struct Sender {
+    socket: UdpSocket,
+    target: SocketAddr,
+    drop_every: u64,
+    packet: Vec<u8>,
+    /// Message packets built, sent or dropped.
+    built: u64,
+    sent: u64,
+    dropped: u64,
+    /// Datagrams the kernel refused because nobody listens (a local target not up yet).
+    refused: u64,
+    messages: u64,
+    last_send: Instant,
+}
+
+impl Sender {
+    fn send_current(&mut self) -> Result<()> {
+        self.last_send = Instant::now();
+        match self.socket.send(&self.packet) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                self.refused += 1;
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot send to {}", self.target)),
+        }
+    }
+
+    fn messages(&mut self, session: &[u8; 10], sequence: u64, batch: &[&[u8]]) -> Result<()> {
+        self.built += 1;
+        self.messages += batch.len() as u64;
+        if self.drop_every > 0 && self.built.is_multiple_of(self.drop_every) {
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.packet.clear();
+        encode_packet(session, sequence, batch, &mut self.packet)?;
+        self.sent += 1;
+        self.send_current()
+    }
+
+    fn heartbeat(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
+        self.packet.clear();
+        encode_heartbeat(session, next_sequence, &mut self.packet);
+        self.send_current()
+    }
+
+    fn end_of_session(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
+        self.packet.clear();
+        encode_end_of_session(session, next_sequence, &mut self.packet);
+        for _ in 0..END_REPEATS {
+            self.send_current()?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the pacer's next message: sleeps when it is far, yields when it is near.
+fn wait_for(pacer: &Pacer) {
+    let wait = pacer.scheduled_ns().saturating_sub(clock::now_ns());
+    if wait > 200_000 {
+        std::thread::sleep(Duration::from_nanos(wait.min(1_000_000) - 100_000));
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Sends the file and prints a summary on stderr.
+pub fn run(args: &PublishArgs) -> Result<()> {
+    let file = BinaryFile::open(&args.file)?;
+    if file.is_empty() {
+        bail!(
+            "{} is empty: there is nothing to publish (write a file with `pinbook gen`)",
+            args.file.display()
+        );
+    }
+    let target = resolve(&args.udp)?;
+    let local: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).context("cannot bind a local UDP socket to send from")?;
+    socket
+        .connect(target)
+        .with_context(|| format!("cannot send to --udp {target} (no route?)"))?;
+    let batch_max = usize::from(args.batch).min(moldudp64::MAX_MESSAGES);
+    let mut pacer = (args.rate > 0).then(|| Pacer::new(args.rate));
+    let mut sender = Sender {
+        socket,
+        target,
+        drop_every: args.drop_every,
+        packet: Vec::with_capacity(1 << 16),
+        built: 0,
+        sent: 0,
+        dropped: 0,
+        refused: 0,
+        messages: 0,
+        last_send: Instant::now(),
+    };
+    let started = Instant::now();
+    let mut pass = 0u64;
+    let mut session = args.session.for_pass(pass);
+    let mut sequence = 1u64;
+    let mut pass_messages = 0u64;
+    let mut frame_errors = 0u64;
+    let mut frames = file.frames();
+    let mut held: Option<&[u8]> = None;
+    let mut batch: Vec<&[u8]> = Vec::with_capacity(batch_max);
+    loop {
+        let allowed = match &mut pacer {
+            Some(pacer) => pacer.allowance(clock::now_ns(), batch_max),
+            None => batch_max,
+        };
+        if allowed == 0 {
+            if sender.last_send.elapsed() >= HEARTBEAT_EVERY {
+                sender.heartbeat(&session, sequence)?;
+            }
+            if let Some(pacer) = &pacer {
+                wait_for(pacer);
+            }
+            continue;
+        }
+        batch.clear();
+        let mut size = moldudp64::HEADER_LEN;
+        let mut end_of_pass = false;
+        while batch.len() < allowed {
+            match held.take().map(Ok).or_else(|| frames.next()) {
+                None => {
+                    end_of_pass = true;
+                    break;
+                }
+                Some(Ok(message)) => {
+                    if !batch.is_empty() && size + 2 + message.len() > MAX_PACKET {
+                        held = Some(message);
+                        break;
+                    }
+                    size += 2 + message.len();
+                    batch.push(message);
+                }
+                Some(Err(FrameError::ZeroLength { .. })) => frame_errors += 1,
+                Some(Err(e @ FrameError::Truncated { .. })) => {
+                    if pass == 0 {
+                        eprintln!("pinbook publish: {e}; the rest of the file is skipped");
+                    }
+                    frame_errors += 1;
+                    end_of_pass = true;
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            sender.messages(&session, sequence, &batch)?;
+            sequence += batch.len() as u64;
+            pass_messages += batch.len() as u64;
+            if let Some(pacer) = &mut pacer {
+                pacer.release(batch.len());
+            }
+        }
+        if end_of_pass {
+            sender.end_of_session(&session, sequence)?;
+            if !args.looping || pass_messages == 0 {
+                break;
+            }
+            pass += 1;
+            session = args.session.for_pass(pass);
+            sequence = 1;
+            pass_messages = 0;
+            frames = file.frames();
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "published {} messages in {} packets to {target} ({} packets dropped on purpose, {} \
+         refused, {} bad frames, {} passes) in {elapsed:.2?}: {:.0} msg/s",
+        sender.messages,
+        sender.sent,
+        sender.dropped,
+        sender.refused,
+        frame_errors,
+        pass + 1,
+        sender.messages as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_padded_and_checked() {
+        assert_eq!(parse_session("PINBOOK"), Ok(Session(*b"PINBOOK   ")));
+        assert_eq!(parse_session("ABCDEFGHIJ"), Ok(Session(*b"ABCDEFGHIJ")));
+        assert!(parse_session("ABCDEFGHIJK").is_err());
+        assert!(parse_session("tab\there").is_err());
+    }
+
+    #[test]
+    fn each_pass_has_its_own_session() {
+        let s = Session(*b"PINBOOK   ");
+        assert_eq!(&s.for_pass(0), b"PINBOOK   ");
+        assert_eq!(&s.for_pass(1), b"PINBOOK  1");
+        assert_eq!(&s.for_pass(123), b"PINBOOK123");
+        assert_eq!(&s.for_pass(12_345_678_901), b"2345678901");
+    }
+}
