@@ -97,10 +97,13 @@ fn config(id: u16, shards: u16) -> ShardConfig {
     }
 }
 
+/// Price → (shares, orders), bids then asks.
+type Sides = [BTreeMap<u32, (u64, u32)>; 2];
+
 /// L2 books rebuilt from events alone, checking every symbol's sequence is contiguous.
 #[derive(Default)]
 struct Mirror {
-    books: HashMap<u16, [BTreeMap<u32, (u64, u32)>; 2]>,
+    books: HashMap<u16, Sides>,
     seq: HashMap<u16, u64>,
     resyncs: HashMap<u16, Vec<(ResyncReason, bool)>>,
     added: Vec<u16>,
@@ -508,4 +511,52 @@ fn bad_configs_are_refused_with_the_fix() {
         err.to_string().contains("core 10000 does not exist"),
         "{err}"
     );
+}
+
+#[test]
+fn a_udp_feed_with_a_lost_packet_makes_the_shard_stale() {
+    use dataplane::feed::moldudp64::encode_packet;
+    use dataplane::source::udp::UdpSource;
+
+    let stream = generated(3_000, 8, 13);
+    let source = UdpSource::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let target = source.local_addr().unwrap();
+    let topology = Arc::new(Topology::fallback());
+    let mut plane = DataPlane::start(topology, vec![config(0, 1)], vec![Box::new(source)]).unwrap();
+    let mut events = plane.shards_mut()[0].take_events().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let session = *b"TEST      ";
+    let mut sequence = 1u64;
+    let mut packet = Vec::new();
+    let mut sent = 0u64;
+    for (i, chunk) in stream.chunks(20).enumerate() {
+        let messages: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        packet.clear();
+        encode_packet(&session, sequence, &messages, &mut packet).unwrap();
+        sequence += messages.len() as u64;
+        if i == 50 {
+            continue; // lost on the way
+        }
+        socket.send_to(&packet, target).unwrap();
+        sent += messages.len() as u64;
+        if i % 10 == 0 {
+            // let the shard keep up: loopback drops what overflows the socket buffer
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut mirror = Mirror::default();
+    let deadline = Instant::now() + WAIT;
+    while plane.shards()[0].stats().snapshot().messages() < sent {
+        mirror.drain(&mut events);
+        assert!(
+            Instant::now() < deadline,
+            "the shard did not receive the feed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    mirror.drain(&mut events);
+    let stats = plane.shards()[0].stats().snapshot();
+    assert_eq!((stats.gaps, stats.messages_lost), (1, 20));
+    assert_eq!(mirror.stale, 1, "the consumer was told");
+    assert_eq!(mirror.fresh, 0, "and nothing has repaired it yet");
 }
