@@ -46,8 +46,10 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         .checked_next_power_of_two()
         .filter(|len| *len <= isize::MAX as usize / std::mem::size_of::<T>().max(1))
         .expect("ring capacity too large for memory");
+    // Zeroed, not merely uninitialised: writing every slot now faults its pages in here, so
+    // the first lap of a busy-polling producer does not stall on page faults.
     let slots = (0..len)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .map(|_| UnsafeCell::new(MaybeUninit::zeroed()))
         .collect();
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
