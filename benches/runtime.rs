@@ -182,6 +182,34 @@ fn run(messages: u64, rate: u64) -> Run {
     }
 }
 
+/// The machine's own floor: a thread pinned to the shard's core spins on the clock for
+/// `seconds` and records every gap above 1 µs (timer ticks, hypervisor exits, other tasks).
+/// Any event in flight during such a gap waits that long, whatever the code does.
+fn hiccups(seconds: u64) -> (Histogram<u64>, f64) {
+    let core = common::cores().get(1).copied();
+    std::thread::spawn(move || {
+        if let Some(core) = core {
+            core_affinity::set_for_current(core);
+        }
+        let mut gaps = common::histogram();
+        let end = now_ns() + seconds * 1_000_000_000;
+        let mut last = now_ns();
+        let mut lost = 0u64;
+        while last < end {
+            let now = now_ns();
+            let gap = now - last;
+            if gap > 1_000 {
+                common::record_ns(&mut gaps, gap as f64);
+                lost += gap;
+            }
+            last = now;
+        }
+        (gaps, lost as f64 / (seconds * 1_000_000_000).max(1) as f64)
+    })
+    .join()
+    .expect("hiccup thread")
+}
+
 fn no_criterion(_: &mut Criterion) {}
 
 fn report() {
@@ -209,6 +237,17 @@ fn report() {
             r.messages, r.events, r.elapsed
         );
     }
+    let (gaps, lost) = hiccups(common::scale(2, 0));
+    common::print_table(
+        "the machine's floor: gaps > 1 µs seen by a thread spinning on the clock, shard's core",
+        "ns per gap",
+        &[("hiccups", &gaps)],
+    );
+    println!(
+        "  {} gaps, {:.3} % of the time lost",
+        gaps.len(),
+        lost * 100.0
+    );
     let messages = common::scale(4_000_000, 20_000);
     let unpaced = run(messages, 0);
     println!();
