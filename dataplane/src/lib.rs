@@ -7,8 +7,11 @@
 //!   cloned or shared; a [`pool::Pool`] is owned by one thread and needs no atomics.
 //! - **Misuse is reported, not undefined.** A full ring hands the value back; a stale or
 //!   double-freed pool handle is an error; a failed NUMA binding falls back with a warning.
-//! - **No clock, no tokio, no protobuf.** Time is passed in, so everything here can be replayed
-//!   deterministically.
+//! - **No tokio, no protobuf.** The books take time from the messages, so they replay
+//!   deterministically; only [`runtime`] and [`source`] read the clock ([`clock::now_ns`]).
+//!
+//! The [`runtime`] runs shards: pinned threads that poll a [`source`], keep the books and talk to
+//! the control plane through rings only.
 //!
 //! `unsafe` lives only in [`ring`], [`arena`] (carving, binding, dropping carved values) and
 //! [`feed::binaryfile`] (the memory map of a capture file); each block carries its proof. The

@@ -4,7 +4,7 @@
 //! [`DataPlane::start`] spawns one thread per [`ShardConfig`]. Each pins itself to its core,
 //! builds its books in an arena bound to that core's NUMA node (first-touched by the pinned
 //! thread), logs where it runs and how much it reserved, and then busy-polls its feed (see
-//! [`shard`] for the loop). Between each shard and the control plane there are three SPSC
+//! `runtime/shard.rs` for the loop). Between each shard and the control plane there are three SPSC
 //! rings: commands in, acks out, events out.
 //!
 //! **How one feed reaches several shards.** Every shard reads the whole feed through a source
