@@ -1,8 +1,28 @@
 //! The pinbook control plane: everything that runs off the pinned cores.
 //!
-//! It will hold the tonic services, the L2 mirror books fed from the data plane's event rings,
-//! subscriber fan-out, auth, configuration and metrics. It knows nothing of ITCH: the only types
-//! it shares with the data plane are the command and event structs carried by the rings.
+//! - [`server`] starts the gRPC server over a started data plane: `pinbook.v1.BookService`
+//!   (Subscribe, GetBook), `pinbook.v1.AdminService` (bearer-token protected), grpc.health.v1
+//!   and reflection (v1 and v1alpha).
+//! - [`hub`] holds the L2 mirror books, rebuilt from the data plane's event rings by one event
+//!   thread per shard, and the subscribers with their bounded queues ([`queue`]); it enforces
+//!   the subscription contract documented in proto/pinbook/v1/book.proto.
+//! - [`checksum`] is the CRC-32 every snapshot and delta carries.
 //!
-//! This crate never uses `unsafe`.
+//! It knows nothing of ITCH: the only types it shares with the data plane are the command and
+//! event structs carried by the rings. This crate never uses `unsafe`.
 #![forbid(unsafe_code)]
+
+pub mod admin_service;
+pub mod auth;
+pub mod book_service;
+pub mod checksum;
+pub mod hub;
+pub mod mirror;
+pub mod queue;
+pub mod server;
+
+/// The generated pinbook.v1 messages, clients and servers.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("pinbook.v1");
+}

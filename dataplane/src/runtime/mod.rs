@@ -273,6 +273,17 @@ impl DataPlane {
     }
 }
 
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane")
+            .field(
+                "shards",
+                &self.shards.iter().map(|s| &s.info).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for DataPlane {
     fn drop(&mut self) {
         self.stop();

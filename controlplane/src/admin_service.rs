@@ -1,0 +1,150 @@
+//! `pinbook.v1.AdminService`: symbols at run time, stats, config. Every call passes the
+//! bearer-token interceptor first (see `auth`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::runtime::ExecuteError;
+use dataplane::runtime::command::{Applied, Command, CommandError};
+use dataplane::runtime::event::symbol_bytes;
+use tonic::{Request, Response, Status};
+
+use crate::pb;
+use crate::server::Shared;
+
+/// How long an admin call waits for the shards' acks.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The admin service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    shared: Arc<Shared>,
+}
+
+impl AdminService {
+    /// The service over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    async fn command(
+        &self,
+        symbol: &str,
+        make: fn(u64, [u8; 8]) -> Command,
+    ) -> Result<pb::SymbolInfo, Status> {
+        self.shared.check_serving()?;
+        let bytes = symbol_bytes(symbol).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "symbol: {symbol:?} is not a symbol (1 to 8 printable ASCII characters)"
+            ))
+        })?;
+        let plane = Arc::clone(&self.shared.plane);
+        let outcome = tokio::task::spawn_blocking(move || {
+            plane
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .execute(|id| make(id, bytes), COMMAND_TIMEOUT)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("admin task failed: {e}")))?;
+        match outcome {
+            Ok(Applied::Added { .. } | Applied::Removed { .. }) => {}
+            Ok(other) => {
+                return Err(Status::internal(format!("unexpected answer {other:?}")));
+            }
+            Err(ExecuteError::Refused(e)) => {
+                return Err(match e {
+                    CommandError::UnknownSymbol(_) | CommandError::NotActive(_) => {
+                        Status::not_found(e.to_string())
+                    }
+                    CommandError::AlreadyActive(_) => Status::already_exists(e.to_string()),
+                });
+            }
+            Err(e @ (ExecuteError::Busy(_) | ExecuteError::Timeout(_))) => {
+                return Err(Status::unavailable(e.to_string()));
+            }
+        }
+        // the events the command caused are in the rings; let the hub see them
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            if let Some(info) = self.info(symbol) {
+                let wanted = make(0, bytes);
+                let done = match wanted {
+                    Command::AddSymbol { .. } => info.state == pb::SymbolState::Published as i32,
+                    _ => info.state == pb::SymbolState::Removed as i32,
+                };
+                if done || tokio::time::Instant::now() >= deadline {
+                    return Ok(info);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::unavailable("the data plane acked, but its events did not arrive in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn info(&self, symbol: &str) -> Option<pb::SymbolInfo> {
+        self.shared
+            .hub
+            .symbols()
+            .into_iter()
+            .find(|s| s.symbol == symbol)
+            .map(|s| self.shared.symbol_info(&s))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for AdminService {
+    async fn add_symbol(
+        &self,
+        request: Request<pb::SymbolRequest>,
+    ) -> Result<Response<pb::SymbolInfo>, Status> {
+        let symbol = request.into_inner().symbol;
+        let info = self
+            .command(&symbol, |id, symbol| Command::AddSymbol { id, symbol })
+            .await?;
+        Ok(Response::new(info))
+    }
+
+    async fn remove_symbol(
+        &self,
+        request: Request<pb::SymbolRequest>,
+    ) -> Result<Response<pb::SymbolInfo>, Status> {
+        let symbol = request.into_inner().symbol;
+        let info = self
+            .command(&symbol, |id, symbol| Command::RemoveSymbol { id, symbol })
+            .await?;
+        Ok(Response::new(info))
+    }
+
+    async fn list_symbols(
+        &self,
+        _: Request<pb::ListSymbolsRequest>,
+    ) -> Result<Response<pb::ListSymbolsResponse>, Status> {
+        let symbols = self
+            .shared
+            .hub
+            .symbols()
+            .iter()
+            .map(|s| self.shared.symbol_info(s))
+            .collect();
+        Ok(Response::new(pb::ListSymbolsResponse { symbols }))
+    }
+
+    async fn get_stats(
+        &self,
+        _: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        Ok(Response::new(self.shared.stats()))
+    }
+
+    async fn get_config(
+        &self,
+        _: Request<pb::GetConfigRequest>,
+    ) -> Result<Response<pb::GetConfigResponse>, Status> {
+        Ok(Response::new(pb::GetConfigResponse {
+            toml: self.shared.config_toml.clone(),
+        }))
+    }
+}

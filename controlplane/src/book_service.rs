@@ -1,0 +1,150 @@
+//! `pinbook.v1.BookService`: Subscribe and GetBook, served from the hub's mirrors.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dataplane::clock::now_ns;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::hub::Mode;
+use crate::pb::{self, BookUpdate, book_update::Update};
+use crate::server::Shared;
+
+/// Most symbols one subscription may name.
+pub const MAX_SYMBOLS_PER_SUBSCRIPTION: usize = 1000;
+
+/// The book service.
+#[derive(Debug, Clone)]
+pub struct BookService {
+    shared: Arc<Shared>,
+}
+
+impl BookService {
+    /// The service over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn depth(&self, depth: u32) -> Result<usize, Status> {
+        let max = self.shared.max_depth;
+        if depth == 0 || depth as usize > max {
+            return Err(Status::invalid_argument(format!(
+                "depth: {depth} is out of range; ask for 1..={max} levels per side"
+            )));
+        }
+        Ok(depth as usize)
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<BookUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::book_service_server::BookService for BookService {
+    type SubscribeStream = UpdateStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.shared.check_serving()?;
+        let req = request.into_inner();
+        if req.symbols.is_empty() {
+            return Err(Status::invalid_argument(
+                "symbols: the list is empty; name at least one symbol",
+            ));
+        }
+        if req.symbols.len() > MAX_SYMBOLS_PER_SUBSCRIPTION {
+            return Err(Status::invalid_argument(format!(
+                "symbols: {} named, at most {MAX_SYMBOLS_PER_SUBSCRIPTION} per subscription",
+                req.symbols.len()
+            )));
+        }
+        let mut seen = HashSet::new();
+        for s in &req.symbols {
+            if s.trim().is_empty() || s.len() > 8 {
+                return Err(Status::invalid_argument(format!(
+                    "symbols: {s:?} is not a symbol (1 to 8 characters)"
+                )));
+            }
+            if !seen.insert(s.as_str()) {
+                return Err(Status::invalid_argument(format!(
+                    "symbols: {s:?} is named twice"
+                )));
+            }
+        }
+        let mode = pb::Mode::try_from(req.mode)
+            .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
+        let (depth, mode) = match mode {
+            pb::Mode::Unspecified | pb::Mode::EveryChange => (self.depth(req.depth)?, Mode::EveryChange),
+            pb::Mode::TopOfBook => (1, Mode::EveryChange),
+            pb::Mode::Conflated => {
+                if !(1..=60_000).contains(&req.interval_ms) {
+                    return Err(Status::invalid_argument(format!(
+                        "interval_ms: {} is out of range; MODE_CONFLATED needs 1..=60000",
+                        req.interval_ms
+                    )));
+                }
+                (
+                    self.depth(req.depth)?,
+                    Mode::Conflated(Duration::from_millis(u64::from(req.interval_ms))),
+                )
+            }
+        };
+        let (id, queue) = self.shared.hub.subscribe(&req.symbols, depth, mode)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let hub = Arc::clone(&self.shared.hub);
+        let heartbeat = self.shared.heartbeat;
+        tokio::spawn(async move {
+            let mut out = Vec::with_capacity(256);
+            'stream: loop {
+                out.clear();
+                if let Err(status) = queue.take(256, &mut out) {
+                    let _ = tx.send(Err(status)).await;
+                    break;
+                }
+                if out.is_empty() {
+                    tokio::select! {
+                        () = queue.changed() => {}
+                        () = tokio::time::sleep(heartbeat) => {
+                            let beat = BookUpdate {
+                                update: Some(Update::Heartbeat(pb::Heartbeat { send_ns: now_ns() })),
+                            };
+                            if tx.send(Ok(beat)).await.is_err() {
+                                break;
+                            }
+                        }
+                        () = tx.closed() => break,
+                    }
+                    continue;
+                }
+                for update in out.drain(..) {
+                    if tx.send(Ok(update)).await.is_err() {
+                        break 'stream;
+                    }
+                }
+            }
+            // the client went away, or the stream was closed
+            hub.unsubscribe(id);
+        });
+        self.shared.subscriptions.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_book(
+        &self,
+        request: Request<pb::GetBookRequest>,
+    ) -> Result<Response<pb::BookSnapshot>, Status> {
+        self.shared.check_serving()?;
+        let req = request.into_inner();
+        if req.symbol.trim().is_empty() {
+            return Err(Status::invalid_argument("symbol: empty; name a symbol"));
+        }
+        let depth = self.depth(req.depth)?;
+        Ok(Response::new(self.shared.hub.book(&req.symbol, depth)?))
+    }
+}

@@ -1,0 +1,789 @@
+//! [`Hub`]: the L2 mirror books and the subscribers, fed by one event thread per shard.
+//!
+//! Each event thread (pinned to a control-plane core) drains its shard's event ring, applies
+//! the events to the mirrors, and turns each change of a subscribed book into updates for its
+//! subscribers' queues, under the subscription contract of proto/pinbook/v1/book.proto:
+//! per-subscription `seq`, depth enforced, checksums, resyncs on every discontinuity.
+//!
+//! One mutex guards the mirrors and the subscribers. The event threads take it once per batch
+//! of events; RPC handlers take it briefly to subscribe, unsubscribe or read a book.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dataplane::clock::now_ns;
+use dataplane::feed::itch::Side;
+use dataplane::ring::Consumer;
+use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
+use tonic::Status;
+
+use crate::checksum::checksum;
+use crate::mirror::{Lvl, Mirror};
+use crate::pb::{self, BookUpdate, ResyncReason, book_update::Update};
+use crate::queue::{Pushed, Queue};
+
+/// Levels per snapshot chunk: far below 1 MiB encoded (a level is at most 17 bytes).
+pub const CHUNK_LEVELS: usize = 32_768;
+
+/// How updates of one subscription are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every change of the best `depth` levels.
+    EveryChange,
+    /// What changed, at most once per interval.
+    Conflated(Duration),
+}
+
+/// Limits of the subscriber policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Updates a subscriber's queue holds.
+    pub queue: usize,
+    /// Resyncs for slowness tolerated within `window` before the subscriber is closed.
+    pub max_resyncs: usize,
+    /// See `max_resyncs`.
+    pub window: Duration,
+}
+
+/// Counters the metrics read.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Snapshots sent, by reason: initial, slow consumer, upstream gap, ring overflow, new
+    /// day, requested.
+    pub snapshots: [AtomicU64; 6],
+    /// Subscribers closed for being too slow.
+    pub slow_closes: AtomicU64,
+    /// Upstream sequence breaks seen (a bug if ever non-zero).
+    pub upstream_seq_errors: AtomicU64,
+}
+
+/// Index into [`HubStats::snapshots`].
+fn snapshot_slot(reason: Option<ResyncReason>) -> usize {
+    match reason {
+        None => 0,
+        Some(ResyncReason::SlowConsumer) => 1,
+        Some(ResyncReason::UpstreamGap) => 2,
+        Some(ResyncReason::RingOverflow) => 3,
+        Some(ResyncReason::NewDay) => 4,
+        Some(ResyncReason::Requested | ResyncReason::Unspecified) => 5,
+    }
+}
+
+/// Names of the [`HubStats::snapshots`] slots, for labels.
+pub const SNAPSHOT_REASONS: [&str; 6] = [
+    "initial",
+    "slow_consumer",
+    "upstream_gap",
+    "ring_overflow",
+    "new_day",
+    "requested",
+];
+
+/// What a subscription holds of one symbol.
+#[derive(Debug)]
+struct Held {
+    seq: u64,
+    bids: Vec<Lvl>,
+    asks: Vec<Lvl>,
+    /// Changed since the last conflated send.
+    dirty: bool,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    queue: Arc<Queue>,
+    depth: usize,
+    mode: Mode,
+    held: HashMap<u16, Held>,
+    next_due: Instant,
+    resyncs: Vec<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    mirrors: HashMap<u16, Mirror>,
+    by_name: HashMap<String, u16>,
+    /// Subscriber ids per locate.
+    watchers: HashMap<u16, Vec<u64>>,
+    subscribers: HashMap<u64, Subscriber>,
+    stale: Vec<bool>,
+    next_id: u64,
+}
+
+/// The mirrors and subscribers.
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    policy: Policy,
+    /// Counters for the metrics.
+    pub stats: HubStats,
+}
+
+/// A symbol as the admin API lists it.
+#[derive(Debug, Clone)]
+pub struct SymbolView {
+    /// Trimmed symbol.
+    pub symbol: String,
+    /// Stock locate.
+    pub locate: u16,
+    /// Owning shard.
+    pub shard: u16,
+    /// Published now.
+    pub published: bool,
+    /// Level updates applied.
+    pub updates: u64,
+    /// Levels now.
+    pub levels: usize,
+    /// Known to miss orders.
+    pub incomplete: bool,
+    /// Its shard's feed lost messages.
+    pub stale: bool,
+}
+
+impl Hub {
+    /// An empty hub for `shards` shards.
+    pub fn new(shards: usize, policy: Policy) -> Self {
+        Self {
+            state: Mutex::new(State {
+                stale: vec![false; shards],
+                ..State::default()
+            }),
+            policy,
+            stats: HubStats::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes to `symbols`: queues their first snapshots and returns the subscription id
+    /// and its queue.
+    ///
+    /// # Errors
+    /// NOT_FOUND naming the first symbol not published.
+    pub fn subscribe(
+        &self,
+        symbols: &[String],
+        depth: usize,
+        mode: Mode,
+    ) -> Result<(u64, Arc<Queue>), Status> {
+        let mut state = self.lock();
+        let mut locates = Vec::with_capacity(symbols.len());
+        for symbol in symbols {
+            match state.by_name.get(symbol.as_str()) {
+                Some(&locate) if state.mirrors.get(&locate).is_some_and(|m| m.published) => {
+                    locates.push(locate)
+                }
+                _ => {
+                    return Err(Status::not_found(format!(
+                        "symbol {symbol:?} is not published here (AdminService.ListSymbols \
+                         lists what is; AddSymbol publishes one the feed lists)"
+                    )));
+                }
+            }
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        let queue = Arc::new(Queue::new(self.policy.queue));
+        let mut subscriber = Subscriber {
+            queue: Arc::clone(&queue),
+            depth,
+            mode,
+            held: HashMap::new(),
+            next_due: Instant::now(),
+            resyncs: Vec::new(),
+        };
+        for &locate in &locates {
+            state.watchers.entry(locate).or_default().push(id);
+            let stale = state
+                .mirrors
+                .get(&locate)
+                .is_some_and(|m| state.stale.get(m.shard as usize).copied().unwrap_or(false));
+            if let Some(mirror) = state.mirrors.get(&locate) {
+                let held = subscriber.held.entry(locate).or_insert(Held {
+                    seq: 0,
+                    bids: Vec::new(),
+                    asks: Vec::new(),
+                    dirty: false,
+                });
+                for update in snapshot(mirror, held, depth, stale) {
+                    subscriber.queue.force(update);
+                }
+                self.stats.snapshots[snapshot_slot(None)].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        state.subscribers.insert(id, subscriber);
+        Ok((id, queue))
+    }
+
+    /// Forgets subscription `id` (its stream ended).
+    pub fn unsubscribe(&self, id: u64) {
+        let mut state = self.lock();
+        if let Some(sub) = state.subscribers.remove(&id) {
+            sub.queue.abandon();
+            for locate in sub.held.keys() {
+                if let Some(list) = state.watchers.get_mut(locate) {
+                    list.retain(|s| *s != id);
+                }
+            }
+        }
+    }
+
+    /// Subscriptions open now, and the deepest queue among them.
+    pub fn subscribers(&self) -> (usize, usize) {
+        let state = self.lock();
+        let deepest = state
+            .subscribers
+            .values()
+            .map(|s| s.queue.len())
+            .max()
+            .unwrap_or(0);
+        (state.subscribers.len(), deepest)
+    }
+
+    /// Queue depths of all subscribers.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.lock()
+            .subscribers
+            .values()
+            .map(|s| s.queue.len())
+            .collect()
+    }
+
+    /// Closes every subscription with `status` (shutdown).
+    pub fn close_all(&self, status: &Status) {
+        let state = self.lock();
+        for sub in state.subscribers.values() {
+            sub.queue.close(status.clone());
+        }
+    }
+
+    /// One snapshot of `symbol`'s best `depth` levels (seq 0, one chunk).
+    ///
+    /// # Errors
+    /// NOT_FOUND if the symbol is not published.
+    pub fn book(&self, symbol: &str, depth: usize) -> Result<pb::BookSnapshot, Status> {
+        let state = self.lock();
+        let mirror = state
+            .by_name
+            .get(symbol)
+            .and_then(|l| state.mirrors.get(l))
+            .filter(|m| m.published)
+            .ok_or_else(|| {
+                Status::not_found(format!("symbol {symbol:?} is not published here"))
+            })?;
+        let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+        let bids = mirror.top(Side::Buy, depth);
+        let asks = mirror.top(Side::Sell, depth);
+        Ok(pb::BookSnapshot {
+            symbol: mirror.symbol.clone(),
+            seq: 0,
+            checksum: checksum_of(&bids, &asks, depth),
+            bids: bids.iter().map(level).collect(),
+            asks: asks.iter().map(level).collect(),
+            timestamps: Some(pb::Timestamps {
+                exchange_ns: mirror.last_exchange_ns,
+                ingest_ns: mirror.last_ingest_ns,
+                send_ns: now_ns(),
+            }),
+            last_chunk: true,
+            incomplete: mirror.incomplete,
+            stale,
+        })
+    }
+
+    /// Every symbol known, sorted by name.
+    pub fn symbols(&self) -> Vec<SymbolView> {
+        let state = self.lock();
+        let mut out: Vec<SymbolView> = state
+            .mirrors
+            .values()
+            .map(|m| SymbolView {
+                symbol: m.symbol.clone(),
+                locate: m.locate,
+                shard: m.shard,
+                published: m.published,
+                updates: m.updates,
+                levels: m.levels(),
+                incomplete: m.incomplete,
+                stale: state.stale.get(m.shard as usize).copied().unwrap_or(false),
+            })
+            .collect();
+        out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        out
+    }
+
+    /// True once every shard published at least one symbol (books warm).
+    pub fn warm(&self) -> bool {
+        let state = self.lock();
+        (0..state.stale.len()).all(|shard| {
+            state
+                .mirrors
+                .values()
+                .any(|m| m.shard as usize == shard && m.published)
+        })
+    }
+
+    /// Applies a batch of events from `shard`.
+    pub fn apply(&self, shard: u16, events: &[Event]) {
+        let mut state = self.lock();
+        for event in events {
+            self.apply_one(&mut state, shard, *event);
+        }
+        self.send_conflated(&mut state);
+    }
+
+    fn apply_one(&self, state: &mut State, shard: u16, event: Event) {
+        match event {
+            Event::SymbolAdded { locate, symbol, seq } => {
+                let name = symbol_str(&symbol).to_owned();
+                state.by_name.insert(name.clone(), locate);
+                let mirror = state
+                    .mirrors
+                    .entry(locate)
+                    .or_insert_with(|| Mirror::new(name, locate, shard));
+                mirror.shard = shard;
+                mirror.published = true;
+                mirror.seq = seq;
+            }
+            Event::SymbolRemoved { locate, seq, .. } => {
+                if let Some(mirror) = state.mirrors.get_mut(&locate) {
+                    mirror.published = false;
+                    mirror.seq = seq;
+                    mirror.clear();
+                    mirror.rebuilding = 0;
+                }
+                let symbol = state
+                    .mirrors
+                    .get(&locate)
+                    .map(|m| m.symbol.clone())
+                    .unwrap_or_default();
+                for id in state.watchers.remove(&locate).unwrap_or_default() {
+                    if let Some(sub) = state.subscribers.get_mut(&id)
+                        && let Some(held) = sub.held.remove(&locate)
+                    {
+                        sub.queue.force(update(Update::Removed(pb::SymbolRemoved {
+                            symbol: symbol.clone(),
+                            seq: held.seq + 1,
+                        })));
+                    }
+                }
+            }
+            Event::Resync {
+                locate,
+                seq,
+                reason,
+                levels,
+                incomplete,
+                ..
+            } => {
+                let Some(mirror) = state.mirrors.get_mut(&locate) else {
+                    return;
+                };
+                self.check_seq(mirror, seq);
+                mirror.clear();
+                mirror.incomplete = incomplete;
+                mirror.rebuilding = levels;
+                mirror.rebuild_reason = Some(reason);
+                if levels == 0 {
+                    mirror.rebuild_reason = None;
+                    self.rebuilt(state, locate, reason);
+                }
+            }
+            Event::Level(l) => {
+                let Some(mirror) = state.mirrors.get_mut(&l.locate) else {
+                    return;
+                };
+                self.check_seq(mirror, l.seq);
+                mirror.set(l.side, l.price, l.shares, l.orders);
+                mirror.updates += 1;
+                if l.exchange_ns != 0 {
+                    mirror.last_exchange_ns = l.exchange_ns;
+                }
+                mirror.last_ingest_ns = l.ingest_ns;
+                if mirror.rebuilding > 0 {
+                    mirror.rebuilding -= 1;
+                    if mirror.rebuilding == 0 {
+                        let reason = mirror
+                            .rebuild_reason
+                            .take()
+                            .unwrap_or(UpstreamReason::RingFull);
+                        self.rebuilt(state, l.locate, reason);
+                    }
+                    return;
+                }
+                self.changed(state, l.locate, l.side, l.price, l.exchange_ns, l.ingest_ns);
+            }
+            Event::Stale { first, count } => {
+                if let Some(s) = state.stale.get_mut(shard as usize) {
+                    *s = true;
+                }
+                let locates: Vec<u16> = state
+                    .mirrors
+                    .values()
+                    .filter(|m| m.shard == shard && m.published)
+                    .map(|m| m.locate)
+                    .collect();
+                let detail = format!("feed lost {count} messages from sequence {first}");
+                for locate in locates {
+                    self.resync_watchers(state, locate, ResyncReason::UpstreamGap, &detail);
+                }
+            }
+            Event::Fresh => {
+                if let Some(s) = state.stale.get_mut(shard as usize) {
+                    *s = false;
+                }
+            }
+        }
+    }
+
+    fn check_seq(&self, mirror: &mut Mirror, seq: u64) {
+        if seq != mirror.seq + 1 {
+            self.stats.upstream_seq_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(symbol = %mirror.symbol, expected = mirror.seq + 1, got = seq, "data-plane sequence break");
+        }
+        mirror.seq = seq;
+    }
+
+    /// A data-plane resync of `locate` is complete: tell its watchers.
+    fn rebuilt(&self, state: &mut State, locate: u16, reason: UpstreamReason) {
+        let (reason, detail) = match reason {
+            UpstreamReason::Added => return,
+            UpstreamReason::RingFull => (
+                ResyncReason::RingOverflow,
+                "the data plane's event ring overflowed; the book is exact again",
+            ),
+            UpstreamReason::Requested => (ResyncReason::Requested, "resent on request"),
+            UpstreamReason::NewDay => (ResyncReason::NewDay, "a new trading day started"),
+        };
+        self.resync_watchers(state, locate, reason, detail);
+    }
+
+    /// Sends every watcher of `locate` a resync and a fresh snapshot.
+    fn resync_watchers(&self, state: &mut State, locate: u16, reason: ResyncReason, detail: &str) {
+        let Some(mirror) = state.mirrors.get(&locate) else {
+            return;
+        };
+        let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+        for id in state.watchers.get(&locate).into_iter().flatten() {
+            let Some(sub) = state.subscribers.get_mut(id) else {
+                continue;
+            };
+            let depth = sub.depth;
+            let Some(held) = sub.held.get_mut(&locate) else {
+                continue;
+            };
+            sub.queue.force(update(Update::Resync(pb::Resync {
+                symbol: mirror.symbol.clone(),
+                reason: reason as i32,
+                detail: detail.to_owned(),
+            })));
+            for u in snapshot(mirror, held, depth, stale) {
+                sub.queue.force(u);
+            }
+            self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A level of `locate` changed: send the watchers whose view it touches what changed.
+    fn changed(
+        &self,
+        state: &mut State,
+        locate: u16,
+        side: Side,
+        price: u32,
+        exchange_ns: u64,
+        ingest_ns: u64,
+    ) {
+        let Some(ids) = state.watchers.get(&locate) else {
+            return;
+        };
+        let Some(mirror) = state.mirrors.get(&locate) else {
+            return;
+        };
+        let mut slow = Vec::new();
+        for id in ids {
+            let Some(sub) = state.subscribers.get_mut(id) else {
+                continue;
+            };
+            let depth = sub.depth;
+            let Some(held) = sub.held.get_mut(&locate) else {
+                continue;
+            };
+            // a change outside the held levels that does not enter them changes nothing
+            let held_side = match side {
+                Side::Buy => &held.bids,
+                Side::Sell => &held.asks,
+            };
+            if !mirror.within(side, price, depth) && !held_side.iter().any(|l| l.price == price)
+            {
+                continue;
+            }
+            if let Mode::Conflated(_) = sub.mode {
+                held.dirty = true;
+                continue;
+            }
+            match send_diff(mirror, held, depth, &sub.queue, exchange_ns, ingest_ns) {
+                Pushed::Queued => {}
+                Pushed::Full => slow.push(*id),
+                Pushed::Closed => {}
+            }
+        }
+        for id in slow {
+            self.too_slow(state, id);
+        }
+    }
+
+    /// Sends due conflated subscribers what changed.
+    fn send_conflated(&self, state: &mut State) {
+        let now = Instant::now();
+        let mut slow = Vec::new();
+        let State {
+            subscribers,
+            mirrors,
+            ..
+        } = state;
+        for (id, sub) in subscribers.iter_mut() {
+            let Mode::Conflated(interval) = sub.mode else {
+                continue;
+            };
+            if now < sub.next_due {
+                continue;
+            }
+            sub.next_due = now + interval;
+            for (locate, held) in sub.held.iter_mut().filter(|(_, h)| h.dirty) {
+                held.dirty = false;
+                let Some(mirror) = mirrors.get(locate) else {
+                    continue;
+                };
+                let at = (mirror.last_exchange_ns, mirror.last_ingest_ns);
+                if send_diff(mirror, held, sub.depth, &sub.queue, at.0, at.1) == Pushed::Full {
+                    slow.push(*id);
+                    break;
+                }
+            }
+        }
+        for id in slow {
+            self.too_slow(state, id);
+        }
+    }
+
+    /// Subscriber `id`'s queue overflowed: drop what is queued and resync all its symbols,
+    /// or close it if it keeps lagging.
+    fn too_slow(&self, state: &mut State, id: u64) {
+        let Some(sub) = state.subscribers.get_mut(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        sub.resyncs.retain(|t| now.duration_since(*t) < self.policy.window);
+        sub.resyncs.push(now);
+        if sub.resyncs.len() > self.policy.max_resyncs {
+            self.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
+            sub.queue.close(Status::resource_exhausted(format!(
+                "subscriber too slow: its queue of {} updates overflowed {} times within {:?}; \
+                 read faster, ask for less depth, or use MODE_CONFLATED",
+                self.policy.queue,
+                sub.resyncs.len(),
+                self.policy.window
+            )));
+            return;
+        }
+        sub.queue.clear();
+        let depth = sub.depth;
+        for (locate, held) in sub.held.iter_mut() {
+            let Some(mirror) = state.mirrors.get(locate) else {
+                continue;
+            };
+            let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+            sub.queue.force(update(Update::Resync(pb::Resync {
+                symbol: mirror.symbol.clone(),
+                reason: ResyncReason::SlowConsumer as i32,
+                detail: format!(
+                    "your queue of {} updates overflowed; queued updates were dropped",
+                    self.policy.queue
+                ),
+            })));
+            for u in snapshot(mirror, held, depth, stale) {
+                sub.queue.force(u);
+            }
+            self.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))]
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn update(update: Update) -> BookUpdate {
+    BookUpdate {
+        update: Some(update),
+    }
+}
+
+fn level(l: &Lvl) -> pb::Level {
+    pb::Level {
+        price: l.price,
+        shares: l.shares,
+        orders: l.orders,
+    }
+}
+
+fn checksum_of(bids: &[Lvl], asks: &[Lvl], depth: usize) -> u32 {
+    checksum(
+        bids.iter().map(|l| (l.price, l.shares)),
+        asks.iter().map(|l| (l.price, l.shares)),
+        depth,
+    )
+}
+
+/// The snapshot of `mirror` for a subscriber holding `held`, in chunks; `held` becomes it.
+fn snapshot(mirror: &Mirror, held: &mut Held, depth: usize, stale: bool) -> Vec<BookUpdate> {
+    held.bids = mirror.top(Side::Buy, depth);
+    held.asks = mirror.top(Side::Sell, depth);
+    held.dirty = false;
+    let sum = checksum_of(&held.bids, &held.asks, depth);
+    let send_ns = now_ns();
+    let all: Vec<(bool, &Lvl)> = held
+        .bids
+        .iter()
+        .map(|l| (true, l))
+        .chain(held.asks.iter().map(|l| (false, l)))
+        .collect();
+    let chunks: Vec<&[(bool, &Lvl)]> = if all.is_empty() {
+        vec![&[]]
+    } else {
+        all.chunks(CHUNK_LEVELS).collect()
+    };
+    let last = chunks.len() - 1;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            held.seq += 1;
+            update(Update::Snapshot(pb::BookSnapshot {
+                symbol: mirror.symbol.clone(),
+                seq: held.seq,
+                bids: chunk.iter().filter(|(b, _)| *b).map(|(_, l)| level(l)).collect(),
+                asks: chunk.iter().filter(|(b, _)| !*b).map(|(_, l)| level(l)).collect(),
+                checksum: if i == last { sum } else { 0 },
+                timestamps: Some(pb::Timestamps {
+                    exchange_ns: mirror.last_exchange_ns,
+                    ingest_ns: mirror.last_ingest_ns,
+                    send_ns,
+                }),
+                last_chunk: i == last,
+                incomplete: mirror.incomplete,
+                stale,
+            }))
+        })
+        .collect()
+}
+
+/// Queues the deltas that turn `held` into the mirror's best `depth` levels: removals first,
+/// then changes, each with the checksum of the book after it.
+fn send_diff(
+    mirror: &Mirror,
+    held: &mut Held,
+    depth: usize,
+    queue: &Queue,
+    exchange_ns: u64,
+    ingest_ns: u64,
+) -> Pushed {
+    let new_bids = mirror.top(Side::Buy, depth);
+    let new_asks = mirror.top(Side::Sell, depth);
+    let mut deltas: Vec<(pb::Side, Lvl)> = Vec::new();
+    for (side, old, new) in [
+        (pb::Side::Bid, &held.bids, &new_bids),
+        (pb::Side::Ask, &held.asks, &new_asks),
+    ] {
+        for gone in old.iter().filter(|o| !new.iter().any(|n| n.price == o.price)) {
+            deltas.push((
+                side,
+                Lvl {
+                    price: gone.price,
+                    shares: 0,
+                    orders: 0,
+                },
+            ));
+        }
+    }
+    for (side, old, new) in [
+        (pb::Side::Bid, &held.bids, &new_bids),
+        (pb::Side::Ask, &held.asks, &new_asks),
+    ] {
+        for changed in new.iter().filter(|n| !old.contains(n)) {
+            deltas.push((side, *changed));
+        }
+    }
+    let send_ns = now_ns();
+    for (side, lvl) in deltas {
+        let book = match side {
+            pb::Side::Ask => &mut held.asks,
+            _ => &mut held.bids,
+        };
+        apply(book, side, lvl);
+        held.seq += 1;
+        let delta = update(Update::Delta(pb::BookDelta {
+            symbol: mirror.symbol.clone(),
+            seq: held.seq,
+            side: side as i32,
+            level: Some(level(&lvl)),
+            checksum: checksum_of(&held.bids, &held.asks, depth),
+            timestamps: Some(pb::Timestamps {
+                exchange_ns,
+                ingest_ns,
+                send_ns,
+            }),
+        }));
+        match queue.push(delta) {
+            Pushed::Queued => {}
+            other => return other,
+        }
+    }
+    Pushed::Queued
+}
+
+/// Applies one delta to a side held best first, as a client does.
+fn apply(book: &mut Vec<Lvl>, side: pb::Side, lvl: Lvl) {
+    let pos = book.iter().position(|l| l.price == lvl.price);
+    match (pos, lvl.shares) {
+        (Some(i), 0) => {
+            book.remove(i);
+        }
+        (Some(i), _) => book[i] = lvl,
+        (None, 0) => {}
+        (None, _) => {
+            let at = book
+                .iter()
+                .position(|l| match side {
+                    pb::Side::Ask => l.price > lvl.price,
+                    _ => l.price < lvl.price,
+                })
+                .unwrap_or(book.len());
+            book.insert(at, lvl);
+        }
+    }
+}
+
+/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles by
+/// yielding, then sleeping 50 µs, when the ring stays empty.
+pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
+    let mut batch = Vec::with_capacity(1024);
+    let mut empty = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        events.pop_batch(1024, |e| batch.push(e));
+        if batch.is_empty() {
+            empty = empty.saturating_add(1);
+            if empty < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            continue;
+        }
+        empty = 0;
+        hub.apply(shard, &batch);
+        batch.clear();
+    }
+}

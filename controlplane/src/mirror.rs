@@ -1,0 +1,134 @@
+//! [`Mirror`]: one symbol's L2 book, rebuilt from the data plane's events alone.
+//!
+//! Snapshots are served from mirrors, never from the data plane.
+
+use std::collections::BTreeMap;
+
+use dataplane::feed::itch::Side;
+
+/// One level as the API sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lvl {
+    /// ITCH ticks.
+    pub price: u32,
+    /// Aggregate shares.
+    pub shares: u64,
+    /// Orders.
+    pub orders: u32,
+}
+
+/// One symbol's L2 book and what the control plane knows of it.
+#[derive(Debug, Default)]
+pub struct Mirror {
+    /// The symbol, trimmed.
+    pub symbol: String,
+    /// The stock locate.
+    pub locate: u16,
+    /// The shard that owns it.
+    pub shard: u16,
+    /// Published by its shard right now.
+    pub published: bool,
+    /// The upstream sequence number of the last event applied.
+    pub seq: u64,
+    /// Levels of a data-plane resync still to come; the book is being rebuilt while > 0.
+    pub rebuilding: u32,
+    /// Why the data plane is resending the book, while `rebuilding`.
+    pub rebuild_reason: Option<dataplane::runtime::event::ResyncReason>,
+    /// The data plane says the book misses orders.
+    pub incomplete: bool,
+    /// Level updates applied since the server started.
+    pub updates: u64,
+    /// Exchange and ingest time of the last update.
+    pub last_exchange_ns: u64,
+    /// See `last_exchange_ns`.
+    pub last_ingest_ns: u64,
+    bids: BTreeMap<u32, (u64, u32)>,
+    asks: BTreeMap<u32, (u64, u32)>,
+}
+
+impl Mirror {
+    /// An empty book.
+    pub fn new(symbol: String, locate: u16, shard: u16) -> Self {
+        Self {
+            symbol,
+            locate,
+            shard,
+            ..Self::default()
+        }
+    }
+
+    /// Sets a level; 0 shares removes it.
+    pub fn set(&mut self, side: Side, price: u32, shares: u64, orders: u32) {
+        let map = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        if shares == 0 {
+            map.remove(&price);
+        } else {
+            map.insert(price, (shares, orders));
+        }
+    }
+
+    /// Empties the book.
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Levels on both sides.
+    pub fn levels(&self) -> usize {
+        self.bids.len() + self.asks.len()
+    }
+
+    /// The best `n` levels of `side`, best first.
+    pub fn top(&self, side: Side, n: usize) -> Vec<Lvl> {
+        let lvl = |(&price, &(shares, orders)): (&u32, &(u64, u32))| Lvl {
+            price,
+            shares,
+            orders,
+        };
+        match side {
+            Side::Buy => self.bids.iter().rev().take(n).map(lvl).collect(),
+            Side::Sell => self.asks.iter().take(n).map(lvl).collect(),
+        }
+    }
+
+    /// True if `price` is among the best `n` levels of `side`, or would be if it existed.
+    pub fn within(&self, side: Side, price: u32, n: usize) -> bool {
+        // fewer than `n` levels strictly better than `price`
+        let Some(skip) = n.checked_sub(1) else {
+            return false;
+        };
+        match side {
+            Side::Buy => self.bids.range(price.saturating_add(1)..).nth(skip).is_none(),
+            Side::Sell => self.asks.range(..price).rev().nth(skip).is_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_is_best_first_and_zero_removes() {
+        let mut m = Mirror::new("AAPL".into(), 1, 0);
+        for p in [100, 102, 101] {
+            m.set(Side::Buy, p, 10, 1);
+            m.set(Side::Sell, p + 10, 5, 1);
+        }
+        assert_eq!(m.top(Side::Buy, 2).iter().map(|l| l.price).collect::<Vec<_>>(), [102, 101]);
+        assert_eq!(m.top(Side::Sell, 2).iter().map(|l| l.price).collect::<Vec<_>>(), [110, 111]);
+        m.set(Side::Buy, 102, 0, 0);
+        assert_eq!(m.top(Side::Buy, 1)[0].price, 101);
+        assert_eq!(m.levels(), 5);
+        assert!(m.within(Side::Buy, 101, 1));
+        assert!(m.within(Side::Buy, 105, 1), "a new best is within");
+        assert!(!m.within(Side::Buy, 100, 1));
+        assert!(m.within(Side::Buy, 100, 2));
+        assert!(m.within(Side::Sell, 110, 1));
+        assert!(!m.within(Side::Sell, 112, 2));
+        assert!(m.within(Side::Sell, 111, 2));
+    }
+}
