@@ -4,6 +4,7 @@
 //!   second, or the file's own timestamps scaled), optionally looping.
 //! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, with gaps,
 //!   duplicates, heartbeats and end of session reported.
+//! - [`memory::MemorySource`]: a scripted feed in memory, released by a gate (tests, benches).
 //! - [`simulator::Simulator`]: the [`Generator`](crate::feed::generator::Generator) running
 //!   live at a paced rate; the default feed, so the service runs with no input.
 //!
@@ -19,6 +20,7 @@
 //! header). See `runtime` for why.
 
 pub mod file;
+pub mod memory;
 pub mod pacer;
 pub mod simulator;
 pub mod udp;
