@@ -6,3 +6,5 @@
 //!
 //! This crate never uses `unsafe`.
 #![forbid(unsafe_code)]
+
+pub mod config;
