@@ -16,6 +16,7 @@ pub mod admin_service;
 pub mod auth;
 pub mod book_service;
 pub mod checksum;
+pub mod config;
 pub mod hub;
 pub mod mirror;
 pub mod queue;

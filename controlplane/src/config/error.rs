@@ -1,0 +1,275 @@
+//! [`ConfigError`]: everything that can be wrong with a configuration, each saying how to fix it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why a configuration could not be loaded, validated or turned into shards and feeds.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("cannot read config file {}: {source}; check the path given to --config (or PINBOOK_CONFIG)", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The `--config` file is not valid TOML or does not fit the configuration's shape.
+    #[error("config file {}: {message}", path.display())]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The toml crate's message, with line and column.
+        message: String,
+    },
+    /// An environment variable holds bytes that are not UTF-8.
+    #[error("environment variable {var} is not valid UTF-8; set it to UTF-8 text or unset it")]
+    EnvNotUnicode {
+        /// The variable.
+        var: &'static str,
+    },
+    /// The effective configuration could not be written as TOML.
+    #[error(
+        "cannot write the configuration as TOML ({0}); TOML holds only UTF-8 paths: rename \
+         the file or link to it from a UTF-8 path"
+    )]
+    Serialize(String),
+
+    /// A feed that is none of the three kinds.
+    #[error("unknown feed {given:?}: use sim, file:PATH or udp:ADDR (e.g. udp:239.1.1.1:26400)")]
+    UnknownFeed {
+        /// What was given.
+        given: String,
+    },
+    /// `file:` with no path.
+    #[error("feed \"file:\" names no file; write file:PATH")]
+    EmptyFeedPath,
+    /// `udp:` with an address that does not parse.
+    #[error("feed {given:?}: {reason}; write udp:IP:PORT, e.g. udp:239.1.1.1:26400")]
+    BadFeedAddress {
+        /// What was given.
+        given: String,
+        /// Why the address does not parse.
+        reason: String,
+    },
+    /// An idle strategy that does not exist.
+    #[error("unknown idle strategy {given:?}: use one of auto, spin, spin-yield, backoff")]
+    UnknownIdle {
+        /// What was given.
+        given: String,
+    },
+
+    /// A configured core is not one of the machine's cpus.
+    #[error("cores.{role}: core {core} does not exist on this machine; its cores are {cores}")]
+    NoSuchCore {
+        /// `control` or `data`.
+        role: &'static str,
+        /// The core.
+        core: usize,
+        /// The cores this process may use.
+        cores: String,
+    },
+    /// A configured core exists but this process may not run on it.
+    #[error(
+        "cores.{role}: core {core} is outside this process' cpu mask; use one of {cores}, or \
+         widen the mask (taskset, the cgroup's cpuset.cpus)"
+    )]
+    CoreNotAllowed {
+        /// `control` or `data`.
+        role: &'static str,
+        /// The core.
+        core: usize,
+        /// The cores this process may use.
+        cores: String,
+    },
+    /// A core is listed twice in one list.
+    #[error("cores.{role} lists core {core} twice; list each core once")]
+    DuplicateCore {
+        /// `control` or `data`.
+        role: &'static str,
+        /// The core.
+        core: usize,
+    },
+    /// A core is both a control and a data core on a machine with more than one.
+    #[error(
+        "core {core} is both a control and a data core; give the data plane cores of its own \
+         (sharing is allowed only on a 1-cpu machine)"
+    )]
+    CoresOverlap {
+        /// The shared core.
+        core: usize,
+    },
+    /// `cores.data` is empty.
+    #[error(
+        "cores.data is empty; list at least one core for the data plane (one shard per core), \
+         or leave it out to use the default"
+    )]
+    NoDataCore,
+    /// `cores.control` is empty.
+    #[error(
+        "cores.control is empty; list at least one core for the control plane, or leave it out \
+         to use the default"
+    )]
+    NoControlCore,
+    /// More data cores than shards can be numbered.
+    #[error("{0} data cores is more shards than 65535; list fewer")]
+    TooManyShards(usize),
+
+    /// The feed file cannot be opened.
+    #[error("feed file {} cannot be opened: {source}; check the path and its permissions", path.display())]
+    FeedFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The feed file is a directory or another non-file.
+    #[error("feed file {} is not a regular file; give the path of an ITCH 5.0 BinaryFILE", path.display())]
+    FeedNotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A unicast UDP feed would be bound by several shards.
+    #[error(
+        "udp feed {addr} is unicast but {shards} data cores would each bind it; use a multicast \
+         group, or one data core"
+    )]
+    UdpUnicastShards {
+        /// The feed's address.
+        addr: SocketAddr,
+        /// The number of data cores.
+        shards: usize,
+    },
+    /// An IPv6 multicast feed, which the UDP source cannot join.
+    #[error(
+        "udp feed {addr} is an IPv6 multicast group, which is not supported; use an IPv4 group"
+    )]
+    UdpIpv6Multicast {
+        /// The feed's address.
+        addr: SocketAddr,
+    },
+    /// The file source could not be built.
+    #[error("feed file {}: {reason}", path.display())]
+    FileSource {
+        /// The file.
+        path: PathBuf,
+        /// The source's error.
+        reason: String,
+    },
+    /// The UDP socket could not be bound.
+    #[error("{0}")]
+    UdpBind(io::Error),
+
+    /// `simulator.rate` is 0.
+    #[error("simulator.rate is 0; give messages per second above 0, e.g. 100000")]
+    SimulatorRate,
+    /// `simulator.symbols` is outside `1..=65535`.
+    #[error("simulator.symbols {0} is out of range; use 1 to 65535")]
+    SimulatorSymbols(u32),
+    /// The simulator has more stock locates than the books accept.
+    #[error(
+        "simulator.symbols {symbols} needs books.max_symbols of at least {needed} (locates \
+         1..={symbols}) but it is {max_symbols}; raise books.max_symbols or lower simulator.symbols"
+    )]
+    SimulatorSymbolsExceedBooks {
+        /// `simulator.symbols`.
+        symbols: u32,
+        /// `books.max_symbols`.
+        max_symbols: usize,
+        /// The smallest `books.max_symbols` that fits.
+        needed: u64,
+    },
+    /// `file.timestamps_speed` is negative or not finite.
+    #[error(
+        "file.timestamps_speed {0} is not a finite number >= 0; use 0 (off) or a speed-up, e.g. \
+         1.0 for real time"
+    )]
+    FileSpeed(f64),
+    /// Both ways of pacing a file are set.
+    #[error(
+        "file.rate ({rate}) and file.timestamps_speed ({speed}) are both set; set one of them to \
+         0 (rate paces by messages per second, timestamps_speed by the file's own timestamps)"
+    )]
+    FilePaceConflict {
+        /// `file.rate`.
+        rate: u64,
+        /// `file.timestamps_speed`.
+        speed: f64,
+    },
+
+    /// A published symbol that is not an ITCH symbol.
+    #[error(
+        "symbol {0:?} is not a valid ITCH symbol; use 1 to 8 printable ASCII characters without \
+         spaces"
+    )]
+    BadSymbol(String),
+    /// `event_ring` cannot hold one book's resync.
+    #[error(
+        "event_ring {event_ring} cannot hold one full book's resync ({per_side} levels per side); \
+         raise it to at least 2*books.max_levels_per_side+2 = {needed}"
+    )]
+    EventRingTooSmall {
+        /// `event_ring`.
+        event_ring: usize,
+        /// `books.max_levels_per_side`.
+        per_side: u32,
+        /// The smallest that works.
+        needed: usize,
+    },
+    /// `event_ring` is absurdly large.
+    #[error("event_ring {0} is above {max} events (1 GiB per shard); lower it", max = super::MAX_EVENT_RING)]
+    EventRingTooLarge(usize),
+    /// `books.max_symbols` is above the number of stock locates.
+    #[error("books.max_symbols {0} is above 65536 (stock locates are 16-bit); lower it")]
+    TooManySymbols(usize),
+    /// A count or duration that must be positive is 0.
+    #[error("{field} is 0; {fix}")]
+    Zero {
+        /// The field, e.g. `books.max_orders`.
+        field: &'static str,
+        /// What to set instead.
+        fix: &'static str,
+    },
+    /// `subscribers.max_depth` is 0.
+    #[error(
+        "subscribers.max_depth is 0, so no subscriber could see a level; use 1 or more (e.g. 1000)"
+    )]
+    ZeroDepth,
+    /// `subscribers.heartbeat_ms` is 0.
+    #[error("subscribers.heartbeat_ms is 0; give an interval in milliseconds, e.g. 1000")]
+    ZeroHeartbeat,
+    /// The gRPC and metrics servers would bind the same address.
+    #[error("grpc_addr and metrics_addr are both {0}; give them different ports")]
+    SameAddress(SocketAddr),
+
+    /// The admin token is given twice.
+    #[error(
+        "auth.admin_token (or PINBOOK_ADMIN_TOKEN) and auth.admin_token_file are both set in the \
+         same place; keep one of them"
+    )]
+    AdminTokenConflict,
+    /// The admin token file cannot be read.
+    #[error("admin token file {} cannot be read: {source}; check the path and its permissions", path.display())]
+    AdminTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The admin token file may be read or written by other users.
+    #[error(
+        "admin token file {path} is open to group or others (mode {mode:03o}); run \
+         chmod 600 {path}",
+        path = path.display()
+    )]
+    AdminTokenFilePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A token is set but empty.
+    #[error("{0} is empty; set a non-empty token or leave it unset")]
+    EmptyToken(&'static str),
+}
