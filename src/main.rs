@@ -27,6 +27,9 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// Send an ITCH 5.0 BinaryFILE over UDP as a MoldUDP64 feed, paced at a fixed rate.
     Publish(cli::publish::PublishArgs),
+    /// Run the service: pinned data-plane shards on the feed (the built-in simulator unless
+    /// told otherwise), the gRPC control plane, health, reflection and metrics.
+    Serve(controlplane::config::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::generate::run(&args),
         Command::Replay(args) => cli::replay::run(&args),
         Command::Publish(args) => cli::publish::run(&args),
+        Command::Serve(args) => cli::serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,7 +78,9 @@ impl AdminService {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Status::unavailable("the data plane acked, but its events did not arrive in time"));
+                return Err(Status::unavailable(
+                    "the data plane acked, but its events did not arrive in time",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -123,7 +123,9 @@ mod tests {
             tonic::Code::PermissionDenied
         );
         auth.check(&with("Bearer s3cret")).unwrap();
-        BearerAuth::new(None, "book").check(&MetadataMap::new()).unwrap();
+        BearerAuth::new(None, "book")
+            .check(&MetadataMap::new())
+            .unwrap();
     }
 
     #[test]

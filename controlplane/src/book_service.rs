@@ -80,7 +80,9 @@ impl pb::book_service_server::BookService for BookService {
         let mode = pb::Mode::try_from(req.mode)
             .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
         let (depth, mode) = match mode {
-            pb::Mode::Unspecified | pb::Mode::EveryChange => (self.depth(req.depth)?, Mode::EveryChange),
+            pb::Mode::Unspecified | pb::Mode::EveryChange => {
+                (self.depth(req.depth)?, Mode::EveryChange)
+            }
             pb::Mode::TopOfBook => (1, Mode::EveryChange),
             pb::Mode::Conflated => {
                 if !(1..=60_000).contains(&req.interval_ms) {

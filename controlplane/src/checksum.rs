@@ -33,7 +33,10 @@ mod tests {
     fn published_vectors_hold() {
         let text = include_str!("../../proto/pinbook/v1/checksum_vectors.txt");
         let mut checked = 0;
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let fields: Vec<&str> = line.split('|').map(str::trim).collect();
             let [depth, bids, asks, crc] = fields[..] else {
                 panic!("bad vector line {line:?}");
@@ -70,6 +73,9 @@ mod tests {
             checksum(deep.clone(), [], 10),
             checksum(deep[..10].to_vec(), [], 50)
         );
-        assert_eq!(checksum(deep.clone(), [], 2), checksum(deep[..2].to_vec(), [], 2));
+        assert_eq!(
+            checksum(deep.clone(), [], 2),
+            checksum(deep[..2].to_vec(), [], 2)
+        );
     }
 }

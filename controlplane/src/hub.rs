@@ -272,10 +272,12 @@ impl Hub {
             .get(symbol)
             .and_then(|l| state.mirrors.get(l))
             .filter(|m| m.published)
-            .ok_or_else(|| {
-                Status::not_found(format!("symbol {symbol:?} is not published here"))
-            })?;
-        let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+            .ok_or_else(|| Status::not_found(format!("symbol {symbol:?} is not published here")))?;
+        let stale = state
+            .stale
+            .get(mirror.shard as usize)
+            .copied()
+            .unwrap_or(false);
         let bids = mirror.top(Side::Buy, depth);
         let asks = mirror.top(Side::Sell, depth);
         Ok(pb::BookSnapshot {
@@ -338,7 +340,11 @@ impl Hub {
 
     fn apply_one(&self, state: &mut State, shard: u16, event: Event) {
         match event {
-            Event::SymbolAdded { locate, symbol, seq } => {
+            Event::SymbolAdded {
+                locate,
+                symbol,
+                seq,
+            } => {
                 let name = symbol_str(&symbol).to_owned();
                 state.by_name.insert(name.clone(), locate);
                 let mirror = state
@@ -442,7 +448,9 @@ impl Hub {
 
     fn check_seq(&self, mirror: &mut Mirror, seq: u64) {
         if seq != mirror.seq + 1 {
-            self.stats.upstream_seq_errors.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .upstream_seq_errors
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(symbol = %mirror.symbol, expected = mirror.seq + 1, got = seq, "data-plane sequence break");
         }
         mirror.seq = seq;
@@ -467,7 +475,11 @@ impl Hub {
         let Some(mirror) = state.mirrors.get(&locate) else {
             return;
         };
-        let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+        let stale = state
+            .stale
+            .get(mirror.shard as usize)
+            .copied()
+            .unwrap_or(false);
         for id in state.watchers.get(&locate).into_iter().flatten() {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
@@ -518,8 +530,7 @@ impl Hub {
                 Side::Buy => &held.bids,
                 Side::Sell => &held.asks,
             };
-            if !mirror.within(side, price, depth) && !held_side.iter().any(|l| l.price == price)
-            {
+            if !mirror.within(side, price, depth) && !held_side.iter().any(|l| l.price == price) {
                 continue;
             }
             if let Mode::Conflated(_) = sub.mode {
@@ -578,7 +589,8 @@ impl Hub {
             return;
         };
         let now = Instant::now();
-        sub.resyncs.retain(|t| now.duration_since(*t) < self.policy.window);
+        sub.resyncs
+            .retain(|t| now.duration_since(*t) < self.policy.window);
         sub.resyncs.push(now);
         if sub.resyncs.len() > self.policy.max_resyncs {
             self.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
@@ -597,7 +609,11 @@ impl Hub {
             let Some(mirror) = state.mirrors.get(locate) else {
                 continue;
             };
-            let stale = state.stale.get(mirror.shard as usize).copied().unwrap_or(false);
+            let stale = state
+                .stale
+                .get(mirror.shard as usize)
+                .copied()
+                .unwrap_or(false);
             sub.queue.force(update(Update::Resync(pb::Resync {
                 symbol: mirror.symbol.clone(),
                 reason: ResyncReason::SlowConsumer as i32,
@@ -664,8 +680,16 @@ fn snapshot(mirror: &Mirror, held: &mut Held, depth: usize, stale: bool) -> Vec<
             update(Update::Snapshot(pb::BookSnapshot {
                 symbol: mirror.symbol.clone(),
                 seq: held.seq,
-                bids: chunk.iter().filter(|(b, _)| *b).map(|(_, l)| level(l)).collect(),
-                asks: chunk.iter().filter(|(b, _)| !*b).map(|(_, l)| level(l)).collect(),
+                bids: chunk
+                    .iter()
+                    .filter(|(b, _)| *b)
+                    .map(|(_, l)| level(l))
+                    .collect(),
+                asks: chunk
+                    .iter()
+                    .filter(|(b, _)| !*b)
+                    .map(|(_, l)| level(l))
+                    .collect(),
                 checksum: if i == last { sum } else { 0 },
                 timestamps: Some(pb::Timestamps {
                     exchange_ns: mirror.last_exchange_ns,
@@ -697,7 +721,10 @@ fn send_diff(
         (pb::Side::Bid, &held.bids, &new_bids),
         (pb::Side::Ask, &held.asks, &new_asks),
     ] {
-        for gone in old.iter().filter(|o| !new.iter().any(|n| n.price == o.price)) {
+        for gone in old
+            .iter()
+            .filter(|o| !new.iter().any(|n| n.price == o.price))
+        {
             deltas.push((
                 side,
                 Lvl {

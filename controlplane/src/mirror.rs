@@ -101,7 +101,11 @@ impl Mirror {
             return false;
         };
         match side {
-            Side::Buy => self.bids.range(price.saturating_add(1)..).nth(skip).is_none(),
+            Side::Buy => self
+                .bids
+                .range(price.saturating_add(1)..)
+                .nth(skip)
+                .is_none(),
             Side::Sell => self.asks.range(..price).rev().nth(skip).is_none(),
         }
     }
@@ -118,8 +122,20 @@ mod tests {
             m.set(Side::Buy, p, 10, 1);
             m.set(Side::Sell, p + 10, 5, 1);
         }
-        assert_eq!(m.top(Side::Buy, 2).iter().map(|l| l.price).collect::<Vec<_>>(), [102, 101]);
-        assert_eq!(m.top(Side::Sell, 2).iter().map(|l| l.price).collect::<Vec<_>>(), [110, 111]);
+        assert_eq!(
+            m.top(Side::Buy, 2)
+                .iter()
+                .map(|l| l.price)
+                .collect::<Vec<_>>(),
+            [102, 101]
+        );
+        assert_eq!(
+            m.top(Side::Sell, 2)
+                .iter()
+                .map(|l| l.price)
+                .collect::<Vec<_>>(),
+            [110, 111]
+        );
         m.set(Side::Buy, 102, 0, 0);
         assert_eq!(m.top(Side::Buy, 1)[0].price, 101);
         assert_eq!(m.levels(), 5);

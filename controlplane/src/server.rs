@@ -20,7 +20,8 @@ use crate::hub::{Hub, Policy, SymbolView, drain};
 use crate::pb;
 
 /// The encoded descriptor set of pinbook.v1, for reflection.
-pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pinbook_descriptor.bin"));
+pub const DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pinbook_descriptor.bin"));
 
 /// What the server needs besides the data plane.
 #[derive(Debug, Clone)]
@@ -155,7 +156,9 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The gRPC address could not be bound.
-    #[error("cannot listen on {addr}: {source}; is another pinbook running? pick another --grpc-addr")]
+    #[error(
+        "cannot listen on {addr}: {source}; is another pinbook running? pick another --grpc-addr"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -192,8 +195,11 @@ const SERVICES: [&str; 3] = ["", "pinbook.v1.BookService", "pinbook.v1.AdminServ
 /// The address cannot be bound, or reflection cannot load the descriptors.
 pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Running, ServerError> {
     let shards: Vec<ShardInfo> = plane.shards().iter().map(|s| s.info().clone()).collect();
-    let shard_stats: Vec<Arc<ShardStats>> =
-        plane.shards().iter().map(|s| Arc::clone(s.stats())).collect();
+    let shard_stats: Vec<Arc<ShardStats>> = plane
+        .shards()
+        .iter()
+        .map(|s| Arc::clone(s.stats()))
+        .collect();
     let hub = Arc::new(Hub::new(shards.len(), options.policy));
     let stop_events = Arc::new(AtomicBool::new(false));
     let mut event_threads = Vec::new();

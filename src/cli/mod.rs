@@ -3,3 +3,4 @@
 pub mod generate;
 pub mod publish;
 pub mod replay;
+pub mod serve;

@@ -89,7 +89,11 @@ impl FeedSource for MemorySource {
             self.next += 1;
             n += 1;
         }
-        if n == 0 { Polled::Idle } else { Polled::Events(n) }
+        if n == 0 {
+            Polled::Idle
+        } else {
+            Polled::Events(n)
+        }
     }
 
     fn describe(&self) -> String {
@@ -103,8 +107,7 @@ mod tests {
 
     #[test]
     fn releases_up_to_the_gate_in_order() {
-        let (mut source, gate) =
-            MemorySource::messages((0..5u8).map(|i| vec![b'S', i]));
+        let (mut source, gate) = MemorySource::messages((0..5u8).map(|i| vec![b'S', i]));
         let mut seen = Vec::new();
         let mut sink = |e: FeedEvent<'_>| {
             if let FeedEvent::Message(m) = e {
