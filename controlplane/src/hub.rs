@@ -329,6 +329,13 @@ impl Hub {
         })
     }
 
+    /// Sends conflated subscribers what is due when no event came (an idle event thread calls
+    /// it, so the last changes before a quiet spell are not held back).
+    pub fn tick(&self) {
+        let mut state = self.lock();
+        self.send_conflated(&mut state);
+    }
+
     /// Applies a batch of events from `shard`.
     pub fn apply(&self, shard: u16, events: &[Event]) {
         let mut state = self.lock();
@@ -537,7 +544,8 @@ impl Hub {
                 held.dirty = true;
                 continue;
             }
-            match send_diff(mirror, held, depth, &sub.queue, exchange_ns, ingest_ns) {
+            let at = (exchange_ns, ingest_ns);
+            match send_change(mirror, held, depth, side, price, &sub.queue, at) {
                 Pushed::Queued => {}
                 Pushed::Full => slow.push(*id),
                 Pushed::Closed => {}
@@ -603,7 +611,26 @@ impl Hub {
             )));
             return;
         }
-        sub.queue.clear();
+        // The client will see everything up to the first dropped update of each symbol, so
+        // its sequence continues from there: seq stays contiguous across the resync.
+        let mut first_dropped: HashMap<&str, u64> = HashMap::new();
+        let dropped = sub.queue.clear();
+        for u in &dropped {
+            let (symbol, seq) = match &u.update {
+                Some(Update::Snapshot(s)) => (s.symbol.as_str(), s.seq),
+                Some(Update::Delta(d)) => (d.symbol.as_str(), d.seq),
+                _ => continue,
+            };
+            let first = first_dropped.entry(symbol).or_insert(seq);
+            *first = (*first).min(seq);
+        }
+        for (locate, held) in sub.held.iter_mut() {
+            if let Some(mirror) = state.mirrors.get(locate)
+                && let Some(first) = first_dropped.get(mirror.symbol.as_str())
+            {
+                held.seq = first - 1;
+            }
+        }
         let depth = sub.depth;
         for (locate, held) in sub.held.iter_mut() {
             let Some(mirror) = state.mirrors.get(locate) else {
@@ -705,7 +732,7 @@ fn snapshot(mirror: &Mirror, held: &mut Held, depth: usize, stale: bool) -> Vec<
 }
 
 /// Queues the deltas that turn `held` into the mirror's best `depth` levels: removals first,
-/// then changes, each with the checksum of the book after it.
+/// then changes, each with the checksum of the book after it. O(depth).
 fn send_diff(
     mirror: &Mirror,
     held: &mut Held,
@@ -714,46 +741,106 @@ fn send_diff(
     exchange_ns: u64,
     ingest_ns: u64,
 ) -> Pushed {
-    let new_bids = mirror.top(Side::Buy, depth);
-    let new_asks = mirror.top(Side::Sell, depth);
     let mut deltas: Vec<(pb::Side, Lvl)> = Vec::new();
-    for (side, old, new) in [
-        (pb::Side::Bid, &held.bids, &new_bids),
-        (pb::Side::Ask, &held.asks, &new_asks),
+    let mut changes: Vec<(pb::Side, Lvl)> = Vec::new();
+    for (side, ours, old) in [
+        (pb::Side::Bid, Side::Buy, &held.bids),
+        (pb::Side::Ask, Side::Sell, &held.asks),
     ] {
-        for gone in old
-            .iter()
-            .filter(|o| !new.iter().any(|n| n.price == o.price))
-        {
-            deltas.push((
-                side,
-                Lvl {
-                    price: gone.price,
-                    shares: 0,
-                    orders: 0,
-                },
-            ));
+        let new = mirror.top(ours, depth);
+        let old_by_price: HashMap<u32, Lvl> = old.iter().map(|l| (l.price, *l)).collect();
+        let new_prices: std::collections::HashSet<u32> = new.iter().map(|l| l.price).collect();
+        for gone in old.iter().filter(|o| !new_prices.contains(&o.price)) {
+            deltas.push((side, removal(gone.price)));
+        }
+        for n in new.iter().filter(|n| old_by_price.get(&n.price) != Some(n)) {
+            changes.push((side, *n));
         }
     }
-    for (side, old, new) in [
-        (pb::Side::Bid, &held.bids, &new_bids),
-        (pb::Side::Ask, &held.asks, &new_asks),
-    ] {
-        for changed in new.iter().filter(|n| !old.contains(n)) {
-            deltas.push((side, *changed));
+    deltas.extend(changes);
+    send_deltas(
+        mirror,
+        held,
+        depth,
+        queue,
+        &deltas,
+        (exchange_ns, ingest_ns),
+    )
+}
+
+/// Queues what the change of one level (`side`, `price`) does to the best `depth` levels a
+/// subscriber holds: the level itself, and the level that leaves or enters the top. O(depth)
+/// at worst, usually O(1) past the search.
+fn send_change(
+    mirror: &Mirror,
+    held: &mut Held,
+    depth: usize,
+    side: Side,
+    price: u32,
+    queue: &Queue,
+    at: (u64, u64),
+) -> Pushed {
+    let (pb_side, old) = match side {
+        Side::Buy => (pb::Side::Bid, &held.bids),
+        Side::Sell => (pb::Side::Ask, &held.asks),
+    };
+    let now = mirror.level(side, price);
+    let held_it = old.iter().any(|l| l.price == price);
+    let full = old.len() >= depth;
+    let mut deltas: Vec<(pb::Side, Lvl)> = Vec::with_capacity(2);
+    match (held_it, now) {
+        (true, Some(level)) => deltas.push((pb_side, level)),
+        (true, None) => {
+            deltas.push((pb_side, removal(price)));
+            // the next level moves up into the held depth
+            if full && let Some(next) = mirror.nth(side, depth - 1) {
+                deltas.push((pb_side, next));
+            }
         }
+        (false, Some(level)) => {
+            if !mirror.within(side, price, depth) {
+                return Pushed::Queued;
+            }
+            // the last held level falls out first
+            if full && let Some(last) = old.last() {
+                deltas.push((pb_side, removal(last.price)));
+            }
+            deltas.push((pb_side, level));
+        }
+        (false, None) => return Pushed::Queued,
     }
+    send_deltas(mirror, held, depth, queue, &deltas, at)
+}
+
+fn removal(price: u32) -> Lvl {
+    Lvl {
+        price,
+        shares: 0,
+        orders: 0,
+    }
+}
+
+/// Applies `deltas` to `held` in order and queues each with the checksum after it. A delta
+/// that does not fit is not sent and uses no sequence number.
+fn send_deltas(
+    mirror: &Mirror,
+    held: &mut Held,
+    depth: usize,
+    queue: &Queue,
+    deltas: &[(pb::Side, Lvl)],
+    (exchange_ns, ingest_ns): (u64, u64),
+) -> Pushed {
     let send_ns = now_ns();
-    for (side, lvl) in deltas {
+    for &(side, lvl) in deltas {
         let book = match side {
             pb::Side::Ask => &mut held.asks,
             _ => &mut held.bids,
         };
         apply(book, side, lvl);
-        held.seq += 1;
+        let seq = held.seq + 1;
         let delta = update(Update::Delta(pb::BookDelta {
             symbol: mirror.symbol.clone(),
-            seq: held.seq,
+            seq,
             side: side as i32,
             level: Some(level(&lvl)),
             checksum: checksum_of(&held.bids, &held.asks, depth),
@@ -764,7 +851,8 @@ fn send_diff(
             }),
         }));
         match queue.push(delta) {
-            Pushed::Queued => {}
+            // only a queued update uses up a sequence number
+            Pushed::Queued => held.seq = seq,
             other => return other,
         }
     }
@@ -807,10 +895,89 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
             } else {
                 std::thread::sleep(Duration::from_micros(50));
             }
+            if empty.is_multiple_of(20) {
+                hub.tick();
+            }
             continue;
         }
         empty = 0;
         hub.apply(shard, &batch);
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn held() -> Held {
+        Held {
+            seq: 0,
+            bids: Vec::new(),
+            asks: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Replays the queued deltas as a client would and checks each checksum.
+    fn client_view(queue: &Queue, depth: usize, book: &mut [Vec<Lvl>; 2], seq: &mut u64) {
+        let mut out = Vec::new();
+        queue.take(usize::MAX, &mut out).unwrap();
+        for u in out {
+            let Some(Update::Delta(d)) = u.update else {
+                panic!("{u:?}");
+            };
+            assert_eq!(d.seq, *seq + 1);
+            *seq = d.seq;
+            let side = pb::Side::try_from(d.side).unwrap();
+            let l = d.level.unwrap();
+            let i = usize::from(side == pb::Side::Ask);
+            apply(
+                &mut book[i],
+                side,
+                Lvl {
+                    price: l.price,
+                    shares: l.shares,
+                    orders: l.orders,
+                },
+            );
+            assert_eq!(d.checksum, checksum_of(&book[0], &book[1], depth));
+        }
+    }
+
+    proptest! {
+        /// Whatever sequence of level changes, one-level deltas keep every client's view equal
+        /// to the best `depth` levels, with contiguous seqs and right checksums — and so does
+        /// the full diff used by conflation.
+        #[test]
+        fn deltas_keep_the_held_depth_exact(
+            depth in 1usize..6,
+            changes in proptest::collection::vec((any::<bool>(), 90u32..110, 0u64..3), 1..200),
+            conflate_every in 1usize..8,
+        ) {
+            let mut mirror = Mirror::new("T".into(), 1, 0);
+            mirror.published = true;
+            let (mut every, mut conflated) = (held(), held());
+            let (q_every, q_conflated) = (Queue::new(1 << 20), Queue::new(1 << 20));
+            let (mut view_every, mut view_conflated) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+            let (mut seq_every, mut seq_conflated) = (0, 0);
+            for (i, (bid, price, shares)) in changes.into_iter().enumerate() {
+                let side = if bid { Side::Buy } else { Side::Sell };
+                // keep the book uncrossed: bids below 100, asks from 100
+                let price = if bid { price.min(99) } else { price.max(100) };
+                mirror.set(side, price, shares * 100, shares as u32);
+                send_change(&mirror, &mut every, depth, side, price, &q_every, (0, 0));
+                client_view(&q_every, depth, &mut view_every, &mut seq_every);
+                prop_assert_eq!(&view_every[0], &mirror.top(Side::Buy, depth));
+                prop_assert_eq!(&view_every[1], &mirror.top(Side::Sell, depth));
+                if i % conflate_every == 0 {
+                    send_diff(&mirror, &mut conflated, depth, &q_conflated, 0, 0);
+                    client_view(&q_conflated, depth, &mut view_conflated, &mut seq_conflated);
+                    prop_assert_eq!(&view_conflated[0], &mirror.top(Side::Buy, depth));
+                    prop_assert_eq!(&view_conflated[1], &mirror.top(Side::Sell, depth));
+                }
+            }
+        }
     }
 }

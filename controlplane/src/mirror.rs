@@ -94,6 +94,32 @@ impl Mirror {
         }
     }
 
+    /// The level at `price` on `side`, if there is one.
+    pub fn level(&self, side: Side, price: u32) -> Option<Lvl> {
+        let map = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        map.get(&price).map(|&(shares, orders)| Lvl {
+            price,
+            shares,
+            orders,
+        })
+    }
+
+    /// The `i`-th best level of `side` (0 is the best).
+    pub fn nth(&self, side: Side, i: usize) -> Option<Lvl> {
+        let lvl = |(&price, &(shares, orders)): (&u32, &(u64, u32))| Lvl {
+            price,
+            shares,
+            orders,
+        };
+        match side {
+            Side::Buy => self.bids.iter().rev().nth(i).map(lvl),
+            Side::Sell => self.asks.iter().nth(i).map(lvl),
+        }
+    }
+
     /// True if `price` is among the best `n` levels of `side`, or would be if it existed.
     pub fn within(&self, side: Side, price: u32, n: usize) -> bool {
         // fewer than `n` levels strictly better than `price`

@@ -84,12 +84,11 @@ impl Queue {
         self.notify.notify_one();
     }
 
-    /// Drops everything queued; returns how many updates were dropped.
-    pub fn clear(&self) -> usize {
+    /// Drops everything queued and returns it (the hub rewinds its sequence numbers to the
+    /// first update the client will now never see).
+    pub fn clear(&self) -> Vec<BookUpdate> {
         let mut inner = self.lock();
-        let n = inner.items.len();
-        inner.items.clear();
-        n
+        inner.items.drain(..).collect()
     }
 
     /// Ends the stream with `status` once what is queued before it is sent (nothing is:

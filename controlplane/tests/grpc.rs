@@ -1,0 +1,766 @@
+//! The gRPC control plane end to end: a real data plane on a scripted feed, the real server on
+//! 127.0.0.1:0, real tonic clients. Every update a client receives is checked against the
+//! contract (seq contiguity, checksums), and the books it ends with against the reference book.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use controlplane::checksum::checksum;
+use controlplane::hub::Policy;
+use controlplane::pb::admin_service_client::AdminServiceClient;
+use controlplane::pb::book_service_client::BookServiceClient;
+use controlplane::pb::{self, book_update::Update};
+use controlplane::server::{self, Running, ServerOptions};
+use dataplane::book::BooksConfig;
+use dataplane::book::reference::ReferenceBooks;
+use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::feed::itch::{Side, parse};
+use dataplane::runtime::idle::IdleStrategy;
+use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::source::FeedSource;
+use dataplane::source::memory::{Gate, MemorySource, Scripted};
+use dataplane::topology::Topology;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Streaming};
+
+const TOKEN: &str = "test-admin-token";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn generated(messages: usize, symbols: u16, seed: u64) -> Vec<Vec<u8>> {
+    let mut g = Generator::new(GeneratorConfig { symbols, seed });
+    (0..messages)
+        .map(|_| {
+            let mut m = Vec::new();
+            g.next_into(&mut m);
+            m
+        })
+        .collect()
+}
+
+struct Server {
+    running: Option<Running>,
+    addr: SocketAddr,
+    gate: Gate,
+}
+
+impl Server {
+    async fn start(script: Vec<Scripted>, policy: Policy) -> Server {
+        let shard = ShardConfig {
+            id: 0,
+            shards: 1,
+            core: None,
+            books: BooksConfig {
+                max_orders: 1 << 16,
+                max_levels: 1 << 14,
+                max_levels_per_side: 512,
+                max_symbols: 256,
+            },
+            event_ring: 1 << 14,
+            batch: 64,
+            idle: IdleStrategy::for_tests(),
+            publish: Publish::All,
+            assign: HashMap::new(),
+            on_start: None,
+        };
+        let (source, gate) = MemorySource::new(script);
+        let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(source)];
+        let plane = DataPlane::start(Arc::new(Topology::fallback()), vec![shard], sources).unwrap();
+        let options = ServerOptions {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            max_depth: 1000,
+            heartbeat: Duration::from_millis(200),
+            policy,
+            admin_token: TOKEN.into(),
+            book_token: None,
+            control_cores: Vec::new(),
+            config_toml: "# test\n".into(),
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let running = server::start(options, plane).await.unwrap();
+        let addr = running.local_addr;
+        Server {
+            running: Some(running),
+            addr,
+            gate,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn books(&self) -> BookServiceClient<Channel> {
+        BookServiceClient::new(self.channel().await)
+    }
+
+    async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
+    }
+
+    /// Waits until the server answers GetBook for `symbol` (books warm).
+    async fn warm(&self, symbol: &str) {
+        let mut client = self.books().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reply = client
+                .get_book(pb::GetBookRequest {
+                    symbol: symbol.into(),
+                    depth: 1,
+                })
+                .await;
+            match reply {
+                Ok(_) => return,
+                Err(s) if matches!(s.code(), Code::Unavailable | Code::NotFound) => {}
+                Err(s) => panic!("{s}"),
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never warm");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn messages_done(&self) -> u64 {
+        self.running.as_ref().unwrap().shared.shard_stats[0]
+            .snapshot()
+            .messages()
+    }
+}
+
+fn admin_request<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+/// A client's view of its subscription, checking the contract on every update.
+#[derive(Default)]
+struct Client {
+    depth: usize,
+    books: HashMap<String, [BTreeMap<u32, (u64, u32)>; 2]>,
+    seq: HashMap<String, u64>,
+    resyncs: Vec<(String, i32)>,
+    removed: Vec<String>,
+    heartbeats: u64,
+    updates: u64,
+}
+
+impl Client {
+    fn new(depth: usize) -> Self {
+        Client {
+            depth,
+            ..Client::default()
+        }
+    }
+
+    fn checksum(&self, symbol: &str) -> u32 {
+        let book = &self.books[symbol];
+        let flat = |(p, (s, _)): (&u32, &(u64, u32))| (*p, *s);
+        checksum(
+            book[0].iter().rev().map(flat),
+            book[1].iter().map(flat),
+            self.depth,
+        )
+    }
+
+    fn next_seq(&mut self, symbol: &str, seq: u64) {
+        let last = self.seq.entry(symbol.to_owned()).or_insert(0);
+        assert_eq!(seq, *last + 1, "{symbol}: seq {seq} after {last}");
+        *last = seq;
+    }
+
+    fn apply(&mut self, update: pb::BookUpdate) {
+        self.updates += 1;
+        match update.update.expect("an update") {
+            Update::Snapshot(s) => {
+                self.next_seq(&s.symbol, s.seq);
+                let book = self.books.entry(s.symbol.clone()).or_default();
+                // a snapshot's first chunk replaces the book; we only get single chunks here
+                *book = Default::default();
+                for l in &s.bids {
+                    book[0].insert(l.price, (l.shares, l.orders));
+                }
+                for l in &s.asks {
+                    book[1].insert(l.price, (l.shares, l.orders));
+                }
+                assert!(s.last_chunk);
+                assert_eq!(s.checksum, self.checksum(&s.symbol), "snapshot checksum");
+                assert!(s.bids.len() <= self.depth && s.asks.len() <= self.depth);
+            }
+            Update::Delta(d) => {
+                self.next_seq(&d.symbol, d.seq);
+                let l = d.level.unwrap();
+                let side = if d.side == pb::Side::Bid as i32 { 0 } else { 1 };
+                let book = self
+                    .books
+                    .get_mut(&d.symbol)
+                    .expect("a delta after a snapshot");
+                if l.shares == 0 {
+                    assert!(
+                        book[side].remove(&l.price).is_some(),
+                        "removing a level not held"
+                    );
+                } else {
+                    book[side].insert(l.price, (l.shares, l.orders));
+                }
+                assert!(book[side].len() <= self.depth + 1, "depth enforced");
+                assert_eq!(d.checksum, self.checksum(&d.symbol), "delta checksum {d:?}");
+            }
+            Update::Heartbeat(_) => self.heartbeats += 1,
+            Update::Resync(r) => self.resyncs.push((r.symbol, r.reason)),
+            Update::Removed(r) => {
+                self.next_seq(&r.symbol, r.seq);
+                self.books.remove(&r.symbol);
+                self.removed.push(r.symbol);
+            }
+        }
+    }
+
+    fn levels(&self, symbol: &str, side: Side) -> Vec<(u32, u64, u32)> {
+        let book = &self.books[symbol];
+        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        match side {
+            Side::Buy => book[0].iter().rev().map(flat).collect(),
+            Side::Sell => book[1].iter().map(flat).collect(),
+        }
+    }
+
+    /// Reads until a heartbeat arrives after `done()` became true (everything was sent).
+    async fn read_until_idle(
+        &mut self,
+        stream: &mut Streaming<pb::BookUpdate>,
+        mut done: impl FnMut() -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut finished = false;
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.message())
+                .await
+                .expect("stream went quiet without heartbeats")
+                .expect("stream failed")
+                .expect("stream ended");
+            let beat = matches!(next.update, Some(Update::Heartbeat(_)));
+            self.apply(next);
+            if beat && finished {
+                return;
+            }
+            finished = finished || (beat && done());
+        }
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        queue: 8192,
+        max_resyncs: 3,
+        window: Duration::from_secs(10),
+    }
+}
+
+fn reference(messages: &[Vec<u8>]) -> ReferenceBooks {
+    let mut r = ReferenceBooks::new();
+    for m in messages {
+        r.apply(&parse(m).unwrap());
+    }
+    r
+}
+
+fn top(reference: &ReferenceBooks, locate: u16, side: Side, n: usize) -> Vec<(u32, u64, u32)> {
+    reference.levels(locate, side).into_iter().take(n).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book() {
+    let stream = generated(60_000, 10, 21);
+    let total = stream.len() as u64;
+    let expected = reference(&stream);
+    let server = Server::start(
+        stream.into_iter().map(Scripted::Message).collect(),
+        policy(),
+    )
+    .await;
+    server.gate.open_to(2_000);
+    server.warm("AAPL").await;
+
+    let mut deep_client = server.books().await;
+    let mut deep = deep_client
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["AAPL".into(), "MSFT".into()],
+            depth: 1000,
+            mode: pb::Mode::EveryChange as i32,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut shallow_client = server.books().await;
+    let mut shallow = shallow_client
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["AAPL".into()],
+            depth: 3,
+            mode: pb::Mode::Unspecified as i32,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server.gate.open();
+
+    let mut a = Client::new(1000);
+    a.read_until_idle(&mut deep, || server.messages_done() == total)
+        .await;
+    let mut b = Client::new(3);
+    b.read_until_idle(&mut shallow, || server.messages_done() == total)
+        .await;
+    for (symbol, locate) in [("AAPL", 1), ("MSFT", 2)] {
+        for side in [Side::Buy, Side::Sell] {
+            assert_eq!(
+                a.levels(symbol, side),
+                top(&expected, locate, side, 1000),
+                "{symbol} {side:?}"
+            );
+        }
+    }
+    for side in [Side::Buy, Side::Sell] {
+        assert_eq!(b.levels("AAPL", side), top(&expected, 1, side, 3));
+    }
+    assert!(
+        a.updates > 1000 && b.updates > 100,
+        "{} {}",
+        a.updates,
+        b.updates
+    );
+    // the feed runs unpaced: the data plane may outrun the event thread, which it announces
+    for (symbol, reason) in a.resyncs.iter().chain(&b.resyncs) {
+        assert_eq!(*reason, pb::ResyncReason::RingOverflow as i32, "{symbol}");
+    }
+
+    // GetBook agrees
+    let book = deep_client
+        .get_book(pb::GetBookRequest {
+            symbol: "AAPL".into(),
+            depth: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bids: Vec<(u32, u64, u32)> = book
+        .bids
+        .iter()
+        .map(|l| (l.price, l.shares, l.orders))
+        .collect();
+    assert_eq!(bids, top(&expected, 1, Side::Buy, 5));
+    server.running.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_precise_statuses() {
+    let server = Server::start(
+        generated(3_000, 5, 1)
+            .into_iter()
+            .map(Scripted::Message)
+            .collect(),
+        policy(),
+    )
+    .await;
+    server.gate.open();
+    server.warm("AAPL").await;
+    let mut books = server.books().await;
+    let sub =
+        |symbols: &[&str], depth: u32, mode: pb::Mode, interval_ms: u32| pb::SubscribeRequest {
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            depth,
+            mode: mode as i32,
+            interval_ms,
+        };
+    for (request, code, field) in [
+        (
+            sub(&[], 5, pb::Mode::EveryChange, 0),
+            Code::InvalidArgument,
+            "symbols",
+        ),
+        (
+            sub(&["AAPL"], 0, pb::Mode::EveryChange, 0),
+            Code::InvalidArgument,
+            "depth",
+        ),
+        (
+            sub(&["AAPL"], 1001, pb::Mode::EveryChange, 0),
+            Code::InvalidArgument,
+            "depth",
+        ),
+        (
+            sub(&["AAPL"], 5, pb::Mode::Conflated, 0),
+            Code::InvalidArgument,
+            "interval_ms",
+        ),
+        (
+            sub(&["AAPL", "AAPL"], 5, pb::Mode::EveryChange, 0),
+            Code::InvalidArgument,
+            "symbols",
+        ),
+        (
+            sub(&["NOPE"], 5, pb::Mode::EveryChange, 0),
+            Code::NotFound,
+            "NOPE",
+        ),
+    ] {
+        let status = books.subscribe(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(field), "{status:?}");
+    }
+    let status = books
+        .get_book(pb::GetBookRequest {
+            symbol: "".into(),
+            depth: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // admin: no token, wrong token, right token
+    let mut admin = server.admin().await;
+    let list = || pb::ListSymbolsRequest {};
+    let status = admin
+        .list_symbols(admin_request(list(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = admin
+        .list_symbols(admin_request(list(), Some("wrong")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let symbols = admin
+        .list_symbols(admin_request(list(), Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner()
+        .symbols;
+    assert_eq!(symbols.len(), 5);
+    for (symbol, code) in [
+        ("NOPE", Code::NotFound),
+        ("AAPL", Code::AlreadyExists),
+        ("", Code::InvalidArgument),
+    ] {
+        let status = admin
+            .add_symbol(admin_request(
+                pb::SymbolRequest {
+                    symbol: symbol.into(),
+                },
+                Some(TOKEN),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{symbol}: {status:?}");
+    }
+    let config = admin
+        .get_config(admin_request(pb::GetConfigRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(config.toml, "# test\n");
+    let stats = admin
+        .get_stats(admin_request(pb::GetStatsRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.shards[0].messages, 3_000);
+    server.running.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_and_adding_symbols_with_subscribers_attached() {
+    let stream = generated(40_000, 6, 8);
+    let total = stream.len() as u64;
+    let expected = reference(&stream);
+    let server = Server::start(
+        stream.into_iter().map(Scripted::Message).collect(),
+        policy(),
+    )
+    .await;
+    server.gate.open_to(10_000);
+    server.warm("MSFT").await;
+    let mut books = server.books().await;
+    let mut updates = books
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["MSFT".into(), "AAPL".into()],
+            depth: 10,
+            mode: pb::Mode::EveryChange as i32,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut client = Client::new(10);
+    client.read_until_idle(&mut updates, || true).await;
+    let mut admin = server.admin().await;
+    let removed = admin
+        .remove_symbol(admin_request(
+            pb::SymbolRequest {
+                symbol: "MSFT".into(),
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.state, pb::SymbolState::Removed as i32);
+    client.read_until_idle(&mut updates, || true).await;
+    assert_eq!(client.removed, ["MSFT"], "the stream said so");
+    // a new subscription to it is refused; the other symbol goes on
+    let status = books
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["MSFT".into()],
+            depth: 10,
+            mode: 0,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let added = admin
+        .add_symbol(admin_request(
+            pb::SymbolRequest {
+                symbol: "MSFT".into(),
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.state, pb::SymbolState::Published as i32);
+    assert!(added.incomplete, "it missed orders while removed");
+    server.gate.open();
+    client
+        .read_until_idle(&mut updates, || server.messages_done() == total)
+        .await;
+    for side in [Side::Buy, Side::Sell] {
+        assert_eq!(client.levels("AAPL", side), top(&expected, 1, side, 10));
+    }
+    server.running.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct() {
+    let stream = generated(120_000, 4, 4);
+    let total = stream.len() as u64;
+    let expected = reference(&stream);
+    let tight = Policy {
+        queue: 4096,
+        max_resyncs: 2,
+        window: Duration::from_secs(60),
+    };
+    let server = Server::start(stream.into_iter().map(Scripted::Message).collect(), tight).await;
+    server.gate.open_to(2_000);
+    server.warm("AAPL").await;
+    let request = || pb::SubscribeRequest {
+        symbols: vec!["AAPL".into()],
+        depth: 10,
+        mode: 0,
+        interval_ms: 0,
+    };
+    let mut slow_client = server.books().await;
+    let mut slow = slow_client.subscribe(request()).await.unwrap().into_inner();
+    let mut fast_client = server.books().await;
+    let mut fast = fast_client.subscribe(request()).await.unwrap().into_inner();
+    // the fast one reads everything as it comes; the slow one reads nothing meanwhile
+    let mut good = Client::new(10);
+    let fast_done = tokio::spawn(async move {
+        good.read_until_idle(&mut fast, || true).await;
+        good
+    });
+    // a feed of about 100 k msg/s: 200 messages every 2 ms
+    let mut released = 2_000;
+    while released < total as usize {
+        released += 200;
+        server.gate.open_to(released);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.messages_done() < total {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let good = fast_done.await.unwrap();
+    // now the slow one reads: some updates, resyncs for slowness, then the close
+    let mut lagging = Client::new(10);
+    let status = loop {
+        match tokio::time::timeout(WAIT, slow.message()).await.unwrap() {
+            Ok(Some(update)) => lagging.apply(update),
+            Ok(None) => panic!("ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("too slow"), "{status:?}");
+    assert!(
+        lagging
+            .resyncs
+            .iter()
+            .all(|(_, r)| *r == pb::ResyncReason::SlowConsumer as i32)
+    );
+    for side in [Side::Buy, Side::Sell] {
+        assert_eq!(good.levels("AAPL", side), top(&expected, 1, side, 10));
+    }
+    let shared = &server.running.as_ref().unwrap().shared;
+    assert_eq!(
+        shared
+            .hub
+            .stats
+            .slow_closes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    server.running.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_warmup_and_shutdown_ends_open_streams() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let server = Server::start(
+        generated(5_000, 5, 2)
+            .into_iter()
+            .map(Scripted::Message)
+            .collect(),
+        policy(),
+    )
+    .await;
+    let mut health = HealthClient::new(server.channel().await);
+    let check = |service: &str| tonic_health::pb::HealthCheckRequest {
+        service: service.into(),
+    };
+    // nothing released yet: no book, not serving, and calls say so
+    let status = health.check(check("")).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    let mut books = server.books().await;
+    let status = books
+        .get_book(pb::GetBookRequest {
+            symbol: "AAPL".into(),
+            depth: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    server.gate.open();
+    server.warm("AAPL").await;
+    let status = health
+        .check(check("pinbook.v1.BookService"))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    // reflection lists the services
+    {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let mut reflection = ServerReflectionClient::new(server.channel().await);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = reflection
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner();
+        let reply = replies.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+            panic!("{reply:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for wanted in [
+            "pinbook.v1.BookService",
+            "pinbook.v1.AdminService",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.iter().any(|n| n == wanted), "{names:?}");
+        }
+    }
+
+    let mut open = books
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["AAPL".into()],
+            depth: 5,
+            mode: 0,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(open.message().await.unwrap().is_some(), "the snapshot");
+    let started = tokio::time::Instant::now();
+    server.running.unwrap().shutdown().await;
+    let status = loop {
+        match tokio::time::timeout(WAIT, open.message()).await.unwrap() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("shutting down"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflated_and_top_of_book_modes_follow_the_book() {
+    let stream = generated(30_000, 4, 6);
+    let total = stream.len() as u64;
+    let expected = reference(&stream);
+    let server = Server::start(
+        stream.into_iter().map(Scripted::Message).collect(),
+        policy(),
+    )
+    .await;
+    server.gate.open_to(1_000);
+    server.warm("AAPL").await;
+    let mut books = server.books().await;
+    let mut conflated = books
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["AAPL".into()],
+            depth: 5,
+            mode: pb::Mode::Conflated as i32,
+            interval_ms: 20,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut top_client = server.books().await;
+    let mut top_of_book = top_client
+        .subscribe(pb::SubscribeRequest {
+            symbols: vec!["AAPL".into()],
+            depth: 50,
+            mode: pb::Mode::TopOfBook as i32,
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server.gate.open();
+    let mut c = Client::new(5);
+    c.read_until_idle(&mut conflated, || server.messages_done() == total)
+        .await;
+    let mut t = Client::new(1);
+    t.read_until_idle(&mut top_of_book, || server.messages_done() == total)
+        .await;
+    for side in [Side::Buy, Side::Sell] {
+        assert_eq!(c.levels("AAPL", side), top(&expected, 1, side, 5));
+        assert_eq!(t.levels("AAPL", side), top(&expected, 1, side, 1));
+    }
+    assert!(c.updates > 1 && t.updates > 1);
+    server.running.unwrap().shutdown().await;
+}
