@@ -141,11 +141,14 @@ fn admin_request<T>(message: T, token: Option<&str>) -> Request<T> {
     request
 }
 
+/// Price → (shares, orders), bids then asks.
+type Sides = [BTreeMap<u32, (u64, u32)>; 2];
+
 /// A client's view of its subscription, checking the contract on every update.
 #[derive(Default)]
 struct Client {
     depth: usize,
-    books: HashMap<String, [BTreeMap<u32, (u64, u32)>; 2]>,
+    books: HashMap<String, Sides>,
     seq: HashMap<String, u64>,
     resyncs: Vec<(String, i32)>,
     removed: Vec<String>,
