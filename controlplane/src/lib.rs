@@ -18,6 +18,7 @@ pub mod book_service;
 pub mod checksum;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod mirror;
 pub mod queue;
 pub mod server;

@@ -1,5 +1,6 @@
 //! `pinbook serve`: the service. Data plane on its cores, gRPC control plane on the others.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,12 +86,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         })
         .build()
         .context("cannot start the control-plane runtime")?;
-    runtime.block_on(serve(options, plane))
+    runtime.block_on(serve(options, c.metrics_addr, plane))
 }
 
-async fn serve(options: ServerOptions, plane: DataPlane) -> Result<()> {
+async fn serve(options: ServerOptions, metrics_addr: SocketAddr, plane: DataPlane) -> Result<()> {
+    let handle = controlplane::metrics::install()?;
     let running = server::start(options, plane).await?;
+    let (metrics_at, _metrics) = controlplane::metrics::serve(metrics_addr, handle).await?;
+    let _sampler =
+        controlplane::metrics::spawn_sampler(Arc::clone(&running.shared), Duration::from_secs(1));
     let addr = running.local_addr;
+    println!("pinbook: metrics on http://{metrics_at}/metrics");
     println!(
         "pinbook: gRPC on {addr} (health, reflection, pinbook.v1.BookService, pinbook.v1.AdminService)"
     );
