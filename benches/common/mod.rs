@@ -1,6 +1,8 @@
 //! Shared bench plumbing: run mode, core pinning, HDR tables with ratios.
 #![allow(dead_code)] // each bench uses a different subset
 
+pub mod paced;
+
 use std::time::Duration;
 
 use criterion::Criterion;

@@ -631,6 +631,12 @@ impl Hub {
                 held.seq = first - 1;
             }
         }
+        // A removal is the last word on its symbol: it is never dropped.
+        for u in dropped {
+            if matches!(u.update, Some(Update::Removed(_))) {
+                sub.queue.force(u);
+            }
+        }
         let depth = sub.depth;
         for (locate, held) in sub.held.iter_mut() {
             let Some(mirror) = state.mirrors.get(locate) else {
