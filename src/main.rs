@@ -30,6 +30,15 @@ enum Command {
     /// Run the service: pinned data-plane shards on the feed (the built-in simulator unless
     /// told otherwise), the gRPC control plane, health, reflection and metrics.
     Serve(controlplane::config::ServeArgs),
+    /// Stream books from a running server, checking the subscription contract as they come
+    /// (exit status 3 if it was broken).
+    Subscribe(cli::subscribe::SubscribeArgs),
+    /// Print one book of a running server.
+    Book(cli::book::BookArgs),
+    /// List, add or remove the symbols a running server publishes (admin token needed).
+    Symbols(cli::symbols::SymbolsArgs),
+    /// Print a running server's per-shard counters (admin token needed).
+    Stats(cli::stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +57,10 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli::replay::run(&args),
         Command::Publish(args) => cli::publish::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
+        Command::Subscribe(args) => cli::subscribe::run(&args),
+        Command::Book(args) => cli::book::run(&args),
+        Command::Symbols(args) => cli::symbols::run(&args),
+        Command::Stats(args) => cli::stats::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,7 +68,11 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pinbook: {}", describe(&e));
-            ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<cli::subscribe::Violations>()) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

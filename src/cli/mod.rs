@@ -1,6 +1,13 @@
 //! The subcommands of the `pinbook` binary, one file each.
 
+pub mod book;
+pub mod client;
+pub mod contract;
 pub mod generate;
+pub mod ladder;
 pub mod publish;
 pub mod replay;
 pub mod serve;
+pub mod stats;
+pub mod subscribe;
+pub mod symbols;

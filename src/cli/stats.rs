@@ -1,0 +1,179 @@
+//! `pinbook stats`: the data-plane shards' counters and the subscriber count (AdminService).
+
+use std::io::Write;
+
+use anyhow::Result;
+use controlplane::pb::{self, admin_service_client::AdminServiceClient};
+use serde_json::json;
+
+use super::client::{self, AdminArgs};
+
+/// Arguments of `pinbook stats`.
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    /// Print one JSON object: {"shards": [{every counter, "busy_ratio"}], "subscribers"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the server and the admin token are.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Fetches the stats and prints them.
+pub fn run(args: &StatsArgs) -> Result<()> {
+    let token = client::admin_token(&args.admin)?;
+    let stats = client::runtime()?.block_on(fetch(args, &token))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let shards: Vec<serde_json::Value> = stats.shards.iter().map(shard_json).collect();
+        writeln!(
+            out,
+            "{}",
+            json!({ "shards": shards, "subscribers": stats.subscribers })
+        )?;
+    } else {
+        for shard in &stats.shards {
+            write_shard(&mut out, shard)?;
+        }
+        writeln!(out, "subscribers: {}", stats.subscribers)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn fetch(args: &StatsArgs, token: &str) -> Result<pb::GetStatsResponse> {
+    let channel = client::connect(&args.admin.server.addr).await?;
+    let mut admin = AdminServiceClient::new(channel);
+    admin
+        .get_stats(client::authorized(pb::GetStatsRequest {}, token)?)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| client::status_error(&status))
+}
+
+/// busy / (busy + idle) iterations of the shard's loop, 0 before any.
+fn busy_ratio(s: &pb::ShardStats) -> f64 {
+    let total = s.busy_iterations.saturating_add(s.idle_iterations);
+    if total == 0 {
+        0.0
+    } else {
+        s.busy_iterations as f64 / total as f64
+    }
+}
+
+fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
+    json!({
+        "shard": s.shard,
+        "core": s.core,
+        "numa_node": s.numa_node,
+        "arena_bytes": s.arena_bytes,
+        "messages": s.messages,
+        "messages_by_type": s.messages_by_type,
+        "parse_errors": s.parse_errors,
+        "unknown_refs": s.unknown_refs,
+        "gaps": s.gaps,
+        "messages_lost": s.messages_lost,
+        "ring_full": s.ring_full,
+        "resyncs": s.resyncs,
+        "events_published": s.events_published,
+        "busy_iterations": s.busy_iterations,
+        "idle_iterations": s.idle_iterations,
+        "busy_ratio": busy_ratio(s),
+        "max_loop_ns": s.max_loop_ns,
+        "ingest_to_publish_p50_ns": s.ingest_to_publish_p50_ns,
+        "ingest_to_publish_p99_ns": s.ingest_to_publish_p99_ns,
+        "ingest_to_publish_max_ns": s.ingest_to_publish_max_ns,
+    })
+}
+
+/// Nanoseconds in the unit that keeps 3 significant digits readable.
+fn duration(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> {
+    let node = if s.numa_node < 0 {
+        "unbound".to_owned()
+    } else {
+        s.numa_node.to_string()
+    };
+    writeln!(
+        out,
+        "shard {} (core {}, NUMA node {node}, arena {} MiB)",
+        s.shard,
+        s.core,
+        s.arena_bytes >> 20
+    )?;
+    let mut types: Vec<(&String, &u64)> = s.messages_by_type.iter().collect();
+    types.sort();
+    let types: Vec<String> = types.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    let rows = [
+        ("messages", s.messages.to_string()),
+        ("msg types", types.join(", ")),
+        (
+            "errors",
+            format!(
+                "{} parse errors, {} unknown order refs",
+                s.parse_errors, s.unknown_refs
+            ),
+        ),
+        (
+            "gaps",
+            format!("{} ({} messages lost)", s.gaps, s.messages_lost),
+        ),
+        ("ring full", s.ring_full.to_string()),
+        ("resyncs", s.resyncs.to_string()),
+        ("events", s.events_published.to_string()),
+        (
+            "busy ratio",
+            format!(
+                "{:.1} % ({} busy, {} idle iterations)",
+                busy_ratio(s) * 100.0,
+                s.busy_iterations,
+                s.idle_iterations
+            ),
+        ),
+        ("max loop", duration(s.max_loop_ns)),
+        (
+            "ingest→publish",
+            format!(
+                "p50 {}, p99 {}, max {}",
+                duration(s.ingest_to_publish_p50_ns),
+                duration(s.ingest_to_publish_p99_ns),
+                duration(s.ingest_to_publish_max_ns)
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        writeln!(out, "  {name:<15} {value}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ratio_is_busy_over_all_iterations() {
+        let s = pb::ShardStats {
+            busy_iterations: 1,
+            idle_iterations: 3,
+            ..Default::default()
+        };
+        assert!((busy_ratio(&s) - 0.25).abs() < 1e-12);
+        assert_eq!(busy_ratio(&pb::ShardStats::default()), 0.0);
+    }
+
+    #[test]
+    fn durations_pick_their_unit() {
+        assert_eq!(duration(950), "950 ns");
+        assert_eq!(duration(1_500), "1.5 µs");
+        assert_eq!(duration(2_500_000), "2.5 ms");
+    }
+}

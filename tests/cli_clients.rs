@@ -1,0 +1,374 @@
+//! The client commands (`subscribe`, `book`, `symbols`, `stats`) against a real
+//! `pinbook serve` on 127.0.0.1:0, run as a user runs them; then the server's orderly exit on
+//! SIGTERM.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pinbook");
+const TOKEN: &str = "test-token";
+
+/// A `pinbook serve` child, killed if the test ends before it exits.
+struct Server {
+    child: Child,
+    addr: String,
+    state: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Starts the server and waits for the line naming its gRPC address.
+    fn start() -> Server {
+        let state = tempfile::tempdir().expect("a temporary state directory");
+        let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--sim-rate",
+                "20000",
+                "--sim-symbols",
+                "20",
+            ])
+            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("PINBOOK_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start pinbook serve");
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            state,
+        };
+        let stdout = server.child.stdout.take().expect("the server's stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // keeps draining stdout so the server never blocks on it
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.addr.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("pinbook: gRPC on ") {
+                        server.addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    }
+                }
+                Err(_) => panic!(
+                    "no `pinbook: gRPC on ADDR` line within 20 s; server log:\n{}",
+                    server.log()
+                ),
+            }
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// A client command of the binary against this server, without any token or address
+    /// from the test's environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .args(["--addr", &self.addr])
+            .env_remove("PINBOOK_ADMIN_TOKEN")
+            .env_remove("PINBOOK_ADDR")
+            .env("XDG_STATE_HOME", self.state.path());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run the pinbook binary")
+    }
+
+    fn admin(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
+            .output()
+            .expect("run the pinbook binary")
+    }
+
+    /// Waits until GetBook answers (the server is UNAVAILABLE while its books warm up).
+    fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.run(&["book", "AAPL"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`pinbook book AAPL` still fails after 20 s: {}\nserver log:\n{}",
+                text(&out.stderr),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect()
+}
+
+/// Checks the contract on `subscribe --json` output: per symbol, a snapshot with seq 1 first,
+/// then seq + 1 each time (a jump only right after a resync). Returns updates per symbol.
+fn check_stream(updates: &[serde_json::Value]) -> HashMap<String, usize> {
+    let mut last: HashMap<String, (u64, bool)> = HashMap::new();
+    let mut counts = HashMap::new();
+    for u in updates {
+        if u.get("heartbeat").is_some() {
+            continue;
+        }
+        let symbol = u["symbol"].as_str().expect("a symbol").to_owned();
+        *counts.entry(symbol.clone()).or_default() += 1;
+        let kind = u["type"].as_str().expect("a type");
+        if kind == "resync" {
+            last.entry(symbol).and_modify(|e| e.1 = true);
+            continue;
+        }
+        let seq = u["seq"].as_u64().expect("a seq");
+        match last.get(&symbol) {
+            None => {
+                assert_eq!(kind, "snapshot", "first update of {symbol}: {u}");
+                assert_eq!(seq, 1, "first update of {symbol}: {u}");
+            }
+            Some(&(prev, true)) => {
+                assert_eq!(kind, "snapshot", "after a resync of {symbol}: {u}");
+                assert!(seq > prev, "{symbol} seq {seq} after {prev}");
+            }
+            Some(&(prev, false)) => assert_eq!(seq, prev + 1, "{symbol}: {u}"),
+        }
+        last.insert(symbol, (seq, false));
+    }
+    counts
+}
+
+#[test]
+fn client_commands_against_a_running_server() {
+    let server = Server::start();
+    server.wait_serving();
+
+    // book: the ladder as JSON, the checksum verified by the command itself
+    let book = json_lines(&ok(
+        &server.run(&["book", "AAPL", "--depth", "5", "--json"]),
+        "book --json",
+    ));
+    assert_eq!(book[0]["symbol"], "AAPL");
+    assert!(book[0]["bids"].as_array().is_some_and(|b| b.len() <= 5));
+    let ladder = ok(&server.run(&["book", "AAPL"]), "book");
+    assert!(ladder.contains("bid") && ladder.contains('|'), "{ladder}");
+
+    // subscribe: 200 updates of two symbols, the contract checked here too
+    let out = server.run(&["subscribe", "AAPL", "MSFT", "--json", "--count", "200"]);
+    let updates = json_lines(&ok(&out, "subscribe AAPL MSFT"));
+    assert!(updates.len() >= 200, "{} lines", updates.len());
+    let counts = check_stream(&updates);
+    assert!(
+        counts.contains_key("AAPL") && counts.contains_key("MSFT"),
+        "{counts:?}"
+    );
+
+    // top of book: one level per side, whatever depth
+    let out = server.run(&[
+        "subscribe",
+        "AAPL",
+        "--mode",
+        "top",
+        "--count",
+        "50",
+        "--json",
+    ]);
+    let updates = json_lines(&ok(&out, "subscribe --mode top"));
+    check_stream(&updates);
+    for u in updates.iter().filter(|u| u["type"] == "snapshot") {
+        assert!(u["bids"].as_array().is_some_and(|b| b.len() <= 1), "{u}");
+        assert!(u["asks"].as_array().is_some_and(|a| a.len() <= 1), "{u}");
+    }
+
+    // the server's refusals, passed on with their code
+    let out = server.run(&["subscribe", "--depth", "0", "AAPL"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("depth"),
+        "{err}"
+    );
+    let out = server.run(&["subscribe", "NOPE"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("NOT_FOUND"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // symbols: list, then remove and add MSFT while a subscriber watches it
+    let list = json_lines(&ok(&server.admin(&["symbols", "list", "--json"]), "list"));
+    let symbols = list[0]["symbols"].as_array().expect("a symbol list");
+    assert!(
+        symbols
+            .iter()
+            .any(|s| s["symbol"] == "AAPL" && s["state"] == "published"),
+        "{symbols:?}"
+    );
+    let watcher = server
+        .command(&["subscribe", "MSFT", "--json", "--seconds", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a subscriber");
+    std::thread::sleep(Duration::from_millis(700));
+    let removed = json_lines(&ok(
+        &server.admin(&["symbols", "remove", "MSFT", "--json"]),
+        "symbols remove MSFT",
+    ));
+    assert_eq!(removed[0]["state"], "removed");
+    let watched = watcher.wait_with_output().expect("the subscriber's output");
+    let updates = json_lines(&ok(&watched, "subscribe MSFT during its removal"));
+    check_stream(&updates);
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["type"] == "removed" && u["symbol"] == "MSFT"),
+        "no removal seen by the subscriber"
+    );
+    let out = server.run(&["subscribe", "MSFT"]);
+    assert!(
+        text(&out.stderr).contains("NOT_FOUND"),
+        "{}",
+        text(&out.stderr)
+    );
+    let added = json_lines(&ok(
+        &server.admin(&["symbols", "add", "MSFT", "--json"]),
+        "symbols add MSFT",
+    ));
+    assert_eq!(added[0]["state"], "published");
+
+    // admin tokens: a wrong one, a missing one, one from a file
+    let out = server
+        .command(&["symbols", "remove", "MSFT"])
+        .env("PINBOOK_ADMIN_TOKEN", "wrong")
+        .output()
+        .expect("run the pinbook binary");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("PERMISSION_DENIED"),
+        "{}",
+        text(&out.stderr)
+    );
+    let missing = server.state.path().join("no-such-token");
+    let out = server.run(&["symbols", "remove", "MSFT", "--token-file", path(&missing)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("PINBOOK_ADMIN_TOKEN") && err.contains("no-such-token"),
+        "{err}"
+    );
+    let token_file = server.state.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write a token file");
+    let table = ok(
+        &server.run(&["symbols", "list", "--token-file", path(&token_file)]),
+        "symbols list --token-file",
+    );
+    assert!(
+        table.contains("MSFT") && table.contains("published"),
+        "{table}"
+    );
+
+    // stats
+    let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats --json"));
+    let messages: u64 = stats[0]["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| s["messages"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(messages > 0, "{}", stats[0]);
+    let table = ok(&server.admin(&["stats"]), "stats");
+    assert!(
+        table.contains("busy ratio") && table.contains("subscribers"),
+        "{table}"
+    );
+
+    // SIGTERM: an orderly exit with status 0
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("the server's status") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit within 10 s of SIGTERM; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}; log:\n{}", server.log());
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn without_a_server_the_error_says_what_to_do() {
+    // port 1 is privileged and never a pinbook server
+    let out = Command::new(BIN)
+        .args(["book", "AAPL", "--addr", "127.0.0.1:1"])
+        .output()
+        .expect("run the pinbook binary");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot connect to 127.0.0.1:1") && err.contains("pinbook serve"),
+        "{err}"
+    );
+}
