@@ -85,4 +85,3 @@ impl FeedSource for Paced {
         )
     }
 }
-

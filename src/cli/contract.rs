@@ -132,13 +132,12 @@ impl Checker {
         })
     }
 
-    /// Checks `seq` follows the symbol's last; a forward jump is allowed right after a Resync
-    /// (the updates dropped with it had seqs too).
+    /// Checks `seq` follows the symbol's last, resyncs included: the server rewinds its
+    /// sequence to the first update it dropped, so nothing may be skipped.
     fn check_seq(held: &mut Held, symbol: &str, seq: u64, found: &mut Vec<String>) {
         let ok = match held.phase {
             Phase::First => seq == 1,
-            Phase::AfterResync => seq > held.seq,
-            Phase::InSnapshot | Phase::Live => seq == held.seq + 1,
+            Phase::AfterResync | Phase::InSnapshot | Phase::Live => seq == held.seq + 1,
         };
         if !ok {
             found.push(if held.phase == Phase::First {
@@ -398,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn after_a_resync_a_snapshot_is_due_and_may_skip_seqs() {
+    fn after_a_resync_a_snapshot_is_due_and_seqs_stay_contiguous() {
         let mut c = checker();
         c.snapshot(&snap(1, vec![level(100, 5)], vec![], true));
         c.resync(&pb::Resync {
@@ -407,12 +406,21 @@ mod tests {
             detail: String::new(),
         });
         assert!(c.book("AAPL").unwrap().bids.is_empty());
-        assert!(c.snapshot(&snap(9, vec![], vec![], true)).is_empty());
+        assert_eq!(
+            c.snapshot(&snap(9, vec![], vec![], true)).len(),
+            1,
+            "a skipped seq"
+        );
         c.resync(&pb::Resync {
             symbol: "AAPL".into(),
             ..Default::default()
         });
-        assert_eq!(c.delta(&delta(10, pb::Side::Bid, level(1, 1), 0)).len(), 1);
+        assert!(c.snapshot(&snap(10, vec![], vec![], true)).is_empty());
+        c.resync(&pb::Resync {
+            symbol: "AAPL".into(),
+            ..Default::default()
+        });
+        assert_eq!(c.delta(&delta(11, pb::Side::Bid, level(1, 1), 0)).len(), 1);
     }
 
     #[test]
