@@ -2,6 +2,9 @@
 //! release time (so latencies are measured from when a message was due: no coordinated
 //! omission).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use dataplane::clock::now_ns;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::source::{FeedEvent, FeedSource, Polled};
@@ -14,6 +17,10 @@ pub struct Paced {
     next: usize,
     rate: u64,
     start: Option<u64>,
+    /// Messages released at once before the paced part (directory, first orders).
+    warmup: usize,
+    /// The paced part starts once this is set (always, when `None`).
+    go: Option<Arc<AtomicBool>>,
 }
 
 impl Paced {
@@ -36,7 +43,17 @@ impl Paced {
             next: 0,
             rate,
             start: None,
+            warmup: 0,
+            go: None,
         }
+    }
+
+    /// Releases the first `warmup` messages at once, and the rest (paced from that moment)
+    /// only after `go` is set: subscribers can connect in between.
+    pub fn gated(mut self, warmup: usize, go: Arc<AtomicBool>) -> Paced {
+        self.warmup = warmup.min(self.frames.len());
+        self.go = Some(go);
+        self
     }
 
     fn intended(&self, start: u64, i: usize) -> u64 {
@@ -53,19 +70,37 @@ impl FeedSource for Paced {
             return Polled::Ended;
         }
         let now = now_ns();
+        if self.next < self.warmup {
+            let end = self.warmup.min(self.next + max);
+            for i in self.next..end {
+                let (a, b) = self.frames[i];
+                sink(FeedEvent::Message(&self.bytes[a..b]));
+            }
+            let n = end - self.next;
+            self.next = end;
+            return Polled::Events(n);
+        }
+        if self
+            .go
+            .as_ref()
+            .is_some_and(|go| !go.load(Ordering::Acquire))
+        {
+            return Polled::Idle;
+        }
         let start = *self.start.get_or_insert(now);
         let due = if self.rate == 0 {
             self.frames.len()
         } else {
             let elapsed = u128::from(now - start);
-            ((elapsed * u128::from(self.rate) / 1_000_000_000) as usize + 1).min(self.frames.len())
+            (self.warmup + (elapsed * u128::from(self.rate) / 1_000_000_000) as usize + 1)
+                .min(self.frames.len())
         };
         let end = due.min(self.next + max);
         if end <= self.next {
             return Polled::Idle;
         }
         for i in self.next..end {
-            let at = self.intended(start, i);
+            let at = self.intended(start, i - self.warmup);
             let (a, b) = self.frames[i];
             let message = &mut self.bytes[a..b];
             // ITCH timestamp: 6 bytes big-endian at offset 5

@@ -887,6 +887,9 @@ fn apply(book: &mut Vec<Lvl>, side: pb::Side, lvl: Lvl) {
     }
 }
 
+/// Empty polls an event thread yields through before it starts sleeping.
+const YIELDS_BEFORE_SLEEP: u32 = 4096;
+
 /// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles by
 /// yielding, then sleeping 50 µs, when the ring stays empty.
 pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
@@ -896,12 +899,14 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
         events.pop_batch(1024, |e| batch.push(e));
         if batch.is_empty() {
             empty = empty.saturating_add(1);
-            if empty < 100 {
+            // Yield (cheap when the core has nothing else to run) for about a millisecond of
+            // quiet before sleeping: a sleep costs its length plus the timer's slack in latency.
+            if empty < YIELDS_BEFORE_SLEEP {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(Duration::from_micros(50));
             }
-            if empty.is_multiple_of(20) {
+            if empty.is_multiple_of(64) {
                 hub.tick();
             }
             continue;

@@ -1,0 +1,237 @@
+//! Ingest → received by gRPC clients on loopback, through the whole service: a shard pinned to
+//! the second core, the control plane (event thread and tokio workers) on the first, real
+//! tonic clients subscribed to AAPL (depth 10, every change).
+//!
+//! Latency = time a client decoded the delta − the message's *intended* injection time (the
+//! paced feed stamps it into the ITCH timestamp, which deltas carry as `exchange_ns`): no
+//! coordinated omission. Then 1,000 subscribers' effect on the data plane: the shard's
+//! unpaced throughput with none and with 1,000 reading subscribers (10 per symbol).
+//!
+//! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers; 1 M
+//! messages unpaced for the throughput. Under `cargo test --benches`: a few thousand messages.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use controlplane::hub::Policy;
+use controlplane::pb::book_service_client::BookServiceClient;
+use controlplane::pb::{self, book_update::Update};
+use controlplane::server::{self, ServerOptions};
+use criterion::Criterion;
+use dataplane::book::BooksConfig;
+use dataplane::clock::now_ns;
+use dataplane::runtime::idle::IdleStrategy;
+use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::source::FeedSource;
+use dataplane::topology::Topology;
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+
+const SYMBOLS: [&str; 10] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO", "COST", "NFLX",
+];
+
+struct Outcome {
+    latency: Histogram<u64>,
+    elapsed: Duration,
+    deltas: u64,
+}
+
+/// Runs `messages` at `rate` (0: unpaced) with `subscribers` clients; `symbol_of(i)` picks
+/// client i's symbol.
+fn run(
+    messages: u64,
+    rate: u64,
+    subscribers: usize,
+    symbol_of: fn(usize) -> &'static str,
+) -> Outcome {
+    let control = common::cores().first().map(|c| c.id);
+    let data = common::cores()
+        .get(1)
+        .map(|c| c.id)
+        .filter(|c| Some(*c) != control);
+    let full = common::full_run();
+    let shard = ShardConfig {
+        id: 0,
+        shards: 1,
+        core: data,
+        books: BooksConfig::default(),
+        event_ring: 1 << 16,
+        batch: 64,
+        idle: if full && data.is_some() {
+            IdleStrategy::Spin
+        } else {
+            IdleStrategy::for_tests()
+        },
+        publish: Publish::All,
+        assign: HashMap::new(),
+        on_start: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            if let Some(core) = control {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+            }
+        })
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let topology = Arc::new(Topology::detect_or_fallback());
+        // the first 1,000 messages are released at once (directory, first orders): warm-up
+        let go = Arc::new(AtomicBool::new(false));
+        let source: Box<dyn FeedSource> = Box::new(
+            common::paced::Paced::new(messages + 1_000, rate).gated(1_000, Arc::clone(&go)),
+        );
+        let plane = DataPlane::start(topology, vec![shard], vec![source]).expect("shard");
+        let options = ServerOptions {
+            grpc_addr: "127.0.0.1:0".parse().expect("address"),
+            max_depth: 1000,
+            heartbeat: Duration::from_millis(500),
+            policy: Policy {
+                queue: 1 << 16,
+                max_resyncs: 1_000,
+                window: Duration::from_secs(1),
+            },
+            admin_token: "bench".into(),
+            book_token: None,
+            control_cores: control.into_iter().collect(),
+            config_toml: String::new(),
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let running = server::start(options, plane).await.expect("server");
+        let url = format!("http://{}", running.local_addr);
+        // wait for the books
+        let probe = Channel::from_shared(url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut probe = BookServiceClient::new(probe);
+        while probe
+            .get_book(pb::GetBookRequest {
+                symbol: "AAPL".into(),
+                depth: 1,
+            })
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // one connection per 10 subscribers, as a fleet of clients would have
+        let mut channels = Vec::new();
+        for _ in 0..subscribers.div_ceil(10) {
+            channels.push(
+                Channel::from_shared(url.clone())
+                    .expect("url")
+                    .connect()
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let mut tasks = Vec::new();
+        for i in 0..subscribers {
+            let mut client = BookServiceClient::new(channels[i / 10].clone());
+            let mut stream = client
+                .subscribe(pb::SubscribeRequest {
+                    symbols: vec![symbol_of(i).into()],
+                    depth: 10,
+                    mode: pb::Mode::EveryChange as i32,
+                    interval_ms: 0,
+                })
+                .await
+                .expect("subscribe")
+                .into_inner();
+            tasks.push(tokio::spawn(async move {
+                let mut h = common::histogram();
+                let mut deltas = 0u64;
+                while let Ok(Some(update)) = stream.message().await {
+                    if let Some(Update::Delta(d)) = update.update {
+                        deltas += 1;
+                        let intended = d.timestamps.map_or(0, |t| t.exchange_ns);
+                        if intended != 0 {
+                            common::record_ns(&mut h, now_ns().saturating_sub(intended) as f64);
+                        }
+                    }
+                }
+                (h, deltas)
+            }));
+        }
+        let started = Instant::now();
+        go.store(true, Ordering::Release);
+        let stats = Arc::clone(&running.shared.shard_stats[0]);
+        while stats.snapshot().messages() < messages + 1_000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        // let the last deltas arrive, then end the streams
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        running.shutdown().await;
+        let mut latency = common::histogram();
+        let mut deltas = 0;
+        for task in tasks {
+            let (h, n) = task.await.expect("client");
+            latency.add(&h).expect("same bounds");
+            deltas += n;
+        }
+        Outcome {
+            latency,
+            elapsed,
+            deltas,
+        }
+    })
+}
+
+fn no_criterion(_: &mut Criterion) {}
+
+fn report() {
+    let full = common::full_run();
+    let rate = 10_000;
+    let messages = if full { 3 * rate } else { 2_000 };
+    let fleets: &[usize] = if full { &[1, 10, 100] } else { &[1, 3] };
+    let runs: Vec<(String, Outcome)> = fleets
+        .iter()
+        .map(|&n| {
+            (
+                format!("{n} subscriber(s), 10 k msg/s"),
+                run(messages, rate, n, |_| "AAPL"),
+            )
+        })
+        .collect();
+    let rows: Vec<(&str, &Histogram<u64>)> =
+        runs.iter().map(|(n, o)| (n.as_str(), &o.latency)).collect();
+    common::print_table(
+        "ingest → delta decoded by a gRPC client on loopback (from the intended injection time), ns",
+        "ns per delta",
+        &rows,
+    );
+    for (name, o) in &runs {
+        println!(
+            "  {name}: {} deltas received in {:.2?}",
+            o.deltas, o.elapsed
+        );
+    }
+    let messages = if full { 1_000_000 } else { 5_000 };
+    let many = if full { 1_000 } else { 10 };
+    let alone = run(messages, 0, 0, |_| "AAPL");
+    let crowded = run(messages, 0, many, |i| SYMBOLS[i % SYMBOLS.len()]);
+    let rate = |o: &Outcome| messages as f64 / o.elapsed.as_secs_f64() / 1e6;
+    println!();
+    println!(
+        "data-plane throughput, unpaced, {messages} messages: {:.2} M msg/s with no subscriber, \
+         {:.2} M msg/s with {many} subscribers ({} deltas delivered): ratio {:.2}",
+        rate(&alone),
+        rate(&crowded),
+        crowded.deltas,
+        rate(&crowded) / rate(&alone)
+    );
+}
+
+fn main() {
+    common::main(no_criterion, Duration::from_secs(1), report);
+}
