@@ -29,8 +29,13 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts the server and waits for the line naming its gRPC address.
+    /// Starts the server on the simulator and waits for the line naming its gRPC address.
     fn start() -> Server {
+        Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
+    }
+
+    /// Starts the server with `extra` arguments and waits for the line naming its address.
+    fn start_with(extra: &[&str]) -> Server {
         let state = tempfile::tempdir().expect("a temporary state directory");
         let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
         let child = Command::new(BIN)
@@ -40,11 +45,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--metrics-addr",
                 "127.0.0.1:0",
-                "--sim-rate",
-                "20000",
-                "--sim-symbols",
-                "20",
             ])
+            .args(extra)
             .env("PINBOOK_ADMIN_TOKEN", TOKEN)
             .env("XDG_STATE_HOME", state.path())
             .env_remove("PINBOOK_ADDR")
@@ -371,4 +373,51 @@ fn without_a_server_the_error_says_what_to_do() {
         err.contains("cannot connect to 127.0.0.1:1") && err.contains("pinbook serve"),
         "{err}"
     );
+}
+
+#[test]
+fn books_served_from_a_file_feed_equal_the_offline_replay() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("day.itch");
+    let file = file.to_str().expect("a UTF-8 path");
+    let messages = 50_000;
+    ok(
+        &Command::new(BIN)
+            .args(["gen", file, "-n", &messages.to_string(), "-k", "8", "--seed", "3"])
+            .output()
+            .expect("run gen"),
+        "gen",
+    );
+    let server = Server::start_with(&["--feed", &format!("file:{file}")]);
+    server.wait_serving();
+    // the file plays once, as fast as possible: wait until the shard took all of it
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
+        if stats[0]["shards"][0]["messages"].as_u64() == Some(messages) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the file was not consumed: {stats:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for symbol in ["AAPL", "MSFT", "NVDA"] {
+        let served = json_lines(&ok(
+            &server.run(&["book", symbol, "--depth", "1000", "--json"]),
+            "book",
+        ));
+        let offline = json_lines(&ok(
+            &Command::new(BIN)
+                .args(["replay", file, "--json", "--depth", "1000", "--symbols", symbol])
+                .output()
+                .expect("run replay"),
+            "replay",
+        ));
+        let expected = &offline[0]["books"][symbol];
+        assert!(
+            expected["bids"].as_array().is_some_and(|b| !b.is_empty()),
+            "{symbol} has a book"
+        );
+        assert_eq!(served[0]["bids"], expected["bids"], "{symbol} bids");
+        assert_eq!(served[0]["asks"], expected["asks"], "{symbol} asks");
+    }
 }
