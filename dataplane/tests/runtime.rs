@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::book::BooksConfig;
@@ -18,52 +17,11 @@ use dataplane::runtime::command::{Applied, Command, CommandError};
 use dataplane::runtime::event::{Event, ResyncReason, symbol_bytes};
 use dataplane::runtime::idle::IdleStrategy;
 use dataplane::runtime::{DataPlane, ExecuteError, Publish, ShardConfig};
-use dataplane::source::{FeedEvent, FeedSource, Polled};
+use dataplane::source::FeedSource;
+use dataplane::source::memory::{Gate, MemorySource, Scripted};
 use dataplane::topology::Topology;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Releases the scripted feed events up to a limit the test raises.
-struct Gated {
-    events: Vec<Scripted>,
-    next: usize,
-    limit: Arc<AtomicUsize>,
-}
-
-enum Scripted {
-    Message(Vec<u8>),
-    Gap(u64, u64),
-}
-
-impl FeedSource for Gated {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
-        let end = self.limit.load(Ordering::Acquire).min(self.events.len());
-        if self.next >= self.events.len() {
-            return Polled::Ended;
-        }
-        let mut n = 0;
-        while self.next < end && n < max {
-            match &self.events[self.next] {
-                Scripted::Message(m) => sink(FeedEvent::Message(m)),
-                Scripted::Gap(first, count) => sink(FeedEvent::Gap {
-                    first: *first,
-                    count: *count,
-                }),
-            }
-            self.next += 1;
-            n += 1;
-        }
-        if n == 0 {
-            Polled::Idle
-        } else {
-            Polled::Events(n)
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("{} scripted events", self.events.len())
-    }
-}
 
 fn generated(messages: usize, symbols: u16, seed: u64) -> Vec<Vec<u8>> {
     let mut g = Generator::new(GeneratorConfig { symbols, seed });
@@ -188,21 +146,19 @@ fn reference_of(messages: &[Vec<u8>]) -> ReferenceBooks {
 struct Harness {
     plane: DataPlane,
     events: Vec<Consumer<Event>>,
-    limit: Arc<AtomicUsize>,
+    gates: Vec<Gate>,
     mirror: Mirror,
 }
 
 impl Harness {
     fn start(configs: Vec<ShardConfig>, script: impl Fn() -> Vec<Scripted>) -> Harness {
-        let limit = Arc::new(AtomicUsize::new(0));
+        let mut gates = Vec::new();
         let sources: Vec<Box<dyn FeedSource>> = configs
             .iter()
             .map(|_| {
-                Box::new(Gated {
-                    events: script(),
-                    next: 0,
-                    limit: Arc::clone(&limit),
-                }) as Box<dyn FeedSource>
+                let (source, gate) = MemorySource::new(script());
+                gates.push(gate);
+                Box::new(source) as Box<dyn FeedSource>
             })
             .collect();
         let topology = Arc::new(Topology::fallback());
@@ -215,7 +171,7 @@ impl Harness {
         Harness {
             plane,
             events,
-            limit,
+            gates,
             mirror: Mirror::default(),
         }
     }
@@ -232,7 +188,9 @@ impl Harness {
     /// Releases the feed up to `n` events and waits until every shard took them, draining
     /// events meanwhile unless `stall`.
     fn release(&mut self, n: usize, messages_by_then: u64, stall: bool) {
-        self.limit.store(n, Ordering::Release);
+        for gate in &self.gates {
+            gate.open_to(n);
+        }
         let deadline = Instant::now() + WAIT;
         while self.processed() < messages_by_then {
             if !stall {
@@ -463,7 +421,10 @@ fn a_feed_gap_makes_the_shard_stale_until_a_new_day() {
             .cloned()
             .map(Scripted::Message)
             .collect();
-        s.push(Scripted::Gap(10_001, 5));
+        s.push(Scripted::Gap {
+            first: 10_001,
+            count: 5,
+        });
         s.extend(stream[10_000..].iter().cloned().map(Scripted::Message));
         // the generator's stream starts with a start-of-messages event: a new day
         s.extend(stream.iter().cloned().map(Scripted::Message));
@@ -485,11 +446,7 @@ fn a_feed_gap_makes_the_shard_stale_until_a_new_day() {
 fn bad_configs_are_refused_with_the_fix() {
     let mut c = config(0, 1);
     c.event_ring = 10;
-    let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(Gated {
-        events: Vec::new(),
-        next: 0,
-        limit: Arc::new(AtomicUsize::new(0)),
-    })];
+    let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(MemorySource::new(Vec::new()).0)];
     let topology = Arc::new(Topology::fallback());
     let err = DataPlane::start(Arc::clone(&topology), vec![c], sources)
         .err()
@@ -501,11 +458,7 @@ fn bad_configs_are_refused_with_the_fix() {
 
     let mut c = config(0, 1);
     c.core = Some(10_000);
-    let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(Gated {
-        events: Vec::new(),
-        next: 0,
-        limit: Arc::new(AtomicUsize::new(0)),
-    })];
+    let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(MemorySource::new(Vec::new()).0)];
     let err = DataPlane::start(topology, vec![c], sources).err().unwrap();
     assert!(
         err.to_string().contains("core 10000 does not exist"),
