@@ -260,6 +260,26 @@ impl Client {
     }
 }
 
+/// Opens a subscription that must succeed.
+async fn open(
+    client: &mut BookServiceClient<Channel>,
+    symbols: &[&str],
+    depth: u32,
+    mode: pb::Mode,
+    interval_ms: u32,
+) -> Streaming<pb::BookUpdate> {
+    client
+        .subscribe(pb::SubscribeRequest {
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            depth,
+            mode: mode as i32,
+            interval_ms,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn policy() -> Policy {
     Policy {
         queue: 8192,
@@ -294,27 +314,16 @@ async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book(
     server.warm("AAPL").await;
 
     let mut deep_client = server.books().await;
-    let mut deep = deep_client
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["AAPL".into(), "MSFT".into()],
-            depth: 1000,
-            mode: pb::Mode::EveryChange as i32,
-            interval_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut deep = open(
+        &mut deep_client,
+        &["AAPL", "MSFT"],
+        1000,
+        pb::Mode::EveryChange,
+        0,
+    )
+    .await;
     let mut shallow_client = server.books().await;
-    let mut shallow = shallow_client
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["AAPL".into()],
-            depth: 3,
-            mode: pb::Mode::Unspecified as i32,
-            interval_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut shallow = open(&mut shallow_client, &["AAPL"], 3, pb::Mode::Unspecified, 0).await;
     server.gate.open();
 
     let mut a = Client::new(1000);
@@ -493,16 +502,7 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
     server.gate.open_to(10_000);
     server.warm("MSFT").await;
     let mut books = server.books().await;
-    let mut updates = books
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["MSFT".into(), "AAPL".into()],
-            depth: 10,
-            mode: pb::Mode::EveryChange as i32,
-            interval_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut updates = open(&mut books, &["MSFT", "AAPL"], 10, pb::Mode::EveryChange, 0).await;
     let mut client = Client::new(10);
     client.read_until_idle(&mut updates, || true).await;
     let mut admin = server.admin().await;
@@ -694,21 +694,12 @@ async fn health_follows_warmup_and_shutdown_ends_open_streams() {
         }
     }
 
-    let mut open = books
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["AAPL".into()],
-            depth: 5,
-            mode: 0,
-            interval_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(open.message().await.unwrap().is_some(), "the snapshot");
+    let mut stream = open(&mut books, &["AAPL"], 5, pb::Mode::Unspecified, 0).await;
+    assert!(stream.message().await.unwrap().is_some(), "the snapshot");
     let started = tokio::time::Instant::now();
     server.running.unwrap().shutdown().await;
     let status = loop {
-        match tokio::time::timeout(WAIT, open.message()).await.unwrap() {
+        match tokio::time::timeout(WAIT, stream.message()).await.unwrap() {
             Ok(Some(_)) => {}
             Ok(None) => panic!("ended without a status"),
             Err(status) => break status,
@@ -732,27 +723,9 @@ async fn conflated_and_top_of_book_modes_follow_the_book() {
     server.gate.open_to(1_000);
     server.warm("AAPL").await;
     let mut books = server.books().await;
-    let mut conflated = books
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["AAPL".into()],
-            depth: 5,
-            mode: pb::Mode::Conflated as i32,
-            interval_ms: 20,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut conflated = open(&mut books, &["AAPL"], 5, pb::Mode::Conflated, 20).await;
     let mut top_client = server.books().await;
-    let mut top_of_book = top_client
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["AAPL".into()],
-            depth: 50,
-            mode: pb::Mode::TopOfBook as i32,
-            interval_ms: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut top_of_book = open(&mut top_client, &["AAPL"], 50, pb::Mode::TopOfBook, 0).await;
     server.gate.open();
     let mut c = Client::new(5);
     c.read_until_idle(&mut conflated, || server.messages_done() == total)
