@@ -383,7 +383,16 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
     let messages = 50_000;
     ok(
         &Command::new(BIN)
-            .args(["gen", file, "-n", &messages.to_string(), "-k", "8", "--seed", "3"])
+            .args([
+                "gen",
+                file,
+                "-n",
+                &messages.to_string(),
+                "-k",
+                "8",
+                "--seed",
+                "3",
+            ])
             .output()
             .expect("run gen"),
         "gen",
@@ -397,7 +406,10 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
         if stats[0]["shards"][0]["messages"].as_u64() == Some(messages) {
             break;
         }
-        assert!(Instant::now() < deadline, "the file was not consumed: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the file was not consumed: {stats:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for symbol in ["AAPL", "MSFT", "NVDA"] {
@@ -407,7 +419,15 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
         ));
         let offline = json_lines(&ok(
             &Command::new(BIN)
-                .args(["replay", file, "--json", "--depth", "1000", "--symbols", symbol])
+                .args([
+                    "replay",
+                    file,
+                    "--json",
+                    "--depth",
+                    "1000",
+                    "--symbols",
+                    symbol,
+                ])
                 .output()
                 .expect("run replay"),
             "replay",

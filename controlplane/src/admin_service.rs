@@ -12,6 +12,16 @@ use tonic::{Request, Response, Status};
 use crate::pb;
 use crate::server::Shared;
 
+/// Counts a finished call by method and code.
+fn count<T>(method: &str, reply: &Result<T, Status>) {
+    crate::metrics::count_request(
+        method,
+        reply
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok),
+    );
+}
+
 /// How long an admin call waits for the shards' acks.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -102,51 +112,73 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        let symbol = request.into_inner().symbol;
-        let info = self
-            .command(&symbol, |id, symbol| Command::AddSymbol { id, symbol })
-            .await?;
-        Ok(Response::new(info))
+        let reply = async {
+            let symbol = request.into_inner().symbol;
+            let info = self
+                .command(&symbol, |id, symbol| Command::AddSymbol { id, symbol })
+                .await?;
+            Ok(Response::new(info))
+        }
+        .await;
+        count("pinbook.v1.AdminService/AddSymbol", &reply);
+        reply
     }
 
     async fn remove_symbol(
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        let symbol = request.into_inner().symbol;
-        let info = self
-            .command(&symbol, |id, symbol| Command::RemoveSymbol { id, symbol })
-            .await?;
-        Ok(Response::new(info))
+        let reply = async {
+            let symbol = request.into_inner().symbol;
+            let info = self
+                .command(&symbol, |id, symbol| Command::RemoveSymbol { id, symbol })
+                .await?;
+            Ok(Response::new(info))
+        }
+        .await;
+        count("pinbook.v1.AdminService/RemoveSymbol", &reply);
+        reply
     }
 
     async fn list_symbols(
         &self,
         _: Request<pb::ListSymbolsRequest>,
     ) -> Result<Response<pb::ListSymbolsResponse>, Status> {
-        let symbols = self
-            .shared
-            .hub
-            .symbols()
-            .iter()
-            .map(|s| self.shared.symbol_info(s))
-            .collect();
-        Ok(Response::new(pb::ListSymbolsResponse { symbols }))
+        let reply = async {
+            let symbols = self
+                .shared
+                .hub
+                .symbols()
+                .iter()
+                .map(|s| self.shared.symbol_info(s))
+                .collect();
+            Ok(Response::new(pb::ListSymbolsResponse { symbols }))
+        }
+        .await;
+        count("pinbook.v1.AdminService/ListSymbols", &reply);
+        reply
     }
 
     async fn get_stats(
         &self,
         _: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        Ok(Response::new(self.shared.stats()))
+        let reply = async { Ok(Response::new(self.shared.stats())) }.await;
+        count("pinbook.v1.AdminService/GetStats", &reply);
+        reply
     }
 
     async fn get_config(
         &self,
         _: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        Ok(Response::new(pb::GetConfigResponse {
-            toml: self.shared.config_toml.clone(),
-        }))
+        let reply = async {
+            Ok(Response::new(pb::GetConfigResponse {
+                toml: self.shared.config_toml.clone(),
+            }))
+        }
+        .await;
+        count("pinbook.v1.AdminService/GetConfig", &reply);
+        reply
     }
 }

@@ -57,7 +57,14 @@ impl BearerAuth {
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        self.check(request.metadata())?;
+        if let Err(status) = self.check(request.metadata()) {
+            let method = request.extensions().get::<tonic::GrpcMethod>().map_or_else(
+                || format!("{} (unknown)", self.what),
+                |m| format!("{}/{}", m.service(), m.method()),
+            );
+            crate::metrics::count_request(&method, status.code());
+            return Err(status);
+        }
         Ok(request)
     }
 }

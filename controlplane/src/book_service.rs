@@ -51,6 +51,36 @@ impl pb::book_service_server::BookService for BookService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let reply = self.open(request).await;
+        crate::metrics::count_request(
+            "pinbook.v1.BookService/Subscribe",
+            reply
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
+        );
+        reply
+    }
+
+    async fn get_book(
+        &self,
+        request: Request<pb::GetBookRequest>,
+    ) -> Result<Response<pb::BookSnapshot>, Status> {
+        let reply = self.snapshot(request);
+        crate::metrics::count_request(
+            "pinbook.v1.BookService/GetBook",
+            reply
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
+        );
+        reply
+    }
+}
+
+impl BookService {
+    async fn open(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<UpdateStream>, Status> {
         self.shared.check_serving()?;
         let req = request.into_inner();
         if req.symbols.is_empty() {
@@ -125,6 +155,11 @@ impl pb::book_service_server::BookService for BookService {
                     continue;
                 }
                 for update in out.drain(..) {
+                    if let Some(Update::Delta(d)) = &update.update
+                        && let Some(t) = d.timestamps
+                    {
+                        crate::metrics::record_tick_to_send(t.ingest_ns, now_ns());
+                    }
                     if tx.send(Ok(update)).await.is_err() {
                         break 'stream;
                     }
@@ -137,7 +172,7 @@ impl pb::book_service_server::BookService for BookService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn get_book(
+    fn snapshot(
         &self,
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {

@@ -57,6 +57,8 @@ pub struct HubStats {
     pub slow_closes: AtomicU64,
     /// Upstream sequence breaks seen (a bug if ever non-zero).
     pub upstream_seq_errors: AtomicU64,
+    /// Events waiting in each shard's event ring, as its event thread last saw.
+    pub ring_occupancy: Vec<AtomicU64>,
 }
 
 /// Index into [`HubStats::snapshots`].
@@ -151,7 +153,10 @@ impl Hub {
                 ..State::default()
             }),
             policy,
-            stats: HubStats::default(),
+            stats: HubStats {
+                ring_occupancy: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+                ..HubStats::default()
+            },
         }
     }
 
@@ -895,7 +900,11 @@ const YIELDS_BEFORE_SLEEP: u32 = 4096;
 pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
     let mut batch = Vec::with_capacity(1024);
     let mut empty = 0u32;
+    let occupancy = hub.stats.ring_occupancy.get(shard as usize);
     while !stop.load(Ordering::Relaxed) {
+        if let Some(o) = occupancy {
+            o.store(events.len() as u64, Ordering::Relaxed);
+        }
         events.pop_batch(1024, |e| batch.push(e));
         if batch.is_empty() {
             empty = empty.saturating_add(1);

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use dataplane::runtime::stats::LatencyHistogram;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::hub::SNAPSHOT_REASONS;
 use crate::server::Shared;
@@ -31,14 +32,134 @@ pub enum MetricsError {
     },
 }
 
-/// Installs the process-wide Prometheus recorder.
+/// Latency buckets, seconds: 1 µs to 1 s, µs-scale resolution where the data plane lives.
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3,
+    50e-3, 100e-3, 1.0,
+];
+
+/// Subscriber queue depth buckets, updates.
+pub const DEPTH_BUCKETS: [f64; 9] = [0.0, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7];
+
+/// Installs the process-wide Prometheus recorder, with real histograms (not summaries) for
+/// the latencies and the queue depths.
 ///
 /// # Errors
 /// A recorder is already installed.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
     PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("pinbook_subscriber_queue_depth".into()),
+                &DEPTH_BUCKETS,
+            )
+        })
+        .map_err(|e| MetricsError::Install(e.to_string()))?
         .install_recorder()
         .map_err(|e| MetricsError::Install(e.to_string()))
+        .inspect(|_| describe())
+}
+
+/// The HELP text of every metric.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "pinbook_feed_messages_total",
+        "ITCH messages a shard took from its feed, by type letter."
+    );
+    describe_counter!(
+        "pinbook_feed_parse_errors_total",
+        "Feed messages that could not be parsed."
+    );
+    describe_counter!(
+        "pinbook_book_unknown_references_total",
+        "Executions, cancels, deletes or replaces naming an order the books do not hold."
+    );
+    describe_counter!(
+        "pinbook_feed_gaps_total",
+        "Gaps in the feed's sequence numbers."
+    );
+    describe_counter!(
+        "pinbook_feed_messages_lost_total",
+        "Messages lost in feed gaps."
+    );
+    describe_counter!(
+        "pinbook_event_ring_full_total",
+        "Level updates that did not fit in the event ring (the symbol is resent later)."
+    );
+    describe_counter!(
+        "pinbook_resyncs_total",
+        "Books resent in full by a shard (first books, ring overflows, new days, requests)."
+    );
+    describe_counter!(
+        "pinbook_events_published_total",
+        "Events a shard put in its event ring."
+    );
+    describe_counter!(
+        "pinbook_loop_iterations_total",
+        "Shard loop iterations, busy (did work) or idle."
+    );
+    describe_gauge!(
+        "pinbook_loop_busy_ratio",
+        Unit::Percent,
+        "Busy share of a shard's loop iterations since start, 0 to 1."
+    );
+    describe_gauge!(
+        "pinbook_loop_max_seconds",
+        Unit::Seconds,
+        "Longest busy loop iteration of a shard since start."
+    );
+    describe_gauge!(
+        "pinbook_arena_reserved_bytes",
+        Unit::Bytes,
+        "Bytes of a shard's NUMA arena."
+    );
+    describe_gauge!(
+        "pinbook_arena_used_bytes",
+        Unit::Bytes,
+        "Bytes of a shard's arena carved for its books."
+    );
+    describe_gauge!(
+        "pinbook_order_pool_used",
+        "Orders resting in a shard's order pool."
+    );
+    describe_gauge!(
+        "pinbook_order_pool_capacity",
+        "Orders a shard's pool can hold."
+    );
+    describe_gauge!(
+        "pinbook_event_ring_occupancy",
+        "Events waiting in a shard's event ring."
+    );
+    describe_histogram!(
+        "pinbook_ingest_to_publish_seconds",
+        Unit::Seconds,
+        "From a feed message taken by a shard to its events in the ring (one observation per busy loop iteration that published)."
+    );
+    describe_gauge!("pinbook_subscribers", "Open Subscribe streams.");
+    describe_histogram!(
+        "pinbook_subscriber_queue_depth",
+        "Updates queued per subscriber, sampled every second."
+    );
+    describe_counter!(
+        "pinbook_snapshots_sent_total",
+        "Snapshots queued for subscribers, by reason."
+    );
+    describe_counter!(
+        "pinbook_slow_consumer_closes_total",
+        "Subscribers closed for being too slow."
+    );
+    describe_histogram!(
+        "pinbook_tick_to_send_seconds",
+        Unit::Seconds,
+        "From a feed message taken by a shard to a delta handed to a client's stream."
+    );
+    describe_counter!(
+        "pinbook_grpc_requests_total",
+        "gRPC calls by method and status code."
+    );
+    describe_gauge!("pinbook_build_info", "Build information; always 1.");
 }
 
 /// Serves `handle`'s rendering at `GET /metrics` on `addr`; returns the bound address.
@@ -75,46 +196,144 @@ pub fn spawn_sampler(shared: Arc<Shared>, interval: Duration) -> tokio::task::Jo
     metrics::gauge!("pinbook_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
+        let mut sampler = Sampler::default();
         loop {
             tick.tick().await;
-            sample(&shared);
+            sampler.sample(&shared);
         }
     })
 }
 
-/// One sample of everything.
-pub fn sample(shared: &Shared) {
-    for (info, stats) in shared.shards.iter().zip(&shared.shard_stats) {
-        let s = stats.snapshot();
-        let shard = info.id.to_string();
-        let core = info
-            .core
-            .map_or_else(|| "none".to_owned(), |c| c.to_string());
-        let labels = [("shard", shard.clone()), ("core", core.clone())];
-        let counter = |name: &'static str, value: u64| {
-            metrics::counter!(name, &labels).absolute(value);
-        };
-        counter("pinbook_feed_messages_total", s.messages());
-        counter("pinbook_feed_parse_errors_total", s.parse_errors);
-        counter("pinbook_book_unknown_references_total", s.unknown_refs);
-        counter("pinbook_feed_gaps_total", s.gaps);
-        counter("pinbook_feed_messages_lost_total", s.messages_lost);
-        counter("pinbook_event_ring_full_total", s.ring_full);
-        counter("pinbook_resyncs_total", s.resyncs);
-        counter("pinbook_events_published_total", s.events_published);
-        counter("pinbook_loop_busy_iterations_total", s.busy_iterations);
-        counter("pinbook_loop_idle_iterations_total", s.idle_iterations);
-        metrics::gauge!("pinbook_loop_busy_ratio", &labels).set(s.busy_ratio());
-        metrics::gauge!("pinbook_loop_max_seconds", &labels).set(s.max_loop_ns as f64 / 1e9);
-        metrics::gauge!("pinbook_arena_reserved_bytes", &labels).set(info.arena_bytes as f64);
+/// What the last sample saw of the shards' latency histograms, to record only what is new.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    last_counts: Vec<Vec<u64>>,
+}
+
+impl Sampler {
+    /// One sample of everything.
+    pub fn sample(&mut self, shared: &Shared) {
+        self.last_counts.resize(shared.shards.len(), Vec::new());
+        for (i, (info, stats)) in shared.shards.iter().zip(&shared.shard_stats).enumerate() {
+            let s = stats.snapshot();
+            let shard = info.id.to_string();
+            let core = info
+                .core
+                .map_or_else(|| "none".to_owned(), |c| c.to_string());
+            let labels = [("shard", shard.clone()), ("core", core.clone())];
+            for t in b'A'..=b'Z' {
+                let n = s.messages_of(t);
+                if n > 0 {
+                    let kind = (t as char).to_string();
+                    metrics::counter!("pinbook_feed_messages_total", "shard" => shard.clone(), "core" => core.clone(), "type" => kind)
+                        .absolute(n);
+                }
+            }
+            let counter = |name: &'static str, value: u64| {
+                metrics::counter!(name, &labels).absolute(value);
+            };
+            counter("pinbook_feed_parse_errors_total", s.parse_errors);
+            counter("pinbook_book_unknown_references_total", s.unknown_refs);
+            counter("pinbook_feed_gaps_total", s.gaps);
+            counter("pinbook_feed_messages_lost_total", s.messages_lost);
+            counter("pinbook_event_ring_full_total", s.ring_full);
+            counter("pinbook_resyncs_total", s.resyncs);
+            counter("pinbook_events_published_total", s.events_published);
+            for (state, n) in [("busy", s.busy_iterations), ("idle", s.idle_iterations)] {
+                metrics::counter!("pinbook_loop_iterations_total", "shard" => shard.clone(), "core" => core.clone(), "state" => state)
+                    .absolute(n);
+            }
+            let gauge = |name: &'static str, value: f64| {
+                metrics::gauge!(name, &labels).set(value);
+            };
+            gauge("pinbook_loop_busy_ratio", s.busy_ratio());
+            gauge("pinbook_loop_max_seconds", s.max_loop_ns as f64 / 1e9);
+            gauge("pinbook_arena_reserved_bytes", info.arena_capacity as f64);
+            gauge("pinbook_arena_used_bytes", info.arena_bytes as f64);
+            gauge("pinbook_order_pool_used", s.orders_live as f64);
+            gauge("pinbook_order_pool_capacity", info.orders_capacity as f64);
+            let occupancy = shared
+                .hub
+                .stats
+                .ring_occupancy
+                .get(i)
+                .map_or(0, |o| o.load(Ordering::Relaxed));
+            gauge("pinbook_event_ring_occupancy", occupancy as f64);
+            // new observations of the shard's own histogram, each at its bucket's upper bound
+            let counts = s.ingest_to_publish.counts();
+            let last = &mut self.last_counts[i];
+            last.resize(counts.len(), 0);
+            let histogram = metrics::histogram!("pinbook_ingest_to_publish_seconds", &labels);
+            for (b, (&now, before)) in counts.iter().zip(last.iter_mut()).enumerate() {
+                let new = now.saturating_sub(*before);
+                if new > 0 {
+                    let upper = LatencyHistogram::bucket_upper_bound(b).min(10_000_000_000);
+                    histogram.record_many(upper as f64 / 1e9, new as usize);
+                }
+                *before = now;
+            }
+        }
+        let depths = shared.hub.queue_depths();
+        metrics::gauge!("pinbook_subscribers").set(depths.len() as f64);
+        let depth = metrics::histogram!("pinbook_subscriber_queue_depth");
+        for d in depths {
+            depth.record(d as f64);
+        }
+        for (i, reason) in SNAPSHOT_REASONS.iter().enumerate() {
+            metrics::counter!("pinbook_snapshots_sent_total", "reason" => *reason)
+                .absolute(shared.hub.stats.snapshots[i].load(Ordering::Relaxed));
+        }
+        metrics::counter!("pinbook_slow_consumer_closes_total")
+            .absolute(shared.hub.stats.slow_closes.load(Ordering::Relaxed));
     }
-    let (subscribers, deepest) = shared.hub.subscribers();
-    metrics::gauge!("pinbook_subscribers").set(subscribers as f64);
-    metrics::gauge!("pinbook_subscriber_queue_max_depth").set(deepest as f64);
-    for (i, reason) in SNAPSHOT_REASONS.iter().enumerate() {
-        metrics::counter!("pinbook_snapshots_sent_total", "reason" => *reason)
-            .absolute(shared.hub.stats.snapshots[i].load(Ordering::Relaxed));
+}
+
+/// Counts one gRPC call by method and status code (handlers and the auth interceptor call it).
+pub fn count_request(method: &str, code: tonic::Code) {
+    metrics::counter!(
+        "pinbook_grpc_requests_total",
+        "method" => method.to_owned(),
+        "code" => code_name(code)
+    )
+    .increment(1);
+}
+
+/// The canonical name of a gRPC code: `OK`, `INVALID_ARGUMENT`, …
+pub fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    if camel == "Ok" {
+        return "OK".into();
     }
-    metrics::counter!("pinbook_slow_consumer_closes_total")
-        .absolute(shared.hub.stats.slow_closes.load(Ordering::Relaxed));
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Records one update's tick-to-send latency: ingest (data plane) → queued for a client.
+pub fn record_tick_to_send(ingest_ns: u64, send_ns: u64) {
+    if ingest_ns != 0 && send_ns >= ingest_ns {
+        metrics::histogram!("pinbook_tick_to_send_seconds")
+            .record((send_ns - ingest_ns) as f64 / 1e9);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_their_canonical_names() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(
+            code_name(tonic::Code::ResourceExhausted),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(code_name(tonic::Code::Unavailable), "UNAVAILABLE");
+    }
 }

@@ -100,8 +100,12 @@ pub struct ShardInfo {
     pub pinned: bool,
     /// The NUMA node its memory is bound to, if bound.
     pub node: Option<usize>,
-    /// Bytes reserved for its books.
+    /// Bytes of its arena in use by the books.
     pub arena_bytes: usize,
+    /// Bytes its arena reserved.
+    pub arena_capacity: usize,
+    /// Orders its pool holds at most.
+    pub orders_capacity: usize,
     /// Its feed, described.
     pub source: String,
 }
@@ -385,6 +389,8 @@ fn spawn(
                 pinned,
                 node: arena.node(),
                 arena_bytes: arena.used(),
+                arena_capacity: arena.capacity(),
+                orders_capacity: config.books.max_orders,
                 source: source.describe(),
             };
             tracing::info!(

@@ -209,6 +209,10 @@ impl<'a> Shard<'a> {
             }
             self.stats.publish_book(self.books.stats());
             if work {
+                self.stats.set_occupancy(
+                    self.books.live_orders() as u64,
+                    self.books.levels_reserved(),
+                );
                 let done = now_ns();
                 if self.stats.get(Counter::EventsPublished) != published_before {
                     self.stats

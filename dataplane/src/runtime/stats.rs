@@ -126,6 +126,9 @@ pub struct ShardStats {
     idle_iterations: AtomicU64,
     busy_ns_total: AtomicU64,
     max_loop_ns: AtomicU64,
+    // Occupancy, stored (not added) by `set_occupancy`.
+    orders_live: AtomicU64,
+    levels_lent: AtomicU64,
     ingest_to_publish: LatencyHistogram,
 }
 
@@ -149,6 +152,8 @@ impl ShardStats {
             idle_iterations: AtomicU64::new(0),
             busy_ns_total: AtomicU64::new(0),
             max_loop_ns: AtomicU64::new(0),
+            orders_live: AtomicU64::new(0),
+            levels_lent: AtomicU64::new(0),
             ingest_to_publish: LatencyHistogram::new(),
         }
     }
@@ -167,6 +172,13 @@ impl ShardStats {
     #[inline]
     pub fn add(&self, counter: Counter, n: u64) {
         bump(&self.counters[counter as usize], n);
+    }
+
+    /// Records how full the shard's order pool and level store are. Shard thread only.
+    #[inline]
+    pub fn set_occupancy(&self, orders: u64, levels: u64) {
+        self.orders_live.store(orders, Relaxed);
+        self.levels_lent.store(levels, Relaxed);
     }
 
     /// The current value of `counter`. Any thread.
@@ -242,6 +254,8 @@ impl ShardStats {
             idle_iterations: self.idle_iterations.load(Relaxed),
             busy_ns_total: self.busy_ns_total.load(Relaxed),
             max_loop_ns: self.max_loop_ns.load(Relaxed),
+            orders_live: self.orders_live.load(Relaxed),
+            levels_lent: self.levels_lent.load(Relaxed),
             ingest_to_publish: self.ingest_to_publish.snapshot(),
         }
     }
@@ -311,6 +325,10 @@ pub struct StatsSnapshot {
     pub busy_ns_total: u64,
     /// Loop: the longest busy iteration, in nanoseconds.
     pub max_loop_ns: u64,
+    /// Orders resting in the shard's pool at the last busy iteration.
+    pub orders_live: u64,
+    /// Price levels lent to ladders at the last busy iteration (block granularity).
+    pub levels_lent: u64,
     /// Time from a message's arrival to the publication of its event.
     pub ingest_to_publish: HistogramSnapshot,
 }
