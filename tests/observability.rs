@@ -121,7 +121,9 @@ fn dashboard_is_file_provisionable() {
         d.get("__inputs").is_none(),
         "an exported dashboard's __inputs cannot be file-provisioned; use the datasource variable"
     );
-    let vars = d["templating"]["list"].as_array().expect("template variables");
+    let vars = d["templating"]["list"]
+        .as_array()
+        .expect("template variables");
     let var = |name: &str| {
         vars.iter()
             .find(|v| v["name"] == name)
@@ -136,7 +138,10 @@ fn dashboard_is_file_provisionable() {
         assert_eq!(v["datasource"], ds, "variable {}", v["name"]);
     }
     let all = panels(&d);
-    assert!(all.iter().any(|p| p["type"] == "row"), "panels grouped in rows");
+    assert!(
+        all.iter().any(|p| p["type"] == "row"),
+        "panels grouped in rows"
+    );
     for panel in all.iter().filter(|p| p["type"] != "row") {
         let title = &panel["title"];
         assert_eq!(panel["datasource"], ds, "panel {title}");
@@ -193,9 +198,7 @@ fn get(agent: &ureq::Agent, url: &str, query: &[(&str, &str)]) -> (u16, String) 
     for (k, v) in query {
         request = request.query(*k, *v);
     }
-    let mut response = request
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -207,8 +210,8 @@ fn get(agent: &ureq::Agent, url: &str, query: &[(&str, &str)]) -> (u16, String) 
 /// The `data` of a Prometheus API answer, or the reason there is none.
 fn api(agent: &ureq::Agent, url: &str, query: &[(&str, &str)]) -> Result<Value, String> {
     let (status, body) = get(agent, url, query);
-    let json: Value =
-        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+    let json: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
     if json["status"] != "success" {
         return Err(format!("HTTP {status}: {body}"));
     }
@@ -269,7 +272,11 @@ fn serve(state: &Path) -> (Guard, String, String) {
             metrics = rest.strip_suffix("/metrics").map(str::to_owned);
         }
     }
-    (server, grpc.unwrap_or_default(), metrics.unwrap_or_default())
+    (
+        server,
+        grpc.unwrap_or_default(),
+        metrics.unwrap_or_default(),
+    )
 }
 
 /// A client command against `addr`, with the test's state directory and no ambient token.
@@ -320,7 +327,10 @@ fn prometheus(dir: &Path, target: &str, agent: &ureq::Agent) -> (Guard, String) 
     let port = free_port();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -334,7 +344,11 @@ fn prometheus(dir: &Path, target: &str, agent: &ureq::Agent) -> (Guard, String) 
         if let Ok(Some(status)) = child.0.try_wait() {
             panic!("prometheus exited ({status}); its log:\n{}", log_of(&log));
         }
-        if agent.get(format!("{base}/-/ready")).call().is_ok_and(|r| r.status() == 200) {
+        if agent
+            .get(format!("{base}/-/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
             return (child, base);
         }
         assert!(
@@ -461,15 +475,21 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         let promql = substitute(expr, &vars);
         match api(&agent, &query, &[("query", &promql)]) {
             Ok(data) if data["result"].as_array().is_some_and(|r| !r.is_empty()) => {}
-            Ok(data) => failures.push(format!("panel {title:?}: no data for\n  {promql}\n  {data}")),
+            Ok(data) => failures.push(format!(
+                "panel {title:?}: no data for\n  {promql}\n  {data}"
+            )),
             Err(why) => failures.push(format!("panel {title:?}: {promql}\n  {why}")),
         }
     }
     // the template variables' own queries: label_values(selector, label)
-    for v in d["templating"]["list"].as_array().into_iter().flatten() {
-        let Some(definition) = v["definition"].as_str() else {
-            continue;
-        };
+    let variables: Vec<&Value> = d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["definition"].is_string())
+        .collect();
+    for v in &variables {
+        let definition = v["definition"].as_str().unwrap_or_default();
         let args = definition
             .strip_prefix("label_values(")
             .and_then(|a| a.strip_suffix(')'))
@@ -479,7 +499,10 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         let url = format!("{prom}/api/v1/label/{label}/values");
         match api(&agent, &url, &[("match[]", &selector)]) {
             Ok(data) if data.as_array().is_some_and(|r| !r.is_empty()) => {}
-            Ok(data) => failures.push(format!("variable {}: no values: {definition} {data}", v["name"])),
+            Ok(data) => failures.push(format!(
+                "variable {}: no values: {definition} {data}",
+                v["name"]
+            )),
             Err(why) => failures.push(format!("variable {}: {definition}\n  {why}", v["name"])),
         }
     }
@@ -487,7 +510,7 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         failures.is_empty(),
         "{} of {} dashboard queries fail against a live pinbook:\n{}",
         failures.len(),
-        all.len(),
+        all.len() + variables.len(),
         failures.join("\n")
     );
 }
