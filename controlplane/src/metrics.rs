@@ -259,7 +259,8 @@ impl Sampler {
                 .get(i)
                 .map_or(0, |o| o.load(Ordering::Relaxed));
             gauge("pinbook_event_ring_occupancy", occupancy as f64);
-            // new observations of the shard's own histogram, each at its bucket's upper bound
+            // New observations of the shard's own histogram, each at the middle of its bucket
+            // (the shard's buckets are at most 12.5 % wide, so that is within ~6 %).
             let counts = s.ingest_to_publish.counts();
             let last = &mut self.last_counts[i];
             last.resize(counts.len(), 0);
@@ -268,7 +269,9 @@ impl Sampler {
                 let new = now.saturating_sub(*before);
                 if new > 0 {
                     let upper = LatencyHistogram::bucket_upper_bound(b).min(10_000_000_000);
-                    histogram.record_many(upper as f64 / 1e9, new as usize);
+                    let lower = LatencyHistogram::bucket_lower_bound(b).min(upper);
+                    let middle = lower + (upper - lower) / 2;
+                    histogram.record_many(middle as f64 / 1e9, new as usize);
                 }
                 *before = now;
             }
