@@ -323,15 +323,9 @@ impl Hub {
         out
     }
 
-    /// True once every shard published at least one symbol (books warm).
-    pub fn warm(&self) -> bool {
-        let state = self.lock();
-        (0..state.stale.len()).all(|shard| {
-            state
-                .mirrors
-                .values()
-                .any(|m| m.shard as usize == shard && m.published)
-        })
+    /// True once some symbol is published (its first book arrived).
+    pub fn any_published(&self) -> bool {
+        self.lock().mirrors.values().any(|m| m.published)
     }
 
     /// Sends conflated subscribers what is due when no event came (an idle event thread calls

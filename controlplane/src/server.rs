@@ -189,7 +189,7 @@ pub struct Running {
 const SERVICES: [&str; 3] = ["", "pinbook.v1.BookService", "pinbook.v1.AdminService"];
 
 /// Starts the server over a started data plane. Health is NOT_SERVING until every shard has
-/// published its first book.
+/// taken messages from its feed and a first book has been published.
 ///
 /// # Errors
 /// The address cannot be bound, or reflection cannot load the descriptors.
@@ -294,7 +294,14 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         let shared = Arc::clone(&shared);
         let health = health.clone();
         tokio::spawn(async move {
-            while !shared.hub.warm() {
+            // Warm: every shard has taken messages from its feed and a first book is out. (A
+            // shard need not publish anything itself: `--symbols` may name none of its own.)
+            while !(shared.hub.any_published()
+                && shared
+                    .shard_stats
+                    .iter()
+                    .all(|s| s.snapshot().messages() > 0))
+            {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             shared.serving.store(true, Ordering::Release);
