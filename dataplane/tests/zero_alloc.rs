@@ -294,12 +294,21 @@ fn the_shard_loop_allocates_nothing() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut received = 0u64;
     let mut commanded = false;
-    while plane.shards()[0].stats().snapshot().messages() < total {
+    loop {
+        let done = plane.shards()[0].stats().snapshot().messages();
+        if done >= total {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "the shard did not finish in time"
         );
         std::thread::sleep(Duration::from_millis(2));
+        // Nothing is drained for the first 50,000 messages: far more events than the ring
+        // holds, so the ring fills and resyncs follow, however fast this machine is.
+        if done < 50_000 {
+            continue;
+        }
         while events.pop().is_some() {
             received += 1;
         }
