@@ -441,3 +441,49 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
         assert_eq!(served[0]["asks"], expected["asks"], "{symbol} asks");
     }
 }
+
+#[test]
+fn a_book_token_in_the_config_protects_book_calls() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("pinbook.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nbook_token = \"book-secret\"\n[simulator]\nrate = 20000\nsymbols = 5\n",
+    )
+    .expect("write the config");
+    let server = Server::start_with(&["--config", config.to_str().expect("a UTF-8 path")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = server
+            .command(&["book", "AAPL"])
+            .env("PINBOOK_BOOK_TOKEN", "book-secret")
+            .output()
+            .expect("run book");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let without = server.run(&["book", "AAPL"]);
+    assert!(!without.status.success());
+    assert!(
+        text(&without.stderr).contains("UNAUTHENTICATED"),
+        "{}",
+        text(&without.stderr)
+    );
+    let wrong = server
+        .command(&["subscribe", "AAPL", "--count", "1"])
+        .env("PINBOOK_BOOK_TOKEN", "nope")
+        .output()
+        .expect("run subscribe");
+    assert!(
+        text(&wrong.stderr).contains("PERMISSION_DENIED"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}

@@ -102,7 +102,7 @@ async fn fetch(args: &BookArgs) -> Result<pb::BookSnapshot> {
         symbol: args.symbol.clone(),
         depth: args.depth,
     };
-    match books.get_book(request).await {
+    match books.get_book(client::book_request(request)?).await {
         Ok(response) => Ok(response.into_inner()),
         Err(status) => Err(client::status_error(&status)),
     }

@@ -113,6 +113,15 @@ pub fn admin_token(args: &AdminArgs) -> Result<String> {
     Ok(token.to_owned())
 }
 
+/// `message` as a book-service request: with `authorization: Bearer $PINBOOK_BOOK_TOKEN` when
+/// that variable is set (for servers configured with `auth.book_token`), plain otherwise.
+pub fn book_request<T>(message: T) -> Result<tonic::Request<T>> {
+    match std::env::var("PINBOOK_BOOK_TOKEN") {
+        Ok(token) if !token.is_empty() => authorized(message, &token),
+        _ => Ok(tonic::Request::new(message)),
+    }
+}
+
 /// `request` with the metadata `authorization: Bearer <token>`.
 pub fn authorized<T>(message: T, token: &str) -> Result<tonic::Request<T>> {
     let value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {

@@ -173,7 +173,7 @@ impl Session {
         let channel = client::connect(&args.server.addr).await?;
         let mut books = BookServiceClient::new(channel);
         let mut updates = books
-            .subscribe(request)
+            .subscribe(client::book_request(request)?)
             .await
             .map_err(|status| client::status_error(&status))?
             .into_inner();
