@@ -282,7 +282,17 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
             .add_service(book)
             .add_service(admin)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // No Nagle: a delta must not wait for the client's delayed ACK (up to 40 ms
+                // on Linux) behind another small write on the same connection.
+                tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    |accepted| {
+                        accepted.and_then(|stream| {
+                            stream.set_nodelay(true)?;
+                            Ok(stream)
+                        })
+                    },
+                ),
                 async {
                     let _ = stopped.await;
                 },
