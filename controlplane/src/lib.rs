@@ -6,7 +6,8 @@
 //! - [`hub`] holds the L2 mirror books, rebuilt from the data plane's event rings by one event
 //!   thread per shard, and the subscribers with their bounded queues ([`queue`]); it enforces
 //!   the subscription contract documented in proto/pinbook/v1/book.proto.
-//! - [`checksum`] is the CRC-32 every snapshot and delta carries.
+//! - [`checksum`] is the CRC-32 every snapshot and delta carries; `deltas` builds the
+//!   snapshots and deltas each subscriber gets.
 //!
 //! It knows nothing of ITCH: the only types it shares with the data plane are the command and
 //! event structs carried by the rings. This crate never uses `unsafe`.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod book_service;
 pub mod checksum;
 pub mod config;
+pub(crate) mod deltas;
 pub mod hub;
 pub mod metrics;
 pub mod mirror;
