@@ -96,6 +96,19 @@ impl AdminService {
         }
     }
 
+    /// AddSymbol or RemoveSymbol: runs the command and counts the call as `method`.
+    async fn symbol_call(
+        &self,
+        method: &str,
+        request: Request<pb::SymbolRequest>,
+        make: fn(u64, [u8; 8]) -> Command,
+    ) -> Result<Response<pb::SymbolInfo>, Status> {
+        let symbol = request.into_inner().symbol;
+        let reply = self.command(&symbol, make).await.map(Response::new);
+        count(&format!("pinbook.v1.AdminService/{method}"), &reply);
+        reply
+    }
+
     fn info(&self, symbol: &str) -> Option<pb::SymbolInfo> {
         self.shared
             .hub
@@ -112,32 +125,21 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        let reply = async {
-            let symbol = request.into_inner().symbol;
-            let info = self
-                .command(&symbol, |id, symbol| Command::AddSymbol { id, symbol })
-                .await?;
-            Ok(Response::new(info))
-        }
-        .await;
-        count("pinbook.v1.AdminService/AddSymbol", &reply);
-        reply
+        self.symbol_call("AddSymbol", request, |id, symbol| Command::AddSymbol {
+            id,
+            symbol,
+        })
+        .await
     }
 
     async fn remove_symbol(
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        let reply = async {
-            let symbol = request.into_inner().symbol;
-            let info = self
-                .command(&symbol, |id, symbol| Command::RemoveSymbol { id, symbol })
-                .await?;
-            Ok(Response::new(info))
-        }
-        .await;
-        count("pinbook.v1.AdminService/RemoveSymbol", &reply);
-        reply
+        self.symbol_call("RemoveSymbol", request, |id, symbol| {
+            Command::RemoveSymbol { id, symbol }
+        })
+        .await
     }
 
     async fn list_symbols(

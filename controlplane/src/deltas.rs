@@ -142,6 +142,16 @@ pub(crate) fn send_diff(
     )
 }
 
+/// True if the change of (`side`, `price`) affects the best `depth` levels held: the level is
+/// held, or it is now within the best `depth`.
+pub(crate) fn touches(mirror: &Mirror, held: &Held, depth: usize, side: Side, price: u32) -> bool {
+    let old = match side {
+        Side::Buy => &held.bids,
+        Side::Sell => &held.asks,
+    };
+    old.iter().any(|l| l.price == price) || mirror.within(side, price, depth)
+}
+
 /// Queues what the change of one level (`side`, `price`) does to the best `depth` levels a
 /// subscriber holds: the level itself, and the level that leaves or enters the top. O(depth)
 /// at worst, usually O(1) past the search.

@@ -19,7 +19,7 @@ use dataplane::ring::Consumer;
 use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
 use tonic::Status;
 
-use crate::deltas::{Held, checksum_of, level, send_change, send_diff, snapshot, update};
+use crate::deltas::{Held, checksum_of, level, send_change, send_diff, snapshot, touches, update};
 use crate::mirror::Mirror;
 use crate::pb::{self, ResyncReason, book_update::Update};
 use crate::queue::{Pushed, Queue};
@@ -518,16 +518,8 @@ impl Hub {
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
-            // a change outside the held levels that does not enter them changes nothing
-            let held_side = match side {
-                Side::Buy => &held.bids,
-                Side::Sell => &held.asks,
-            };
-            if !mirror.within(side, price, depth) && !held_side.iter().any(|l| l.price == price) {
-                continue;
-            }
             if let Mode::Conflated(_) = sub.mode {
-                held.dirty = true;
+                held.dirty |= touches(mirror, held, depth, side, price);
                 continue;
             }
             let at = (exchange_ns, ingest_ns);

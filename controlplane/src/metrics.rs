@@ -302,22 +302,30 @@ pub fn count_request(method: &str, code: tonic::Code) {
 }
 
 /// The canonical name of a gRPC code: `OK`, `INVALID_ARGUMENT`, …
-pub fn code_name(code: tonic::Code) -> String {
-    let camel = format!("{code:?}");
-    if camel == "Ok" {
-        return "OK".into();
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
-/// Records one update's tick-to-send latency: ingest (data plane) → queued for a client.
+/// Records one update's tick-to-send latency: ingest (data plane) → handed to a client's stream.
 pub fn record_tick_to_send(ingest_ns: u64, send_ns: u64) {
     if ingest_ns != 0 && send_ns >= ingest_ns {
         metrics::histogram!("pinbook_tick_to_send_seconds")

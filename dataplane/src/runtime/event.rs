@@ -137,9 +137,7 @@ pub fn symbol_bytes(name: &str) -> Option<[u8; 8]> {
     if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
-    let mut out = [b' '; 8];
-    out[..name.len()].copy_from_slice(name.as_bytes());
-    Some(out)
+    Some(crate::feed::itch::encode::stock(name))
 }
 
 #[cfg(test)]

@@ -207,8 +207,8 @@ impl<'a> Shard<'a> {
                     Polled::Ended => ended = true,
                 }
             }
-            self.stats.publish_book(self.books.stats());
             if work {
+                self.stats.publish_book(self.books.stats());
                 self.stats.set_occupancy(
                     self.books.live_orders() as u64,
                     self.books.levels_reserved(),
@@ -322,6 +322,11 @@ impl<'a> Shard<'a> {
     fn take_commands(&mut self) -> bool {
         let mut took = false;
         for _ in 0..COMMANDS_PER_ITERATION {
+            // Most iterations have no command: look at our own copy of the command ring's tail
+            // first, so the idle path does not read the other rings' shared indices.
+            if self.rings.commands.peek().is_none() {
+                break;
+            }
             // Room for the ack and for the event the command may send, before taking it.
             if self.owed_stale.is_some()
                 || self.owed_fresh
