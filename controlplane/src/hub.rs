@@ -224,16 +224,9 @@ impl Hub {
         }
     }
 
-    /// Subscriptions open now, and the deepest queue among them.
-    pub fn subscribers(&self) -> (usize, usize) {
-        let state = self.lock();
-        let deepest = state
-            .subscribers
-            .values()
-            .map(|s| s.queue.len())
-            .max()
-            .unwrap_or(0);
-        (state.subscribers.len(), deepest)
+    /// Subscriptions open now.
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
     }
 
     /// Queue depths of all subscribers.

@@ -288,6 +288,8 @@ impl Sampler {
         }
         metrics::counter!("pinbook_slow_consumer_closes_total")
             .absolute(shared.hub.stats.slow_closes.load(Ordering::Relaxed));
+        metrics::counter!("pinbook_upstream_sequence_errors_total")
+            .absolute(shared.hub.stats.upstream_seq_errors.load(Ordering::Relaxed));
     }
 }
 

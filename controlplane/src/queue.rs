@@ -29,8 +29,6 @@ struct Inner {
     closed: Option<Status>,
     /// The reader went away.
     gone: bool,
-    /// Largest depth seen (for the metrics).
-    high_water: usize,
 }
 
 /// A bounded queue of updates for one subscriber.
@@ -66,7 +64,6 @@ impl Queue {
             return Pushed::Full;
         }
         inner.items.push_back(update);
-        inner.high_water = inner.high_water.max(inner.items.len());
         drop(inner);
         self.notify.notify_one();
         Pushed::Queued

@@ -147,7 +147,7 @@ impl Shared {
             .collect();
         pb::GetStatsResponse {
             shards,
-            subscribers: self.hub.subscribers().0 as u64,
+            subscribers: self.hub.subscribers() as u64,
         }
     }
 }

@@ -26,7 +26,6 @@ pub mod idle;
 mod shard;
 pub mod stats;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -458,9 +457,6 @@ pub fn default_idle(
         .any(|c| !data_cores.contains(c) && !control_cores.contains(c));
     IdleStrategy::default_for(control_cores.contains(&core) || !spare_for_os)
 }
-
-/// Symbols placed on shards by name, for [`ShardConfig::assign`].
-pub type Assignments = HashMap<[u8; 8], u16>;
 
 #[cfg(test)]
 mod tests {
