@@ -156,6 +156,10 @@ fn describe() {
         "From a feed message taken by a shard to a delta handed to a client's stream."
     );
     describe_counter!(
+        "pinbook_upstream_sequence_errors_total",
+        "Data-plane events whose sequence number did not follow the symbol's last (a bug if not 0)."
+    );
+    describe_counter!(
         "pinbook_grpc_requests_total",
         "gRPC calls by method and status code."
     );
