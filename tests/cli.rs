@@ -236,7 +236,9 @@ fn publish_sends_the_whole_file_then_ends_the_session() {
     let out = pinbook(&["gen", file, "-n", "2000", "-k", "3"]);
     assert!(out.status.success());
 
-    let (seen, out) = publish_and_receive(file, &["--rate", "200000"]);
+    // 20 k msg/s: loopback UDP drops what overflows the receiver's socket buffer, so the rate
+    // leaves this reader slack even on a loaded machine
+    let (seen, out) = publish_and_receive(file, &["--rate", "20000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(seen.messages, 2000, "{seen:?}");
@@ -251,7 +253,7 @@ fn publish_sends_the_whole_file_then_ends_the_session() {
         "{stderr}"
     );
 
-    let (dropping, out) = publish_and_receive(file, &["--rate", "200000", "--drop-every", "2"]);
+    let (dropping, out) = publish_and_receive(file, &["--rate", "20000", "--drop-every", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
