@@ -280,27 +280,11 @@ pub struct AuthConfig {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use dataplane::topology::{Cpu, NumaNode, Topology};
+    use dataplane::topology::Topology;
 
     /// A one-node machine with these cpus, all allowed.
     pub(crate) fn machine(cpus: &[usize]) -> Topology {
-        Topology::from_parts(
-            vec![NumaNode {
-                os_index: 0,
-                memory_bytes: None,
-                cpus: cpus.to_vec(),
-            }],
-            cpus.iter()
-                .map(|&id| Cpu {
-                    id,
-                    core: id,
-                    node: Some(0),
-                    l3: None,
-                })
-                .collect(),
-            cpus.to_vec(),
-        )
-        .unwrap()
+        Topology::single_node(cpus.to_vec())
     }
 }
 

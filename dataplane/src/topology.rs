@@ -255,6 +255,12 @@ impl Topology {
             let n = std::thread::available_parallelism().map_or(1, usize::from);
             ids = (0..n).collect();
         }
+        Self::single_node(ids)
+    }
+
+    /// A one-node topology of these cpus, all allowed: each cpu its own core on node 0, no
+    /// known L3, unknown memory size, no hwloc handle (arenas built on it are not bound).
+    pub fn single_node(mut ids: Vec<usize>) -> Self {
         ids.sort_unstable();
         ids.dedup();
         Self {
