@@ -24,14 +24,7 @@ use dataplane::topology::Topology;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn generated(messages: usize, symbols: u16, seed: u64) -> Vec<Vec<u8>> {
-    let mut g = Generator::new(GeneratorConfig { symbols, seed });
-    (0..messages)
-        .map(|_| {
-            let mut m = Vec::new();
-            g.next_into(&mut m);
-            m
-        })
-        .collect()
+    Generator::new(GeneratorConfig { symbols, seed }).messages(messages)
 }
 
 fn config(id: u16, shards: u16) -> ShardConfig {
@@ -72,7 +65,7 @@ struct Mirror {
 
 impl Mirror {
     fn apply(&mut self, event: Event) {
-        if let (Some(locate), Some(seq)) = (event.locate(), event.seq()) {
+        if let Some((locate, seq)) = event.symbol_seq() {
             let last = self.seq.entry(locate).or_insert(0);
             assert_eq!(
                 seq,

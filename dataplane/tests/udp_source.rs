@@ -52,6 +52,18 @@ impl Harness {
         self.send(&out);
     }
 
+    fn heartbeat(&self, session: &[u8; 10], next: u64) {
+        let mut out = Vec::new();
+        encode_heartbeat(session, next, &mut out);
+        self.send(&out);
+    }
+
+    fn end(&self, session: &[u8; 10], next: u64) {
+        let mut out = Vec::new();
+        encode_end_of_session(session, next, &mut out);
+        self.send(&out);
+    }
+
     /// Polls (`max` events at a time) until `n` events in all were seen, for at most 2 s.
     fn expect(&mut self, n: usize, max: usize) -> &[Ev] {
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -134,12 +146,8 @@ fn resent_and_overlapping_packets_are_duplicates() {
 fn heartbeats_and_end_of_session() {
     let mut h = Harness::new();
     h.messages(SESSION, 1, &[b"a"]);
-    let mut out = Vec::new();
-    encode_heartbeat(SESSION, 2, &mut out);
-    h.send(&out);
-    out.clear();
-    encode_end_of_session(SESSION, 2, &mut out);
-    h.send(&out);
+    h.heartbeat(SESSION, 2);
+    h.end(SESSION, 2);
     let got = h.expect(3, 16).to_vec();
     assert_eq!(got, [msg(b"a"), Ev::Heartbeat, Ev::End]);
 }
@@ -148,12 +156,8 @@ fn heartbeats_and_end_of_session() {
 fn losses_revealed_by_a_heartbeat_or_the_end_are_gaps() {
     let mut h = Harness::new();
     h.messages(SESSION, 1, &[b"a"]);
-    let mut out = Vec::new();
-    encode_heartbeat(SESSION, 4, &mut out);
-    h.send(&out);
-    out.clear();
-    encode_end_of_session(SESSION, 6, &mut out);
-    h.send(&out);
+    h.heartbeat(SESSION, 4);
+    h.end(SESSION, 6);
     let got = h.expect(4, 16).to_vec();
     assert_eq!(got, [msg(b"a"), Ev::Gap(2, 2), Ev::Gap(4, 2), Ev::End]);
 }

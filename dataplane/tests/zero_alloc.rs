@@ -18,6 +18,7 @@ use dataplane::ring::ring;
 use dataplane::runtime::command::Command;
 use dataplane::runtime::idle::IdleStrategy;
 use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::source::memory::MemorySource;
 use dataplane::source::{FeedEvent, FeedSource, Polled};
 use dataplane::topology::Topology;
 
@@ -220,54 +221,15 @@ fn applying_itch_messages_to_the_books_allocates_nothing() {
     assert_eq!(books.stats().messages, 300_000);
 }
 
-/// A whole stream, frame by frame, as fast as the shard takes it.
-struct Replay {
-    messages: Vec<Vec<u8>>,
-    next: usize,
-}
-
-impl FeedSource for Replay {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
-        if self.next == self.messages.len() {
-            return Polled::Ended;
-        }
-        let end = (self.next + max).min(self.messages.len());
-        for m in &self.messages[self.next..end] {
-            sink(FeedEvent::Message(m));
-        }
-        let n = end - self.next;
-        self.next = end;
-        Polled::Events(n)
-    }
-
-    fn describe(&self) -> String {
-        "replay".into()
-    }
-}
-
-fn with_id(command: Command, id: u64) -> Command {
-    match command {
-        Command::RemoveSymbol { symbol, .. } => Command::RemoveSymbol { id, symbol },
-        Command::AddSymbol { symbol, .. } => Command::AddSymbol { id, symbol },
-        other => other,
-    }
-}
-
 #[test]
 fn the_shard_loop_allocates_nothing() {
     // Levels, resyncs, ring-full and commands all happen with the counter armed: a small
     // event ring that the test drains only now and then.
-    let mut generator = Generator::new(GeneratorConfig {
+    let messages = Generator::new(GeneratorConfig {
         symbols: 50,
         seed: 2,
-    });
-    let messages: Vec<Vec<u8>> = (0..300_000)
-        .map(|_| {
-            let mut m = Vec::new();
-            generator.next_into(&mut m);
-            m
-        })
-        .collect();
+    })
+    .messages(300_000);
     let total = messages.len() as u64;
     let books = BooksConfig {
         max_orders: 1 << 16,
@@ -287,7 +249,10 @@ fn the_shard_loop_allocates_nothing() {
         assign: HashMap::new(),
         on_start: Some(arm_shard),
     };
-    let source: Box<dyn FeedSource> = Box::new(Replay { messages, next: 0 });
+    // The whole stream, as fast as the shard takes it.
+    let (source, gate) = MemorySource::messages(messages);
+    gate.open();
+    let source: Box<dyn FeedSource> = Box::new(source);
     let mut plane =
         DataPlane::start(Arc::new(Topology::fallback()), vec![config], vec![source]).unwrap();
     let mut events = plane.shards_mut()[0].take_events().unwrap();
@@ -317,11 +282,12 @@ fn the_shard_loop_allocates_nothing() {
             // control plane does
             commanded = true;
             let symbol = *b"MSFT    ";
-            for command in [
-                Command::RemoveSymbol { id: 0, symbol },
-                Command::AddSymbol { id: 0, symbol },
-            ] {
-                let id = plane.submit(|id| with_id(command, id)).unwrap();
+            let commands: [fn(u64, [u8; 8]) -> Command; 2] = [
+                |id, symbol| Command::RemoveSymbol { id, symbol },
+                |id, symbol| Command::AddSymbol { id, symbol },
+            ];
+            for command in commands {
+                let id = plane.submit(|id| command(id, symbol)).unwrap();
                 while plane.try_collect(id).is_none() {
                     assert!(Instant::now() < deadline, "no ack in time");
                     while events.pop().is_some() {

@@ -159,9 +159,7 @@ impl<'s> BookView<'s> {
 
     /// The symbol from the stock directory (R) message, padding trimmed; empty if none came.
     pub fn symbol(&self) -> &'s str {
-        std::str::from_utf8(&self.book.symbol)
-            .unwrap_or("")
-            .trim_end()
+        crate::feed::itch::alpha_str(&self.book.symbol).unwrap_or("")
     }
 
     /// Bid levels, best (highest) first.

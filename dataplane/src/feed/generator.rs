@@ -135,7 +135,18 @@ impl Generator {
     pub fn symbol_names(&self) -> impl Iterator<Item = &str> {
         self.symbols
             .iter()
-            .map(|s| std::str::from_utf8(&s.name).unwrap_or("").trim_end())
+            .map(|s| crate::feed::itch::alpha_str(&s.name).unwrap_or(""))
+    }
+
+    /// The next `n` messages (unframed), one `Vec` each: for tests and in-memory feeds.
+    pub fn messages(&mut self, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let mut message = Vec::new();
+                self.next_into(&mut message);
+                message
+            })
+            .collect()
     }
 
     /// Appends the next message (unframed) to `out` and returns its type byte.
@@ -550,14 +561,7 @@ mod tests {
     use crate::feed::itch::{Message, parse};
 
     fn stream(config: GeneratorConfig, n: usize) -> Vec<Vec<u8>> {
-        let mut g = Generator::new(config);
-        (0..n)
-            .map(|_| {
-                let mut buf = Vec::new();
-                g.next_into(&mut buf);
-                buf
-            })
-            .collect()
+        Generator::new(config).messages(n)
     }
 
     #[test]

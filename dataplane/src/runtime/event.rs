@@ -102,32 +102,26 @@ pub enum Event {
 }
 
 impl Event {
-    /// The stock locate the event is about, if it is about one symbol.
-    pub fn locate(&self) -> Option<u16> {
+    /// The stock locate and the symbol's sequence number, if the event is about one symbol.
+    pub fn symbol_seq(&self) -> Option<(u16, u64)> {
         match *self {
-            Event::Level(l) => Some(l.locate),
-            Event::Resync { locate, .. }
-            | Event::SymbolAdded { locate, .. }
-            | Event::SymbolRemoved { locate, .. } => Some(locate),
+            Event::Level(l) => Some((l.locate, l.seq)),
+            Event::Resync { locate, seq, .. }
+            | Event::SymbolAdded { locate, seq, .. }
+            | Event::SymbolRemoved { locate, seq, .. } => Some((locate, seq)),
             Event::Stale { .. } | Event::Fresh => None,
         }
     }
 
-    /// The symbol's sequence number, if the event is about one symbol.
-    pub fn seq(&self) -> Option<u64> {
-        match *self {
-            Event::Level(l) => Some(l.seq),
-            Event::Resync { seq, .. }
-            | Event::SymbolAdded { seq, .. }
-            | Event::SymbolRemoved { seq, .. } => Some(seq),
-            Event::Stale { .. } | Event::Fresh => None,
-        }
+    /// The stock locate the event is about, if it is about one symbol.
+    pub fn locate(&self) -> Option<u16> {
+        self.symbol_seq().map(|(locate, _)| locate)
     }
 }
 
 /// Symbol bytes as text, padding trimmed.
 pub fn symbol_str(symbol: &[u8; 8]) -> &str {
-    std::str::from_utf8(symbol).unwrap_or("").trim_end()
+    crate::feed::itch::alpha_str(symbol).unwrap_or("")
 }
 
 /// A symbol name as ITCH's 8 space-padded bytes, or `None` if it is empty, longer than 8

@@ -8,13 +8,13 @@
 //! the core is free, reaction in tens of microseconds).
 //!
 //! ```
-//! use dataplane::runtime::idle::{IdleStrategy, Idler};
+//! use dataplane::runtime::idle::{IdleStrategy, Idled, Idler};
 //!
 //! let strategy: IdleStrategy = "spin-yield".parse().unwrap();
 //! let mut idler = Idler::new(strategy);
-//! idler.idle(); // nothing to do: spin
+//! assert_eq!(idler.idle(), Idled::Spun); // nothing to do: spin
 //! idler.reset(); // work arrived: the next idle iteration starts spinning again
-//! assert_eq!(idler.yields(), 0);
+//! assert_eq!(idler.streak(), 0);
 //! ```
 
 use std::fmt;
@@ -141,19 +141,24 @@ impl FromStr for IdleStrategy {
     }
 }
 
-/// The idle state of one busy-polling loop: how many idle iterations in a row it has had, and
-/// what its idle iterations did in total.
-///
-/// Owned by the loop's thread; the counters are plain integers that the loop copies into its
-/// shared stats.
+/// What one idle iteration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idled {
+    /// Spun once (a `pause`).
+    Spun,
+    /// Gave the core away (`yield_now`).
+    Yielded,
+    /// Slept for the strategy's park time.
+    Parked,
+}
+
+/// The idle state of one busy-polling loop: how many idle iterations in a row it has had.
+/// Owned by the loop's thread.
 #[derive(Clone, Debug)]
 pub struct Idler {
     strategy: IdleStrategy,
     /// Idle iterations since the last [`reset`](Self::reset) (saturating).
     streak: u64,
-    spins: u64,
-    yields: u64,
-    parks: u64,
 }
 
 impl Idler {
@@ -162,42 +167,36 @@ impl Idler {
         Self {
             strategy,
             streak: 0,
-            spins: 0,
-            yields: 0,
-            parks: 0,
         }
     }
 
     /// Spends one iteration that found no work, as the strategy says for the current run of
-    /// consecutive idle iterations: spin, yield, or park.
+    /// consecutive idle iterations: spin, yield, or park. Returns which it did.
     #[inline]
-    pub fn idle(&mut self) {
+    pub fn idle(&mut self) -> Idled {
         let streak = self.streak;
         self.streak = streak.saturating_add(1);
-        match self.strategy {
-            IdleStrategy::Spin => self.spin(),
-            IdleStrategy::SpinThenYield { spins } => {
+        let action = match self.strategy {
+            IdleStrategy::Spin => Idled::Spun,
+            IdleStrategy::SpinThenYield { spins } if streak < u64::from(spins) => Idled::Spun,
+            IdleStrategy::SpinThenYield { .. } => Idled::Yielded,
+            IdleStrategy::Backoff { spins, yields, .. } => {
                 if streak < u64::from(spins) {
-                    self.spin();
-                } else {
-                    self.yield_now();
-                }
-            }
-            IdleStrategy::Backoff {
-                spins,
-                yields,
-                park,
-            } => {
-                if streak < u64::from(spins) {
-                    self.spin();
+                    Idled::Spun
                 } else if streak < u64::from(spins) + u64::from(yields) {
-                    self.yield_now();
+                    Idled::Yielded
                 } else {
-                    self.parks += 1;
-                    std::thread::sleep(park);
+                    Idled::Parked
                 }
             }
+        };
+        match (action, self.strategy) {
+            (Idled::Spun, _) => crate::sync::spin_loop(),
+            (Idled::Yielded, _) => std::thread::yield_now(),
+            (Idled::Parked, IdleStrategy::Backoff { park, .. }) => std::thread::sleep(park),
+            (Idled::Parked, _) => {}
         }
+        action
     }
 
     /// Records that the iteration did work: the next idle iteration starts over at spinning.
@@ -211,8 +210,8 @@ impl Idler {
         self.strategy
     }
 
-    /// Switches to `strategy` (runtime reconfiguration). The run of idle iterations starts
-    /// over; the totals are kept.
+    /// Switches to `strategy` (runtime reconfiguration); the run of idle iterations starts
+    /// over.
     pub fn set_strategy(&mut self, strategy: IdleStrategy) {
         self.strategy = strategy;
         self.streak = 0;
@@ -222,45 +221,19 @@ impl Idler {
     pub const fn streak(&self) -> u64 {
         self.streak
     }
-
-    /// Idle iterations that spun, in total.
-    pub const fn spins(&self) -> u64 {
-        self.spins
-    }
-
-    /// Idle iterations that yielded the core (`yield_now`), in total.
-    pub const fn yields(&self) -> u64 {
-        self.yields
-    }
-
-    /// Idle iterations that parked (slept), in total.
-    pub const fn parks(&self) -> u64 {
-        self.parks
-    }
-
-    #[inline]
-    fn spin(&mut self) {
-        self.spins += 1;
-        crate::sync::spin_loop();
-    }
-
-    #[inline]
-    fn yield_now(&mut self) {
-        self.yields += 1;
-        std::thread::yield_now();
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// (spins, yields, parks) after each idle call.
-    fn trace(idler: &mut Idler, calls: usize) -> Vec<(u64, u64, u64)> {
+    /// What each of `calls` idle calls did: `s` spun, `y` yielded, `p` parked.
+    fn trace(idler: &mut Idler, calls: usize) -> String {
         (0..calls)
-            .map(|_| {
-                idler.idle();
-                (idler.spins(), idler.yields(), idler.parks())
+            .map(|_| match idler.idle() {
+                Idled::Spun => 's',
+                Idled::Yielded => 'y',
+                Idled::Parked => 'p',
             })
             .collect()
     }
@@ -268,32 +241,20 @@ mod tests {
     #[test]
     fn spin_only_spins() {
         let mut idler = Idler::new(IdleStrategy::Spin);
-        let t = trace(&mut idler, 1000);
-        assert_eq!(t.last(), Some(&(1000, 0, 0)));
+        assert_eq!(trace(&mut idler, 1000), "s".repeat(1000));
         assert_eq!(idler.streak(), 1000);
     }
 
     #[test]
     fn spin_then_yield_escalates_once() {
         let mut idler = Idler::new(IdleStrategy::SpinThenYield { spins: 3 });
-        let t = trace(&mut idler, 6);
-        assert_eq!(
-            t,
-            [
-                (1, 0, 0),
-                (2, 0, 0),
-                (3, 0, 0),
-                (3, 1, 0),
-                (3, 2, 0),
-                (3, 3, 0)
-            ]
-        );
+        assert_eq!(trace(&mut idler, 6), "sssyyy");
     }
 
     #[test]
     fn spin_then_yield_with_no_spins_yields_at_once() {
         let mut idler = Idler::new(IdleStrategy::SpinThenYield { spins: 0 });
-        assert_eq!(trace(&mut idler, 2), [(0, 1, 0), (0, 2, 0)]);
+        assert_eq!(trace(&mut idler, 2), "yy");
     }
 
     #[test]
@@ -303,38 +264,26 @@ mod tests {
             yields: 2,
             park: Duration::from_micros(1),
         });
-        let t = trace(&mut idler, 7);
-        assert_eq!(
-            t,
-            [
-                (1, 0, 0),
-                (2, 0, 0),
-                (2, 1, 0),
-                (2, 2, 0),
-                (2, 2, 1),
-                (2, 2, 2),
-                (2, 2, 3)
-            ]
-        );
+        assert_eq!(trace(&mut idler, 7), "ssyyppp");
     }
 
     #[test]
-    fn reset_starts_over_at_spinning_and_keeps_totals() {
+    fn reset_starts_over_at_spinning() {
         let mut idler = Idler::new(IdleStrategy::Backoff {
             spins: 1,
             yields: 1,
             park: Duration::from_micros(1),
         });
-        trace(&mut idler, 3); // spin, yield, park
+        assert_eq!(trace(&mut idler, 3), "syp");
         idler.reset();
         assert_eq!(idler.streak(), 0);
-        assert_eq!(trace(&mut idler, 3), [(2, 1, 1), (2, 2, 1), (2, 2, 2)]);
+        assert_eq!(trace(&mut idler, 3), "syp");
     }
 
     #[test]
-    fn set_strategy_starts_over_and_keeps_totals() {
+    fn set_strategy_starts_over() {
         let mut idler = Idler::new(IdleStrategy::SpinThenYield { spins: 1 });
-        trace(&mut idler, 2); // spin, yield
+        assert_eq!(trace(&mut idler, 2), "sy");
         let backoff = IdleStrategy::Backoff {
             spins: 1,
             yields: 0,
@@ -343,7 +292,7 @@ mod tests {
         idler.set_strategy(backoff);
         assert_eq!(idler.strategy(), backoff);
         assert_eq!(idler.streak(), 0);
-        assert_eq!(trace(&mut idler, 2), [(2, 1, 0), (2, 1, 1)]);
+        assert_eq!(trace(&mut idler, 2), "sp");
     }
 
     #[test]

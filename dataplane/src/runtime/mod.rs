@@ -362,25 +362,16 @@ fn spawn(
             });
             let node = config.core.and_then(|core| topology.node_of_cpu(core));
             let bytes = shard::arena_bytes(&config);
+            let fail = |reason: String| {
+                let _ = ready_tx.send(Err(StartError::Memory { shard: id, reason }));
+            };
             let arena = match Arena::new(&topology, node, bytes) {
                 Ok(arena) => arena,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(StartError::Memory {
-                        shard: id,
-                        reason: e.to_string(),
-                    }));
-                    return;
-                }
+                Err(e) => return fail(e.to_string()),
             };
             let mut shard = match Shard::new(&config, &arena, rings, shard_stats) {
                 Ok(shard) => shard,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(StartError::Memory {
-                        shard: id,
-                        reason: e.to_string(),
-                    }));
-                    return;
-                }
+                Err(e) => return fail(e.to_string()),
             };
             let info = ShardInfo {
                 id,

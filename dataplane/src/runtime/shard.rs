@@ -107,6 +107,16 @@ struct Symbol {
 }
 
 impl Symbol {
+    /// Owes a resync for `reason` and queues `locate` in `queue`, unless one is owed already
+    /// (an Added resync stays Added: the consumer needs to know it is the first book).
+    fn mark_dirty(&mut self, queue: &mut VecDeque<u16>, locate: u16, reason: ResyncReason) {
+        if !self.dirty {
+            self.reason = reason;
+            self.dirty = true;
+            queue.push_back(locate);
+        }
+    }
+
     const fn new(owned: bool) -> Self {
         Self {
             seq: 0,
@@ -148,6 +158,11 @@ pub(super) struct Shard<'a> {
     /// Shard-wide events owed to the ring, sent before anything else.
     owed_stale: Option<(u64, u64)>,
     owed_fresh: bool,
+    /// Events pushed in this loop iteration, added to the stats once at its end.
+    published: u64,
+    /// No order has been applied since the books were last emptied for a new day (a restart
+    /// and the start-of-messages event that follows it are one new day, not two).
+    day_clean: bool,
 }
 
 impl<'a> Shard<'a> {
@@ -184,6 +199,8 @@ impl<'a> Shard<'a> {
             stale: false,
             owed_stale: None,
             owed_fresh: false,
+            published: 0,
+            day_clean: false,
         })
     }
 
@@ -192,9 +209,8 @@ impl<'a> Shard<'a> {
         let mut ended = false;
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
-            let mut work = self.flush();
+            let mut work = self.flush(started);
             work |= self.take_commands();
-            let published_before = self.stats.get(Counter::EventsPublished);
             if !ended {
                 let batch = self.batch;
                 let polled = {
@@ -214,7 +230,9 @@ impl<'a> Shard<'a> {
                     self.books.levels_reserved(),
                 );
                 let done = now_ns();
-                if self.stats.get(Counter::EventsPublished) != published_before {
+                if self.published > 0 {
+                    self.stats.add(Counter::EventsPublished, self.published);
+                    self.published = 0;
                     self.stats
                         .record_ingest_to_publish(done.saturating_sub(started));
                 }
@@ -227,8 +245,9 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// Sends what is owed: shard-wide events, then resyncs that fit. True if it sent any.
-    fn flush(&mut self) -> bool {
+    /// Sends what is owed: shard-wide events, then resyncs that fit (stamped `now_ns`). True if
+    /// it sent any.
+    fn flush(&mut self, now_ns: u64) -> bool {
         let mut sent = false;
         if let Some((first, count)) = self.owed_stale {
             if self
@@ -240,7 +259,7 @@ impl<'a> Shard<'a> {
                 return sent;
             }
             self.owed_stale = None;
-            self.stats.add(Counter::EventsPublished, 1);
+            self.published += 1;
             sent = true;
         }
         if self.owed_fresh {
@@ -248,7 +267,7 @@ impl<'a> Shard<'a> {
                 return sent;
             }
             self.owed_fresh = false;
-            self.stats.add(Counter::EventsPublished, 1);
+            self.published += 1;
             sent = true;
         }
         while let Some(&locate) = self.dirty.front() {
@@ -268,53 +287,53 @@ impl<'a> Shard<'a> {
                 break;
             }
             self.dirty.pop_front();
-            self.send_book(locate, symbol.reason);
+            self.send_book(locate, symbol.reason, levels, now_ns);
             sent = true;
         }
         sent
     }
 
-    /// Pushes a resync of `locate` and all its levels; the caller checked there is room.
-    fn send_book(&mut self, locate: u16, reason: ResyncReason) {
-        let Some(symbol) = self.symbols.get_mut(locate as usize) else {
+    /// Pushes a resync of `locate` and its `levels` levels, publishing them with one store;
+    /// the caller checked there is room.
+    fn send_book(&mut self, locate: u16, reason: ResyncReason, levels: usize, ingest_ns: u64) {
+        let (Some(symbol), Some(book)) = (
+            self.symbols.get_mut(locate as usize),
+            self.books.book(locate),
+        ) else {
             return;
         };
-        let Some(book) = self.books.book(locate) else {
-            return;
-        };
-        let ingest_ns = now_ns();
-        let levels = self.books.level_count(locate);
-        symbol.dirty = false;
-        symbol.seq += 1;
+        let base = symbol.seq;
         let header = Event::Resync {
             locate,
-            seq: symbol.seq,
+            seq: base + 1,
             reason,
             levels: levels as u32,
             incomplete: book.incomplete(),
             ingest_ns,
         };
-        let events = &mut self.rings.events;
-        let mut pushed = u64::from(events.push(header).is_ok());
-        let sides = [itch::Side::Buy, itch::Side::Sell];
-        for (side, level) in sides
+        let updates = [itch::Side::Buy, itch::Side::Sell]
             .into_iter()
-            .flat_map(|s| book.side(s).map(move |l| (s, l)))
-        {
-            symbol.seq += 1;
-            let update = LevelUpdate {
-                locate,
-                side,
-                price: level.price,
-                shares: level.shares,
-                orders: level.orders,
-                seq: symbol.seq,
-                exchange_ns: 0,
-                ingest_ns,
-            };
-            pushed += u64::from(events.push(Event::Level(update)).is_ok());
-        }
-        self.stats.add(Counter::EventsPublished, pushed);
+            .flat_map(|side| book.side(side).map(move |level| (side, level)))
+            .zip(base + 2..)
+            .map(|((side, level), seq)| {
+                Event::Level(LevelUpdate {
+                    locate,
+                    side,
+                    price: level.price,
+                    shares: level.shares,
+                    orders: level.orders,
+                    seq,
+                    exchange_ns: 0,
+                    ingest_ns,
+                })
+            });
+        let pushed = self
+            .rings
+            .events
+            .push_iter(std::iter::once(header).chain(updates)) as u64;
+        symbol.seq = base + pushed;
+        symbol.dirty = false;
+        self.published += pushed;
         self.stats.add(Counter::Resyncs, 1);
     }
 
@@ -448,7 +467,7 @@ impl<'a> Shard<'a> {
     /// Pushes an event the caller made room for (or counts it as ring-full).
     fn push_event(&mut self, event: Event) {
         if self.rings.events.push(event).is_ok() {
-            self.stats.add(Counter::EventsPublished, 1);
+            self.published += 1;
         } else if let Some(locate) = event.locate() {
             self.stats.add(Counter::RingFull, 1);
             self.mark_dirty(locate, ResyncReason::RingFull);
@@ -457,12 +476,7 @@ impl<'a> Shard<'a> {
 
     fn mark_dirty(&mut self, locate: u16, reason: ResyncReason) {
         if let Some(state) = self.symbols.get_mut(locate as usize) {
-            // an Added resync stays Added: the consumer needs to know it is the first book
-            if !state.dirty {
-                state.reason = reason;
-                state.dirty = true;
-                self.dirty.push_back(locate);
-            }
+            state.mark_dirty(&mut self.dirty, locate, reason);
         }
     }
 
@@ -521,6 +535,7 @@ impl<'a> Shard<'a> {
         if !self.symbols.get(locate as usize).is_some_and(|s| s.tracked) {
             return;
         }
+        self.day_clean = false;
         let Self {
             books,
             symbols,
@@ -529,6 +544,7 @@ impl<'a> Shard<'a> {
             stats,
             owed_stale,
             owed_fresh,
+            published,
             ..
         } = self;
         let owed = owed_stale.is_some() || *owed_fresh;
@@ -551,12 +567,10 @@ impl<'a> Shard<'a> {
             };
             if !owed && rings.events.push(Event::Level(update)).is_ok() {
                 state.seq += 1;
-                stats.add(Counter::EventsPublished, 1);
+                *published += 1;
             } else {
                 stats.add(Counter::RingFull, 1);
-                state.reason = ResyncReason::RingFull;
-                state.dirty = true;
-                dirty.push_back(change.locate);
+                state.mark_dirty(dirty, change.locate, ResyncReason::RingFull);
             }
         });
     }
@@ -583,9 +597,13 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// A new day: every book is emptied and every published symbol resent (empty).
+    /// A new day: every book is emptied (once: a restart and the start-of-messages event that
+    /// follows it are one day) and every published symbol resent (empty).
     fn new_day(&mut self) {
-        self.books.clear_all();
+        if !self.day_clean {
+            self.books.clear_all();
+            self.day_clean = true;
+        }
         for locate in 0..self.symbols.len() {
             let Some(state) = self.symbols.get_mut(locate) else {
                 continue;

@@ -9,6 +9,7 @@ use super::pacer::Pacer;
 use super::{FeedEvent, FeedSource, Polled};
 use crate::clock;
 use crate::feed::binaryfile::{BinaryFile, FrameError, Frames, OpenError};
+use crate::feed::itch::header_of;
 
 /// How fast a [`FileSource`] releases messages.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -212,12 +213,9 @@ impl FileSource {
     }
 }
 
-/// The ITCH timestamp of `message`: header bytes 5..11, 48-bit big-endian.
+/// The ITCH timestamp of `message`, if it has a whole header.
 fn itch_timestamp(message: &[u8]) -> Option<u64> {
-    let ts: &[u8; 6] = message.get(5..11)?.try_into().ok()?;
-    let mut be = [0u8; 8];
-    be[2..].copy_from_slice(ts);
-    Some(u64::from_be_bytes(be))
+    message.get(..11).map(|h| header_of(h).timestamp)
 }
 
 impl FeedSource for FileSource {

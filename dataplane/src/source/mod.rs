@@ -43,8 +43,8 @@ pub enum FeedEvent<'a> {
         /// How many messages were dropped.
         count: u64,
     },
-    /// A frame or packet that could not be decoded was skipped; the source continues at the
-    /// next one. `what` names the error for the log.
+    /// A frame or packet that could not be decoded (or a datagram that could not be received)
+    /// was skipped; the source continues at the next one. `what` names the error for the log.
     Malformed {
         /// A short, static description ("truncated frame", "short packet" …).
         what: &'static str,

@@ -322,8 +322,12 @@ impl FeedSource for UdpSource {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    // Nothing to hand over; the counter tells the operator.
+                    // Whatever the datagram held is gone: count it where the operator looks.
                     self.stats.receive_errors += 1;
+                    sink(FeedEvent::Malformed {
+                        what: "receiving from the feed socket failed",
+                    });
+                    events += 1;
                     break;
                 }
             }

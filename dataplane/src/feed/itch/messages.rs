@@ -30,7 +30,7 @@ fn chunk<const K: usize>(bytes: &[u8], at: usize) -> &[u8; K] {
 
 /// The 11-byte header every message starts with.
 #[inline(always)]
-fn header_of(bytes: &[u8]) -> Header {
+pub(crate) fn header_of(bytes: &[u8]) -> Header {
     let h: &[u8; 11] = chunk(bytes, 0);
     Header {
         kind: h[0],

@@ -30,6 +30,7 @@ use std::fmt;
 pub mod encode;
 mod messages;
 
+pub(crate) use messages::header_of;
 pub use messages::{
     AddOrder, BrokenTrade, CrossTrade, DirectListingPriceDiscovery, IpoQuotingPeriod,
     LuldAuctionCollar, MarketParticipantPosition, MwcbDeclineLevel, MwcbStatus, Noii,
