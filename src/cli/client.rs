@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use controlplane::config::ADMIN_TOKEN_ENV;
 use controlplane::metrics::code_name;
 
 use tonic::metadata::MetadataValue;
@@ -80,15 +81,16 @@ fn transport_cause(e: &tonic::transport::Error) -> String {
     cause.to_string()
 }
 
-/// The admin token: PINBOOK_ADMIN_TOKEN when set, else the first line of `--token-file`.
+/// The admin token: [`ADMIN_TOKEN_ENV`] when set, else the contents of `--token-file`;
+/// surrounding whitespace is ignored, as the server ignores it.
 pub fn admin_token(args: &AdminArgs) -> Result<String> {
-    if let Some(token) = std::env::var_os("PINBOOK_ADMIN_TOKEN") {
+    if let Some(token) = std::env::var_os(ADMIN_TOKEN_ENV) {
         let token = token.into_string().map_err(|_| {
-            anyhow!("PINBOOK_ADMIN_TOKEN is not valid UTF-8; set it to the server's admin token")
+            anyhow!("{ADMIN_TOKEN_ENV} is not valid UTF-8; set it to the server's admin token")
         })?;
         let token = token.trim();
         if token.is_empty() {
-            bail!("PINBOOK_ADMIN_TOKEN is empty; set it to the server's admin token or unset it");
+            bail!("{ADMIN_TOKEN_ENV} is empty; set it to the server's admin token or unset it");
         }
         return Ok(token.to_owned());
     }
@@ -98,15 +100,15 @@ pub fn admin_token(args: &AdminArgs) -> Result<String> {
         .unwrap_or_else(super::serve::default_token_path);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow!(
-            "no admin token: PINBOOK_ADMIN_TOKEN is not set and {} cannot be read ({e}); set \
-             PINBOOK_ADMIN_TOKEN, or pass --token-file with the file `pinbook serve` wrote",
+            "no admin token: {ADMIN_TOKEN_ENV} is not set and {} cannot be read ({e}); set \
+             {ADMIN_TOKEN_ENV}, or pass --token-file with the file `pinbook serve` wrote",
             path.display()
         )
     })?;
-    let token = text.lines().next().unwrap_or("").trim();
+    let token = text.trim();
     if token.is_empty() {
         bail!(
-            "the admin token file {} is empty; set PINBOOK_ADMIN_TOKEN or point --token-file \
+            "the admin token file {} is empty; set {ADMIN_TOKEN_ENV} or point --token-file \
              at the file `pinbook serve` wrote",
             path.display()
         );

@@ -83,27 +83,21 @@ enum Answer {
 async fn call(args: &SymbolsArgs, token: &str) -> Result<Answer> {
     let channel = client::connect(&args.admin.server.addr).await?;
     let mut admin: AdminServiceClient<Channel> = AdminServiceClient::new(channel);
+    let request = |symbol: &String| {
+        let symbol = symbol.clone();
+        client::authorized(pb::SymbolRequest { symbol }, token)
+    };
     let answer = match &args.action {
         Action::List => admin
             .list_symbols(client::authorized(pb::ListSymbolsRequest {}, token)?)
             .await
             .map(|r| Answer::List(r.into_inner().symbols)),
         Action::Add { symbol } => admin
-            .add_symbol(client::authorized(
-                pb::SymbolRequest {
-                    symbol: symbol.clone(),
-                },
-                token,
-            )?)
+            .add_symbol(request(symbol)?)
             .await
             .map(|r| Answer::One(r.into_inner())),
         Action::Remove { symbol } => admin
-            .remove_symbol(client::authorized(
-                pb::SymbolRequest {
-                    symbol: symbol.clone(),
-                },
-                token,
-            )?)
+            .remove_symbol(request(symbol)?)
             .await
             .map(|r| Answer::One(r.into_inner())),
     };

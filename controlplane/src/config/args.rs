@@ -139,7 +139,8 @@ pub fn load_with(
             .map_err(|_| ConfigError::EnvNotUnicode {
                 var: ADMIN_TOKEN_ENV,
             })?;
-        config.auth.admin_token = Some(Secret::new(token));
+        // surrounding whitespace ignored, as in a token file
+        config.auth.admin_token = Some(Secret::new(token.trim().to_owned()));
         config.auth.admin_token_file = None;
     }
 
