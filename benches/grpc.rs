@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,11 +20,8 @@ use controlplane::hub::Policy;
 use controlplane::pb::book_service_client::BookServiceClient;
 use controlplane::pb::{self, book_update::Update};
 use controlplane::server::{self, ServerOptions};
-use criterion::Criterion;
-use dataplane::book::BooksConfig;
 use dataplane::clock::now_ns;
-use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::runtime::DataPlane;
 use dataplane::source::FeedSource;
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
@@ -54,23 +50,7 @@ fn run(
         .get(1)
         .map(|c| c.id)
         .filter(|c| Some(*c) != control);
-    let full = common::full_run();
-    let shard = ShardConfig {
-        id: 0,
-        shards: 1,
-        core: data,
-        books: BooksConfig::default(),
-        event_ring: 1 << 16,
-        batch: 64,
-        idle: if full && data.is_some() {
-            IdleStrategy::Spin
-        } else {
-            IdleStrategy::for_tests()
-        },
-        publish: Publish::All,
-        assign: HashMap::new(),
-        on_start: None,
-    };
+    let shard = common::shard(data, 1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,8 +167,6 @@ fn run(
     })
 }
 
-fn no_criterion(_: &mut Criterion) {}
-
 fn report() {
     let full = common::full_run();
     let rate = 10_000;
@@ -233,5 +211,5 @@ fn report() {
 }
 
 fn main() {
-    common::main(no_criterion, Duration::from_secs(1), report);
+    common::main(common::no_criterion, Duration::from_secs(1), report);
 }
