@@ -12,20 +12,16 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use controlplane::hub::Policy;
+use controlplane::hub::{Hub, Policy};
 use controlplane::pb::book_service_client::BookServiceClient;
 use controlplane::pb::{self, book_update::Update};
 use controlplane::server::{self, ServerOptions};
-use criterion::Criterion;
-use dataplane::book::BooksConfig;
 use dataplane::clock::now_ns;
-use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::runtime::DataPlane;
 use dataplane::source::FeedSource;
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
@@ -54,23 +50,7 @@ fn run(
         .get(1)
         .map(|c| c.id)
         .filter(|c| Some(*c) != control);
-    let full = common::full_run();
-    let shard = ShardConfig {
-        id: 0,
-        shards: 1,
-        core: data,
-        books: BooksConfig::default(),
-        event_ring: 1 << 16,
-        batch: 64,
-        idle: if full && data.is_some() {
-            IdleStrategy::Spin
-        } else {
-            IdleStrategy::for_tests()
-        },
-        publish: Publish::All,
-        assign: HashMap::new(),
-        on_start: None,
-    };
+    let shard = common::shard(data, 1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,15 +93,22 @@ fn run(
             .await
             .expect("connect");
         let mut probe = BookServiceClient::new(probe);
-        while probe
-            .get_book(pb::GetBookRequest {
-                symbol: "AAPL".into(),
-                depth: 1,
-            })
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let reply = probe
+                .get_book(pb::GetBookRequest {
+                    symbol: "AAPL".into(),
+                    depth: 1,
+                })
+                .await;
+            match reply {
+                Ok(_) => break,
+                Err(status) if Instant::now() >= deadline => panic!(
+                    "the server did not serve AAPL within {WAIT:?} of starting \
+                     (the warm-up's 1,000 messages should publish it): last answer {status}"
+                ),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
         }
         // one connection per 10 subscribers, as a fleet of clients would have
         let mut channels = Vec::new();
@@ -169,8 +156,9 @@ fn run(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let elapsed = started.elapsed();
-        // let the last deltas arrive, then end the streams
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // shutdown drops what is still queued: first let the event thread and the streams
+        // take everything the shard published
+        drained(&running.shared.hub).await;
         running.shutdown().await;
         let mut latency = common::histogram();
         let mut deltas = 0;
@@ -187,7 +175,32 @@ fn run(
     })
 }
 
-fn no_criterion(_: &mut Criterion) {}
+/// How long the server may take to warm up, or to pass on the last deltas.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until the hub has taken every event the shard published and every subscriber's
+/// stream has taken its queue (what a stream has taken goes out before shutdown's status),
+/// seen on consecutive looks 10 ms apart: the event thread's ring figure is only as fresh as
+/// its last poll. Panics after [`WAIT`].
+async fn drained(hub: &Hub) {
+    let deadline = Instant::now() + WAIT;
+    let mut quiet = 0;
+    while quiet < 2 {
+        let ring = hub.stats.ring_occupancy[0].load(Ordering::Relaxed);
+        let queued: usize = hub.queue_depths().iter().sum();
+        if ring == 0 && queued == 0 {
+            quiet += 1;
+        } else {
+            quiet = 0;
+            assert!(
+                Instant::now() < deadline,
+                "deltas still undelivered {WAIT:?} after the feed ended: {ring} events in the \
+                 shard's ring, {queued} updates in subscriber queues"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 fn report() {
     let full = common::full_run();
@@ -233,5 +246,5 @@ fn report() {
 }
 
 fn main() {
-    common::main(no_criterion, Duration::from_secs(1), report);
+    common::main(common::no_criterion, Duration::from_secs(1), report);
 }

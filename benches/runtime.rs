@@ -16,16 +16,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
-use dataplane::book::BooksConfig;
 use dataplane::clock::now_ns;
+use dataplane::runtime::DataPlane;
 use dataplane::runtime::event::Event;
-use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{DataPlane, Publish, ShardConfig};
 use dataplane::source::FeedSource;
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
@@ -48,22 +44,7 @@ fn run_as(messages: u64, rate: u64, shards: u16) -> Run {
     let consumer_core = common::pin(0);
     let shard_core = common::cores().get(1).map(|c| c.id);
     let full = common::full_run();
-    let config = ShardConfig {
-        id: 0,
-        shards,
-        core: shard_core.filter(|c| Some(*c) != consumer_core),
-        books: BooksConfig::default(),
-        event_ring: 1 << 16,
-        batch: 64,
-        idle: if full {
-            IdleStrategy::Spin
-        } else {
-            IdleStrategy::for_tests()
-        },
-        publish: Publish::All,
-        assign: HashMap::new(),
-        on_start: None,
-    };
+    let config = common::shard(shard_core.filter(|c| Some(*c) != consumer_core), shards);
     let source: Box<dyn FeedSource> = Box::new(common::paced::Paced::new(messages, rate));
     let topology = Arc::new(Topology::detect_or_fallback());
     let mut plane = DataPlane::start(topology, vec![config], vec![source]).expect("shard starts");
@@ -136,8 +117,6 @@ fn hiccups(seconds: u64) -> (Histogram<u64>, f64) {
     .expect("hiccup thread")
 }
 
-fn no_criterion(_: &mut Criterion) {}
-
 fn report() {
     let seconds = common::scale(2, 0);
     let runs: Vec<(String, Run)> = [100_000u64, 1_000_000]
@@ -200,5 +179,5 @@ fn report() {
 }
 
 fn main() {
-    common::main(no_criterion, Duration::from_secs(1), report);
+    common::main(common::no_criterion, Duration::from_secs(1), report);
 }

@@ -3,9 +3,13 @@
 
 pub mod paced;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use criterion::Criterion;
+use dataplane::book::BooksConfig;
+use dataplane::runtime::idle::IdleStrategy;
+use dataplane::runtime::{Publish, ShardConfig};
 use hdrhistogram::Histogram;
 
 /// The `main` of every bench: the machine line (which also records the allowed cores before
@@ -20,6 +24,9 @@ pub fn main(targets: fn(&mut Criterion), measurement: Duration, report: fn()) {
     criterion.final_summary();
     report();
 }
+
+/// The criterion targets of a bench whose figures are all in its HDR report.
+pub fn no_criterion(_: &mut Criterion) {}
 
 /// True under `cargo bench` (criterion passes `--bench`); false under `cargo test --benches`,
 /// where every bench runs once with small counts so CI stays fast.
@@ -44,6 +51,28 @@ pub fn pin(i: usize) -> Option<usize> {
     let cores = cores();
     let core = *cores.get(i % cores.len().max(1))?;
     core_affinity::set_for_current(core).then_some(core.id)
+}
+
+/// Shard 0 of `shards`, pinned to `core` (which the caller keeps apart from its own threads'),
+/// publishing everything. It busy-polls (pure spin) only under `cargo bench` and only when it
+/// has a core of its own: an unpinned spinning shard would fight the bench's threads for one.
+pub fn shard(core: Option<usize>, shards: u16) -> ShardConfig {
+    ShardConfig {
+        id: 0,
+        shards,
+        core,
+        books: BooksConfig::default(),
+        event_ring: 1 << 16,
+        batch: 64,
+        idle: if full_run() && core.is_some() {
+            IdleStrategy::Spin
+        } else {
+            IdleStrategy::for_tests()
+        },
+        publish: Publish::All,
+        assign: HashMap::new(),
+        on_start: None,
+    }
 }
 
 /// A histogram of picoseconds (so sub-nanosecond per-item costs keep their resolution).

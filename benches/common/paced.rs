@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dataplane::clock::now_ns;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::source::pacer::Pacer;
 use dataplane::source::{FeedEvent, FeedSource, Polled};
 
 /// A generated stream, released at `rate` messages per second (0: as fast as taken), each
@@ -16,7 +17,11 @@ pub struct Paced {
     frames: Vec<(usize, usize)>,
     next: usize,
     rate: u64,
-    start: Option<u64>,
+    /// The schedule of the paced part (message `warmup` is its message 0), started by the
+    /// first poll after the gate opens. Unpaced (`rate` 0) it runs at `u64::MAX` per second:
+    /// every message is then due at once and intended at the start (`i * 1e9 / u64::MAX`
+    /// rounds to 0), which is what an unpaced feed's stamps have always been.
+    pacer: Pacer,
     /// Messages released at once before the paced part (directory, first orders).
     warmup: usize,
     /// The paced part starts once this is set (always, when `None`).
@@ -42,7 +47,7 @@ impl Paced {
             frames,
             next: 0,
             rate,
-            start: None,
+            pacer: Pacer::new(if rate == 0 { u64::MAX } else { rate }),
             warmup: 0,
             go: None,
         }
@@ -55,13 +60,6 @@ impl Paced {
         self.go = Some(go);
         self
     }
-
-    fn intended(&self, start: u64, i: usize) -> u64 {
-        if self.rate == 0 {
-            return start;
-        }
-        start + (i as u128 * 1_000_000_000 / u128::from(self.rate)) as u64
-    }
 }
 
 impl FeedSource for Paced {
@@ -69,7 +67,6 @@ impl FeedSource for Paced {
         if self.next == self.frames.len() {
             return Polled::Ended;
         }
-        let now = now_ns();
         if self.next < self.warmup {
             let end = self.warmup.min(self.next + max);
             for i in self.next..end {
@@ -87,28 +84,21 @@ impl FeedSource for Paced {
         {
             return Polled::Idle;
         }
-        let start = *self.start.get_or_insert(now);
-        let due = if self.rate == 0 {
-            self.frames.len()
-        } else {
-            let elapsed = u128::from(now - start);
-            (self.warmup + (elapsed * u128::from(self.rate) / 1_000_000_000) as usize + 1)
-                .min(self.frames.len())
-        };
-        let end = due.min(self.next + max);
-        if end <= self.next {
+        let left = self.frames.len() - self.next;
+        let n = self.pacer.allowance(now_ns(), max.min(left));
+        if n == 0 {
             return Polled::Idle;
         }
-        for i in self.next..end {
-            let at = self.intended(start, i - self.warmup);
+        for i in self.next..self.next + n {
+            let at = self.pacer.intended_ns((i - self.warmup) as u64);
             let (a, b) = self.frames[i];
             let message = &mut self.bytes[a..b];
             // ITCH timestamp: 6 bytes big-endian at offset 5
             message[5..11].copy_from_slice(&at.to_be_bytes()[2..]);
             sink(FeedEvent::Message(message));
         }
-        let n = end - self.next;
-        self.next = end;
+        self.pacer.release(n);
+        self.next += n;
         Polled::Events(n)
     }
 

@@ -20,7 +20,7 @@ use dataplane::feed::itch::{Side, parse};
 use dataplane::runtime::idle::IdleStrategy;
 use dataplane::runtime::{DataPlane, Publish, ShardConfig};
 use dataplane::source::FeedSource;
-use dataplane::source::memory::{Gate, MemorySource, Scripted};
+use dataplane::source::memory::{Gate, MemorySource};
 use dataplane::topology::Topology;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Streaming};
@@ -46,7 +46,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start(script: Vec<Scripted>, policy: Policy) -> Server {
+    /// A server over a feed of `messages`, none released yet (see [`Server::gate`]).
+    async fn start(messages: Vec<Vec<u8>>, policy: Policy) -> Server {
         let shard = ShardConfig {
             id: 0,
             shards: 1,
@@ -64,7 +65,7 @@ impl Server {
             assign: HashMap::new(),
             on_start: None,
         };
-        let (source, gate) = MemorySource::new(script);
+        let (source, gate) = MemorySource::messages(messages);
         let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(source)];
         let plane = DataPlane::start(Arc::new(Topology::fallback()), vec![shard], sources).unwrap();
         let options = ServerOptions {
@@ -141,6 +142,16 @@ fn admin_request<T>(message: T, token: Option<&str>) -> Request<T> {
     request
 }
 
+/// An admin request naming `symbol`, with the right token.
+fn symbol(symbol: &str) -> Request<pb::SymbolRequest> {
+    admin_request(
+        pb::SymbolRequest {
+            symbol: symbol.into(),
+        },
+        Some(TOKEN),
+    )
+}
+
 /// Price → (shares, orders), bids then asks.
 type Sides = [BTreeMap<u32, (u64, u32)>; 2];
 
@@ -214,7 +225,7 @@ impl Client {
                 } else {
                     book[side].insert(l.price, (l.shares, l.orders));
                 }
-                assert!(book[side].len() <= self.depth + 1, "depth enforced");
+                assert!(book[side].len() <= self.depth, "depth enforced");
                 assert_eq!(d.checksum, self.checksum(&d.symbol), "delta checksum {d:?}");
             }
             Update::Heartbeat(_) => self.heartbeats += 1,
@@ -260,6 +271,15 @@ impl Client {
     }
 }
 
+fn sub(symbols: &[&str], depth: u32, mode: pb::Mode, interval_ms: u32) -> pb::SubscribeRequest {
+    pb::SubscribeRequest {
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        depth,
+        mode: mode as i32,
+        interval_ms,
+    }
+}
+
 /// Opens a subscription that must succeed.
 async fn open(
     client: &mut BookServiceClient<Channel>,
@@ -269,15 +289,25 @@ async fn open(
     interval_ms: u32,
 ) -> Streaming<pb::BookUpdate> {
     client
-        .subscribe(pb::SubscribeRequest {
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
-            depth,
-            mode: mode as i32,
-            interval_ms,
-        })
+        .subscribe(sub(symbols, depth, mode, interval_ms))
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Reads `stream`, passing each update to `on_update`, until it ends with a status (within
+/// [`WAIT`]); returns the status.
+async fn final_status(
+    stream: &mut Streaming<pb::BookUpdate>,
+    mut on_update: impl FnMut(pb::BookUpdate),
+) -> tonic::Status {
+    loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.unwrap() {
+            Ok(Some(update)) => on_update(update),
+            Ok(None) => panic!("ended without a status"),
+            Err(status) => return status,
+        }
+    }
 }
 
 fn policy() -> Policy {
@@ -296,20 +326,26 @@ fn reference(messages: &[Vec<u8>]) -> ReferenceBooks {
     r
 }
 
+/// A server over `n` generated messages (`symbols` symbols, `seed`), none released yet, with
+/// the number of messages and the books they build.
+async fn fixture(
+    n: usize,
+    symbols: u16,
+    seed: u64,
+    policy: Policy,
+) -> (Server, u64, ReferenceBooks) {
+    let stream = generated(n, symbols, seed);
+    let expected = reference(&stream);
+    (Server::start(stream, policy).await, n as u64, expected)
+}
+
 fn top(reference: &ReferenceBooks, locate: u16, side: Side, n: usize) -> Vec<(u32, u64, u32)> {
     reference.levels(locate, side).into_iter().take(n).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book() {
-    let stream = generated(60_000, 10, 21);
-    let total = stream.len() as u64;
-    let expected = reference(&stream);
-    let server = Server::start(
-        stream.into_iter().map(Scripted::Message).collect(),
-        policy(),
-    )
-    .await;
+    let (server, total, expected) = fixture(60_000, 10, 21, policy()).await;
     server.gate.open_to(2_000);
     server.warm("AAPL").await;
 
@@ -375,24 +411,10 @@ async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_precise_statuses() {
-    let server = Server::start(
-        generated(3_000, 5, 1)
-            .into_iter()
-            .map(Scripted::Message)
-            .collect(),
-        policy(),
-    )
-    .await;
+    let (server, ..) = fixture(3_000, 5, 1, policy()).await;
     server.gate.open();
     server.warm("AAPL").await;
     let mut books = server.books().await;
-    let sub =
-        |symbols: &[&str], depth: u32, mode: pb::Mode, interval_ms: u32| pb::SubscribeRequest {
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
-            depth,
-            mode: mode as i32,
-            interval_ms,
-        };
     for (request, code, field) in [
         (
             sub(&[], 5, pb::Mode::EveryChange, 0),
@@ -463,15 +485,7 @@ async fn bad_requests_get_precise_statuses() {
         ("AAPL", Code::AlreadyExists),
         ("", Code::InvalidArgument),
     ] {
-        let status = admin
-            .add_symbol(admin_request(
-                pb::SymbolRequest {
-                    symbol: symbol.into(),
-                },
-                Some(TOKEN),
-            ))
-            .await
-            .unwrap_err();
+        let status = admin.add_symbol(self::symbol(symbol)).await.unwrap_err();
         assert_eq!(status.code(), code, "{symbol}: {status:?}");
     }
     let config = admin
@@ -491,14 +505,7 @@ async fn bad_requests_get_precise_statuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_and_adding_symbols_with_subscribers_attached() {
-    let stream = generated(40_000, 6, 8);
-    let total = stream.len() as u64;
-    let expected = reference(&stream);
-    let server = Server::start(
-        stream.into_iter().map(Scripted::Message).collect(),
-        policy(),
-    )
-    .await;
+    let (server, total, expected) = fixture(40_000, 6, 8, policy()).await;
     server.gate.open_to(10_000);
     server.warm("MSFT").await;
     let mut books = server.books().await;
@@ -507,12 +514,7 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
     client.read_until_idle(&mut updates, || true).await;
     let mut admin = server.admin().await;
     let removed = admin
-        .remove_symbol(admin_request(
-            pb::SymbolRequest {
-                symbol: "MSFT".into(),
-            },
-            Some(TOKEN),
-        ))
+        .remove_symbol(symbol("MSFT"))
         .await
         .unwrap()
         .into_inner();
@@ -521,25 +523,11 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
     assert_eq!(client.removed, ["MSFT"], "the stream said so");
     // a new subscription to it is refused; the other symbol goes on
     let status = books
-        .subscribe(pb::SubscribeRequest {
-            symbols: vec!["MSFT".into()],
-            depth: 10,
-            mode: 0,
-            interval_ms: 0,
-        })
+        .subscribe(sub(&["MSFT"], 10, pb::Mode::Unspecified, 0))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let added = admin
-        .add_symbol(admin_request(
-            pb::SymbolRequest {
-                symbol: "MSFT".into(),
-            },
-            Some(TOKEN),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let added = admin.add_symbol(symbol("MSFT")).await.unwrap().into_inner();
     assert_eq!(added.state, pb::SymbolState::Published as i32);
     assert!(added.incomplete, "it missed orders while removed");
     server.gate.open();
@@ -554,27 +542,18 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct() {
-    let stream = generated(120_000, 4, 4);
-    let total = stream.len() as u64;
-    let expected = reference(&stream);
     let tight = Policy {
         queue: 4096,
         max_resyncs: 2,
         window: Duration::from_secs(60),
     };
-    let server = Server::start(stream.into_iter().map(Scripted::Message).collect(), tight).await;
+    let (server, total, expected) = fixture(120_000, 4, 4, tight).await;
     server.gate.open_to(2_000);
     server.warm("AAPL").await;
-    let request = || pb::SubscribeRequest {
-        symbols: vec!["AAPL".into()],
-        depth: 10,
-        mode: 0,
-        interval_ms: 0,
-    };
     let mut slow_client = server.books().await;
-    let mut slow = slow_client.subscribe(request()).await.unwrap().into_inner();
+    let mut slow = open(&mut slow_client, &["AAPL"], 10, pb::Mode::Unspecified, 0).await;
     let mut fast_client = server.books().await;
-    let mut fast = fast_client.subscribe(request()).await.unwrap().into_inner();
+    let mut fast = open(&mut fast_client, &["AAPL"], 10, pb::Mode::Unspecified, 0).await;
     // the fast one reads everything as it comes; the slow one reads nothing meanwhile
     let mut good = Client::new(10);
     let fast_done = tokio::spawn(async move {
@@ -596,13 +575,7 @@ async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct()
     let good = fast_done.await.unwrap();
     // now the slow one reads: some updates, resyncs for slowness, then the close
     let mut lagging = Client::new(10);
-    let status = loop {
-        match tokio::time::timeout(WAIT, slow.message()).await.unwrap() {
-            Ok(Some(update)) => lagging.apply(update),
-            Ok(None) => panic!("ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let status = final_status(&mut slow, |update| lagging.apply(update)).await;
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("too slow"), "{status:?}");
     assert!(
@@ -630,14 +603,7 @@ async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct()
 async fn health_follows_warmup_and_shutdown_ends_open_streams() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let server = Server::start(
-        generated(5_000, 5, 2)
-            .into_iter()
-            .map(Scripted::Message)
-            .collect(),
-        policy(),
-    )
-    .await;
+    let (server, ..) = fixture(5_000, 5, 2, policy()).await;
     let mut health = HealthClient::new(server.channel().await);
     let check = |service: &str| tonic_health::pb::HealthCheckRequest {
         service: service.into(),
@@ -698,13 +664,7 @@ async fn health_follows_warmup_and_shutdown_ends_open_streams() {
     assert!(stream.message().await.unwrap().is_some(), "the snapshot");
     let started = tokio::time::Instant::now();
     server.running.unwrap().shutdown().await;
-    let status = loop {
-        match tokio::time::timeout(WAIT, stream.message()).await.unwrap() {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let status = final_status(&mut stream, |_| {}).await;
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("shutting down"), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -712,14 +672,7 @@ async fn health_follows_warmup_and_shutdown_ends_open_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflated_and_top_of_book_modes_follow_the_book() {
-    let stream = generated(30_000, 4, 6);
-    let total = stream.len() as u64;
-    let expected = reference(&stream);
-    let server = Server::start(
-        stream.into_iter().map(Scripted::Message).collect(),
-        policy(),
-    )
-    .await;
+    let (server, total, expected) = fixture(30_000, 4, 6, policy()).await;
     server.gate.open_to(1_000);
     server.warm("AAPL").await;
     let mut books = server.books().await;
