@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dataplane::clock::now_ns;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::source::pacer::Pacer;
 use dataplane::source::{FeedEvent, FeedSource, Polled};
@@ -63,7 +62,7 @@ impl Paced {
 }
 
 impl FeedSource for Paced {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         if self.next == self.frames.len() {
             return Polled::Ended;
         }
@@ -85,7 +84,7 @@ impl FeedSource for Paced {
             return Polled::Idle;
         }
         let left = self.frames.len() - self.next;
-        let n = self.pacer.allowance(now_ns(), max.min(left));
+        let n = self.pacer.allowance(now, max.min(left));
         if n == 0 {
             return Polled::Idle;
         }

@@ -29,14 +29,7 @@ const TOKEN: &str = "test-admin-token";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn generated(messages: usize, symbols: u16, seed: u64) -> Vec<Vec<u8>> {
-    let mut g = Generator::new(GeneratorConfig { symbols, seed });
-    (0..messages)
-        .map(|_| {
-            let mut m = Vec::new();
-            g.next_into(&mut m);
-            m
-        })
-        .collect()
+    Generator::new(GeneratorConfig { symbols, seed }).messages(messages)
 }
 
 struct Server {

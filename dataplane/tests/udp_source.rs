@@ -69,7 +69,7 @@ impl Harness {
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.events.len() < n && Instant::now() < deadline {
             let events = &mut self.events;
-            let polled = self.source.poll(max, &mut |e| {
+            let polled = self.source.poll(0, max, &mut |e| {
                 events.push(match e {
                     FeedEvent::Message(m) => Ev::Msg(m.to_vec()),
                     FeedEvent::Gap { first, count } => Ev::Gap(first, count),
@@ -99,7 +99,7 @@ fn msg(bytes: &[u8]) -> Ev {
 fn in_order_packets_are_delivered_in_order() {
     let mut h = Harness::new();
     assert_eq!(
-        h.source.poll(16, &mut |_| panic!("no data yet")),
+        h.source.poll(0, 16, &mut |_| panic!("no data yet")),
         Polled::Idle
     );
     h.messages(SESSION, 1, &[b"one", b"two"]);

@@ -317,11 +317,15 @@ fn simulator_poll_allocates_nothing_after_warm_up() {
     let mut run = |simulator: &mut Simulator, messages: u64| {
         let mut left = messages;
         while left > 0 {
-            let polled = simulator.poll(256.min(left as usize), &mut |e| {
-                if let FeedEvent::Message(m) = e {
-                    bytes += m.len();
-                }
-            });
+            let polled = simulator.poll(
+                dataplane::clock::now_ns(),
+                256.min(left as usize),
+                &mut |e| {
+                    if let FeedEvent::Message(m) = e {
+                        bytes += m.len();
+                    }
+                },
+            );
             let Polled::Events(n) = polled else {
                 panic!("an unpaced simulator always has messages: {polled:?}")
             };

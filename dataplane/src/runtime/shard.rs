@@ -215,7 +215,7 @@ impl<'a> Shard<'a> {
                 let batch = self.batch;
                 let polled = {
                     let mut sink = |event: FeedEvent<'_>| self.on_feed(event, started);
-                    source.poll(batch, &mut sink)
+                    source.poll(started, batch, &mut sink)
                 };
                 match polled {
                     Polled::Events(n) => work |= n > 0,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::pacer::Pacer;
 use super::{FeedEvent, FeedSource, Polled};
-use crate::clock;
 use crate::feed::binaryfile::{BinaryFile, FrameError, Frames, OpenError};
 use crate::feed::itch::header_of;
 
@@ -219,14 +218,10 @@ fn itch_timestamp(message: &[u8]) -> Option<u64> {
 }
 
 impl FeedSource for FileSource {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         if self.ended {
             return Polled::Ended;
         }
-        let now = match self.pacing {
-            Pacing::Unpaced => 0,
-            _ => clock::now_ns(),
-        };
         let budget = match &mut self.pacing {
             Pacing::Unpaced => max,
             Pacing::Rate(pacer) => pacer.allowance(now, max),
@@ -309,6 +304,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::clock;
     use crate::feed::binaryfile::write_frame;
     use crate::feed::itch::encode::{EncHeader, order_delete};
 
@@ -358,7 +354,7 @@ mod tests {
     }
 
     fn poll(src: &mut FileSource, max: usize, seen: &mut Vec<Seen>) -> Polled {
-        src.poll(max, &mut |e| {
+        src.poll(clock::now_ns(), max, &mut |e| {
             seen.push(match e {
                 FeedEvent::Message(m) => Seen::Ref(u64::from_be_bytes(
                     m[11..19].try_into().expect("a D message"),

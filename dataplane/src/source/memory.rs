@@ -68,7 +68,7 @@ impl MemorySource {
 }
 
 impl FeedSource for MemorySource {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    fn poll(&mut self, _now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         if self.next >= self.events.len() {
             return Polled::Ended;
         }
@@ -114,13 +114,13 @@ mod tests {
                 seen.push(m[1]);
             }
         };
-        assert_eq!(source.poll(10, &mut sink), Polled::Idle);
+        assert_eq!(source.poll(0, 10, &mut sink), Polled::Idle);
         gate.open_to(2);
-        assert_eq!(source.poll(10, &mut sink), Polled::Events(2));
+        assert_eq!(source.poll(0, 10, &mut sink), Polled::Events(2));
         gate.open();
-        assert_eq!(source.poll(2, &mut sink), Polled::Events(2));
-        assert_eq!(source.poll(10, &mut sink), Polled::Events(1));
-        assert_eq!(source.poll(10, &mut sink), Polled::Ended);
+        assert_eq!(source.poll(0, 2, &mut sink), Polled::Events(2));
+        assert_eq!(source.poll(0, 10, &mut sink), Polled::Events(1));
+        assert_eq!(source.poll(0, 10, &mut sink), Polled::Ended);
         assert_eq!(seen, [0, 1, 2, 3, 4]);
     }
 }

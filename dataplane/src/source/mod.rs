@@ -72,8 +72,10 @@ pub enum Polled {
 /// A feed, polled by one shard thread.
 pub trait FeedSource: Send {
     /// Hands up to `max` events to `sink`, in feed order, without blocking. Messages are
-    /// delivered only through `sink`, borrowed for the call.
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled;
+    /// delivered only through `sink`, borrowed for the call. `now` is the caller's
+    /// [`crate::clock::now_ns`] for this poll (the shard reads the clock once per loop
+    /// iteration); paced sources release what is due by then.
+    fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled;
 
     /// One line for the startup log ("file /data/day.itch at 1000000 msg/s, looping").
     fn describe(&self) -> String;

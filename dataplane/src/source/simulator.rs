@@ -7,7 +7,6 @@
 
 use super::pacer::Pacer;
 use super::{FeedEvent, FeedSource, Polled};
-use crate::clock;
 use crate::feed::generator::{Generator, GeneratorConfig};
 
 /// Room for the longest message the generator writes (NOII, 50 bytes), with margin.
@@ -67,9 +66,9 @@ impl Simulator {
 }
 
 impl FeedSource for Simulator {
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         let due = match &mut self.pacer {
-            Some(pacer) => pacer.allowance(clock::now_ns(), max),
+            Some(pacer) => pacer.allowance(now, max),
             None => max,
         };
         if due == 0 {
@@ -103,11 +102,12 @@ impl FeedSource for Simulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock;
     use crate::feed::itch::parse;
 
     fn collect(sim: &mut Simulator, max: usize) -> (Polled, Vec<Vec<u8>>) {
         let mut out = Vec::new();
-        let polled = sim.poll(max, &mut |e| match e {
+        let polled = sim.poll(clock::now_ns(), max, &mut |e| match e {
             FeedEvent::Message(m) => out.push(m.to_vec()),
             other => panic!("a simulator only sends messages: {other:?}"),
         });

@@ -300,7 +300,7 @@ impl FeedSource for UdpSource {
     /// Hands over queued events and pending messages, then reads datagrams until `max` events
     /// were handed over or the socket has nothing more (one `recv` syscall when idle). A
     /// packet larger than what is left of `max` is finished by the next polls.
-    fn poll(&mut self, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    fn poll(&mut self, _now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         let mut events = 0;
         while events < max {
             while events < max && self.control_pos < self.control_len {
