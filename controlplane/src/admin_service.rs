@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use dataplane::runtime::ExecuteError;
 use dataplane::runtime::command::{Applied, Command, CommandError};
-use dataplane::runtime::event::symbol_bytes;
 use tonic::{Request, Response, Status};
 
 use crate::pb;
@@ -43,11 +42,7 @@ impl AdminService {
         make: fn(u64, [u8; 8]) -> Command,
     ) -> Result<pb::SymbolInfo, Status> {
         self.shared.check_serving()?;
-        let bytes = symbol_bytes(symbol).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "symbol: {symbol:?} is not a symbol (1 to 8 printable ASCII characters)"
-            ))
-        })?;
+        let (bytes, name) = crate::symbol::parse("symbol", symbol)?;
         let plane = Arc::clone(&self.shared.plane);
         let outcome = tokio::task::spawn_blocking(move || {
             plane
@@ -77,7 +72,7 @@ impl AdminService {
         // the events the command caused are in the rings; let the hub see them
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         loop {
-            if let Some(info) = self.info(symbol) {
+            if let Some(info) = self.info(&name) {
                 let wanted = make(0, bytes);
                 let done = match wanted {
                     Command::AddSymbol { .. } => info.state == pb::SymbolState::Published as i32,

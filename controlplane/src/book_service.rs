@@ -95,17 +95,15 @@ impl BookService {
             )));
         }
         let mut seen = HashSet::new();
+        let mut symbols = Vec::with_capacity(req.symbols.len());
         for s in &req.symbols {
-            if s.trim().is_empty() || s.len() > 8 {
+            let (_, name) = crate::symbol::parse("symbols", s)?;
+            if !seen.insert(name.clone()) {
                 return Err(Status::invalid_argument(format!(
-                    "symbols: {s:?} is not a symbol (1 to 8 characters)"
+                    "symbols: {name:?} is named twice"
                 )));
             }
-            if !seen.insert(s.as_str()) {
-                return Err(Status::invalid_argument(format!(
-                    "symbols: {s:?} is named twice"
-                )));
-            }
+            symbols.push(name);
         }
         let mode = pb::Mode::try_from(req.mode)
             .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
@@ -127,7 +125,7 @@ impl BookService {
                 )
             }
         };
-        let (id, queue) = self.shared.hub.subscribe(&req.symbols, depth, mode)?;
+        let (id, queue) = self.shared.hub.subscribe(&symbols, depth, mode)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let hub = Arc::clone(&self.shared.hub);
         let heartbeat = self.shared.heartbeat;
@@ -178,10 +176,8 @@ impl BookService {
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         self.shared.check_serving()?;
         let req = request.into_inner();
-        if req.symbol.trim().is_empty() {
-            return Err(Status::invalid_argument("symbol: empty; name a symbol"));
-        }
+        let (_, symbol) = crate::symbol::parse("symbol", &req.symbol)?;
         let depth = self.depth(req.depth)?;
-        Ok(Response::new(self.shared.hub.book(&req.symbol, depth)?))
+        Ok(Response::new(self.shared.hub.book(&symbol, depth)?))
     }
 }
