@@ -40,6 +40,7 @@ impl AdminService {
         &self,
         symbol: &str,
         make: fn(u64, [u8; 8]) -> Command,
+        wanted: pb::SymbolState,
     ) -> Result<pb::SymbolInfo, Status> {
         self.shared.check_serving()?;
         let (bytes, name) = crate::symbol::parse("symbol", symbol)?;
@@ -72,20 +73,20 @@ impl AdminService {
         // the events the command caused are in the rings; let the hub see them
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         loop {
-            if let Some(info) = self.info(&name) {
-                let wanted = make(0, bytes);
-                let done = match wanted {
-                    Command::AddSymbol { .. } => info.state == pb::SymbolState::Published as i32,
-                    _ => info.state == pb::SymbolState::Removed as i32,
-                };
-                if done || tokio::time::Instant::now() >= deadline {
-                    return Ok(info);
+            let info = self
+                .shared
+                .hub
+                .symbol(&name)
+                .map(|s| self.shared.symbol_info(&s));
+            let timed_out = tokio::time::Instant::now() >= deadline;
+            match info {
+                Some(info) if timed_out || info.state == wanted as i32 => return Ok(info),
+                None if timed_out => {
+                    return Err(Status::unavailable(
+                        "the data plane acked, but its events did not arrive in time",
+                    ));
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Status::unavailable(
-                    "the data plane acked, but its events did not arrive in time",
-                ));
+                _ => {}
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -97,20 +98,12 @@ impl AdminService {
         method: &str,
         request: Request<pb::SymbolRequest>,
         make: fn(u64, [u8; 8]) -> Command,
+        wanted: pb::SymbolState,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
         let symbol = request.into_inner().symbol;
-        let reply = self.command(&symbol, make).await.map(Response::new);
+        let reply = self.command(&symbol, make, wanted).await.map(Response::new);
         count(&format!("pinbook.v1.AdminService/{method}"), &reply);
         reply
-    }
-
-    fn info(&self, symbol: &str) -> Option<pb::SymbolInfo> {
-        self.shared
-            .hub
-            .symbols()
-            .into_iter()
-            .find(|s| s.symbol == symbol)
-            .map(|s| self.shared.symbol_info(&s))
     }
 }
 
@@ -120,10 +113,12 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call("AddSymbol", request, |id, symbol| Command::AddSymbol {
-            id,
-            symbol,
-        })
+        self.symbol_call(
+            "AddSymbol",
+            request,
+            |id, symbol| Command::AddSymbol { id, symbol },
+            pb::SymbolState::Published,
+        )
         .await
     }
 
@@ -131,9 +126,12 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call("RemoveSymbol", request, |id, symbol| {
-            Command::RemoveSymbol { id, symbol }
-        })
+        self.symbol_call(
+            "RemoveSymbol",
+            request,
+            |id, symbol| Command::RemoveSymbol { id, symbol },
+            pb::SymbolState::Removed,
+        )
         .await
     }
 

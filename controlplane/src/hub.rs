@@ -131,6 +131,26 @@ pub struct SymbolView {
     pub stale: bool,
 }
 
+impl SymbolView {
+    fn of(m: &Mirror, stale: &[bool]) -> Self {
+        Self {
+            symbol: m.symbol.clone(),
+            locate: m.locate,
+            shard: m.shard,
+            published: m.published,
+            updates: m.updates,
+            levels: m.levels(),
+            incomplete: m.incomplete,
+            stale: is_stale(stale, m.shard),
+        }
+    }
+}
+
+/// True if `shard`'s feed is known to have lost messages (`stale` is the hub's per-shard flag).
+fn is_stale(stale: &[bool], shard: u16) -> bool {
+    stale.get(usize::from(shard)).copied().unwrap_or(false)
+}
+
 impl Hub {
     /// An empty hub for `shards` shards.
     pub fn new(shards: usize, policy: Policy) -> Self {
@@ -288,19 +308,17 @@ impl Hub {
         let mut out: Vec<SymbolView> = state
             .mirrors
             .values()
-            .map(|m| SymbolView {
-                symbol: m.symbol.clone(),
-                locate: m.locate,
-                shard: m.shard,
-                published: m.published,
-                updates: m.updates,
-                levels: m.levels(),
-                incomplete: m.incomplete,
-                stale: state.stale.get(m.shard as usize).copied().unwrap_or(false),
-            })
+            .map(|m| SymbolView::of(m, &state.stale))
             .collect();
         out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         out
+    }
+
+    /// The symbol named `symbol` (trimmed, as the data plane names it), if it is known.
+    pub fn symbol(&self, symbol: &str) -> Option<SymbolView> {
+        let state = self.lock();
+        let mirror = state.mirrors.get(state.by_name.get(symbol)?)?;
+        Some(SymbolView::of(mirror, &state.stale))
     }
 
     /// True once some symbol is published (its first book arrived).
