@@ -17,6 +17,7 @@ use dataplane::clock::now_ns;
 use dataplane::feed::itch::Side;
 use dataplane::ring::Consumer;
 use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
+use dataplane::runtime::idle::{IdleStrategy, Idler};
 use tonic::Status;
 
 use crate::deltas::{Held, checksum_of, level, send_change, send_diff, snapshot, touches, update};
@@ -653,14 +654,23 @@ impl Hub {
     }
 }
 
-/// Empty polls an event thread yields through before it starts sleeping.
-const YIELDS_BEFORE_SLEEP: u32 = 4096;
+/// How an event thread idles when its ring is empty: yield for about a millisecond of quiet
+/// (cheap when the core has nothing else to run), then sleep 50 µs per poll (a sleep costs its
+/// length plus the timer's slack in latency).
+const EVENT_THREAD_IDLE: IdleStrategy = IdleStrategy::Backoff {
+    spins: 0,
+    yields: 4096,
+    park: Duration::from_micros(50),
+};
 
-/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles by
-/// yielding, then sleeping 50 µs, when the ring stays empty.
+/// Empty polls between two [`Hub::tick`]s of an idle event thread.
+const TICK_EVERY: u64 = 64;
+
+/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles as
+/// [`EVENT_THREAD_IDLE`] says when the ring stays empty, ticking the hub now and then.
 pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
     let mut batch = Vec::with_capacity(1024);
-    let mut empty = 0u32;
+    let mut idler = Idler::new(EVENT_THREAD_IDLE);
     let occupancy = hub.stats.ring_occupancy.get(shard as usize);
     while !stop.load(Ordering::Relaxed) {
         if let Some(o) = occupancy {
@@ -668,20 +678,13 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
         }
         events.pop_batch(1024, |e| batch.push(e));
         if batch.is_empty() {
-            empty = empty.saturating_add(1);
-            // Yield (cheap when the core has nothing else to run) for about a millisecond of
-            // quiet before sleeping: a sleep costs its length plus the timer's slack in latency.
-            if empty < YIELDS_BEFORE_SLEEP {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            if empty.is_multiple_of(64) {
+            idler.idle();
+            if idler.streak().is_multiple_of(TICK_EVERY) {
                 hub.tick();
             }
             continue;
         }
-        empty = 0;
+        idler.reset();
         hub.apply(shard, &batch);
         batch.clear();
     }
