@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dataplane::clock::now_ns;
 use dataplane::feed::itch::Side;
 use dataplane::ring::Consumer;
 use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
 use dataplane::runtime::idle::{IdleStrategy, Idler};
 use tonic::Status;
 
-use crate::deltas::{Held, checksum_of, level, send_change, send_diff, snapshot, touches, update};
+use crate::deltas::{Change, Held, Top, send_change, send_diff, snapshot, touches, update};
 use crate::mirror::Mirror;
 use crate::pb::{self, ResyncReason, book_update::Update};
 use crate::queue::{Pushed, Queue};
@@ -100,6 +99,9 @@ struct State {
     subscribers: HashMap<u64, Subscriber>,
     stale: Vec<bool>,
     next_id: u64,
+    /// The earliest `next_due` of the conflated subscribers (`None`: there are none). Never
+    /// later than the true earliest; a subscriber gone since only costs one early pass.
+    conflated_due: Option<Instant>,
 }
 
 /// The mirrors and subscribers.
@@ -228,6 +230,10 @@ impl Hub {
                 self.stats.snapshots[snapshot_slot(None)].fetch_add(1, Ordering::Relaxed);
             }
         }
+        if let Mode::Conflated(_) = mode {
+            let due = subscriber.next_due;
+            state.conflated_due = Some(state.conflated_due.map_or(due, |d| d.min(due)));
+        }
         state.subscribers.insert(id, subscriber);
         Ok((id, queue))
     }
@@ -279,28 +285,7 @@ impl Hub {
             .and_then(|l| state.mirrors.get(l))
             .filter(|m| m.published)
             .ok_or_else(|| Status::not_found(format!("symbol {symbol:?} is not published here")))?;
-        let stale = state
-            .stale
-            .get(mirror.shard as usize)
-            .copied()
-            .unwrap_or(false);
-        let bids = mirror.top(Side::Buy, depth);
-        let asks = mirror.top(Side::Sell, depth);
-        Ok(pb::BookSnapshot {
-            symbol: mirror.symbol.clone(),
-            seq: 0,
-            checksum: checksum_of(&bids, &asks, depth),
-            bids: bids.iter().map(level).collect(),
-            asks: asks.iter().map(level).collect(),
-            timestamps: Some(pb::Timestamps {
-                exchange_ns: mirror.last_exchange_ns,
-                ingest_ns: mirror.last_ingest_ns,
-                send_ns: now_ns(),
-            }),
-            last_chunk: true,
-            incomplete: mirror.incomplete,
-            stale,
-        })
+        Ok(Top::new(mirror, depth, is_stale(&state.stale, mirror.shard)).book(depth))
     }
 
     /// Every symbol known, sorted by name.
@@ -477,19 +462,28 @@ impl Hub {
 
     /// Sends every watcher of `locate` a resync and a fresh snapshot.
     fn resync_watchers(&self, state: &mut State, locate: u16, reason: ResyncReason, detail: &str) {
-        let Some(mirror) = state.mirrors.get(&locate) else {
+        let State {
+            mirrors,
+            watchers,
+            subscribers,
+            stale,
+            ..
+        } = state;
+        let (Some(mirror), Some(ids)) = (mirrors.get(&locate), watchers.get(&locate)) else {
             return;
         };
-        let stale = state
-            .stale
-            .get(mirror.shard as usize)
-            .copied()
-            .unwrap_or(false);
-        for id in state.watchers.get(&locate).into_iter().flatten() {
-            let Some(sub) = state.subscribers.get_mut(id) else {
+        // the book is read once, as deep as the deepest watcher sees it
+        let deepest = ids
+            .iter()
+            .filter_map(|id| subscribers.get(id))
+            .map(|sub| sub.depth)
+            .max()
+            .unwrap_or(0);
+        let mut top = Top::new(mirror, deepest, is_stale(stale, mirror.shard));
+        for id in ids {
+            let Some(sub) = subscribers.get_mut(id) else {
                 continue;
             };
-            let depth = sub.depth;
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
@@ -498,7 +492,7 @@ impl Hub {
                 reason: reason as i32,
                 detail: detail.to_owned(),
             })));
-            for u in snapshot(mirror, held, depth, stale) {
+            for u in top.snapshot(held, sub.depth) {
                 sub.queue.force(u);
             }
             self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
@@ -521,6 +515,7 @@ impl Hub {
         let Some(mirror) = state.mirrors.get(&locate) else {
             return;
         };
+        let change = Change::of(mirror, side, price, (exchange_ns, ingest_ns));
         let mut slow = Vec::new();
         for id in ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
@@ -531,11 +526,12 @@ impl Hub {
                 continue;
             };
             if let Mode::Conflated(_) = sub.mode {
-                held.dirty |= touches(mirror, held, depth, side, price);
+                if !held.dirty {
+                    held.dirty = touches(mirror, held, depth, side, price);
+                }
                 continue;
             }
-            let at = (exchange_ns, ingest_ns);
-            match send_change(mirror, held, depth, side, price, &sub.queue, at) {
+            match send_change(mirror, held, depth, &change, &sub.queue) {
                 Pushed::Queued => {}
                 Pushed::Full => slow.push(*id),
                 Pushed::Closed => {}
@@ -548,21 +544,31 @@ impl Hub {
 
     /// Sends due conflated subscribers what changed.
     fn send_conflated(&self, state: &mut State) {
+        let Some(due) = state.conflated_due else {
+            return;
+        };
         let now = Instant::now();
+        if now < due {
+            return;
+        }
         let mut slow = Vec::new();
         let State {
             subscribers,
             mirrors,
+            conflated_due,
             ..
         } = state;
+        let mut next_due: Option<Instant> = None;
         for (id, sub) in subscribers.iter_mut() {
             let Mode::Conflated(interval) = sub.mode else {
                 continue;
             };
             if now < sub.next_due {
+                next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
                 continue;
             }
             sub.next_due = now + interval;
+            next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
             for (locate, held) in sub.held.iter_mut().filter(|(_, h)| h.dirty) {
                 held.dirty = false;
                 let Some(mirror) = mirrors.get(locate) else {
@@ -575,6 +581,7 @@ impl Hub {
                 }
             }
         }
+        *conflated_due = next_due;
         for id in slow {
             self.too_slow(state, id);
         }
