@@ -74,6 +74,11 @@ impl<'a> Top<'a> {
         }
     }
 
+    /// The symbol.
+    pub(crate) fn symbol(&self) -> &str {
+        &self.mirror.symbol
+    }
+
     /// The best `depth` levels of each side; `depth` is at most what was read.
     fn sides(&self, depth: usize) -> (&[Lvl], &[Lvl]) {
         debug_assert!(depth <= self.depth, "{depth} > {}", self.depth);

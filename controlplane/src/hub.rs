@@ -213,11 +213,8 @@ impl Hub {
         };
         for &locate in &locates {
             state.watchers.entry(locate).or_default().push(id);
-            let stale = state
-                .mirrors
-                .get(&locate)
-                .is_some_and(|m| state.stale.get(m.shard as usize).copied().unwrap_or(false));
             if let Some(mirror) = state.mirrors.get(&locate) {
+                let stale = is_stale(&state.stale, mirror.shard);
                 let held = subscriber.held.entry(locate).or_insert(Held {
                     seq: 0,
                     bids: Vec::new(),
@@ -487,16 +484,30 @@ impl Hub {
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
-            sub.queue.force(update(Update::Resync(pb::Resync {
-                symbol: mirror.symbol.clone(),
-                reason: reason as i32,
-                detail: detail.to_owned(),
-            })));
-            for u in top.snapshot(held, sub.depth) {
-                sub.queue.force(u);
-            }
-            self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
+            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, detail);
         }
+    }
+
+    /// Queues a resync of `top`'s symbol for one subscriber, then its snapshot at `depth`,
+    /// and counts the snapshot.
+    fn resync_one(
+        &self,
+        queue: &Queue,
+        held: &mut Held,
+        depth: usize,
+        top: &mut Top<'_>,
+        reason: ResyncReason,
+        detail: &str,
+    ) {
+        queue.force(update(Update::Resync(pb::Resync {
+            symbol: top.symbol().to_owned(),
+            reason: reason as i32,
+            detail: detail.to_owned(),
+        })));
+        for u in top.snapshot(held, depth) {
+            queue.force(u);
+        }
+        self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A level of `locate` changed: send the watchers whose view it touches what changed.
@@ -634,29 +645,17 @@ impl Hub {
                 sub.queue.force(u);
             }
         }
-        let depth = sub.depth;
+        let detail = format!(
+            "your queue of {} updates overflowed; queued updates were dropped",
+            self.policy.queue
+        );
         for (locate, held) in sub.held.iter_mut() {
             let Some(mirror) = state.mirrors.get(locate) else {
                 continue;
             };
-            let stale = state
-                .stale
-                .get(mirror.shard as usize)
-                .copied()
-                .unwrap_or(false);
-            sub.queue.force(update(Update::Resync(pb::Resync {
-                symbol: mirror.symbol.clone(),
-                reason: ResyncReason::SlowConsumer as i32,
-                detail: format!(
-                    "your queue of {} updates overflowed; queued updates were dropped",
-                    self.policy.queue
-                ),
-            })));
-            for u in snapshot(mirror, held, depth, stale) {
-                sub.queue.force(u);
-            }
-            self.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))]
-                .fetch_add(1, Ordering::Relaxed);
+            let mut top = Top::new(mirror, sub.depth, is_stale(&state.stale, mirror.shard));
+            let reason = ResyncReason::SlowConsumer;
+            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, &detail);
         }
     }
 }
