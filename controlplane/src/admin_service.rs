@@ -8,18 +8,9 @@ use dataplane::runtime::ExecuteError;
 use dataplane::runtime::command::{Applied, Command, CommandError};
 use tonic::{Request, Response, Status};
 
+use crate::metrics::count_reply;
 use crate::pb;
 use crate::server::Shared;
-
-/// Counts a finished call by method and code.
-fn count<T>(method: &str, reply: &Result<T, Status>) {
-    crate::metrics::count_request(
-        method,
-        reply
-            .as_ref()
-            .map_or_else(Status::code, |_| tonic::Code::Ok),
-    );
-}
 
 /// How long an admin call waits for the shards' acks.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,7 +93,7 @@ impl AdminService {
     ) -> Result<Response<pb::SymbolInfo>, Status> {
         let symbol = request.into_inner().symbol;
         let reply = self.command(&symbol, make, wanted).await.map(Response::new);
-        count(&format!("pinbook.v1.AdminService/{method}"), &reply);
+        count_reply(&format!("pinbook.v1.AdminService/{method}"), &reply);
         reply
     }
 }
@@ -139,18 +130,15 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::ListSymbolsRequest>,
     ) -> Result<Response<pb::ListSymbolsResponse>, Status> {
-        let reply = async {
-            let symbols = self
-                .shared
-                .hub
-                .symbols()
-                .iter()
-                .map(|s| self.shared.symbol_info(s))
-                .collect();
-            Ok(Response::new(pb::ListSymbolsResponse { symbols }))
-        }
-        .await;
-        count("pinbook.v1.AdminService/ListSymbols", &reply);
+        let symbols = self
+            .shared
+            .hub
+            .symbols()
+            .iter()
+            .map(|s| self.shared.symbol_info(s))
+            .collect();
+        let reply = Ok(Response::new(pb::ListSymbolsResponse { symbols }));
+        count_reply("pinbook.v1.AdminService/ListSymbols", &reply);
         reply
     }
 
@@ -158,8 +146,8 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        let reply = async { Ok(Response::new(self.shared.stats())) }.await;
-        count("pinbook.v1.AdminService/GetStats", &reply);
+        let reply = Ok(Response::new(self.shared.stats()));
+        count_reply("pinbook.v1.AdminService/GetStats", &reply);
         reply
     }
 
@@ -167,13 +155,10 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        let reply = async {
-            Ok(Response::new(pb::GetConfigResponse {
-                toml: self.shared.config_toml.clone(),
-            }))
-        }
-        .await;
-        count("pinbook.v1.AdminService/GetConfig", &reply);
+        let reply = Ok(Response::new(pb::GetConfigResponse {
+            toml: self.shared.config_toml.clone(),
+        }));
+        count_reply("pinbook.v1.AdminService/GetConfig", &reply);
         reply
     }
 }

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::hub::Mode;
+use crate::metrics::{count_reply, record_tick_to_send};
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::server::Shared;
 
@@ -52,12 +53,7 @@ impl pb::book_service_server::BookService for BookService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let reply = self.open(request).await;
-        crate::metrics::count_request(
-            "pinbook.v1.BookService/Subscribe",
-            reply
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        count_reply("pinbook.v1.BookService/Subscribe", &reply);
         reply
     }
 
@@ -66,12 +62,7 @@ impl pb::book_service_server::BookService for BookService {
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         let reply = self.snapshot(request);
-        crate::metrics::count_request(
-            "pinbook.v1.BookService/GetBook",
-            reply
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        count_reply("pinbook.v1.BookService/GetBook", &reply);
         reply
     }
 }
@@ -130,6 +121,7 @@ impl BookService {
         let hub = Arc::clone(&self.shared.hub);
         let heartbeat = self.shared.heartbeat;
         tokio::spawn(async move {
+            let tick_to_send = crate::metrics::tick_to_send();
             let mut out = Vec::with_capacity(256);
             'stream: loop {
                 out.clear();
@@ -156,7 +148,7 @@ impl BookService {
                     if let Some(Update::Delta(d)) = &update.update
                         && let Some(t) = d.timestamps
                     {
-                        crate::metrics::record_tick_to_send(t.ingest_ns, now_ns());
+                        record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
                     }
                     if tx.send(Ok(update)).await.is_err() {
                         break 'stream;
