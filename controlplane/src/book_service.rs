@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dataplane::clock::now_ns;
@@ -158,7 +157,6 @@ impl BookService {
             // the client went away, or the stream was closed
             hub.unsubscribe(id);
         });
-        self.shared.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

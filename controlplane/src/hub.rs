@@ -347,7 +347,7 @@ impl Hub {
                     mirror.published = false;
                     mirror.seq = seq;
                     mirror.clear();
-                    mirror.rebuilding = 0;
+                    mirror.rebuild = None;
                 }
                 let symbol = state
                     .mirrors
@@ -379,11 +379,11 @@ impl Hub {
                 self.check_seq(mirror, seq);
                 mirror.clear();
                 mirror.incomplete = incomplete;
-                mirror.rebuilding = levels;
-                mirror.rebuild_reason = Some(reason);
                 if levels == 0 {
-                    mirror.rebuild_reason = None;
+                    mirror.rebuild = None;
                     self.rebuilt(state, locate, reason);
+                } else {
+                    mirror.rebuild = Some((levels, reason));
                 }
             }
             Event::Level(l) => {
@@ -397,13 +397,11 @@ impl Hub {
                     mirror.last_exchange_ns = l.exchange_ns;
                 }
                 mirror.last_ingest_ns = l.ingest_ns;
-                if mirror.rebuilding > 0 {
-                    mirror.rebuilding -= 1;
-                    if mirror.rebuilding == 0 {
-                        let reason = mirror
-                            .rebuild_reason
-                            .take()
-                            .unwrap_or(UpstreamReason::RingFull);
+                if let Some((left, reason)) = mirror.rebuild {
+                    if left > 1 {
+                        mirror.rebuild = Some((left - 1, reason));
+                    } else {
+                        mirror.rebuild = None;
                         self.rebuilt(state, l.locate, reason);
                     }
                     return;
@@ -693,5 +691,91 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
         idler.reset();
         hub.apply(shard, &batch);
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::runtime::event::LevelUpdate;
+
+    fn policy() -> Policy {
+        Policy {
+            queue: 1024,
+            max_resyncs: 3,
+            window: Duration::from_secs(1),
+        }
+    }
+
+    fn level(seq: u64, price: u32) -> Event {
+        Event::Level(LevelUpdate {
+            locate: 7,
+            side: Side::Buy,
+            price,
+            shares: 100,
+            orders: 1,
+            seq,
+            exchange_ns: 0,
+            ingest_ns: 0,
+        })
+    }
+
+    fn resync(seq: u64, reason: UpstreamReason, levels: u32) -> Event {
+        Event::Resync {
+            locate: 7,
+            seq,
+            reason,
+            levels,
+            incomplete: false,
+            ingest_ns: 0,
+        }
+    }
+
+    fn taken(queue: &Queue) -> Vec<Update> {
+        let mut out = Vec::new();
+        queue.take(usize::MAX, &mut out).unwrap();
+        out.into_iter().filter_map(|u| u.update).collect()
+    }
+
+    #[test]
+    fn a_resync_reaches_watchers_once_its_last_level_arrived() {
+        let hub = Hub::new(1, policy());
+        let added = Event::SymbolAdded {
+            locate: 7,
+            symbol: *b"AAPL    ",
+            seq: 1,
+        };
+        hub.apply(
+            0,
+            &[added, resync(2, UpstreamReason::Added, 1), level(3, 100)],
+        );
+        let view = hub.symbol("AAPL").unwrap();
+        assert!(view.published);
+        assert_eq!((view.locate, view.levels), (7, 1));
+        assert!(hub.symbol("AAPL    ").is_none(), "names are trimmed");
+
+        let (_, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 5, Mode::EveryChange)
+            .unwrap();
+        assert!(matches!(taken(&queue)[..], [Update::Snapshot(_)]));
+
+        // the book is resent: watchers hear of it only when it is whole again
+        hub.apply(0, &[resync(4, UpstreamReason::RingFull, 2), level(5, 101)]);
+        assert!(taken(&queue).is_empty());
+        hub.apply(0, &[level(6, 102)]);
+        let updates = taken(&queue);
+        let [Update::Resync(r), Update::Snapshot(s)] = &updates[..] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(r.reason, ResyncReason::RingOverflow as i32);
+        assert_eq!(
+            s.bids.iter().map(|l| l.price).collect::<Vec<_>>(),
+            [102, 101]
+        );
+        assert_eq!(hub.stats.upstream_seq_errors.load(Ordering::Relaxed), 0);
+
+        // back to deltas
+        hub.apply(0, &[level(7, 103)]);
+        assert!(matches!(taken(&queue)[..], [Update::Delta(_)]));
     }
 }
