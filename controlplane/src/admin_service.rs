@@ -6,21 +6,11 @@ use std::time::Duration;
 
 use dataplane::runtime::ExecuteError;
 use dataplane::runtime::command::{Applied, Command, CommandError};
-use dataplane::runtime::event::symbol_bytes;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::count_reply;
 use crate::pb;
 use crate::server::Shared;
-
-/// Counts a finished call by method and code.
-fn count<T>(method: &str, reply: &Result<T, Status>) {
-    crate::metrics::count_request(
-        method,
-        reply
-            .as_ref()
-            .map_or_else(Status::code, |_| tonic::Code::Ok),
-    );
-}
 
 /// How long an admin call waits for the shards' acks.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,13 +31,10 @@ impl AdminService {
         &self,
         symbol: &str,
         make: fn(u64, [u8; 8]) -> Command,
+        wanted: pb::SymbolState,
     ) -> Result<pb::SymbolInfo, Status> {
         self.shared.check_serving()?;
-        let bytes = symbol_bytes(symbol).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "symbol: {symbol:?} is not a symbol (1 to 8 printable ASCII characters)"
-            ))
-        })?;
+        let (bytes, name) = crate::symbol::parse("symbol", symbol)?;
         let plane = Arc::clone(&self.shared.plane);
         let outcome = tokio::task::spawn_blocking(move || {
             plane
@@ -77,20 +64,20 @@ impl AdminService {
         // the events the command caused are in the rings; let the hub see them
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         loop {
-            if let Some(info) = self.info(symbol) {
-                let wanted = make(0, bytes);
-                let done = match wanted {
-                    Command::AddSymbol { .. } => info.state == pb::SymbolState::Published as i32,
-                    _ => info.state == pb::SymbolState::Removed as i32,
-                };
-                if done || tokio::time::Instant::now() >= deadline {
-                    return Ok(info);
+            let info = self
+                .shared
+                .hub
+                .symbol(&name)
+                .map(|s| self.shared.symbol_info(&s));
+            let timed_out = tokio::time::Instant::now() >= deadline;
+            match info {
+                Some(info) if timed_out || info.state == wanted as i32 => return Ok(info),
+                None if timed_out => {
+                    return Err(Status::unavailable(
+                        "the data plane acked, but its events did not arrive in time",
+                    ));
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Status::unavailable(
-                    "the data plane acked, but its events did not arrive in time",
-                ));
+                _ => {}
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -102,20 +89,12 @@ impl AdminService {
         method: &str,
         request: Request<pb::SymbolRequest>,
         make: fn(u64, [u8; 8]) -> Command,
+        wanted: pb::SymbolState,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
         let symbol = request.into_inner().symbol;
-        let reply = self.command(&symbol, make).await.map(Response::new);
-        count(&format!("pinbook.v1.AdminService/{method}"), &reply);
+        let reply = self.command(&symbol, make, wanted).await.map(Response::new);
+        count_reply(&format!("pinbook.v1.AdminService/{method}"), &reply);
         reply
-    }
-
-    fn info(&self, symbol: &str) -> Option<pb::SymbolInfo> {
-        self.shared
-            .hub
-            .symbols()
-            .into_iter()
-            .find(|s| s.symbol == symbol)
-            .map(|s| self.shared.symbol_info(&s))
     }
 }
 
@@ -125,10 +104,12 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call("AddSymbol", request, |id, symbol| Command::AddSymbol {
-            id,
-            symbol,
-        })
+        self.symbol_call(
+            "AddSymbol",
+            request,
+            |id, symbol| Command::AddSymbol { id, symbol },
+            pb::SymbolState::Published,
+        )
         .await
     }
 
@@ -136,9 +117,12 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call("RemoveSymbol", request, |id, symbol| {
-            Command::RemoveSymbol { id, symbol }
-        })
+        self.symbol_call(
+            "RemoveSymbol",
+            request,
+            |id, symbol| Command::RemoveSymbol { id, symbol },
+            pb::SymbolState::Removed,
+        )
         .await
     }
 
@@ -146,18 +130,15 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::ListSymbolsRequest>,
     ) -> Result<Response<pb::ListSymbolsResponse>, Status> {
-        let reply = async {
-            let symbols = self
-                .shared
-                .hub
-                .symbols()
-                .iter()
-                .map(|s| self.shared.symbol_info(s))
-                .collect();
-            Ok(Response::new(pb::ListSymbolsResponse { symbols }))
-        }
-        .await;
-        count("pinbook.v1.AdminService/ListSymbols", &reply);
+        let symbols = self
+            .shared
+            .hub
+            .symbols()
+            .iter()
+            .map(|s| self.shared.symbol_info(s))
+            .collect();
+        let reply = Ok(Response::new(pb::ListSymbolsResponse { symbols }));
+        count_reply("pinbook.v1.AdminService/ListSymbols", &reply);
         reply
     }
 
@@ -165,8 +146,8 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        let reply = async { Ok(Response::new(self.shared.stats())) }.await;
-        count("pinbook.v1.AdminService/GetStats", &reply);
+        let reply = Ok(Response::new(self.shared.stats()));
+        count_reply("pinbook.v1.AdminService/GetStats", &reply);
         reply
     }
 
@@ -174,13 +155,10 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        let reply = async {
-            Ok(Response::new(pb::GetConfigResponse {
-                toml: self.shared.config_toml.clone(),
-            }))
-        }
-        .await;
-        count("pinbook.v1.AdminService/GetConfig", &reply);
+        let reply = Ok(Response::new(pb::GetConfigResponse {
+            toml: self.shared.config_toml.clone(),
+        }));
+        count_reply("pinbook.v1.AdminService/GetConfig", &reply);
         reply
     }
 }

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dataplane::clock::now_ns;
@@ -12,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::hub::Mode;
+use crate::metrics::{count_reply, record_tick_to_send};
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::server::Shared;
 
@@ -52,12 +52,7 @@ impl pb::book_service_server::BookService for BookService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let reply = self.open(request).await;
-        crate::metrics::count_request(
-            "pinbook.v1.BookService/Subscribe",
-            reply
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        count_reply("pinbook.v1.BookService/Subscribe", &reply);
         reply
     }
 
@@ -66,12 +61,7 @@ impl pb::book_service_server::BookService for BookService {
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         let reply = self.snapshot(request);
-        crate::metrics::count_request(
-            "pinbook.v1.BookService/GetBook",
-            reply
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        count_reply("pinbook.v1.BookService/GetBook", &reply);
         reply
     }
 }
@@ -95,17 +85,15 @@ impl BookService {
             )));
         }
         let mut seen = HashSet::new();
+        let mut symbols = Vec::with_capacity(req.symbols.len());
         for s in &req.symbols {
-            if s.trim().is_empty() || s.len() > 8 {
+            let (_, name) = crate::symbol::parse("symbols", s)?;
+            if !seen.insert(name.clone()) {
                 return Err(Status::invalid_argument(format!(
-                    "symbols: {s:?} is not a symbol (1 to 8 characters)"
+                    "symbols: {name:?} is named twice"
                 )));
             }
-            if !seen.insert(s.as_str()) {
-                return Err(Status::invalid_argument(format!(
-                    "symbols: {s:?} is named twice"
-                )));
-            }
+            symbols.push(name);
         }
         let mode = pb::Mode::try_from(req.mode)
             .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
@@ -127,11 +115,12 @@ impl BookService {
                 )
             }
         };
-        let (id, queue) = self.shared.hub.subscribe(&req.symbols, depth, mode)?;
+        let (id, queue) = self.shared.hub.subscribe(&symbols, depth, mode)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let hub = Arc::clone(&self.shared.hub);
         let heartbeat = self.shared.heartbeat;
         tokio::spawn(async move {
+            let tick_to_send = crate::metrics::tick_to_send();
             let mut out = Vec::with_capacity(256);
             'stream: loop {
                 out.clear();
@@ -158,7 +147,7 @@ impl BookService {
                     if let Some(Update::Delta(d)) = &update.update
                         && let Some(t) = d.timestamps
                     {
-                        crate::metrics::record_tick_to_send(t.ingest_ns, now_ns());
+                        record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
                     }
                     if tx.send(Ok(update)).await.is_err() {
                         break 'stream;
@@ -168,7 +157,6 @@ impl BookService {
             // the client went away, or the stream was closed
             hub.unsubscribe(id);
         });
-        self.shared.subscriptions.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -178,10 +166,8 @@ impl BookService {
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         self.shared.check_serving()?;
         let req = request.into_inner();
-        if req.symbol.trim().is_empty() {
-            return Err(Status::invalid_argument("symbol: empty; name a symbol"));
-        }
+        let (_, symbol) = crate::symbol::parse("symbol", &req.symbol)?;
         let depth = self.depth(req.depth)?;
-        Ok(Response::new(self.shared.hub.book(&req.symbol, depth)?))
+        Ok(Response::new(self.shared.hub.book(&symbol, depth)?))
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use dataplane::clock::now_ns;
 use dataplane::feed::itch::Side;
 
-use crate::checksum::checksum;
+use crate::checksum::{CHECKSUM_LEVELS, checksum};
 use crate::mirror::{Lvl, Mirror};
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Pushed, Queue};
@@ -49,6 +49,120 @@ pub(crate) fn checksum_of(bids: &[Lvl], asks: &[Lvl], depth: usize) -> u32 {
     )
 }
 
+/// The best levels of one mirror, read once and shared by every subscriber that needs a
+/// snapshot of it: each takes the best `depth` of them.
+pub(crate) struct Top<'a> {
+    mirror: &'a Mirror,
+    stale: bool,
+    depth: usize,
+    bids: Vec<Lvl>,
+    asks: Vec<Lvl>,
+    /// Checksums by `min(depth, CHECKSUM_LEVELS)`, computed when first asked for.
+    sums: [Option<u32>; CHECKSUM_LEVELS + 1],
+}
+
+impl<'a> Top<'a> {
+    /// The best `depth` levels of each side of `mirror`; `stale` says its feed lost messages.
+    pub(crate) fn new(mirror: &'a Mirror, depth: usize, stale: bool) -> Self {
+        Self {
+            mirror,
+            stale,
+            depth,
+            bids: mirror.top(Side::Buy, depth),
+            asks: mirror.top(Side::Sell, depth),
+            sums: [None; CHECKSUM_LEVELS + 1],
+        }
+    }
+
+    /// The symbol.
+    pub(crate) fn symbol(&self) -> &str {
+        &self.mirror.symbol
+    }
+
+    /// The best `depth` levels of each side; `depth` is at most what was read.
+    fn sides(&self, depth: usize) -> (&[Lvl], &[Lvl]) {
+        debug_assert!(depth <= self.depth, "{depth} > {}", self.depth);
+        (
+            &self.bids[..depth.min(self.bids.len())],
+            &self.asks[..depth.min(self.asks.len())],
+        )
+    }
+
+    /// The checksum of the best `depth` levels.
+    fn checksum(&mut self, depth: usize) -> u32 {
+        let slot = depth.min(CHECKSUM_LEVELS);
+        if let Some(sum) = self.sums[slot] {
+            return sum;
+        }
+        let (bids, asks) = self.sides(depth);
+        let sum = checksum_of(bids, asks, depth);
+        self.sums[slot] = Some(sum);
+        sum
+    }
+
+    /// One snapshot message (or chunk of one) of the mirror with the levels given.
+    fn message(
+        &self,
+        seq: u64,
+        (bids, asks): (&[Lvl], &[Lvl]),
+        checksum: u32,
+        last_chunk: bool,
+        send_ns: u64,
+    ) -> pb::BookSnapshot {
+        pb::BookSnapshot {
+            symbol: self.mirror.symbol.clone(),
+            seq,
+            bids: bids.iter().map(level).collect(),
+            asks: asks.iter().map(level).collect(),
+            checksum,
+            timestamps: Some(pb::Timestamps {
+                exchange_ns: self.mirror.last_exchange_ns,
+                ingest_ns: self.mirror.last_ingest_ns,
+                send_ns,
+            }),
+            last_chunk,
+            incomplete: self.mirror.incomplete,
+            stale: self.stale,
+        }
+    }
+
+    /// The best `depth` levels as one message with seq 0 (GetBook: no subscription).
+    pub(crate) fn book(&mut self, depth: usize) -> pb::BookSnapshot {
+        let checksum = self.checksum(depth);
+        self.message(0, self.sides(depth), checksum, true, now_ns())
+    }
+
+    /// The snapshot of the best `depth` levels for a subscriber holding `held`, in chunks of
+    /// at most [`CHUNK_LEVELS`] levels (bids first, then asks); `held` becomes it.
+    pub(crate) fn snapshot(&mut self, held: &mut Held, depth: usize) -> Vec<BookUpdate> {
+        let sum = self.checksum(depth);
+        let (bids, asks) = self.sides(depth);
+        held.bids = bids.to_vec();
+        held.asks = asks.to_vec();
+        held.dirty = false;
+        let send_ns = now_ns();
+        let n = bids.len() + asks.len();
+        let chunks = n.div_ceil(CHUNK_LEVELS).max(1);
+        (0..chunks)
+            .map(|i| {
+                // positions [start, end) of the bids followed by the asks
+                let (start, end) = (i * CHUNK_LEVELS, ((i + 1) * CHUNK_LEVELS).min(n));
+                let b = bids.len();
+                let chunk = (
+                    &bids[start.min(b)..end.min(b)],
+                    &asks[start.max(b) - b..end.max(b) - b],
+                );
+                let last = i + 1 == chunks;
+                held.seq += 1;
+                let checksum = if last { sum } else { 0 };
+                update(Update::Snapshot(
+                    self.message(held.seq, chunk, checksum, last, send_ns),
+                ))
+            })
+            .collect()
+    }
+}
+
 /// The snapshot of `mirror` for a subscriber holding `held`, in chunks; `held` becomes it.
 pub(crate) fn snapshot(
     mirror: &Mirror,
@@ -56,53 +170,7 @@ pub(crate) fn snapshot(
     depth: usize,
     stale: bool,
 ) -> Vec<BookUpdate> {
-    held.bids = mirror.top(Side::Buy, depth);
-    held.asks = mirror.top(Side::Sell, depth);
-    held.dirty = false;
-    let sum = checksum_of(&held.bids, &held.asks, depth);
-    let send_ns = now_ns();
-    let all: Vec<(bool, &Lvl)> = held
-        .bids
-        .iter()
-        .map(|l| (true, l))
-        .chain(held.asks.iter().map(|l| (false, l)))
-        .collect();
-    let chunks: Vec<&[(bool, &Lvl)]> = if all.is_empty() {
-        vec![&[]]
-    } else {
-        all.chunks(CHUNK_LEVELS).collect()
-    };
-    let last = chunks.len() - 1;
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| {
-            held.seq += 1;
-            update(Update::Snapshot(pb::BookSnapshot {
-                symbol: mirror.symbol.clone(),
-                seq: held.seq,
-                bids: chunk
-                    .iter()
-                    .filter(|(b, _)| *b)
-                    .map(|(_, l)| level(l))
-                    .collect(),
-                asks: chunk
-                    .iter()
-                    .filter(|(b, _)| !*b)
-                    .map(|(_, l)| level(l))
-                    .collect(),
-                checksum: if i == last { sum } else { 0 },
-                timestamps: Some(pb::Timestamps {
-                    exchange_ns: mirror.last_exchange_ns,
-                    ingest_ns: mirror.last_ingest_ns,
-                    send_ns,
-                }),
-                last_chunk: i == last,
-                incomplete: mirror.incomplete,
-                stale,
-            }))
-        })
-        .collect()
+    Top::new(mirror, depth, stale).snapshot(held, depth)
 }
 
 /// Queues the deltas that turn `held` into the mirror's best `depth` levels: removals first,
@@ -152,23 +220,49 @@ pub(crate) fn touches(mirror: &Mirror, held: &Held, depth: usize, side: Side, pr
     old.iter().any(|l| l.price == price) || mirror.within(side, price, depth)
 }
 
-/// Queues what the change of one level (`side`, `price`) does to the best `depth` levels a
-/// subscriber holds: the level itself, and the level that leaves or enters the top. O(depth)
-/// at worst, usually O(1) past the search.
+/// The change of one level, as every subscriber of its book sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change {
+    pub(crate) side: Side,
+    pub(crate) price: u32,
+    /// The level now; `None` if it is gone.
+    pub(crate) level: Option<Lvl>,
+    /// Exchange and ingest time of the event.
+    pub(crate) at: (u64, u64),
+}
+
+impl Change {
+    /// The change of (`side`, `price`) once applied to `mirror`.
+    pub(crate) fn of(mirror: &Mirror, side: Side, price: u32, at: (u64, u64)) -> Self {
+        Self {
+            side,
+            price,
+            level: mirror.level(side, price),
+            at,
+        }
+    }
+}
+
+/// Queues what `change` does to the best `depth` levels a subscriber holds: the level itself,
+/// and the level that leaves or enters the top. O(depth) at worst, usually O(1) past the
+/// search.
 pub(crate) fn send_change(
     mirror: &Mirror,
     held: &mut Held,
     depth: usize,
-    side: Side,
-    price: u32,
+    change: &Change,
     queue: &Queue,
-    at: (u64, u64),
 ) -> Pushed {
+    let Change {
+        side,
+        price,
+        level: now,
+        at,
+    } = *change;
     let (pb_side, old) = match side {
         Side::Buy => (pb::Side::Bid, &held.bids),
         Side::Sell => (pb::Side::Ask, &held.asks),
     };
-    let now = mirror.level(side, price);
     let held_it = old.iter().any(|l| l.price == price);
     let full = old.len() >= depth;
     let mut deltas: Vec<(pb::Side, Lvl)> = Vec::with_capacity(2);
@@ -305,6 +399,87 @@ mod tests {
         }
     }
 
+    #[test]
+    fn deep_snapshots_are_chunked_in_order_with_the_checksum_last() {
+        let mut mirror = Mirror::new("T".into(), 1, 0);
+        let (bids, asks) = (CHUNK_LEVELS + 5, CHUNK_LEVELS + 7);
+        for i in 0..bids as u32 {
+            mirror.set(Side::Buy, 1_000_000 - i, 100, 1);
+        }
+        for i in 0..asks as u32 {
+            mirror.set(Side::Sell, 2_000_000 + i, 100, 1);
+        }
+        let depth = bids.max(asks);
+        let mut h = held();
+        let chunks = snapshot(&mirror, &mut h, depth, false);
+        assert_eq!(chunks.len(), 3);
+        let (mut got_bids, mut got_asks) = (Vec::new(), Vec::new());
+        for (i, u) in chunks.into_iter().enumerate() {
+            let Some(Update::Snapshot(s)) = u.update else {
+                panic!("{u:?}");
+            };
+            assert_eq!(s.seq, i as u64 + 1);
+            let last = i == 2;
+            assert_eq!(s.last_chunk, last);
+            assert!(s.bids.len() + s.asks.len() <= CHUNK_LEVELS);
+            let expected = if last {
+                checksum_of(&h.bids, &h.asks, depth)
+            } else {
+                0
+            };
+            assert_eq!(s.checksum, expected);
+            got_bids.extend(s.bids.iter().map(|l| l.price));
+            got_asks.extend(s.asks.iter().map(|l| l.price));
+        }
+        let prices =
+            |side| -> Vec<u32> { mirror.top(side, depth).iter().map(|l| l.price).collect() };
+        assert_eq!(got_bids, prices(Side::Buy));
+        assert_eq!(got_asks, prices(Side::Sell));
+        assert_eq!(h.seq, 3);
+
+        // an empty book is one empty, last chunk
+        let empty = Mirror::new("E".into(), 2, 0);
+        let chunks = snapshot(&empty, &mut held(), 5, true);
+        assert_eq!(chunks.len(), 1);
+        let Some(Update::Snapshot(s)) = &chunks[0].update else {
+            panic!("{chunks:?}");
+        };
+        assert!(s.last_chunk && s.stale && s.bids.is_empty() && s.asks.is_empty());
+    }
+
+    #[test]
+    fn one_read_of_the_book_serves_every_depth() {
+        let mut mirror = Mirror::new("T".into(), 1, 0);
+        for p in 0..20 {
+            mirror.set(Side::Buy, 100 - p, 10 + u64::from(p), 1);
+            mirror.set(Side::Sell, 101 + p, 20 + u64::from(p), 2);
+        }
+        let mut top = Top::new(&mirror, 15, false);
+        for depth in [15, 1, 3, 10, 12, 3] {
+            let (mut shared, mut own) = (held(), held());
+            let a = top.snapshot(&mut shared, depth);
+            let b = snapshot(&mirror, &mut own, depth, false);
+            let strip = |u: Vec<BookUpdate>| -> Vec<BookUpdate> {
+                u.into_iter()
+                    .map(|mut u| {
+                        if let Some(Update::Snapshot(s)) = &mut u.update {
+                            s.timestamps = None;
+                        }
+                        u
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(a), strip(b), "depth {depth}");
+            assert_eq!((&shared.bids, &shared.asks), (&own.bids, &own.asks));
+        }
+        let book = top.book(4);
+        assert_eq!((book.seq, book.bids.len(), book.asks.len()), (0, 4, 4));
+        assert_eq!(
+            book.checksum,
+            checksum_of(&mirror.top(Side::Buy, 4), &mirror.top(Side::Sell, 4), 4)
+        );
+    }
+
     proptest! {
         /// Whatever sequence of level changes, one-level deltas keep every client's view equal
         /// to the best `depth` levels, with contiguous seqs and right checksums — and so does
@@ -326,7 +501,8 @@ mod tests {
                 // keep the book uncrossed: bids below 100, asks from 100
                 let price = if bid { price.min(99) } else { price.max(100) };
                 mirror.set(side, price, shares * 100, shares as u32);
-                send_change(&mirror, &mut every, depth, side, price, &q_every, (0, 0));
+                let change = Change::of(&mirror, side, price, (0, 0));
+                send_change(&mirror, &mut every, depth, &change, &q_every);
                 client_view(&q_every, depth, &mut view_every, &mut seq_every);
                 prop_assert_eq!(&view_every[0], &mirror.top(Side::Buy, depth));
                 prop_assert_eq!(&view_every[1], &mirror.top(Side::Sell, depth));

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dataplane::clock::now_ns;
 use dataplane::feed::itch::Side;
 use dataplane::ring::Consumer;
 use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
+use dataplane::runtime::idle::{IdleStrategy, Idler};
 use tonic::Status;
 
-use crate::deltas::{Held, checksum_of, level, send_change, send_diff, snapshot, touches, update};
+use crate::deltas::{Change, Held, Top, send_change, send_diff, snapshot, touches, update};
 use crate::mirror::Mirror;
 use crate::pb::{self, ResyncReason, book_update::Update};
 use crate::queue::{Pushed, Queue};
@@ -99,6 +99,9 @@ struct State {
     subscribers: HashMap<u64, Subscriber>,
     stale: Vec<bool>,
     next_id: u64,
+    /// The earliest `next_due` of the conflated subscribers (`None`: there are none). Never
+    /// later than the true earliest; a subscriber gone since only costs one early pass.
+    conflated_due: Option<Instant>,
 }
 
 /// The mirrors and subscribers.
@@ -129,6 +132,26 @@ pub struct SymbolView {
     pub incomplete: bool,
     /// Its shard's feed lost messages.
     pub stale: bool,
+}
+
+impl SymbolView {
+    fn of(m: &Mirror, stale: &[bool]) -> Self {
+        Self {
+            symbol: m.symbol.clone(),
+            locate: m.locate,
+            shard: m.shard,
+            published: m.published,
+            updates: m.updates,
+            levels: m.levels(),
+            incomplete: m.incomplete,
+            stale: is_stale(stale, m.shard),
+        }
+    }
+}
+
+/// True if `shard`'s feed is known to have lost messages (`stale` is the hub's per-shard flag).
+fn is_stale(stale: &[bool], shard: u16) -> bool {
+    stale.get(usize::from(shard)).copied().unwrap_or(false)
 }
 
 impl Hub {
@@ -190,11 +213,8 @@ impl Hub {
         };
         for &locate in &locates {
             state.watchers.entry(locate).or_default().push(id);
-            let stale = state
-                .mirrors
-                .get(&locate)
-                .is_some_and(|m| state.stale.get(m.shard as usize).copied().unwrap_or(false));
             if let Some(mirror) = state.mirrors.get(&locate) {
+                let stale = is_stale(&state.stale, mirror.shard);
                 let held = subscriber.held.entry(locate).or_insert(Held {
                     seq: 0,
                     bids: Vec::new(),
@@ -206,6 +226,10 @@ impl Hub {
                 }
                 self.stats.snapshots[snapshot_slot(None)].fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if let Mode::Conflated(_) = mode {
+            let due = subscriber.next_due;
+            state.conflated_due = Some(state.conflated_due.map_or(due, |d| d.min(due)));
         }
         state.subscribers.insert(id, subscriber);
         Ok((id, queue))
@@ -258,28 +282,7 @@ impl Hub {
             .and_then(|l| state.mirrors.get(l))
             .filter(|m| m.published)
             .ok_or_else(|| Status::not_found(format!("symbol {symbol:?} is not published here")))?;
-        let stale = state
-            .stale
-            .get(mirror.shard as usize)
-            .copied()
-            .unwrap_or(false);
-        let bids = mirror.top(Side::Buy, depth);
-        let asks = mirror.top(Side::Sell, depth);
-        Ok(pb::BookSnapshot {
-            symbol: mirror.symbol.clone(),
-            seq: 0,
-            checksum: checksum_of(&bids, &asks, depth),
-            bids: bids.iter().map(level).collect(),
-            asks: asks.iter().map(level).collect(),
-            timestamps: Some(pb::Timestamps {
-                exchange_ns: mirror.last_exchange_ns,
-                ingest_ns: mirror.last_ingest_ns,
-                send_ns: now_ns(),
-            }),
-            last_chunk: true,
-            incomplete: mirror.incomplete,
-            stale,
-        })
+        Ok(Top::new(mirror, depth, is_stale(&state.stale, mirror.shard)).book(depth))
     }
 
     /// Every symbol known, sorted by name.
@@ -288,19 +291,17 @@ impl Hub {
         let mut out: Vec<SymbolView> = state
             .mirrors
             .values()
-            .map(|m| SymbolView {
-                symbol: m.symbol.clone(),
-                locate: m.locate,
-                shard: m.shard,
-                published: m.published,
-                updates: m.updates,
-                levels: m.levels(),
-                incomplete: m.incomplete,
-                stale: state.stale.get(m.shard as usize).copied().unwrap_or(false),
-            })
+            .map(|m| SymbolView::of(m, &state.stale))
             .collect();
         out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         out
+    }
+
+    /// The symbol named `symbol` (trimmed, as the data plane names it), if it is known.
+    pub fn symbol(&self, symbol: &str) -> Option<SymbolView> {
+        let state = self.lock();
+        let mirror = state.mirrors.get(state.by_name.get(symbol)?)?;
+        Some(SymbolView::of(mirror, &state.stale))
     }
 
     /// True once some symbol is published (its first book arrived).
@@ -346,7 +347,7 @@ impl Hub {
                     mirror.published = false;
                     mirror.seq = seq;
                     mirror.clear();
-                    mirror.rebuilding = 0;
+                    mirror.rebuild = None;
                 }
                 let symbol = state
                     .mirrors
@@ -378,11 +379,11 @@ impl Hub {
                 self.check_seq(mirror, seq);
                 mirror.clear();
                 mirror.incomplete = incomplete;
-                mirror.rebuilding = levels;
-                mirror.rebuild_reason = Some(reason);
                 if levels == 0 {
-                    mirror.rebuild_reason = None;
+                    mirror.rebuild = None;
                     self.rebuilt(state, locate, reason);
+                } else {
+                    mirror.rebuild = Some((levels, reason));
                 }
             }
             Event::Level(l) => {
@@ -396,13 +397,11 @@ impl Hub {
                     mirror.last_exchange_ns = l.exchange_ns;
                 }
                 mirror.last_ingest_ns = l.ingest_ns;
-                if mirror.rebuilding > 0 {
-                    mirror.rebuilding -= 1;
-                    if mirror.rebuilding == 0 {
-                        let reason = mirror
-                            .rebuild_reason
-                            .take()
-                            .unwrap_or(UpstreamReason::RingFull);
+                if let Some((left, reason)) = mirror.rebuild {
+                    if left > 1 {
+                        mirror.rebuild = Some((left - 1, reason));
+                    } else {
+                        mirror.rebuild = None;
                         self.rebuilt(state, l.locate, reason);
                     }
                     return;
@@ -458,32 +457,55 @@ impl Hub {
 
     /// Sends every watcher of `locate` a resync and a fresh snapshot.
     fn resync_watchers(&self, state: &mut State, locate: u16, reason: ResyncReason, detail: &str) {
-        let Some(mirror) = state.mirrors.get(&locate) else {
+        let State {
+            mirrors,
+            watchers,
+            subscribers,
+            stale,
+            ..
+        } = state;
+        let (Some(mirror), Some(ids)) = (mirrors.get(&locate), watchers.get(&locate)) else {
             return;
         };
-        let stale = state
-            .stale
-            .get(mirror.shard as usize)
-            .copied()
-            .unwrap_or(false);
-        for id in state.watchers.get(&locate).into_iter().flatten() {
-            let Some(sub) = state.subscribers.get_mut(id) else {
+        // the book is read once, as deep as the deepest watcher sees it
+        let deepest = ids
+            .iter()
+            .filter_map(|id| subscribers.get(id))
+            .map(|sub| sub.depth)
+            .max()
+            .unwrap_or(0);
+        let mut top = Top::new(mirror, deepest, is_stale(stale, mirror.shard));
+        for id in ids {
+            let Some(sub) = subscribers.get_mut(id) else {
                 continue;
             };
-            let depth = sub.depth;
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
-            sub.queue.force(update(Update::Resync(pb::Resync {
-                symbol: mirror.symbol.clone(),
-                reason: reason as i32,
-                detail: detail.to_owned(),
-            })));
-            for u in snapshot(mirror, held, depth, stale) {
-                sub.queue.force(u);
-            }
-            self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
+            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, detail);
         }
+    }
+
+    /// Queues a resync of `top`'s symbol for one subscriber, then its snapshot at `depth`,
+    /// and counts the snapshot.
+    fn resync_one(
+        &self,
+        queue: &Queue,
+        held: &mut Held,
+        depth: usize,
+        top: &mut Top<'_>,
+        reason: ResyncReason,
+        detail: &str,
+    ) {
+        queue.force(update(Update::Resync(pb::Resync {
+            symbol: top.symbol().to_owned(),
+            reason: reason as i32,
+            detail: detail.to_owned(),
+        })));
+        for u in top.snapshot(held, depth) {
+            queue.force(u);
+        }
+        self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A level of `locate` changed: send the watchers whose view it touches what changed.
@@ -502,6 +524,7 @@ impl Hub {
         let Some(mirror) = state.mirrors.get(&locate) else {
             return;
         };
+        let change = Change::of(mirror, side, price, (exchange_ns, ingest_ns));
         let mut slow = Vec::new();
         for id in ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
@@ -512,11 +535,12 @@ impl Hub {
                 continue;
             };
             if let Mode::Conflated(_) = sub.mode {
-                held.dirty |= touches(mirror, held, depth, side, price);
+                if !held.dirty {
+                    held.dirty = touches(mirror, held, depth, side, price);
+                }
                 continue;
             }
-            let at = (exchange_ns, ingest_ns);
-            match send_change(mirror, held, depth, side, price, &sub.queue, at) {
+            match send_change(mirror, held, depth, &change, &sub.queue) {
                 Pushed::Queued => {}
                 Pushed::Full => slow.push(*id),
                 Pushed::Closed => {}
@@ -529,21 +553,31 @@ impl Hub {
 
     /// Sends due conflated subscribers what changed.
     fn send_conflated(&self, state: &mut State) {
+        let Some(due) = state.conflated_due else {
+            return;
+        };
         let now = Instant::now();
+        if now < due {
+            return;
+        }
         let mut slow = Vec::new();
         let State {
             subscribers,
             mirrors,
+            conflated_due,
             ..
         } = state;
+        let mut next_due: Option<Instant> = None;
         for (id, sub) in subscribers.iter_mut() {
             let Mode::Conflated(interval) = sub.mode else {
                 continue;
             };
             if now < sub.next_due {
+                next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
                 continue;
             }
             sub.next_due = now + interval;
+            next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
             for (locate, held) in sub.held.iter_mut().filter(|(_, h)| h.dirty) {
                 held.dirty = false;
                 let Some(mirror) = mirrors.get(locate) else {
@@ -556,6 +590,7 @@ impl Hub {
                 }
             }
         }
+        *conflated_due = next_due;
         for id in slow {
             self.too_slow(state, id);
         }
@@ -608,41 +643,38 @@ impl Hub {
                 sub.queue.force(u);
             }
         }
-        let depth = sub.depth;
+        let detail = format!(
+            "your queue of {} updates overflowed; queued updates were dropped",
+            self.policy.queue
+        );
         for (locate, held) in sub.held.iter_mut() {
             let Some(mirror) = state.mirrors.get(locate) else {
                 continue;
             };
-            let stale = state
-                .stale
-                .get(mirror.shard as usize)
-                .copied()
-                .unwrap_or(false);
-            sub.queue.force(update(Update::Resync(pb::Resync {
-                symbol: mirror.symbol.clone(),
-                reason: ResyncReason::SlowConsumer as i32,
-                detail: format!(
-                    "your queue of {} updates overflowed; queued updates were dropped",
-                    self.policy.queue
-                ),
-            })));
-            for u in snapshot(mirror, held, depth, stale) {
-                sub.queue.force(u);
-            }
-            self.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))]
-                .fetch_add(1, Ordering::Relaxed);
+            let mut top = Top::new(mirror, sub.depth, is_stale(&state.stale, mirror.shard));
+            let reason = ResyncReason::SlowConsumer;
+            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, &detail);
         }
     }
 }
 
-/// Empty polls an event thread yields through before it starts sleeping.
-const YIELDS_BEFORE_SLEEP: u32 = 4096;
+/// How an event thread idles when its ring is empty: yield for about a millisecond of quiet
+/// (cheap when the core has nothing else to run), then sleep 50 µs per poll (a sleep costs its
+/// length plus the timer's slack in latency).
+const EVENT_THREAD_IDLE: IdleStrategy = IdleStrategy::Backoff {
+    spins: 0,
+    yields: 4096,
+    park: Duration::from_micros(50),
+};
 
-/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles by
-/// yielding, then sleeping 50 µs, when the ring stays empty.
+/// Empty polls between two [`Hub::tick`]s of an idle event thread.
+const TICK_EVERY: u64 = 64;
+
+/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles as
+/// [`EVENT_THREAD_IDLE`] says when the ring stays empty, ticking the hub now and then.
 pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
     let mut batch = Vec::with_capacity(1024);
-    let mut empty = 0u32;
+    let mut idler = Idler::new(EVENT_THREAD_IDLE);
     let occupancy = hub.stats.ring_occupancy.get(shard as usize);
     while !stop.load(Ordering::Relaxed) {
         if let Some(o) = occupancy {
@@ -650,21 +682,100 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
         }
         events.pop_batch(1024, |e| batch.push(e));
         if batch.is_empty() {
-            empty = empty.saturating_add(1);
-            // Yield (cheap when the core has nothing else to run) for about a millisecond of
-            // quiet before sleeping: a sleep costs its length plus the timer's slack in latency.
-            if empty < YIELDS_BEFORE_SLEEP {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            if empty.is_multiple_of(64) {
+            idler.idle();
+            if idler.streak().is_multiple_of(TICK_EVERY) {
                 hub.tick();
             }
             continue;
         }
-        empty = 0;
+        idler.reset();
         hub.apply(shard, &batch);
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::runtime::event::LevelUpdate;
+
+    fn policy() -> Policy {
+        Policy {
+            queue: 1024,
+            max_resyncs: 3,
+            window: Duration::from_secs(1),
+        }
+    }
+
+    fn level(seq: u64, price: u32) -> Event {
+        Event::Level(LevelUpdate {
+            locate: 7,
+            side: Side::Buy,
+            price,
+            shares: 100,
+            orders: 1,
+            seq,
+            exchange_ns: 0,
+            ingest_ns: 0,
+        })
+    }
+
+    fn resync(seq: u64, reason: UpstreamReason, levels: u32) -> Event {
+        Event::Resync {
+            locate: 7,
+            seq,
+            reason,
+            levels,
+            incomplete: false,
+            ingest_ns: 0,
+        }
+    }
+
+    fn taken(queue: &Queue) -> Vec<Update> {
+        let mut out = Vec::new();
+        queue.take(usize::MAX, &mut out).unwrap();
+        out.into_iter().filter_map(|u| u.update).collect()
+    }
+
+    #[test]
+    fn a_resync_reaches_watchers_once_its_last_level_arrived() {
+        let hub = Hub::new(1, policy());
+        let added = Event::SymbolAdded {
+            locate: 7,
+            symbol: *b"AAPL    ",
+            seq: 1,
+        };
+        hub.apply(
+            0,
+            &[added, resync(2, UpstreamReason::Added, 1), level(3, 100)],
+        );
+        let view = hub.symbol("AAPL").unwrap();
+        assert!(view.published);
+        assert_eq!((view.locate, view.levels), (7, 1));
+        assert!(hub.symbol("AAPL    ").is_none(), "names are trimmed");
+
+        let (_, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 5, Mode::EveryChange)
+            .unwrap();
+        assert!(matches!(taken(&queue)[..], [Update::Snapshot(_)]));
+
+        // the book is resent: watchers hear of it only when it is whole again
+        hub.apply(0, &[resync(4, UpstreamReason::RingFull, 2), level(5, 101)]);
+        assert!(taken(&queue).is_empty());
+        hub.apply(0, &[level(6, 102)]);
+        let updates = taken(&queue);
+        let [Update::Resync(r), Update::Snapshot(s)] = &updates[..] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(r.reason, ResyncReason::RingOverflow as i32);
+        assert_eq!(
+            s.bids.iter().map(|l| l.price).collect::<Vec<_>>(),
+            [102, 101]
+        );
+        assert_eq!(hub.stats.upstream_seq_errors.load(Ordering::Relaxed), 0);
+
+        // back to deltas
+        hub.apply(0, &[level(7, 103)]);
+        assert!(matches!(taken(&queue)[..], [Update::Delta(_)]));
     }
 }

@@ -331,11 +331,27 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Records one update's tick-to-send latency: ingest (data plane) → handed to a client's stream.
-pub fn record_tick_to_send(ingest_ns: u64, send_ns: u64) {
+/// Counts a finished call by method and the code of its reply.
+pub fn count_reply<T>(method: &str, reply: &Result<T, tonic::Status>) {
+    count_request(
+        method,
+        reply
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| tonic::Code::Ok),
+    );
+}
+
+/// The tick-to-send histogram: a stream task fetches it once and passes it to
+/// [`record_tick_to_send`] for each delta.
+pub fn tick_to_send() -> metrics::Histogram {
+    metrics::histogram!("pinbook_tick_to_send_seconds")
+}
+
+/// Records one update's tick-to-send latency in `histogram` (from [`tick_to_send`]): ingest
+/// (data plane) → handed to a client's stream.
+pub fn record_tick_to_send(histogram: &metrics::Histogram, ingest_ns: u64, send_ns: u64) {
     if ingest_ns != 0 && send_ns >= ingest_ns {
-        metrics::histogram!("pinbook_tick_to_send_seconds")
-            .record((send_ns - ingest_ns) as f64 / 1e9);
+        histogram.record((send_ns - ingest_ns) as f64 / 1e9);
     }
 }
 

@@ -30,10 +30,9 @@ pub struct Mirror {
     pub published: bool,
     /// The upstream sequence number of the last event applied.
     pub seq: u64,
-    /// Levels of a data-plane resync still to come; the book is being rebuilt while > 0.
-    pub rebuilding: u32,
-    /// Why the data plane is resending the book, while `rebuilding`.
-    pub rebuild_reason: Option<dataplane::runtime::event::ResyncReason>,
+    /// While the data plane resends the book: the levels still to come (never 0) and why it
+    /// resends it. `None` when no resync is under way.
+    pub rebuild: Option<(u32, dataplane::runtime::event::ResyncReason)>,
     /// The data plane says the book misses orders.
     pub incomplete: bool,
     /// Level updates applied since the server started.
@@ -83,11 +82,6 @@ impl Mirror {
 
     /// The best `n` levels of `side`, best first.
     pub fn top(&self, side: Side, n: usize) -> Vec<Lvl> {
-        let lvl = |(&price, &(shares, orders)): (&u32, &(u64, u32))| Lvl {
-            price,
-            shares,
-            orders,
-        };
         match side {
             Side::Buy => self.bids.iter().rev().take(n).map(lvl).collect(),
             Side::Sell => self.asks.iter().take(n).map(lvl).collect(),
@@ -100,20 +94,11 @@ impl Mirror {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
         };
-        map.get(&price).map(|&(shares, orders)| Lvl {
-            price,
-            shares,
-            orders,
-        })
+        map.get_key_value(&price).map(lvl)
     }
 
     /// The `i`-th best level of `side` (0 is the best).
     pub fn nth(&self, side: Side, i: usize) -> Option<Lvl> {
-        let lvl = |(&price, &(shares, orders)): (&u32, &(u64, u32))| Lvl {
-            price,
-            shares,
-            orders,
-        };
         match side {
             Side::Buy => self.bids.iter().rev().nth(i).map(lvl),
             Side::Sell => self.asks.iter().nth(i).map(lvl),
@@ -134,6 +119,15 @@ impl Mirror {
                 .is_none(),
             Side::Sell => self.asks.range(..price).rev().nth(skip).is_none(),
         }
+    }
+}
+
+/// A level of one side's map as the API sends it.
+fn lvl((&price, &(shares, orders)): (&u32, &(u64, u32))) -> Lvl {
+    Lvl {
+        price,
+        shares,
+        orders,
     }
 }
 

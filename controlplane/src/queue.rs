@@ -105,12 +105,6 @@ impl Queue {
         self.lock().gone = true;
     }
 
-    /// True once the reader went away or the queue was closed.
-    pub fn is_done(&self) -> bool {
-        let inner = self.lock();
-        inner.gone || inner.closed.is_some()
-    }
-
     /// Updates queued now.
     pub fn len(&self) -> usize {
         self.lock().items.len()

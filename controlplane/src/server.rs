@@ -2,7 +2,7 @@
 //! the hub, and an orderly shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,8 +65,6 @@ pub struct Shared {
     pub config_toml: String,
     /// Books are warm and the server is not shutting down.
     pub serving: AtomicBool,
-    /// Subscriptions opened since start.
-    pub subscriptions: AtomicU64,
 }
 
 impl Shared {
@@ -168,6 +166,14 @@ pub enum ServerError {
     /// The reflection service could not load the descriptors (a build problem).
     #[error("reflection: {0}")]
     Reflection(String),
+    /// An event thread could not be started.
+    #[error("cannot spawn the event thread of shard {shard}: {source}")]
+    Spawn {
+        /// The shard whose events it would drain.
+        shard: u16,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 /// A running server.
@@ -192,7 +198,8 @@ const SERVICES: [&str; 3] = ["", "pinbook.v1.BookService", "pinbook.v1.AdminServ
 /// taken messages from its feed and a first book has been published.
 ///
 /// # Errors
-/// The address cannot be bound, or reflection cannot load the descriptors.
+/// The address cannot be bound, an event thread cannot be spawned, or reflection cannot
+/// load the descriptors.
 pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Running, ServerError> {
     let shards: Vec<ShardInfo> = plane.shards().iter().map(|s| s.info().clone()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = plane
@@ -220,7 +227,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
                 }
                 drain(&hub, id, events, &stop);
             })
-            .map_err(|e| ServerError::Reflection(format!("cannot spawn event thread: {e}")))?;
+            .map_err(|source| ServerError::Spawn { shard: id, source })?;
         event_threads.push(thread);
     }
     let shared = Arc::new(Shared {
@@ -232,7 +239,6 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         heartbeat: options.heartbeat,
         config_toml: options.config_toml.clone(),
         serving: AtomicBool::new(false),
-        subscriptions: AtomicU64::new(0),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -231,14 +231,6 @@ pub enum ConfigError {
         /// What to set instead.
         fix: &'static str,
     },
-    /// `subscribers.max_depth` is 0.
-    #[error(
-        "subscribers.max_depth is 0, so no subscriber could see a level; use 1 or more (e.g. 1000)"
-    )]
-    ZeroDepth,
-    /// `subscribers.heartbeat_ms` is 0.
-    #[error("subscribers.heartbeat_ms is 0; give an interval in milliseconds, e.g. 1000")]
-    ZeroHeartbeat,
     /// The gRPC and metrics servers would bind the same address.
     #[error("grpc_addr and metrics_addr are both {0}; give them different ports")]
     SameAddress(SocketAddr),

@@ -99,31 +99,28 @@ impl Config {
 
     fn check_books(&self) -> Result<(), ConfigError> {
         let b = &self.books;
-        let zero = |field, fix| Err(ConfigError::Zero { field, fix });
-        if b.max_orders == 0 {
-            return zero(
+        first_zero(&[
+            (
+                b.max_orders == 0,
                 "books.max_orders",
                 "give the live orders a shard may hold, e.g. 2097152",
-            );
-        }
-        if b.max_levels == 0 {
-            return zero(
+            ),
+            (
+                b.max_levels == 0,
                 "books.max_levels",
                 "give the price levels a shard may hold, e.g. 1048576",
-            );
-        }
-        if b.max_levels_per_side == 0 {
-            return zero(
+            ),
+            (
+                b.max_levels_per_side == 0,
                 "books.max_levels_per_side",
                 "give the levels one side of a book may hold, e.g. 8192",
-            );
-        }
-        if b.max_symbols == 0 {
-            return zero(
+            ),
+            (
+                b.max_symbols == 0,
                 "books.max_symbols",
                 "give the books a shard keeps, e.g. 16384",
-            );
-        }
+            ),
+        ])?;
         if b.max_symbols > 1 << 16 {
             return Err(ConfigError::TooManySymbols(b.max_symbols));
         }
@@ -192,31 +189,33 @@ impl Config {
 
     fn check_subscribers(&self) -> Result<(), ConfigError> {
         let s = &self.subscribers;
-        if s.queue == 0 {
-            return Err(ConfigError::Zero {
-                field: "subscribers.queue",
-                fix: "give the updates queued per subscriber, e.g. 8192",
-            });
-        }
-        if s.max_depth == 0 {
-            return Err(ConfigError::ZeroDepth);
-        }
-        if s.heartbeat_ms == 0 {
-            return Err(ConfigError::ZeroHeartbeat);
-        }
-        if s.max_resyncs == 0 {
-            return Err(ConfigError::Zero {
-                field: "subscribers.max_resyncs",
-                fix: "it would close every subscriber at its first resync; use 1 or more, e.g. 3",
-            });
-        }
-        if s.resync_window_ms == 0 {
-            return Err(ConfigError::Zero {
-                field: "subscribers.resync_window_ms",
-                fix: "give the window resyncs are counted over in milliseconds, e.g. 10000",
-            });
-        }
-        Ok(())
+        first_zero(&[
+            (
+                s.queue == 0,
+                "subscribers.queue",
+                "give the updates queued per subscriber, e.g. 8192",
+            ),
+            (
+                s.max_depth == 0,
+                "subscribers.max_depth",
+                "no subscriber could see a level; use 1 or more, e.g. 1000",
+            ),
+            (
+                s.heartbeat_ms == 0,
+                "subscribers.heartbeat_ms",
+                "give an interval in milliseconds, e.g. 1000",
+            ),
+            (
+                s.max_resyncs == 0,
+                "subscribers.max_resyncs",
+                "it would close every subscriber at its first resync; use 1 or more, e.g. 3",
+            ),
+            (
+                s.resync_window_ms == 0,
+                "subscribers.resync_window_ms",
+                "give the window resyncs are counted over in milliseconds, e.g. 10000",
+            ),
+        ])
     }
 
     /// The admin token, from `auth.admin_token` or read from `auth.admin_token_file`.
@@ -452,6 +451,14 @@ impl Validated {
                 })
             })
             .collect()
+    }
+}
+
+/// The first of `checks` (`(is 0, field, fix)`) that is 0, as a [`ConfigError::Zero`].
+fn first_zero(checks: &[(bool, &'static str, &'static str)]) -> Result<(), ConfigError> {
+    match checks.iter().find(|(zero, ..)| *zero) {
+        Some(&(_, field, fix)) => Err(ConfigError::Zero { field, fix }),
+        None => Ok(()),
     }
 }
 
@@ -802,8 +809,7 @@ mod tests {
         let t = machine(&[0, 1]);
         assert_eq!(
             error(&with(|c| c.subscribers.max_depth = 0), &t),
-            "subscribers.max_depth is 0, so no subscriber could see a level; use 1 or more (e.g. \
-             1000)"
+            "subscribers.max_depth is 0; no subscriber could see a level; use 1 or more, e.g. 1000"
         );
         assert_eq!(
             error(&with(|c| c.subscribers.heartbeat_ms = 0), &t),
