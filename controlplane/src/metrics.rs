@@ -77,6 +77,29 @@ fn describe() {
         "Executions, cancels, deletes or replaces naming an order the books do not hold."
     );
     describe_counter!(
+        "pinbook_book_rejected_total",
+        "Book messages refused, by reason: duplicate_ref (an add reusing a live reference), \
+         overfill (more shares executed or cancelled than the order had), orders_full, \
+         levels_full, symbols_full (capacity limits: the book is marked incomplete; raise the \
+         books.* limit named)."
+    );
+    describe_counter!(
+        "pinbook_book_crossings_total",
+        "Times a book became crossed (best bid at or above best ask)."
+    );
+    describe_counter!(
+        "pinbook_feed_duplicates_total",
+        "Feed messages delivered again and dropped."
+    );
+    describe_counter!(
+        "pinbook_feed_malformed_total",
+        "Feed frames, packets or datagrams that could not be decoded or received."
+    );
+    describe_counter!(
+        "pinbook_feed_restarts_total",
+        "Times a looping or restarted feed began a new day."
+    );
+    describe_counter!(
         "pinbook_feed_gaps_total",
         "Gaps in the feed's sequence numbers."
     );
@@ -239,6 +262,20 @@ impl Sampler {
             counter("pinbook_feed_parse_errors_total", s.parse_errors);
             counter("pinbook_book_unknown_references_total", s.unknown_refs);
             counter("pinbook_feed_gaps_total", s.gaps);
+            counter("pinbook_feed_duplicates_total", s.duplicates);
+            counter("pinbook_feed_malformed_total", s.malformed);
+            counter("pinbook_feed_restarts_total", s.restarts);
+            counter("pinbook_book_crossings_total", s.crossings);
+            for (reason, n) in [
+                ("duplicate_ref", s.duplicate_refs),
+                ("overfill", s.overfills),
+                ("orders_full", s.orders_full),
+                ("levels_full", s.levels_full),
+                ("symbols_full", s.symbols_full),
+            ] {
+                metrics::counter!("pinbook_book_rejected_total", "shard" => shard.clone(), "core" => core.clone(), "reason" => reason)
+                    .absolute(n);
+            }
             counter("pinbook_feed_messages_lost_total", s.messages_lost);
             counter("pinbook_event_ring_full_total", s.ring_full);
             counter("pinbook_resyncs_total", s.resyncs);

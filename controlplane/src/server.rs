@@ -140,6 +140,15 @@ impl Shared {
                     ingest_to_publish_p50_ns: s.ingest_to_publish.quantile(0.5),
                     ingest_to_publish_p99_ns: s.ingest_to_publish.quantile(0.99),
                     ingest_to_publish_max_ns: s.ingest_to_publish.max_ns(),
+                    duplicate_refs: s.duplicate_refs,
+                    overfills: s.overfills,
+                    crossings: s.crossings,
+                    orders_full: s.orders_full,
+                    levels_full: s.levels_full,
+                    symbols_full: s.symbols_full,
+                    duplicates: s.duplicates,
+                    malformed: s.malformed,
+                    restarts: s.restarts,
                 }
             })
             .collect();

@@ -71,6 +71,15 @@ fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
         "messages_by_type": s.messages_by_type,
         "parse_errors": s.parse_errors,
         "unknown_refs": s.unknown_refs,
+        "duplicate_refs": s.duplicate_refs,
+        "overfills": s.overfills,
+        "crossings": s.crossings,
+        "orders_full": s.orders_full,
+        "levels_full": s.levels_full,
+        "symbols_full": s.symbols_full,
+        "duplicates": s.duplicates,
+        "malformed": s.malformed,
+        "restarts": s.restarts,
         "gaps": s.gaps,
         "messages_lost": s.messages_lost,
         "ring_full": s.ring_full,
@@ -118,13 +127,25 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
         (
             "errors",
             format!(
-                "{} parse errors, {} unknown order refs",
-                s.parse_errors, s.unknown_refs
+                "{} parse errors, {} malformed, {} unknown order refs, {} duplicate refs, \
+                 {} overfills",
+                s.parse_errors, s.malformed, s.unknown_refs, s.duplicate_refs, s.overfills
             ),
         ),
         (
+            "limits hit",
+            format!(
+                "{} orders full, {} levels full, {} symbols full",
+                s.orders_full, s.levels_full, s.symbols_full
+            ),
+        ),
+        ("crossings", s.crossings.to_string()),
+        (
             "gaps",
-            format!("{} ({} messages lost)", s.gaps, s.messages_lost),
+            format!(
+                "{} ({} messages lost), {} duplicates, {} restarts",
+                s.gaps, s.messages_lost, s.duplicates, s.restarts
+            ),
         ),
         ("ring full", s.ring_full.to_string()),
         ("resyncs", s.resyncs.to_string()),
