@@ -150,8 +150,8 @@ pub(super) struct Shard<'a> {
     stats: Arc<ShardStats>,
     idler: Idler,
     batch: usize,
-    publish: HashSet<[u8; 8]>,
-    publish_all: bool,
+    /// The symbols published from their stock directory message on; `None` for all.
+    publish: Option<HashSet<[u8; 8]>>,
     assign: HashMap<[u8; 8], u16>,
     /// Messages were lost since the day started.
     stale: bool,
@@ -179,9 +179,9 @@ impl<'a> Shard<'a> {
         let symbols = Region::new(Some(arena), config.books.max_symbols, |locate| {
             Symbol::new(locate % shards as usize == config.id as usize)
         })?;
-        let (publish_all, publish) = match &config.publish {
-            Publish::All => (true, HashSet::new()),
-            Publish::Only(list) => (false, list.iter().copied().collect()),
+        let publish = match &config.publish {
+            Publish::All => None,
+            Publish::Only(list) => Some(list.iter().copied().collect()),
         };
         Ok(Self {
             id: config.id,
@@ -194,7 +194,6 @@ impl<'a> Shard<'a> {
             idler: Idler::new(config.idle),
             batch: config.batch.max(1),
             publish,
-            publish_all,
             assign: config.assign.clone(),
             stale: false,
             owed_stale: None,
@@ -582,7 +581,7 @@ impl<'a> Shard<'a> {
             .get(&symbol)
             .copied()
             .unwrap_or(locate % self.shards);
-        let publish = self.publish_all || self.publish.contains(&symbol);
+        let publish = self.publish.as_ref().is_none_or(|set| set.contains(&symbol));
         let Some(state) = self.symbols.get_mut(locate as usize) else {
             return;
         };
