@@ -389,16 +389,13 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
 
     let (_server, grpc, metrics) = serve(state);
     wait_serving(state, &grpc);
+    // no --seconds: the subscriber must outlive the queries below; the guard ends it
     let _subscriber = Guard(
-        client(
-            state,
-            &grpc,
-            &["subscribe", "AAPL", "--json", "--seconds", "30"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pinbook subscribe"),
+        client(state, &grpc, &["subscribe", "AAPL", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pinbook subscribe"),
     );
     let out = client(state, &grpc, &["symbols", "list"])
         .env("PINBOOK_ADMIN_TOKEN", TOKEN)
