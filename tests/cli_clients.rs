@@ -254,26 +254,51 @@ fn client_commands_against_a_running_server() {
             .any(|s| s["symbol"] == "AAPL" && s["state"] == "published"),
         "{symbols:?}"
     );
-    let watcher = server
-        .command(&["subscribe", "MSFT", "--json", "--seconds", "3"])
+    // the watcher's --seconds is only a safety net: it ends on its own once MSFT, its only
+    // symbol, is removed
+    let mut watcher = server
+        .command(&["subscribe", "MSFT", "--json", "--seconds", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start a subscriber");
-    std::thread::sleep(Duration::from_millis(700));
+    let mut lines = BufReader::new(watcher.stdout.take().expect("the subscriber's stdout"))
+        .lines()
+        .map(|l| l.expect("a line of the subscriber"));
+    let mut watched = Vec::new();
+    // subscribed once its snapshot came: only then is the removal sure to reach it
+    for line in lines.by_ref() {
+        let update: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        let snapshot = update["type"] == "snapshot";
+        watched.push(update);
+        if snapshot {
+            break;
+        }
+    }
+    if !watched.last().is_some_and(|u| u["type"] == "snapshot") {
+        let out = watcher.wait_with_output().expect("the subscriber's exit");
+        panic!(
+            "the subscriber ended ({}) before its snapshot: {}; it printed {watched:?}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
     let removed = json_lines(&ok(
         &server.admin(&["symbols", "remove", "MSFT", "--json"]),
         "symbols remove MSFT",
     ));
     assert_eq!(removed[0]["state"], "removed");
-    let watched = watcher.wait_with_output().expect("the subscriber's output");
-    let updates = json_lines(&ok(&watched, "subscribe MSFT during its removal"));
-    check_stream(&updates);
+    // the rest: the removal must be the last line, as the subscriber then exits by itself
+    // (staying on, it would print a heartbeat every second)
+    watched.extend(json_lines(&lines.collect::<Vec<_>>().join("\n")));
+    let out = watcher.wait_with_output().expect("the subscriber's exit");
+    ok(&out, "subscribe MSFT during its removal");
+    check_stream(&watched);
+    let last = watched.last().expect("updates");
     assert!(
-        updates
-            .iter()
-            .any(|u| u["type"] == "removed" && u["symbol"] == "MSFT"),
-        "no removal seen by the subscriber"
+        last["type"] == "removed" && last["symbol"] == "MSFT",
+        "the subscriber did not end with the removal of MSFT: {last}"
     );
     let out = server.run(&["subscribe", "MSFT"]);
     assert!(
