@@ -1,5 +1,6 @@
 //! The binary as a user runs it: help, version, topology, and a clear error on bad input.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn pinbook(args: &[&str]) -> std::process::Output {
@@ -7,6 +8,18 @@ fn pinbook(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run the pinbook binary")
+}
+
+/// `pinbook gen DIR/day.itch ARGS…`, which must succeed; the file written.
+fn generate(dir: &Path, args: &[&str]) -> PathBuf {
+    let file = dir.join("day.itch");
+    let out = pinbook(&[&["gen", file.to_str().expect("a UTF-8 path")][..], args].concat());
+    assert!(
+        out.status.success(),
+        "pinbook gen {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
 }
 
 #[test]
@@ -55,25 +68,12 @@ fn unknown_command_is_a_usage_error() {
 
 #[test]
 fn gen_then_replay_builds_books_and_prints_json() {
-    let dir = std::env::temp_dir().join(format!("pinbook-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("day.itch");
-    let file = file.to_str().unwrap();
-    let out = pinbook(&[
-        "gen",
-        file,
-        "--messages",
-        "20000",
-        "--symbols",
-        "5",
-        "--seed",
-        "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = generate(
+        dir.path(),
+        &["--messages", "20000", "--symbols", "5", "--seed", "3"],
     );
+    let file = file.to_str().expect("a UTF-8 path");
 
     let out = pinbook(&[
         "replay",
@@ -118,7 +118,6 @@ fn gen_then_replay_builds_books_and_prints_json() {
         "AAPL,MSFT",
     ]);
     assert_eq!(again.stdout, out.stdout);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -148,20 +147,16 @@ fn replay_reports_bad_input_clearly() {
     assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
 
     // a truncated file: the whole frames are replayed, the cut one is counted
-    let dir = std::env::temp_dir().join(format!("pinbook-cli-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("cut.itch");
-    let full = dir.join("full.itch");
-    let out = pinbook(&["gen", full.to_str().unwrap(), "-n", "100", "-k", "2"]);
-    assert!(out.status.success());
-    let bytes = std::fs::read(&full).unwrap();
-    std::fs::write(&file, &bytes[..bytes.len() - 5]).unwrap();
-    let out = pinbook(&["replay", file.to_str().unwrap()]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let full = generate(dir.path(), &["-n", "100", "-k", "2"]);
+    let file = dir.path().join("cut.itch");
+    let bytes = std::fs::read(&full).expect("read the generated file");
+    std::fs::write(&file, &bytes[..bytes.len() - 5]).expect("write the cut file");
+    let out = pinbook(&["replay", file.to_str().expect("a UTF-8 path")]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("99 messages"), "{stdout}");
     assert!(stdout.contains(r#"frames {"truncated": 1}"#), "{stdout}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// What a receiver saw of a `pinbook publish` run.
@@ -229,12 +224,9 @@ fn publish_and_receive(file: &str, extra: &[&str]) -> (Received, std::process::O
 
 #[test]
 fn publish_sends_the_whole_file_then_ends_the_session() {
-    let dir = std::env::temp_dir().join(format!("pinbook-cli-publish-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("day.itch");
-    let file = file.to_str().unwrap();
-    let out = pinbook(&["gen", file, "-n", "2000", "-k", "3"]);
-    assert!(out.status.success());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = generate(dir.path(), &["-n", "2000", "-k", "3"]);
+    let file = file.to_str().expect("a UTF-8 path");
 
     // 20 k msg/s: loopback UDP drops what overflows the receiver's socket buffer, so the rate
     // leaves this reader slack even on a loaded machine
@@ -269,7 +261,6 @@ fn publish_sends_the_whole_file_then_ends_the_session() {
         "dropped packets still use their numbers"
     );
     assert!(stderr.contains("packets dropped on purpose"), "{stderr}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -287,15 +278,9 @@ fn publish_reports_bad_arguments_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is empty"), "{stderr}");
 
-    let dir = std::env::temp_dir().join(format!("pinbook-cli-publish-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("day.itch");
-    let file = file.to_str().unwrap();
-    assert!(
-        pinbook(&["gen", file, "-n", "100", "-k", "2"])
-            .status
-            .success()
-    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = generate(dir.path(), &["-n", "100", "-k", "2"]);
+    let file = file.to_str().expect("a UTF-8 path");
     let out = pinbook(&["publish", file, "--udp", "no-port-here"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -312,5 +297,4 @@ fn publish_reports_bad_arguments_clearly() {
         let out = pinbook(&[&["publish", file, "--udp", "127.0.0.1:9"][..], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?} is a usage error");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

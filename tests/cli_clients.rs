@@ -2,150 +2,15 @@
 //! `pinbook serve` on 127.0.0.1:0, run as a user runs them; then the server's orderly exit on
 //! SIGTERM.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pinbook");
-const TOKEN: &str = "test-token";
-
-/// A `pinbook serve` child, killed if the test ends before it exits.
-struct Server {
-    child: Child,
-    addr: String,
-    state: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Starts the server on the simulator and waits for the line naming its gRPC address.
-    fn start() -> Server {
-        Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
-    }
-
-    /// Starts the server with `extra` arguments and waits for the line naming its address.
-    fn start_with(extra: &[&str]) -> Server {
-        let state = tempfile::tempdir().expect("a temporary state directory");
-        let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
-        let child = Command::new(BIN)
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
-            .env("XDG_STATE_HOME", state.path())
-            .env_remove("PINBOOK_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start pinbook serve");
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            state,
-        };
-        let stdout = server.child.stdout.take().expect("the server's stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // keeps draining stdout so the server never blocks on it
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while server.addr.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("pinbook: gRPC on ") {
-                        server.addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    }
-                }
-                Err(_) => panic!(
-                    "no `pinbook: gRPC on ADDR` line within 20 s; server log:\n{}",
-                    server.log()
-                ),
-            }
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state.path().join("serve.log")).unwrap_or_default()
-    }
-
-    /// A client command of the binary against this server, without any token or address
-    /// from the test's environment.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .args(["--addr", &self.addr])
-            .env_remove("PINBOOK_ADMIN_TOKEN")
-            .env_remove("PINBOOK_ADDR")
-            .env("XDG_STATE_HOME", self.state.path());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run the pinbook binary")
-    }
-
-    fn admin(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
-            .output()
-            .expect("run the pinbook binary")
-    }
-
-    /// Waits until GetBook answers (the server is UNAVAILABLE while its books warm up).
-    fn wait_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = self.run(&["book", "AAPL"]);
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`pinbook book AAPL` still fails after 20 s: {}\nserver log:\n{}",
-                text(&out.stderr),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use common::{BIN, Server, TOKEN, eventually, ok, text};
 
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
@@ -190,7 +55,7 @@ fn check_stream(updates: &[serde_json::Value]) -> HashMap<String, usize> {
 #[test]
 fn client_commands_against_a_running_server() {
     let server = Server::start();
-    server.wait_serving();
+    server.wait_serving(&[]);
 
     // book: the ladder as JSON, the checksum verified by the command itself
     let book = json_lines(&ok(
@@ -254,26 +119,51 @@ fn client_commands_against_a_running_server() {
             .any(|s| s["symbol"] == "AAPL" && s["state"] == "published"),
         "{symbols:?}"
     );
-    let watcher = server
-        .command(&["subscribe", "MSFT", "--json", "--seconds", "3"])
+    // the watcher's --seconds is only a safety net: it ends on its own once MSFT, its only
+    // symbol, is removed
+    let mut watcher = server
+        .command(&["subscribe", "MSFT", "--json", "--seconds", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start a subscriber");
-    std::thread::sleep(Duration::from_millis(700));
+    let mut lines = BufReader::new(watcher.stdout.take().expect("the subscriber's stdout"))
+        .lines()
+        .map(|l| l.expect("a line of the subscriber"));
+    let mut watched = Vec::new();
+    // subscribed once its snapshot came: only then is the removal sure to reach it
+    for line in lines.by_ref() {
+        let update: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        let snapshot = update["type"] == "snapshot";
+        watched.push(update);
+        if snapshot {
+            break;
+        }
+    }
+    if !watched.last().is_some_and(|u| u["type"] == "snapshot") {
+        let out = watcher.wait_with_output().expect("the subscriber's exit");
+        panic!(
+            "the subscriber ended ({}) before its snapshot: {}; it printed {watched:?}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
     let removed = json_lines(&ok(
         &server.admin(&["symbols", "remove", "MSFT", "--json"]),
         "symbols remove MSFT",
     ));
     assert_eq!(removed[0]["state"], "removed");
-    let watched = watcher.wait_with_output().expect("the subscriber's output");
-    let updates = json_lines(&ok(&watched, "subscribe MSFT during its removal"));
-    check_stream(&updates);
+    // the rest: the removal must be the last line, as the subscriber then exits by itself
+    // (staying on, it would print a heartbeat every second)
+    watched.extend(json_lines(&lines.collect::<Vec<_>>().join("\n")));
+    let out = watcher.wait_with_output().expect("the subscriber's exit");
+    ok(&out, "subscribe MSFT during its removal");
+    check_stream(&watched);
+    let last = watched.last().expect("updates");
     assert!(
-        updates
-            .iter()
-            .any(|u| u["type"] == "removed" && u["symbol"] == "MSFT"),
-        "no removal seen by the subscriber"
+        last["type"] == "removed" && last["symbol"] == "MSFT",
+        "the subscriber did not end with the removal of MSFT: {last}"
     );
     let out = server.run(&["subscribe", "MSFT"]);
     assert!(
@@ -299,7 +189,7 @@ fn client_commands_against_a_running_server() {
         "{}",
         text(&out.stderr)
     );
-    let missing = server.state.path().join("no-such-token");
+    let missing = server.state().join("no-such-token");
     let out = server.run(&["symbols", "remove", "MSFT", "--token-file", path(&missing)]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -307,7 +197,7 @@ fn client_commands_against_a_running_server() {
         err.contains("PINBOOK_ADMIN_TOKEN") && err.contains("no-such-token"),
         "{err}"
     );
-    let token_file = server.state.path().join("token");
+    let token_file = server.state().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write a token file");
     let table = ok(
         &server.run(&["symbols", "list", "--token-file", path(&token_file)]),
@@ -335,24 +225,23 @@ fn client_commands_against_a_running_server() {
 
     // SIGTERM: an orderly exit with status 0
     let mut server = server;
-    let pid = server.child.id().to_string();
     let kill = Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("run kill");
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("the server's status") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not exit within 10 s of SIGTERM; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    eventually(
+        "the server exits on SIGTERM",
+        Duration::from_secs(10),
+        || {
+            status = server.try_wait();
+            status
+                .map(|_| ())
+                .ok_or_else(|| format!("still running; log:\n{}", server.log()))
+        },
+    );
+    let status = status.expect("an exit status");
     assert!(status.success(), "{status}; log:\n{}", server.log());
 }
 
@@ -398,20 +287,19 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
         "gen",
     );
     let server = Server::start_with(&["--feed", &format!("file:{file}")]);
-    server.wait_serving();
+    server.wait_serving(&[]);
     // the file plays once, as fast as possible: wait until the shard took all of it
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
-        if stats[0]["shards"][0]["messages"].as_u64() == Some(messages) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the file was not consumed: {stats:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        "the shard took the whole file",
+        Duration::from_secs(30),
+        || {
+            let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
+            match stats[0]["shards"][0]["messages"].as_u64() {
+                Some(n) if n == messages => Ok(()),
+                _ => Err(format!("{stats:?}")),
+            }
+        },
+    );
     for symbol in ["AAPL", "MSFT", "NVDA"] {
         let served = json_lines(&ok(
             &server.run(&["book", symbol, "--depth", "1000", "--json"]),
@@ -452,23 +340,7 @@ fn a_book_token_in_the_config_protects_book_calls() {
     )
     .expect("write the config");
     let server = Server::start_with(&["--config", config.to_str().expect("a UTF-8 path")]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = server
-            .command(&["book", "AAPL"])
-            .env("PINBOOK_BOOK_TOKEN", "book-secret")
-            .output()
-            .expect("run book");
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never served: {}",
-            text(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    server.wait_serving(&[("PINBOOK_BOOK_TOKEN", "book-secret")]);
     let without = server.run(&["book", "AAPL"]);
     assert!(!without.status.success());
     assert!(

@@ -7,17 +7,18 @@
 //! Needs `prometheus` and `promtool` on the PATH (`apt-get install prometheus`;
 //! `scripts/test` installs them through `scripts/deps --test`).
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pinbook");
-const TOKEN: &str = "t";
+use common::{Server, eventually, ok, tail};
+
 /// What the test substitutes for `$__rate_interval`: five 1 s scrapes.
 const RATE_INTERVAL: &str = "5s";
 /// How many scrapes Prometheus must have made before the dashboard's queries run.
@@ -218,99 +219,6 @@ fn api(agent: &ureq::Agent, url: &str, query: &[(&str, &str)]) -> Result<Value, 
     Ok(json["data"].clone())
 }
 
-fn log_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// `pinbook serve` on 127.0.0.1:0; returns the child, its gRPC address and its metrics address.
-fn serve(state: &Path) -> (Guard, String, String) {
-    let log = state.join("serve.log");
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--sim-rate",
-            "20000",
-            "--sim-symbols",
-            "20",
-        ])
-        .env("PINBOOK_ADMIN_TOKEN", TOKEN)
-        .env("XDG_STATE_HOME", state)
-        .env_remove("PINBOOK_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("start pinbook serve");
-    let mut server = Guard(child);
-    let stdout = server.0.stdout.take().expect("the server's stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // keeps draining stdout so the server never blocks on it
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut grpc, mut metrics) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while grpc.is_none() || metrics.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
-            panic!(
-                "no `pinbook: gRPC on` and `metrics on` lines within 20 s; server log:\n{}",
-                log_of(&log)
-            );
-        };
-        if let Some(rest) = line.strip_prefix("pinbook: gRPC on ") {
-            grpc = rest.split_whitespace().next().map(str::to_owned);
-        } else if let Some(rest) = line.strip_prefix("pinbook: metrics on http://") {
-            metrics = rest.strip_suffix("/metrics").map(str::to_owned);
-        }
-    }
-    (
-        server,
-        grpc.unwrap_or_default(),
-        metrics.unwrap_or_default(),
-    )
-}
-
-/// A client command against `addr`, with the test's state directory and no ambient token.
-fn client(state: &Path, addr: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .args(["--addr", addr])
-        .env_remove("PINBOOK_ADMIN_TOKEN")
-        .env_remove("PINBOOK_ADDR")
-        .env("XDG_STATE_HOME", state);
-    command
-}
-
-/// Waits until GetBook answers (the server is UNAVAILABLE while its books warm up).
-fn wait_serving(state: &Path, addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = client(state, addr, &["book", "AAPL"])
-            .output()
-            .expect("run pinbook book");
-        if out.status.success() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`pinbook book AAPL` still fails after 20 s: {}\nserver log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            log_of(&state.join("serve.log"))
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Prometheus scraping `target` every second, its API on `127.0.0.1:port`, ready.
 fn prometheus(dir: &Path, target: &str, agent: &ureq::Agent) -> (Guard, String) {
     let config = dir.join("prometheus.yml");
@@ -339,25 +247,17 @@ fn prometheus(dir: &Path, target: &str, agent: &ureq::Agent) -> (Guard, String) 
         .expect("start prometheus");
     let mut child = Guard(child);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually("prometheus is ready", Duration::from_secs(30), || {
         if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("prometheus exited ({status}); its log:\n{}", log_of(&log));
+            panic!("prometheus exited ({status}); its log:\n{}", tail(&log));
         }
-        if agent
-            .get(format!("{base}/-/ready"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return (child, base);
+        match agent.get(format!("{base}/-/ready")).call() {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => Err(format!("HTTP {}; its log:\n{}", r.status(), tail(&log))),
+            Err(e) => Err(format!("{e}; its log:\n{}", tail(&log))),
         }
-        assert!(
-            Instant::now() < deadline,
-            "prometheus not ready after 20 s; its log:\n{}",
-            log_of(&log)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    (child, base)
 }
 
 /// The first value of an instant vector, if any.
@@ -370,8 +270,7 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
     require("prometheus");
     require("promtool");
     let agent = http();
-    let state = tempfile::tempdir().expect("a temporary directory");
-    let state = state.path();
+    let dir = tempfile::tempdir().expect("a temporary directory for Prometheus");
 
     // the Prometheus configuration the README points at is valid
     let out = Command::new("promtool")
@@ -387,48 +286,39 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (_server, grpc, metrics) = serve(state);
-    wait_serving(state, &grpc);
+    let server = Server::start();
+    server.wait_serving(&[]);
+    let metrics = server.metrics.clone();
+    // no --seconds: the subscriber must outlive the queries below; the guard ends it
     let _subscriber = Guard(
-        client(
-            state,
-            &grpc,
-            &["subscribe", "AAPL", "--json", "--seconds", "30"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pinbook subscribe"),
+        server
+            .command(&["subscribe", "AAPL", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pinbook subscribe"),
     );
-    let out = client(state, &grpc, &["symbols", "list"])
-        .env("PINBOOK_ADMIN_TOKEN", TOKEN)
-        .output()
-        .expect("run pinbook symbols list");
-    assert!(
-        out.status.success(),
-        "symbols list: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&server.admin(&["symbols", "list"]), "symbols list");
 
     // Prometheus scrapes for ~10 s
-    let (_prometheus, prom) = prometheus(state, &metrics, &agent);
+    let (_prometheus, prom) = prometheus(dir.path(), &metrics, &agent);
     let query = format!("{prom}/api/v1/query");
     let scrapes = format!("count_over_time(up{{job=\"pinbook\",instance=\"{metrics}\"}}[1m])");
-    let deadline = Instant::now() + Duration::from_secs(25);
-    loop {
-        let up = api(&agent, &query, &[("query", "up")]).expect("query up");
-        let done = api(&agent, &query, &[("query", &scrapes)]).expect("count scrapes");
-        if scalar(&up) == Some(1.0) && scalar(&done).is_some_and(|n| n >= SCRAPES) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus has not scraped pinbook {SCRAPES} times in 25 s: up = {up}, scrapes = {done}; \
-             targets: {}",
-            get(&agent, &format!("{prom}/api/v1/targets"), &[]).1
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(
+        &format!("Prometheus scraped pinbook {SCRAPES} times"),
+        Duration::from_secs(40),
+        || {
+            let up = api(&agent, &query, &[("query", "up")]).expect("query up");
+            let done = api(&agent, &query, &[("query", &scrapes)]).expect("count scrapes");
+            if scalar(&up) == Some(1.0) && scalar(&done).is_some_and(|n| n >= SCRAPES) {
+                return Ok(());
+            }
+            Err(format!(
+                "up = {up}, scrapes = {done}; targets: {}",
+                get(&agent, &format!("{prom}/api/v1/targets"), &[]).1
+            ))
+        },
+    );
 
     // the scrape itself passes promtool's checks and lint, silently
     let (status, body) = get(&agent, &format!("http://{metrics}/metrics"), &[]);

@@ -163,8 +163,10 @@ struct Session {
 }
 
 impl Session {
-    /// Streams until the end; `Ok(Some(error))` when the stream ended with an error,
-    /// `Err` when the subscription could not start or the output failed.
+    /// Streams until the end: `--count` updates, `--seconds`, or the removal of the last
+    /// symbol still held (the server sends nothing more for it, only heartbeats).
+    /// `Ok(Some(error))` when the stream ended with an error, `Err` when the subscription
+    /// could not start or the output failed.
     async fn stream(
         &mut self,
         args: &SubscribeArgs,
@@ -197,7 +199,11 @@ impl Session {
                         if !matches!(update, Update::Heartbeat(_)) {
                             seen += 1;
                         }
+                        let removal = matches!(update, Update::Removed(_));
                         self.handle(update)?;
+                        if removal && self.checker.books().next().is_none() {
+                            return Ok(None);
+                        }
                     }
                     Ok(Some(pb::BookUpdate { update: None })) => {
                         self.violation("an update with nothing in it".to_owned());

@@ -1,0 +1,216 @@
+//! The harness of the tests that run a real `pinbook serve`: the server on 127.0.0.1:0 with
+//! its own state directory, client commands of the binary against it, and waiting for a
+//! condition instead of sleeping.
+//!
+//! Each file in `tests/` is its own crate and uses only part of this: hence the
+//! `#[allow(dead_code)]` on what one of them does not call.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_pinbook");
+
+/// The admin token the server is started with.
+pub const TOKEN: &str = "test-token";
+
+/// How long the server may take to print its addresses, and its books to warm up: generous,
+/// as the tests run side by side on a loaded 2-core machine.
+pub const STARTUP: Duration = Duration::from_secs(30);
+
+/// A `pinbook serve` child on 127.0.0.1:0, killed and reaped when dropped if it still runs.
+pub struct Server {
+    child: Child,
+    /// The gRPC address (`127.0.0.1:PORT`).
+    pub grpc: String,
+    /// The metrics address (`127.0.0.1:PORT`), what Prometheus calls the instance.
+    pub metrics: String,
+    state: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// The server on its simulator: 20 symbols, 20 k messages/s.
+    pub fn start() -> Server {
+        Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
+    }
+
+    /// The server with `extra` arguments, once it printed its gRPC and metrics addresses.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let state = tempfile::tempdir().expect("a temporary state directory");
+        let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("PINBOOK_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start pinbook serve");
+        let mut server = Server {
+            child,
+            grpc: String::new(),
+            metrics: String::new(),
+            state,
+        };
+        let stdout = server.child.stdout.take().expect("the server's stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // keeps draining stdout so the server never blocks on it
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + STARTUP;
+        while server.grpc.is_empty() || server.metrics.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                panic!(
+                    "no `pinbook: gRPC on ADDR` and `pinbook: metrics on URL` lines within \
+                     {STARTUP:?}; server log:\n{}",
+                    server.log()
+                );
+            };
+            if let Some(rest) = line.strip_prefix("pinbook: gRPC on ") {
+                server.grpc = rest.split_whitespace().next().unwrap_or("").to_owned();
+            } else if let Some(rest) = line.strip_prefix("pinbook: metrics on http://") {
+                server.metrics = rest.strip_suffix("/metrics").unwrap_or(rest).to_owned();
+            }
+        }
+        server
+    }
+
+    /// The server's state directory (its `XDG_STATE_HOME`, and the clients').
+    #[allow(dead_code)]
+    pub fn state(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The end of the server's log (its stderr), for failure messages.
+    pub fn log(&self) -> String {
+        tail(&self.state.path().join("serve.log"))
+    }
+
+    /// The server's process id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's exit status if it exited.
+    #[allow(dead_code)]
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("the server's status")
+    }
+
+    /// A client command of the binary against this server, without any token or address
+    /// from the test's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .args(["--addr", &self.grpc])
+            .env_remove("PINBOOK_ADMIN_TOKEN")
+            .env_remove("PINBOOK_BOOK_TOKEN")
+            .env_remove("PINBOOK_ADDR")
+            .env("XDG_STATE_HOME", self.state.path());
+        command
+    }
+
+    /// Runs a client command to its end.
+    #[allow(dead_code)]
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run the pinbook binary")
+    }
+
+    /// Runs a client command with the admin token.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
+            .output()
+            .expect("run the pinbook binary")
+    }
+
+    /// Waits until `pinbook book AAPL`, with `env` added, answers (the server is UNAVAILABLE
+    /// while its books warm up).
+    pub fn wait_serving(&self, env: &[(&str, &str)]) {
+        eventually("`pinbook book AAPL` answers", STARTUP, || {
+            let out = self
+                .command(&["book", "AAPL"])
+                .envs(env.iter().copied())
+                .output()
+                .expect("run the pinbook binary");
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}\nserver log:\n{}",
+                    text(&out.stderr),
+                    self.log()
+                ))
+            }
+        });
+    }
+}
+
+/// Calls `check` until it returns `Ok`, pausing a little longer each time; panics with `what`
+/// and the last error if it still fails after `within`.
+pub fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let why = match check() {
+            Ok(()) => return,
+            Err(why) => why,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "not so after {within:?}: {what}; the last try: {why}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// The last 40 lines of a log file, or nothing if it cannot be read.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The stdout of a command that must have succeeded; `what` names it in the failure.
+pub fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
