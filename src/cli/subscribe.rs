@@ -100,7 +100,8 @@ impl std::fmt::Display for Violations {
 
 impl std::error::Error for Violations {}
 
-/// Subscribes and shows the books until the stream ends, `--count` or `--seconds`.
+/// Subscribes and shows the books until the stream ends (the server ends it, or every
+/// subscribed symbol was removed), `--count` or `--seconds`.
 pub fn run(args: &SubscribeArgs) -> Result<()> {
     let interval_ms = match (args.mode, args.interval_ms) {
         (ModeArg::Conflated, ms) => ms.unwrap_or(DEFAULT_INTERVAL_MS),

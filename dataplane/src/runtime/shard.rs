@@ -581,7 +581,10 @@ impl<'a> Shard<'a> {
             .get(&symbol)
             .copied()
             .unwrap_or(locate % self.shards);
-        let publish = self.publish.as_ref().is_none_or(|set| set.contains(&symbol));
+        let publish = self
+            .publish
+            .as_ref()
+            .is_none_or(|set| set.contains(&symbol));
         let Some(state) = self.symbols.get_mut(locate as usize) else {
             return;
         };
