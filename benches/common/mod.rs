@@ -3,13 +3,12 @@
 
 pub mod paced;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use criterion::Criterion;
 use dataplane::book::BooksConfig;
+use dataplane::runtime::ShardConfig;
 use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{Publish, ShardConfig};
 use hdrhistogram::Histogram;
 
 /// The `main` of every bench: the machine line (which also records the allowed cores before
@@ -58,20 +57,15 @@ pub fn pin(i: usize) -> Option<usize> {
 /// has a core of its own: an unpinned spinning shard would fight the bench's threads for one.
 pub fn shard(core: Option<usize>, shards: u16) -> ShardConfig {
     ShardConfig {
-        id: 0,
-        shards,
         core,
         books: BooksConfig::default(),
         event_ring: 1 << 16,
-        batch: 64,
         idle: if full_run() && core.is_some() {
             IdleStrategy::Spin
         } else {
             IdleStrategy::for_tests()
         },
-        publish: Publish::All,
-        assign: HashMap::new(),
-        on_start: None,
+        ..ShardConfig::for_tests(0, shards)
     }
 }
 

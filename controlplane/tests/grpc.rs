@@ -13,12 +13,10 @@ use controlplane::pb::admin_service_client::AdminServiceClient;
 use controlplane::pb::book_service_client::BookServiceClient;
 use controlplane::pb::{self, book_update::Update};
 use controlplane::server::{self, Running, ServerOptions};
-use dataplane::book::BooksConfig;
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::feed::itch::{Side, parse};
-use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::runtime::{DataPlane, ShardConfig};
 use dataplane::source::FeedSource;
 use dataplane::source::memory::{Gate, MemorySource};
 use dataplane::topology::Topology;
@@ -41,23 +39,7 @@ struct Server {
 impl Server {
     /// A server over a feed of `messages`, none released yet (see [`Server::gate`]).
     async fn start(messages: Vec<Vec<u8>>, policy: Policy) -> Server {
-        let shard = ShardConfig {
-            id: 0,
-            shards: 1,
-            core: None,
-            books: BooksConfig {
-                max_orders: 1 << 16,
-                max_levels: 1 << 14,
-                max_levels_per_side: 512,
-                max_symbols: 256,
-            },
-            event_ring: 1 << 14,
-            batch: 64,
-            idle: IdleStrategy::for_tests(),
-            publish: Publish::All,
-            assign: HashMap::new(),
-            on_start: None,
-        };
+        let shard = ShardConfig::for_tests(0, 1);
         let (source, gate) = MemorySource::messages(messages);
         let sources: Vec<Box<dyn FeedSource>> = vec![Box::new(source)];
         let plane = DataPlane::start(Arc::new(Topology::fallback()), vec![shard], sources).unwrap();

@@ -8,14 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::book::BooksConfig;
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::feed::itch::{Side, parse};
 use dataplane::ring::Consumer;
 use dataplane::runtime::command::{Applied, Command, CommandError};
 use dataplane::runtime::event::{Event, ResyncReason, symbol_bytes};
-use dataplane::runtime::idle::IdleStrategy;
 use dataplane::runtime::{DataPlane, ExecuteError, Publish, ShardConfig};
 use dataplane::source::FeedSource;
 use dataplane::source::memory::{Gate, MemorySource, Scripted};
@@ -28,24 +26,7 @@ fn generated(messages: usize, symbols: u16, seed: u64) -> Vec<Vec<u8>> {
 }
 
 fn config(id: u16, shards: u16) -> ShardConfig {
-    let books = BooksConfig {
-        max_orders: 1 << 16,
-        max_levels: 1 << 14,
-        max_levels_per_side: 512,
-        max_symbols: 256,
-    };
-    ShardConfig {
-        id,
-        shards,
-        core: None,
-        books,
-        event_ring: 1 << 14,
-        batch: 64,
-        idle: IdleStrategy::for_tests(),
-        publish: Publish::All,
-        assign: HashMap::new(),
-        on_start: None,
-    }
+    ShardConfig::for_tests(id, shards)
 }
 
 /// Price → (shares, orders), bids then asks.

@@ -7,17 +7,14 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::book::BooksConfig;
 use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::pool::Pool;
 use dataplane::ring::ring;
 use dataplane::runtime::command::Command;
-use dataplane::runtime::idle::IdleStrategy;
-use dataplane::runtime::{DataPlane, Publish, ShardConfig};
+use dataplane::runtime::{DataPlane, ShardConfig};
 use dataplane::source::memory::MemorySource;
 use dataplane::source::{FeedEvent, FeedSource, Polled};
 use dataplane::topology::Topology;
@@ -231,23 +228,10 @@ fn the_shard_loop_allocates_nothing() {
     })
     .messages(300_000);
     let total = messages.len() as u64;
-    let books = BooksConfig {
-        max_orders: 1 << 16,
-        max_levels: 1 << 14,
-        max_levels_per_side: 512,
-        max_symbols: 128,
-    };
     let config = ShardConfig {
-        id: 0,
-        shards: 1,
-        core: None,
-        books,
         event_ring: 2048,
-        batch: 64,
-        idle: IdleStrategy::for_tests(),
-        publish: Publish::All,
-        assign: HashMap::new(),
         on_start: Some(arm_shard),
+        ..ShardConfig::for_tests(0, 1)
     };
     // The whole stream, as fast as the shard takes it.
     let (source, gate) = MemorySource::messages(messages);

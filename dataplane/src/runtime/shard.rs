@@ -72,6 +72,29 @@ pub struct ShardConfig {
 }
 
 impl ShardConfig {
+    /// Shard `id` of `shards` as tests and examples run it: unpinned, yielding when idle
+    /// ([`IdleStrategy::for_tests`]), publishing every symbol, with books for 65,536 orders
+    /// and 256 symbols and a 16 K-event ring. Change fields with struct update syntax.
+    pub fn for_tests(id: u16, shards: u16) -> Self {
+        Self {
+            id,
+            shards,
+            core: None,
+            books: BooksConfig {
+                max_orders: 1 << 16,
+                max_levels: 1 << 14,
+                max_levels_per_side: 512,
+                max_symbols: 256,
+            },
+            event_ring: 1 << 14,
+            batch: 64,
+            idle: IdleStrategy::for_tests(),
+            publish: Publish::All,
+            assign: HashMap::new(),
+            on_start: None,
+        }
+    }
+
     /// The smallest event ring that holds any one book's resync.
     pub fn min_event_ring(&self) -> usize {
         2 * self.books.max_levels_per_side as usize + 2
