@@ -60,6 +60,20 @@ fn topology_describes_every_allowed_cpu() {
 }
 
 #[test]
+fn a_malformed_symbol_is_a_usage_error() {
+    for args in [
+        &["subscribe", "AA PL"][..],
+        &["book", "TOOLONGNAME"],
+        &["symbols", "add", ""],
+    ] {
+        let out = pinbook(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a symbol"), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn unknown_command_is_a_usage_error() {
     let out = pinbook(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));

@@ -94,6 +94,15 @@ fn client_commands_against_a_running_server() {
         assert!(u["asks"].as_array().is_some_and(|a| a.len() <= 1), "{u}");
     }
 
+    // a name with spaces around it is the symbol the server knows (checked, not a violation)
+    let out = server.run(&["subscribe", " AAPL ", "--count", "5", "--json"]);
+    let updates = json_lines(&ok(&out, "subscribe ' AAPL '"));
+    let named: Vec<_> = updates.iter().filter_map(|u| u.get("symbol")).collect();
+    assert!(
+        !named.is_empty() && named.iter().all(|s| *s == "AAPL"),
+        "{updates:?}"
+    );
+
     // the server's refusals, passed on with their code
     let out = server.run(&["subscribe", "--depth", "0", "AAPL"]);
     assert_eq!(out.status.code(), Some(1));

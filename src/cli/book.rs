@@ -15,6 +15,7 @@ use super::subscribe::Violations;
 #[derive(clap::Args, Debug)]
 pub struct BookArgs {
     /// The symbol, as the feed lists it (AAPL).
+    #[arg(value_parser = super::client::parse_symbol)]
     pub symbol: String,
     /// Levels per side.
     #[arg(long, default_value_t = 10)]

@@ -150,6 +150,15 @@ pub fn describe_status(status: &tonic::Status) -> String {
     }
 }
 
+/// A symbol argument checked and trimmed as the server does (1 to 8 printable ASCII
+/// characters), so the client asks for, and checks updates of, the name the server uses.
+pub fn parse_symbol(text: &str) -> std::result::Result<String, String> {
+    use dataplane::runtime::event::{symbol_bytes, symbol_str};
+    symbol_bytes(text)
+        .map(|bytes| symbol_str(&bytes).to_owned())
+        .ok_or_else(|| format!("{text:?} is not a symbol (1 to 8 printable ASCII characters)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

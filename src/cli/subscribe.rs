@@ -20,7 +20,7 @@ use super::ladder::{self, dollars};
 #[derive(clap::Args, Debug)]
 pub struct SubscribeArgs {
     /// The symbols, as the feed lists them (AAPL MSFT).
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = super::client::parse_symbol)]
     pub symbols: Vec<String>,
     /// Levels per side (the server allows 1 up to its max_depth).
     #[arg(long, default_value_t = 10)]

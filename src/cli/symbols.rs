@@ -31,11 +31,13 @@ pub enum Action {
     /// Start publishing a symbol the feed lists.
     Add {
         /// The symbol (AAPL).
+        #[arg(value_parser = super::client::parse_symbol)]
         symbol: String,
     },
     /// Stop publishing a symbol; its subscribers get SymbolRemoved.
     Remove {
         /// The symbol (AAPL).
+        #[arg(value_parser = super::client::parse_symbol)]
         symbol: String,
     },
 }
