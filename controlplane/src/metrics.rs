@@ -96,6 +96,14 @@ fn describe() {
         "Feed frames, packets or datagrams that could not be decoded or received."
     );
     describe_counter!(
+        "pinbook_feed_rejected_total",
+        "Feed input refused before it reached the books, by reason: foreign_sender (a datagram \
+         from another address than the feed's source), foreign_session (a MoldUDP64 packet of \
+         an unconfirmed other session), implausible_sequence (a sequence jump beyond the \
+         plausibility window that later packets did not confirm), framing_lost (a file's \
+         framing was lost; the books are flagged stale)."
+    );
+    describe_counter!(
         "pinbook_feed_restarts_total",
         "Times a looping or restarted feed began a new day."
     );
@@ -265,6 +273,15 @@ impl Sampler {
             counter("pinbook_feed_duplicates_total", s.duplicates);
             counter("pinbook_feed_malformed_total", s.malformed);
             counter("pinbook_feed_restarts_total", s.restarts);
+            for (reason, n) in [
+                ("foreign_sender", s.foreign_sender),
+                ("foreign_session", s.foreign_session),
+                ("implausible_sequence", s.implausible_sequence),
+                ("framing_lost", s.framing_lost),
+            ] {
+                metrics::counter!("pinbook_feed_rejected_total", "shard" => shard.clone(), "core" => core.clone(), "reason" => reason)
+                    .absolute(n);
+            }
             counter("pinbook_book_crossings_total", s.crossings);
             for (reason, n) in [
                 ("duplicate_ref", s.duplicate_refs),

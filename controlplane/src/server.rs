@@ -149,6 +149,10 @@ impl Shared {
                     duplicates: s.duplicates,
                     malformed: s.malformed,
                     restarts: s.restarts,
+                    foreign_sender: s.foreign_sender,
+                    foreign_session: s.foreign_session,
+                    implausible_sequence: s.implausible_sequence,
+                    framing_lost: s.framing_lost,
                 }
             })
             .collect();

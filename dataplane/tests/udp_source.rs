@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::feed::moldudp64::{encode_end_of_session, encode_heartbeat, encode_packet};
 use dataplane::source::udp::UdpSource;
-use dataplane::source::{FeedEvent, FeedSource, Polled};
+use dataplane::source::{FeedEvent, FeedSource, Polled, Rejection};
 
 const SESSION: &[u8; 10] = b"TEST000001";
 
@@ -20,6 +20,7 @@ enum Ev {
     Heartbeat,
     End,
     Restart,
+    Rejected(Rejection),
 }
 
 struct Harness {
@@ -78,6 +79,7 @@ impl Harness {
                     FeedEvent::Heartbeat => Ev::Heartbeat,
                     FeedEvent::EndOfSession => Ev::End,
                     FeedEvent::Restart => Ev::Restart,
+                    FeedEvent::Rejected(why) => Ev::Rejected(why),
                 })
             });
             match polled {

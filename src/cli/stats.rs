@@ -80,6 +80,10 @@ fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
         "duplicates": s.duplicates,
         "malformed": s.malformed,
         "restarts": s.restarts,
+        "foreign_sender": s.foreign_sender,
+        "foreign_session": s.foreign_session,
+        "implausible_sequence": s.implausible_sequence,
+        "framing_lost": s.framing_lost,
         "gaps": s.gaps,
         "messages_lost": s.messages_lost,
         "ring_full": s.ring_full,
@@ -145,6 +149,14 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
             format!(
                 "{} ({} messages lost), {} duplicates, {} restarts",
                 s.gaps, s.messages_lost, s.duplicates, s.restarts
+            ),
+        ),
+        (
+            "rejected",
+            format!(
+                "{} foreign sender, {} foreign session, {} implausible sequence, \
+                 {} framing lost",
+                s.foreign_sender, s.foreign_session, s.implausible_sequence, s.framing_lost
             ),
         ),
         ("ring full", s.ring_full.to_string()),

@@ -28,7 +28,7 @@ use crate::book::{Books, BooksConfig};
 use crate::clock::now_ns;
 use crate::feed::itch::{self, Message};
 use crate::ring::{Consumer, Producer};
-use crate::source::{FeedEvent, FeedSource, Polled};
+use crate::source::{FeedEvent, FeedSource, Polled, Rejection};
 
 /// Commands taken per loop iteration, so a burst of them cannot starve the feed.
 pub const COMMANDS_PER_ITERATION: usize = 8;
@@ -520,6 +520,7 @@ impl<'a> Shard<'a> {
             FeedEvent::Malformed { .. } => self.stats.add(Counter::Malformed, 1),
             FeedEvent::Heartbeat => self.stats.add(Counter::Heartbeats, 1),
             FeedEvent::EndOfSession => {}
+            FeedEvent::Rejected(why) => self.stats.add(rejection_counter(why), 1),
             FeedEvent::Restart => {
                 self.stats.add(Counter::Restarts, 1);
                 self.new_day();
@@ -644,5 +645,15 @@ impl<'a> Shard<'a> {
             self.owed_stale = None;
             self.owed_fresh = true;
         }
+    }
+}
+
+/// The counter of each [`Rejection`].
+const fn rejection_counter(why: Rejection) -> Counter {
+    match why {
+        Rejection::ForeignSender => Counter::ForeignSender,
+        Rejection::ForeignSession => Counter::ForeignSession,
+        Rejection::ImplausibleSequence => Counter::ImplausibleSequence,
+        Rejection::FramingLost => Counter::FramingLost,
     }
 }

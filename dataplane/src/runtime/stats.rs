@@ -77,11 +77,19 @@ pub enum Counter {
     EventsPublished,
     /// Commands taken from the command ring.
     Commands,
+    /// Datagrams from a sender other than the configured source, dropped.
+    ForeignSender,
+    /// MoldUDP64 packets of an unconfirmed other session, dropped.
+    ForeignSession,
+    /// MoldUDP64 packets whose sequence jump was never confirmed, dropped.
+    ImplausibleSequence,
+    /// Times a file's framing was lost and recovered (each also a gap).
+    FramingLost,
 }
 
 impl Counter {
     /// Every counter, in declaration order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 15] = [
         Self::ParseErrors,
         Self::Gaps,
         Self::MessagesLost,
@@ -93,6 +101,10 @@ impl Counter {
         Self::Resyncs,
         Self::EventsPublished,
         Self::Commands,
+        Self::ForeignSender,
+        Self::ForeignSession,
+        Self::ImplausibleSequence,
+        Self::FramingLost,
     ];
 
     /// How many counters there are.
@@ -250,6 +262,10 @@ impl ShardStats {
             resyncs: c(Counter::Resyncs),
             events_published: c(Counter::EventsPublished),
             commands: c(Counter::Commands),
+            foreign_sender: c(Counter::ForeignSender),
+            foreign_session: c(Counter::ForeignSession),
+            implausible_sequence: c(Counter::ImplausibleSequence),
+            framing_lost: c(Counter::FramingLost),
             busy_iterations: self.busy_iterations.load(Relaxed),
             idle_iterations: self.idle_iterations.load(Relaxed),
             busy_ns_total: self.busy_ns_total.load(Relaxed),
@@ -317,6 +333,14 @@ pub struct StatsSnapshot {
     pub events_published: u64,
     /// Rings: commands taken from the command ring.
     pub commands: u64,
+    /// Feed: datagrams from a sender other than the configured source, dropped.
+    pub foreign_sender: u64,
+    /// Feed: MoldUDP64 packets of an unconfirmed other session, dropped.
+    pub foreign_session: u64,
+    /// Feed: MoldUDP64 packets whose sequence jump was never confirmed, dropped.
+    pub implausible_sequence: u64,
+    /// Feed: times a file's framing was lost and recovered.
+    pub framing_lost: u64,
     /// Loop: iterations that did work.
     pub busy_iterations: u64,
     /// Loop: iterations that found no work.

@@ -56,6 +56,24 @@ pub enum FeedEvent<'a> {
     /// A looping file source started over: the next messages begin a new day, so books must
     /// be cleared.
     Restart,
+    /// Input was refused before any of it reached the books; [`Rejection`] says why. Nothing
+    /// else follows from it: a rejection that loses messages is followed by a [`FeedEvent::Gap`].
+    Rejected(Rejection),
+}
+
+/// Why a source refused input (each is counted by the shard under its own name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// A datagram from a sender other than the feed's configured source address.
+    ForeignSender,
+    /// A MoldUDP64 packet of another session that was never confirmed as the new session.
+    ForeignSession,
+    /// A MoldUDP64 packet whose sequence number jumped beyond the plausibility window and was
+    /// never confirmed by the packets after it.
+    ImplausibleSequence,
+    /// A file's framing was lost (a frame longer than any ITCH message, or a run of
+    /// unparseable frames); the source skipped ahead to where framing is sound again.
+    FramingLost,
 }
 
 /// The result of one poll.
