@@ -368,3 +368,68 @@ fn a_book_token_in_the_config_protects_book_calls() {
         text(&wrong.stderr)
     );
 }
+
+/// True once process `pid` catches SIGTERM (bit 15 of `SigCgt` in /proc/PID/status).
+fn catches_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+#[test]
+fn sigterm_during_startup_still_shuts_down_cleanly() {
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+        .args(["--metrics-addr", "127.0.0.1:0", "--sim-symbols", "20"])
+        .env("PINBOOK_ADMIN_TOKEN", TOKEN)
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pinbook serve");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("the server's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The earliest moment a signal can be handled at all: the handler is installed. Startup
+    // (config, data plane, listeners) is still ahead, so poll tightly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !catches_sigterm(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve never caught SIGTERM"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let before: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !before.iter().any(|l| l.starts_with("pinbook: gRPC on")),
+        "the signal was sent after startup, so this tests nothing: {before:?}"
+    );
+    let out = child.wait_with_output().expect("the server's output");
+    assert!(
+        out.status.success(),
+        "{}; stderr:\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("shutting down"),
+        "{}",
+        text(&out.stderr)
+    );
+}

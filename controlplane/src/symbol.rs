@@ -13,10 +13,30 @@ use tonic::Status;
 pub(crate) fn parse(field: &str, given: &str) -> Result<([u8; 8], String), Status> {
     let bytes = symbol_bytes(given).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "{field}: {given:?} is not a symbol (1 to 8 printable ASCII characters)"
+            "{field}: {} is not a symbol (1 to 8 printable ASCII characters)",
+            Echo(given)
         ))
     })?;
     Ok((bytes, symbol_str(&bytes).to_owned()))
+}
+
+/// Characters of a rejected input quoted back in an error, at most. A status message travels
+/// in an HTTP/2 trailer, which the client bounds (16 KiB by default): echoing a long input
+/// whole would turn a clear INVALID_ARGUMENT into the client's RESOURCE_EXHAUSTED.
+pub(crate) const ECHO_CHARS: usize = 24;
+
+/// Client input quoted for an error message: escaped as `{:?}` does, cut to [`ECHO_CHARS`]
+/// characters with its full length said when longer.
+pub(crate) struct Echo<'a>(pub &'a str);
+
+impl std::fmt::Display for Echo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let given = self.0;
+        match given.char_indices().nth(ECHO_CHARS) {
+            None => write!(f, "{given:?}"),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &given[..cut], given.len()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -31,6 +51,18 @@ mod tests {
             assert_eq!(name, "AAPL", "{given:?}");
         }
         assert_eq!(parse("symbol", "ABCDEFGH").unwrap().1, "ABCDEFGH");
+    }
+
+    #[test]
+    fn long_input_is_never_echoed_whole() {
+        let long = "X".repeat(20_000);
+        let status = parse("symbol", &long).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().len() < 200, "{}", status.message());
+        assert!(status.message().contains("(20000 bytes)"), "{status:?}");
+        assert_eq!(Echo("AB\u{e9}").to_string(), "\"AB\u{e9}\"");
+        let multibyte = "\u{e9}".repeat(100);
+        assert!(Echo(&multibyte).to_string().ends_with("… (200 bytes)"));
     }
 
     #[test]

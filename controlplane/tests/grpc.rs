@@ -435,6 +435,25 @@ async fn bad_requests_get_precise_statuses() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 
+    // a 20 KB symbol: INVALID_ARGUMENT with a short message, not the client's RESOURCE_EXHAUSTED
+    // for a status trailer that echoed it whole
+    let huge = "X".repeat(20_000);
+    let status = books
+        .subscribe(sub(&[&huge], 5, pb::Mode::EveryChange, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().len() < 200, "{status:?}");
+    let status = books
+        .get_book(pb::GetBookRequest {
+            symbol: huge.clone(),
+            depth: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("(20000 bytes)"), "{status:?}");
+
     // admin: no token, wrong token, right token
     let mut admin = server.admin().await;
     let list = || pb::ListSymbolsRequest {};

@@ -24,6 +24,8 @@ pub fn default_token_path() -> PathBuf {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<()> {
+    // First of all, so a signal during startup means "shut down once started", not death.
+    let stop = Stop::install()?;
     let topology = Arc::new(Topology::detect_or_fallback());
     let config = config::load(args)?;
     let validated = config.validate(&topology)?;
@@ -86,10 +88,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         })
         .build()
         .context("cannot start the control-plane runtime")?;
-    runtime.block_on(serve(options, c.metrics_addr, plane))
+    runtime.block_on(serve(options, c.metrics_addr, plane, stop))
 }
 
-async fn serve(options: ServerOptions, metrics_addr: SocketAddr, plane: DataPlane) -> Result<()> {
+async fn serve(
+    options: ServerOptions,
+    metrics_addr: SocketAddr,
+    plane: DataPlane,
+    stop: Stop,
+) -> Result<()> {
     let handle = controlplane::metrics::install()?;
     let running = server::start(options, plane).await?;
     let (metrics_at, _metrics) = controlplane::metrics::serve(metrics_addr, handle).await?;
@@ -102,25 +109,56 @@ async fn serve(options: ServerOptions, metrics_addr: SocketAddr, plane: DataPlan
     );
     println!("pinbook: try  pinbook subscribe AAPL --addr {addr}");
     println!("pinbook:      grpcurl -plaintext {addr} list");
-    wait_for_signal().await;
+    stop.wait().await;
     eprintln!("pinbook: shutting down");
     // bounded by the configured shutdown_ms
     running.shutdown().await;
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM ({e}); Ctrl-C still stops pinbook");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT (Ctrl-C) or SIGTERM, caught from the moment `serve` starts.
+///
+/// tokio's signal streams exist only inside a running runtime, which `serve` builds after it
+/// has read its configuration and started the data plane; a signal before that would kill the
+/// process with the default action (exit 143 for SIGTERM). So the handlers are installed with
+/// signal-hook at the first line, and a thread turns the first signal into a message the
+/// runtime awaits later. A second signal exits at once, for an operator whose shutdown hangs.
+struct Stop {
+    first: tokio::sync::oneshot::Receiver<i32>,
+}
+
+impl Stop {
+    fn install() -> Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .context("cannot install the SIGINT and SIGTERM handlers")?;
+        let (tx, first) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("pinbook-signals".to_owned())
+            .spawn(move || {
+                let mut tx = Some(tx);
+                for signal in signals.forever() {
+                    match tx.take() {
+                        Some(tx) => {
+                            // the runtime may be gone already (startup failed): nothing to tell
+                            let _ = tx.send(signal);
+                        }
+                        None => {
+                            eprintln!("pinbook: second signal, exiting without a clean shutdown");
+                            std::process::exit(128 + signal);
+                        }
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(Self { first })
+    }
+
+    /// Returns once the first SIGINT or SIGTERM has arrived (at once if it came during
+    /// startup).
+    async fn wait(self) {
+        // an error means the signal thread ended, which it never does while it can read
+        // signals: treat it as a stop too
+        let _ = self.first.await;
     }
 }
