@@ -433,3 +433,58 @@ fn sigterm_during_startup_still_shuts_down_cleanly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_removed_symbol_stays_removed_when_a_looping_feed_restarts() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("day.itch");
+    let file = file.to_str().expect("a UTF-8 path");
+    ok(
+        &Command::new(BIN)
+            .args(["gen", file, "-n", "5000", "-k", "4", "--seed", "5"])
+            .output()
+            .expect("run gen"),
+        "gen",
+    );
+    let server = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--loop",
+        "--file-rate",
+        "20000",
+    ]);
+    server.wait_serving(&[]);
+    let restarts = || -> u64 {
+        let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
+        stats[0]["shards"][0]["restarts"].as_u64().unwrap_or(0)
+    };
+    let published = |symbol: &str| -> bool {
+        let list = json_lines(&ok(&server.admin(&["symbols", "list", "--json"]), "list"));
+        list[0]["symbols"]
+            .as_array()
+            .expect("symbols")
+            .iter()
+            .any(|s| s["symbol"] == symbol && s["state"] == "published")
+    };
+    ok(&server.admin(&["symbols", "remove", "MSFT"]), "remove MSFT");
+    assert!(!published("MSFT"));
+    let before = restarts();
+    eventually("the file looped twice", Duration::from_secs(30), || {
+        let now = restarts();
+        (now >= before + 2)
+            .then_some(())
+            .ok_or_else(|| format!("restarts {now}, was {before}"))
+    });
+    assert!(
+        !published("MSFT"),
+        "the operator's remove outlives the restart"
+    );
+    assert!(published("AAPL"), "the others are published again");
+    let out = server.run(&["book", "MSFT"]);
+    assert!(!out.status.success(), "MSFT is not served");
+    assert!(
+        text(&out.stderr).contains("not published"),
+        "{}",
+        text(&out.stderr)
+    );
+}

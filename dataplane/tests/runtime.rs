@@ -387,6 +387,51 @@ fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
 }
 
 #[test]
+fn operator_adds_and_removes_outlive_a_new_day() {
+    let stream = generated(20_000, 4, 11);
+    // the stream twice: its start-of-messages event begins the second day
+    let script = || {
+        let day: Vec<Scripted> = stream.iter().cloned().map(Scripted::Message).collect();
+        [day.clone(), day].concat()
+    };
+    let total = messages(&script());
+    // the generator lists AAPL, MSFT, NVDA … at locates 1, 2, 3 …
+    let [aapl, msft, nvda] = ["AAPL", "MSFT", "NVDA"].map(|s| symbol_bytes(s).unwrap());
+    let configs = vec![ShardConfig {
+        publish: Publish::Only(vec![aapl, msft]),
+        ..config(0, 1)
+    }];
+    let mut h = Harness::start(configs, script);
+    h.release(10_000, 10_000, false);
+    h.settle();
+    h.plane
+        .execute(|id| Command::RemoveSymbol { id, symbol: aapl }, WAIT)
+        .unwrap();
+    h.plane
+        .execute(|id| Command::AddSymbol { id, symbol: nvda }, WAIT)
+        .unwrap();
+    h.release(script().len(), total, false);
+    h.settle();
+    assert_eq!(h.plane.shards()[0].stats().snapshot().restarts, 0);
+    assert_eq!(
+        h.mirror.added,
+        [1, 2, 3],
+        "AAPL and MSFT listed, NVDA added; nothing after"
+    );
+    assert_eq!(h.mirror.removed, [1]);
+    assert!(
+        !h.mirror.books.contains_key(&1),
+        "AAPL stays removed on the new day"
+    );
+    assert!(
+        h.mirror.resyncs[&3].contains(&(ResyncReason::NewDay, false)),
+        "NVDA, added by the operator, is still published on the new day: {:?}",
+        h.mirror.resyncs[&3]
+    );
+    h.assert_matches(&reference_of(&stream), &[2, 3]);
+}
+
+#[test]
 fn a_feed_gap_makes_the_shard_stale_until_a_new_day() {
     let stream = generated(20_000, 4, 9);
     let script = || {

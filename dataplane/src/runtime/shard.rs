@@ -173,8 +173,8 @@ pub(super) struct Shard<'a> {
     stats: Arc<ShardStats>,
     idler: Idler,
     batch: usize,
-    /// The symbols published from their stock directory message on; `None` for all.
-    publish: Option<HashSet<[u8; 8]>>,
+    /// Which symbols are published from their stock directory message on.
+    publish: Publishing,
     assign: HashMap<[u8; 8], u16>,
     /// Messages were lost since the day started.
     stale: bool,
@@ -202,10 +202,7 @@ impl<'a> Shard<'a> {
         let symbols = Region::new(Some(arena), config.books.max_symbols, |locate| {
             Symbol::new(locate % shards as usize == config.id as usize)
         })?;
-        let publish = match &config.publish {
-            Publish::All => None,
-            Publish::Only(list) => Some(list.iter().copied().collect()),
-        };
+        let publish = Publishing::new(&config.publish, config.books.max_symbols);
         Ok(Self {
             id: config.id,
             shards,
@@ -393,7 +390,23 @@ impl<'a> Shard<'a> {
         took
     }
 
+    /// Executes `command`; an add or remove that this shard applied or that another shard owns
+    /// is remembered as the operator's decision, so it outlives restarts and new days (when
+    /// the feed lists the symbol again, perhaps at another locate, on another shard).
     fn execute(&mut self, command: Command) -> Result<Applied, CommandError> {
+        let outcome = self.apply_command(command);
+        let decision = match command {
+            Command::AddSymbol { symbol, .. } => Some((symbol, true)),
+            Command::RemoveSymbol { symbol, .. } => Some((symbol, false)),
+            Command::Resync { .. } | Command::SetIdle { .. } => None,
+        };
+        if let (Some((symbol, publish)), Ok(_)) = (decision, &outcome) {
+            self.publish.decide(symbol, publish);
+        }
+        outcome
+    }
+
+    fn apply_command(&mut self, command: Command) -> Result<Applied, CommandError> {
         match command {
             Command::AddSymbol { symbol, .. } => {
                 let Some(locate) = self.owned_locate(symbol)? else {
@@ -605,10 +618,7 @@ impl<'a> Shard<'a> {
             .get(&symbol)
             .copied()
             .unwrap_or(locate % self.shards);
-        let publish = self
-            .publish
-            .as_ref()
-            .is_none_or(|set| set.contains(&symbol));
+        let publish = self.publish.wants(&symbol);
         let Some(state) = self.symbols.get_mut(locate as usize) else {
             return;
         };
@@ -645,6 +655,44 @@ impl<'a> Shard<'a> {
             self.owed_stale = None;
             self.owed_fresh = true;
         }
+    }
+}
+
+/// Which symbols a shard publishes when the feed lists them: what was configured, overridden
+/// by every add or remove the operator made since startup. The overrides are kept by name, so
+/// they hold across restarts and new days, whatever locate the symbol gets.
+#[derive(Debug)]
+struct Publishing {
+    /// `None`: every symbol.
+    configured: Option<HashSet<[u8; 8]>>,
+    /// The operator's last word per symbol: publish (added) or not (removed).
+    decided: HashMap<[u8; 8], bool>,
+}
+
+impl Publishing {
+    /// Reserves room for `symbols` decisions, so a command allocates only past that many.
+    fn new(publish: &Publish, symbols: usize) -> Self {
+        Self {
+            configured: match publish {
+                Publish::All => None,
+                Publish::Only(list) => Some(list.iter().copied().collect()),
+            },
+            decided: HashMap::with_capacity(symbols),
+        }
+    }
+
+    fn wants(&self, symbol: &[u8; 8]) -> bool {
+        match self.decided.get(symbol) {
+            Some(&publish) => publish,
+            None => self
+                .configured
+                .as_ref()
+                .is_none_or(|set| set.contains(symbol)),
+        }
+    }
+
+    fn decide(&mut self, symbol: [u8; 8], publish: bool) {
+        self.decided.insert(symbol, publish);
     }
 }
 
