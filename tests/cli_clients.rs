@@ -488,3 +488,114 @@ fn a_removed_symbol_stays_removed_when_a_looping_feed_restarts() {
         text(&out.stderr)
     );
 }
+
+/// `file` with two bytes `0xFFFF` inserted before the frame at about the middle: a length
+/// prefix that claims 64 KB and, unchecked, desynchronises everything after it.
+fn damaged_copy(file: &Path, damaged: &Path) {
+    let bytes = std::fs::read(file).expect("read the generated file");
+    let mut at = 0;
+    while at < bytes.len() / 2 {
+        at += 2 + usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    }
+    let spliced = [&bytes[..at], &[0xFF, 0xFF][..], &bytes[at..]].concat();
+    std::fs::write(damaged, spliced).expect("write the damaged file");
+}
+
+#[test]
+fn a_framing_loss_in_a_file_flags_every_book_and_resyncs_subscribers() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let good = dir.path().join("day.itch");
+    let bad = dir.path().join("damaged.itch");
+    let messages = 20_000;
+    ok(
+        &Command::new(BIN)
+            .args(["gen", path(&good), "-n", &messages.to_string(), "-k", "4"])
+            .args(["--seed", "8"])
+            .output()
+            .expect("run gen"),
+        "gen",
+    );
+    damaged_copy(&good, &bad);
+    // slow enough that a subscriber is there before the damage, half way through
+    let server = Server::start_with(&[
+        "--feed",
+        &format!("file:{}", path(&bad)),
+        "--file-rate",
+        "5000",
+    ]);
+    server.wait_serving(&[]);
+    let mut subscriber = server
+        .command(&["subscribe", "AAPL", "--json", "--depth", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start subscribe");
+    let stdout = subscriber.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stats = || {
+        let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
+        stats[0]["shards"][0].clone()
+    };
+    eventually(
+        "the shard took the whole file",
+        Duration::from_secs(30),
+        || {
+            let s = stats();
+            (s["messages"].as_u64() == Some(messages))
+                .then_some(())
+                .ok_or_else(|| format!("{s}"))
+        },
+    );
+    let s = stats();
+    assert_eq!(s["framing_lost"], 1, "{s}");
+    assert_eq!(s["gaps"], 1, "{s}");
+    assert_eq!(
+        s["parse_errors"], 0,
+        "nothing misframed reached the parser: {s}"
+    );
+
+    // every book is flagged, and the subscriber was told
+    let list = json_lines(&ok(&server.admin(&["symbols", "list", "--json"]), "list"));
+    for symbol in list[0]["symbols"].as_array().expect("symbols") {
+        assert_eq!(symbol["stale"], true, "{symbol}");
+    }
+    let mut resync = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while resync.is_none() && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let update: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            if update["type"] == "resync" {
+                resync = Some(update);
+            }
+        }
+    }
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
+    let resync = resync.expect("the subscriber got a resync");
+    assert_eq!(resync["reason"], "RESYNC_REASON_UPSTREAM_GAP", "{resync}");
+
+    // the two inserted bytes hid nothing: once framing was found again, the books are those
+    // of the undamaged file, and say they may not be
+    for symbol in ["AAPL", "MSFT"] {
+        let served = json_lines(&ok(
+            &server.run(&["book", symbol, "--depth", "1000", "--json"]),
+            "book",
+        ));
+        let offline = json_lines(&ok(
+            &Command::new(BIN)
+                .args(["replay", path(&good), "--json", "--depth", "1000"])
+                .args(["--symbols", symbol])
+                .output()
+                .expect("run replay"),
+            "replay",
+        ));
+        assert_eq!(served[0]["stale"], true, "{}", served[0]);
+        assert_eq!(served[0]["bids"], offline[0]["books"][symbol]["bids"]);
+        assert_eq!(served[0]["asks"], offline[0]["books"][symbol]["asks"]);
+    }
+}

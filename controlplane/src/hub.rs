@@ -418,7 +418,11 @@ impl Hub {
                     .filter(|m| m.shard == shard && m.published)
                     .map(|m| m.locate)
                     .collect();
-                let detail = format!("feed lost {count} messages from sequence {first}");
+                let detail = if count == 0 {
+                    "the feed lost an unknown number of messages (its framing was lost)".to_owned()
+                } else {
+                    format!("feed lost {count} messages from sequence {first}")
+                };
                 for locate in locates {
                     self.resync_watchers(state, locate, ResyncReason::UpstreamGap, &detail);
                 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use dataplane::arena::Arena;
 use dataplane::book::{BookView, Books, BooksConfig, level::Level};
-use dataplane::feed::binaryfile::{BinaryFile, FrameError};
+use dataplane::feed::binaryfile::{
+    BinaryFile, FrameError, Frames, Resync, find_framing, framing_lost_at,
+};
 use dataplane::feed::itch::{self, ParseError};
 use dataplane::topology::Topology;
 use serde_json::json;
@@ -46,6 +48,8 @@ pub struct ReplayArgs {
 #[derive(Debug, Default)]
 struct Errors {
     frames: BTreeMap<&'static str, u64>,
+    /// Times the framing was lost and found again further on (the books may be wrong).
+    framing_lost: u64,
     parse: BTreeMap<&'static str, u64>,
 }
 
@@ -90,24 +94,54 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let mut changes = 0u64;
     let mut consumed = 0u64;
     let started = Instant::now();
-    for frame in file.frames() {
-        match frame {
+    let all = file.bytes();
+    // `frames` walks `all[base..]`: after a framing loss it starts over where framing is sound
+    let mut base = 0;
+    let mut frames = Frames::new(all);
+    while let Some(frame) = frames.next() {
+        let lost_at = match frame {
             Ok(bytes) => {
                 consumed += 2 + bytes.len() as u64;
                 match itch::parse(bytes) {
                     Ok(message) => {
                         messages += 1;
                         books.apply(&message, &mut |_| changes += 1);
+                        None
                     }
-                    Err(e) => errors.parse(&e),
+                    Err(e) => {
+                        let at = base + frames.offset() - 2 - bytes.len();
+                        let lost = framing_lost_at(all, at);
+                        if !lost {
+                            errors.parse(&e);
+                        }
+                        lost.then_some(at)
+                    }
                 }
             }
             Err(e) => {
-                errors.frame(&e);
-                if let FrameError::ZeroLength { .. } = e {
-                    consumed += 2;
+                let at = match e {
+                    FrameError::Truncated { offset, .. } => base + offset,
+                    FrameError::ZeroLength { offset } => base + offset,
+                };
+                let lost = framing_lost_at(all, at);
+                if !lost {
+                    errors.frame(&e);
+                    if let FrameError::ZeroLength { .. } = e {
+                        consumed += 2;
+                    }
                 }
+                lost.then_some(at)
             }
+        };
+        if let Some(at) = lost_at {
+            // as the service does: count it, skip to where framing is sound again
+            errors.framing_lost += 1;
+            base = match find_framing(all, at + 1, usize::MAX) {
+                Resync::At(offset) => offset,
+                Resync::Scanning(_) | Resync::End => all.len(),
+            };
+            consumed = base as u64;
+            frames = Frames::new(all.get(base..).unwrap_or_default());
         }
         if let Some(bar) = &progress
             && messages & 0xF_FFFF == 0
@@ -116,6 +150,15 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    if errors.framing_lost > 0 {
+        eprintln!(
+            "pinbook: {}: the framing was lost {} times (a damaged or spliced file?) and found \
+             again further on; messages in the skipped stretches are missing, so books may be \
+             wrong",
+            args.file.display(),
+            errors.framing_lost
+        );
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -220,9 +263,10 @@ fn print_text(
     let s = books.stats();
     writeln!(
         out,
-        "errors: frames {:?}, parse {:?}; book: {} unknown refs, {} duplicate refs, {} overfills, \
+        "errors: frames {:?}, framing lost {}, parse {:?}; book: {} unknown refs, {} duplicate refs, {} overfills, \
          {} crossings, capacity hits: {} orders, {} levels, {} symbols",
         errors.frames,
+        errors.framing_lost,
         errors.parse,
         s.unknown_refs,
         s.duplicate_refs,

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::feed::itch::{MAX_MESSAGE_LEN, is_message_shaped};
+
 /// A framing fault in a BinaryFILE stream. Offsets are byte offsets of the frame's length
 /// prefix from the start of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +127,83 @@ impl<'a> Iterator for Frames<'a> {
 }
 
 impl FusedIterator for Frames<'_> {}
+
+/// Consecutive message-shaped frames ([`is_message_shaped`]) that must follow an offset before
+/// framing lost earlier counts as found again there (fewer when the stream ends first, exactly
+/// at a frame boundary). A random offset passes with odds far below one in a billion.
+pub const RESYNC_FRAMES: usize = 4;
+
+/// True if the frame whose length prefix is at `offset` shows that the framing was lost: its
+/// length exceeds any ITCH message ([`MAX_MESSAGE_LEN`]), or it does not hold an ITCH message
+/// and neither do the frames after it (a run of unparseable frames). One bad frame among sound
+/// ones is not a framing loss: it is a bad message, left to the parser to count; nor is a
+/// zero-length frame ([`FrameError::ZeroLength`]) or a truncated tail ([`FrameError::Truncated`]).
+pub fn framing_lost_at(bytes: &[u8], offset: usize) -> bool {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    let Some((prefix, body)) = rest.split_first_chunk::<2>() else {
+        return false;
+    };
+    let len = usize::from(u16::from_be_bytes(*prefix));
+    if len > MAX_MESSAGE_LEN {
+        return true;
+    }
+    if len == 0 {
+        // reported as FrameError::ZeroLength; two bytes cannot shift anything after them
+        return false;
+    }
+    match body.get(..len) {
+        Some(message) if !is_message_shaped(message) => {
+            !sound_at(bytes, offset + 2 + len, RESYNC_FRAMES - 1)
+        }
+        // a whole message, or a truncated tail (reported as such)
+        _ => false,
+    }
+}
+
+/// True if the `frames` frames from `offset` are ITCH messages of the right length, or all
+/// the frames up to the end are and the stream ends exactly after one.
+pub fn sound_at(bytes: &[u8], offset: usize, frames: usize) -> bool {
+    let Some(rest) = bytes.get(offset..) else {
+        return false;
+    };
+    let mut it = Frames::new(rest);
+    for _ in 0..frames {
+        match it.next() {
+            None => return true,
+            Some(Ok(message)) if is_message_shaped(message) => {}
+            Some(_) => return false,
+        }
+    }
+    true
+}
+
+/// The outcome of [`find_framing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// Framing is sound again from this offset.
+    At(usize),
+    /// Nothing sound up to here yet; scan on from this offset.
+    Scanning(usize),
+    /// No sound frame before the end of the stream.
+    End,
+}
+
+/// Looks for the first offset in `from..from + budget` where framing is sound again:
+/// [`RESYNC_FRAMES`] message-shaped frames in a row (or up to the end of the stream). Bounded
+/// by `budget` bytes so a busy loop can scan a long damaged stretch a piece at a time.
+pub fn find_framing(bytes: &[u8], from: usize, budget: usize) -> Resync {
+    let stop = from.saturating_add(budget).min(bytes.len());
+    for offset in from..stop {
+        if sound_at(bytes, offset, RESYNC_FRAMES) {
+            return Resync::At(offset);
+        }
+    }
+    if stop >= bytes.len() {
+        Resync::End
+    } else {
+        Resync::Scanning(stop)
+    }
+}
 
 /// Why a BinaryFILE could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use super::pacer::Pacer;
-use super::{FeedEvent, FeedSource, Polled};
-use crate::feed::binaryfile::{BinaryFile, FrameError, Frames, OpenError};
+use super::{FeedEvent, FeedSource, Polled, Rejection};
+use crate::feed::binaryfile::{
+    BinaryFile, FrameError, Frames, OpenError, Resync, find_framing, framing_lost_at,
+};
 use crate::feed::itch::header_of;
 
 /// How fast a [`FileSource`] releases messages.
@@ -102,7 +104,16 @@ enum Pacing {
 /// A BinaryFILE feed; see the [module docs](self).
 ///
 /// Frame errors become [`FeedEvent::Malformed`]: a zero-length frame is skipped, a truncated
-/// frame (only possible at the end) ends the pass. At the end of the file a looping source
+/// frame (only possible at the end) ends the pass.
+///
+/// **Framing loss.** A frame longer than any ITCH message, or a run of frames that hold no ITCH
+/// message ([`framing_lost_at`]), means the length prefixes no longer line up with messages
+/// (a damaged or spliced file): parsing on would apply garbage to the books. The source then
+/// emits [`FeedEvent::Rejected`]`(`[`Rejection::FramingLost`]`)` and a [`FeedEvent::Gap`] of
+/// unknown size (the shard flags its books stale and subscribers are resynced), and scans
+/// ahead, at most [`SCAN_PER_POLL`] bytes per poll, for the next offset where
+/// [`RESYNC_FRAMES`](crate::feed::binaryfile::RESYNC_FRAMES) frames in a row are ITCH messages;
+/// it resumes there, or ends the pass if there is none. At the end of the file a looping source
 /// emits [`FeedEvent::Restart`] and starts over, its pacing continuing where it was; otherwise
 /// it emits [`FeedEvent::EndOfSession`] once and then returns [`Polled::Ended`]. A looping
 /// source whose file holds no message at all ends too, instead of restarting forever.
@@ -118,7 +129,15 @@ pub struct FileSource {
     passes: u64,
     messages: u64,
     ended: bool,
+    /// Framing was lost: scanning for it from this offset.
+    lost: Option<usize>,
+    /// The gap that follows a framing loss is still to be emitted.
+    owed_gap: bool,
 }
+
+/// Bytes scanned for sound framing per poll after it was lost, so a long damaged stretch
+/// delays the loop by microseconds at a time.
+pub const SCAN_PER_POLL: usize = 16 * 1024;
 
 impl FileSource {
     /// Opens and maps `path`.
@@ -167,6 +186,8 @@ impl FileSource {
             passes: 0,
             messages: 0,
             ended: false,
+            lost: None,
+            owed_gap: false,
         })
     }
 
@@ -197,6 +218,7 @@ impl FileSource {
     /// Handles the end of a pass; returns the events emitted (always 1).
     fn end_pass(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
         self.passes += 1;
+        self.lost = None;
         if self.options.looping && self.pass_messages > 0 {
             self.offset = 0;
             self.pass_messages = 0;
@@ -232,6 +254,38 @@ impl FeedSource for FileSource {
         let mut delivered = 0;
         while events < max && delivered < budget && !self.ended {
             let bytes = self.file.bytes();
+            if self.owed_gap {
+                // Unknown size: the damaged stretch may have held any number of messages.
+                sink(FeedEvent::Gap { first: 0, count: 0 });
+                self.owed_gap = false;
+                events += 1;
+                continue;
+            }
+            if let Some(from) = self.lost {
+                match find_framing(bytes, from, SCAN_PER_POLL) {
+                    Resync::At(offset) => {
+                        self.offset = offset;
+                        self.lost = None;
+                    }
+                    Resync::Scanning(next) => {
+                        // one piece per poll; the next polls go on from here
+                        self.lost = Some(next);
+                        break;
+                    }
+                    Resync::End => {
+                        self.offset = bytes.len();
+                        self.lost = None;
+                    }
+                }
+                continue;
+            }
+            if framing_lost_at(bytes, self.offset) {
+                self.lost = Some(self.offset + 1);
+                self.owed_gap = true;
+                sink(FeedEvent::Rejected(Rejection::FramingLost));
+                events += 1;
+                continue;
+            }
             let mut frames = Frames::new(bytes.get(self.offset..).unwrap_or_default());
             match frames.next() {
                 None => events += self.end_pass(sink),
@@ -344,9 +398,13 @@ mod tests {
         out
     }
 
-    #[derive(Debug, PartialEq)]
+    #[derive(Debug, Clone, PartialEq)]
     enum Seen {
         Ref(u64),
+        /// A message that is not an order delete.
+        Bad,
+        Lost,
+        Gap,
         Malformed,
         Restart,
         End,
@@ -356,9 +414,14 @@ mod tests {
     fn poll(src: &mut FileSource, max: usize, seen: &mut Vec<Seen>) -> Polled {
         src.poll(clock::now_ns(), max, &mut |e| {
             seen.push(match e {
-                FeedEvent::Message(m) => Seen::Ref(u64::from_be_bytes(
-                    m[11..19].try_into().expect("a D message"),
-                )),
+                FeedEvent::Message(m) => match m.get(11..19) {
+                    Some(r) if m.len() == 19 => {
+                        Seen::Ref(u64::from_be_bytes(r.try_into().expect("8 bytes")))
+                    }
+                    _ => Seen::Bad,
+                },
+                FeedEvent::Rejected(Rejection::FramingLost) => Seen::Lost,
+                FeedEvent::Gap { first: 0, count: 0 } => Seen::Gap,
                 FeedEvent::Malformed { .. } => Seen::Malformed,
                 FeedEvent::Restart => Seen::Restart,
                 FeedEvent::EndOfSession => Seen::End,
@@ -424,6 +487,125 @@ mod tests {
         while poll(&mut src, 1, &mut seen) != Polled::Ended {}
         use Seen::{End, Malformed, Ref};
         assert_eq!(seen, [Ref(1), Ref(2), Malformed, Ref(1), Malformed, End]);
+    }
+
+    /// Refs 1..=n, as `Seen`.
+    fn refs(range: std::ops::RangeInclusive<u64>) -> Vec<Seen> {
+        range.map(Seen::Ref).collect()
+    }
+
+    fn play(bytes: &[u8], max: usize) -> Vec<Seen> {
+        let file = TempFile::with(bytes);
+        let mut src = open(&file, Pace::Unpaced, false);
+        let mut seen = Vec::new();
+        while poll(&mut src, max, &mut seen) != Polled::Ended {}
+        seen
+    }
+
+    #[test]
+    fn a_length_prefix_inserted_mid_file_is_a_framing_loss_then_recovered() {
+        let all = deletes(10, |i| i);
+        let cut = 5 * 21;
+        let bytes = [&all[..cut], &[0xFF, 0xFF], &all[cut..]].concat();
+        for max in [1, 3, 64] {
+            let want = [
+                refs(1..=5),
+                vec![Seen::Lost, Seen::Gap],
+                refs(6..=10),
+                vec![Seen::End],
+            ]
+            .concat();
+            assert_eq!(play(&bytes, max), want, "max {max}");
+        }
+    }
+
+    #[test]
+    fn a_run_of_unparseable_frames_is_a_framing_loss() {
+        let all = deletes(12, |i| i);
+        let cut = 4 * 21;
+        // a corrupted prefix (20 instead of 19) shifts every frame after it by one byte
+        let mut bytes = all.clone();
+        bytes[cut + 1] = 20;
+        let seen = play(&bytes, 64);
+        assert_eq!(
+            seen[..6],
+            [refs(1..=4), vec![Seen::Lost, Seen::Gap]].concat()
+        );
+        assert_eq!(seen.last(), Some(&Seen::End));
+        assert!(
+            !seen.contains(&Seen::Bad),
+            "nothing misaligned is delivered: {seen:?}"
+        );
+        assert!(
+            seen.ends_with(&[refs(7..=12), vec![Seen::End]].concat()),
+            "{seen:?}"
+        );
+
+        // garbage up to the end: lost, and the pass ends
+        let bytes = [&all[..cut], &[0, 30][..], &[7; 40][..]].concat();
+        assert_eq!(
+            play(&bytes, 64),
+            [refs(1..=4), vec![Seen::Lost, Seen::Gap, Seen::End]].concat()
+        );
+    }
+
+    #[test]
+    fn one_bad_frame_among_sound_ones_is_a_bad_message_not_a_framing_loss() {
+        let all = deletes(6, |i| i);
+        let bytes = [&all[..3 * 21], &[0, 3, b'Z', 1, 2][..], &all[3 * 21..]].concat();
+        assert_eq!(
+            play(&bytes, 64),
+            [refs(1..=3), vec![Seen::Bad], refs(4..=6), vec![Seen::End]].concat()
+        );
+    }
+
+    #[test]
+    fn a_long_damaged_stretch_is_scanned_a_piece_per_poll() {
+        let all = deletes(4, |i| i);
+        let garbage = vec![0xFFu8; 3 * SCAN_PER_POLL];
+        let bytes = [&all[..2 * 21], &garbage[..], &all[2 * 21..]].concat();
+        let file = TempFile::with(&bytes);
+        let mut src = open(&file, Pace::Unpaced, false);
+        let mut seen = Vec::new();
+        let mut polls = 0;
+        while poll(&mut src, 64, &mut seen) != Polled::Ended {
+            polls += 1;
+        }
+        assert!(polls >= 3, "{polls} polls");
+        assert_eq!(
+            seen,
+            [
+                refs(1..=2),
+                vec![Seen::Lost, Seen::Gap],
+                refs(3..=4),
+                vec![Seen::End]
+            ]
+            .concat()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the damage, the source never panics, ends, and hands over only message-shaped
+        /// frames once framing was lost and found again.
+        #[test]
+        fn damaged_files_never_panic_and_always_end(
+            cuts in proptest::collection::vec((0usize..2_000, proptest::collection::vec(proptest::num::u8::ANY, 0..40)), 0..6),
+        ) {
+            let mut bytes = deletes(100, |i| i);
+            for (at, insert) in cuts {
+                let at = at.min(bytes.len());
+                bytes.splice(at..at, insert);
+            }
+            let file = TempFile::with(&bytes);
+            let mut src = open(&file, Pace::Unpaced, false);
+            let mut seen = Vec::new();
+            let mut polls = 0;
+            while poll(&mut src, 16, &mut seen) != Polled::Ended {
+                polls += 1;
+                proptest::prop_assert!(polls < 100_000, "never ends");
+            }
+            proptest::prop_assert_eq!(seen.last(), Some(&Seen::End));
+        }
     }
 
     #[test]

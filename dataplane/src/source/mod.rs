@@ -31,7 +31,8 @@ pub enum FeedEvent<'a> {
     /// One ITCH 5.0 message, unframed (the type byte first).
     Message(&'a [u8]),
     /// Messages were lost upstream: `count` messages from sequence `first` (MoldUDP64) or an
-    /// unreadable stretch of a file. Every book the shard keeps is stale from here on.
+    /// unreadable stretch of a file (`first` and `count` 0: unknown). Every book the shard
+    /// keeps is stale from here on.
     Gap {
         /// Sequence number of the first lost message (0 when the source has none).
         first: u64,

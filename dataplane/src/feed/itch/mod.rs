@@ -296,6 +296,51 @@ pub fn alpha_str(field: &[u8]) -> Result<&str, &[u8]> {
     }
 }
 
+/// The fixed length of an ITCH 5.0 message of type `kind`, or `None` for a type byte that ITCH
+/// 5.0 does not define (`F`, an add with attribution, is 40 bytes; `A` is 36).
+#[inline]
+pub const fn length_of(kind: u8) -> Option<usize> {
+    Some(match kind {
+        b'A' => AddOrder::LEN_A,
+        b'F' => AddOrder::LEN_F,
+        b'E' => OrderExecuted::LEN,
+        b'C' => OrderExecutedWithPrice::LEN,
+        b'X' => OrderCancel::LEN,
+        b'D' => OrderDelete::LEN,
+        b'U' => OrderReplace::LEN,
+        b'P' => Trade::LEN,
+        b'Q' => CrossTrade::LEN,
+        b'B' => BrokenTrade::LEN,
+        b'I' => Noii::LEN,
+        b'N' => Rpii::LEN,
+        b'S' => SystemEvent::LEN,
+        b'R' => StockDirectory::LEN,
+        b'H' => TradingAction::LEN,
+        b'Y' => RegShoRestriction::LEN,
+        b'L' => MarketParticipantPosition::LEN,
+        b'V' => MwcbDeclineLevel::LEN,
+        b'W' => MwcbStatus::LEN,
+        b'K' => IpoQuotingPeriod::LEN,
+        b'J' => LuldAuctionCollar::LEN,
+        b'h' => OperationalHalt::LEN,
+        b'O' => DirectListingPriceDiscovery::LEN,
+        _ => return None,
+    })
+}
+
+/// The longest ITCH 5.0 message (NOII, `I`, 50 bytes): a frame longer than this holds none.
+pub const MAX_MESSAGE_LEN: usize = Noii::LEN;
+
+/// True if `frame` has a type byte ITCH 5.0 defines and that type's exact length: what every
+/// frame of a soundly framed stream holds. (Field values are not checked; see [`parse`].)
+#[inline]
+pub fn is_message_shaped(frame: &[u8]) -> bool {
+    match frame.first() {
+        Some(&kind) => length_of(kind) == Some(frame.len()),
+        None => false,
+    }
+}
+
 /// `frame` as a `[u8; N]`, or the length error for `kind`.
 #[inline(always)]
 fn exact<const N: usize>(kind: u8, frame: &[u8]) -> Result<&[u8; N], ParseError> {
@@ -414,6 +459,22 @@ mod tests {
         (b'N', 20),
         (b'O', 48),
     ];
+
+    #[test]
+    fn length_of_names_every_type_and_nothing_else() {
+        for (kind, len) in ALL {
+            assert_eq!(length_of(kind), Some(len), "{}", kind as char);
+        }
+        for kind in 0..=u8::MAX {
+            if !ALL.iter().any(|&(k, _)| k == kind) {
+                assert_eq!(length_of(kind), None, "{kind}");
+            }
+        }
+        assert_eq!(ALL.iter().map(|&(_, len)| len).max(), Some(MAX_MESSAGE_LEN));
+        assert!(is_message_shaped(&valid(b'D', 19)));
+        assert!(!is_message_shaped(&valid(b'D', 20)));
+        assert!(!is_message_shaped(b""));
+    }
 
     /// A well-formed frame of `kind`: right length, valid side where one is checked.
     fn valid(kind: u8, len: usize) -> Vec<u8> {
