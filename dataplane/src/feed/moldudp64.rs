@@ -181,6 +181,19 @@ impl<'a> Packet<'a> {
             .saturating_add(u64::from(self.message_count()))
     }
 
+    /// Checks that the blocks after the header are exactly the `count` whole messages the
+    /// header declares (none for a heartbeat or an end of session).
+    ///
+    /// A receiver checks the whole packet before believing its header: a packet whose count
+    /// disagrees with its contents says nothing trustworthy about sequence numbers.
+    ///
+    /// # Errors
+    /// The first of [`MoldError::BlockTruncated`], [`MoldError::CountMismatch`] or
+    /// [`MoldError::TrailingBytes`] that [`Packet::messages`] would yield.
+    pub fn validate(&self) -> Result<(), MoldError> {
+        self.messages().try_for_each(|m| m.map(drop))
+    }
+
     /// The message blocks, in order; message `i` has sequence number `sequence() + i`.
     ///
     /// Yields one error and ends if a block runs past the packet
@@ -405,6 +418,14 @@ impl SequenceTracker {
     #[inline]
     pub const fn next_expected(&self) -> u64 {
         self.next
+    }
+
+    /// Whether a packet starting at `sequence` lies within `window` messages ahead of the next
+    /// expected one. Packets behind (duplicates, overlaps) are always plausible: they cannot
+    /// move the tracker backwards.
+    #[inline]
+    pub const fn is_plausible(&self, sequence: u64, window: u64) -> bool {
+        sequence <= self.next.saturating_add(window)
     }
 
     /// Classifies a packet from its header fields and advances past it.

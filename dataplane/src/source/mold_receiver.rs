@@ -1,0 +1,501 @@
+//! [`Receiver`]: what a MoldUDP64 receiver believes, without the socket.
+//!
+//! [`UdpSource`](super::udp::UdpSource) is a socket and a `Receiver`: each datagram (and its
+//! sender) goes into [`Receiver::accept`], which decides what it means, and
+//! [`Receiver::deliver`] hands the resulting [`FeedEvent`]s over, in feed order, a budget at a
+//! time. Being pure, the rules below are tested against a reference model over random streams
+//! (see the tests at the end of this file).
+//!
+//! A datagram is *believed* only if it cannot be a stray: a single datagram from the wrong
+//! sender, with a count that disagrees with its contents, from another session or with a
+//! far-future sequence number must never move the sequence or wipe the books. The rules, in
+//! the order they are checked:
+//!
+//! | datagram                                                        | outcome                                   |
+//! |-----------------------------------------------------------------|-------------------------------------------|
+//! | from a sender other than the configured source (`@SOURCE`)      | `Rejected(ForeignSender)`; nothing else   |
+//! | shorter than the header, or blocks that do not match its count  | `Malformed`; nothing delivered, sequence not moved |
+//! | confirms the held candidate (below)                             | `Restart` if the candidate is of another session, then the candidate's events and messages, then this packet's |
+//! | current session, within the window                              | as [`SequenceTracker`] says: messages, `Gap`, `Duplicate`, `Heartbeat`, `EndOfSession`; if it makes progress, a held candidate is dropped first |
+//! | current session, beyond the window                              | held as the candidate                     |
+//! | another session, no session yet or the current one ended, no candidate held, within the window from 1 | believed at once: `Restart` (unless it is the first session), then its events |
+//! | any other packet of another session                             | held as the candidate                     |
+//!
+//! *The window* ([`ReceiverOptions::window`], default [`DEFAULT_WINDOW`]) is how far ahead of
+//! the next expected sequence number a packet (messages, heartbeat or end of session) may start
+//! and still be believed on its own.
+//!
+//! *The candidate* is one packet held aside (copied into a second preallocated buffer). A later
+//! packet of the candidate's session that starts in `[candidate end, candidate end + window]`
+//! confirms it: a real jump or a real new session keeps going, so nothing is lost, only delayed
+//! by one packet. A candidate is dropped, and counted as `Rejected(ImplausibleSequence)` (a
+//! jump in the current session, or a first packet beyond the window from 1) or
+//! `Rejected(ForeignSession)`, when another candidate replaces it or when the current session
+//! makes progress (new messages, or a heartbeat or end of session not behind the next expected
+//! number); a duplicate does not count as progress.
+//!
+//! What is not defended against: a forger who sends the right session with a sequence number
+//! inside the window, or two consistent packets; the first session seen (or the first after an
+//! end of session) is believed on sight when it starts within the window. The `@SOURCE` filter
+//! is the defence against forgers.
+//!
+//! No allocation after [`Receiver::new`].
+
+use std::fmt;
+use std::net::{AddrParseError, IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use super::{FeedEvent, Rejection};
+use crate::feed::moldudp64::{MoldError, Observation, Packet, PacketKind, SequenceTracker};
+
+/// The default plausibility window, in messages: a million.
+///
+/// Large enough that genuine loss is believed at once: it is about a second of NASDAQ
+/// TotalView at its busiest (a full day is a few hundred million messages), and a real jump
+/// beyond it still loses nothing, as it is delivered when the next packet confirms it. Small
+/// enough that a random 64-bit sequence number (a corrupt or forged header) lands inside it
+/// with a probability of about 5e-14.
+pub const DEFAULT_WINDOW: u64 = 1_000_000;
+
+/// The largest UDP payload, so no datagram is ever cut.
+pub const DATAGRAM_BUFFER: usize = 64 * 1024;
+
+/// Steps one datagram can queue: a dropped candidate, a restart, then for the candidate and the
+/// confirming packet each a gap, a duplicate or end of session, and messages.
+const MAX_STEPS: usize = 8;
+
+/// The sender a feed is expected from: an IP address (any port), or an exact address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderFilter {
+    /// Datagrams from this IP address, any port.
+    Ip(IpAddr),
+    /// Datagrams from this IP address and port only.
+    Addr(SocketAddr),
+}
+
+impl SenderFilter {
+    /// Whether a datagram from `from` is admitted. An IPv4 sender seen as an IPv4-mapped IPv6
+    /// address (an IPv6 socket) matches its IPv4 form.
+    pub fn admits(&self, from: SocketAddr) -> bool {
+        let ip = from.ip().to_canonical();
+        match *self {
+            SenderFilter::Ip(want) => ip == want.to_canonical(),
+            SenderFilter::Addr(want) => {
+                ip == want.ip().to_canonical() && from.port() == want.port()
+            }
+        }
+    }
+}
+
+impl FromStr for SenderFilter {
+    type Err = AddrParseError;
+
+    /// `IP:PORT` (`[IPV6]:PORT`) or `IP`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse()
+            .map(SenderFilter::Addr)
+            .or_else(|_| s.parse().map(SenderFilter::Ip))
+    }
+}
+
+impl fmt::Display for SenderFilter {
+    /// The form [`FromStr`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SenderFilter::Ip(ip) => write!(f, "{ip}"),
+            SenderFilter::Addr(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// How a [`Receiver`] judges datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverOptions {
+    /// Only datagrams from this sender are read (`None`: from anyone).
+    pub source: Option<SenderFilter>,
+    /// How far ahead of the next expected sequence number a packet may start and be believed
+    /// without confirmation; see the [module docs](self).
+    pub window: u64,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions {
+            source: None,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// Counters of a [`Receiver`] (and its socket), since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Datagrams received.
+    pub packets: u64,
+    /// Bytes received, MoldUDP64 headers included.
+    pub bytes: u64,
+    /// Messages handed over.
+    pub messages: u64,
+    /// Messages reported lost in gaps.
+    pub missed: u64,
+    /// Messages dropped as duplicates.
+    pub duplicates: u64,
+    /// Malformed packets skipped.
+    pub malformed: u64,
+    /// Receive calls that failed with an error other than "would block".
+    pub receive_errors: u64,
+}
+
+/// The header fields of a packet whose blocks were checked.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    session: [u8; 10],
+    sequence: u64,
+    count: u16,
+    kind: PacketKind,
+    /// Messages carried (0 for a heartbeat or an end of session).
+    declared: u16,
+    /// One past the last message carried.
+    next: u64,
+}
+
+impl Header {
+    fn of(packet: &Packet<'_>) -> Header {
+        Header {
+            session: *packet.session(),
+            sequence: packet.sequence(),
+            count: packet.count(),
+            kind: packet.kind(),
+            declared: packet.message_count(),
+            next: packet.next_sequence(),
+        }
+    }
+}
+
+/// Which buffer a queued run of messages is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// The datagram just received.
+    Current,
+    /// The candidate, held aside.
+    Held,
+}
+
+/// One queued piece of output.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Event(FeedEvent<'static>),
+    /// The messages of the packet of `len` bytes in `slot`, from index `next`.
+    Messages { slot: Slot, len: usize, next: u16 },
+}
+
+/// The packet held until a later one confirms it (its bytes are in the held buffer).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    header: Header,
+    len: usize,
+    /// What it is counted as if it is dropped.
+    reason: Rejection,
+}
+
+/// The MoldUDP64 receiver's state machine; see the [module docs](self).
+#[derive(Debug)]
+pub struct Receiver {
+    options: ReceiverOptions,
+    current: Box<[u8]>,
+    held: Box<[u8]>,
+    candidate: Option<Candidate>,
+    tracker: SequenceTracker,
+    session: Option<[u8; 10]>,
+    /// The current session sent its end of session.
+    ended: bool,
+    steps: [Step; MAX_STEPS],
+    steps_len: usize,
+    steps_pos: usize,
+    stats: UdpStats,
+}
+
+impl Receiver {
+    /// A receiver with its two 64 KiB buffers, before any session.
+    pub fn new(options: ReceiverOptions) -> Receiver {
+        Receiver {
+            options,
+            current: vec![0; DATAGRAM_BUFFER].into_boxed_slice(),
+            held: vec![0; DATAGRAM_BUFFER].into_boxed_slice(),
+            candidate: None,
+            tracker: SequenceTracker::new(),
+            session: None,
+            ended: false,
+            steps: [Step::Event(FeedEvent::Heartbeat); MAX_STEPS],
+            steps_len: 0,
+            steps_pos: 0,
+            stats: UdpStats::default(),
+        }
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &ReceiverOptions {
+        &self.options
+    }
+
+    /// The buffer the next datagram is to be received into; then call [`Receiver::accept`].
+    pub fn buffer(&mut self) -> &mut [u8] {
+        &mut self.current
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> UdpStats {
+        self.stats
+    }
+
+    /// The session believed (`None` before the first).
+    pub fn session(&self) -> Option<&[u8; 10]> {
+        self.session.as_ref()
+    }
+
+    /// The next sequence number expected in the session believed.
+    pub fn next_expected(&self) -> u64 {
+        self.tracker.next_expected()
+    }
+
+    /// Whether everything the last datagram caused was handed over; only then may the next one
+    /// be received into [`Receiver::buffer`].
+    pub fn is_drained(&self) -> bool {
+        self.steps_pos == self.steps_len
+    }
+
+    /// Counts a receive that failed: whatever the datagram held is lost.
+    pub fn count_receive_error(&mut self) {
+        self.stats.receive_errors += 1;
+    }
+
+    /// Copies `datagram` (cut to 64 KiB) into the buffer and accepts it, as a datagram from
+    /// `from`.
+    pub fn push(&mut self, datagram: &[u8], from: SocketAddr) {
+        let len = datagram.len().min(DATAGRAM_BUFFER);
+        self.current[..len].copy_from_slice(&datagram[..len]);
+        self.accept(len, from);
+    }
+
+    /// Judges the datagram of `len` bytes in [`Receiver::buffer`], received from `from`, and
+    /// queues what it causes for [`Receiver::deliver`]. Anything still queued from the datagram
+    /// before is dropped, so call it only when [`Receiver::is_drained`].
+    pub fn accept(&mut self, len: usize, from: SocketAddr) {
+        let len = len.min(DATAGRAM_BUFFER);
+        self.steps_len = 0;
+        self.steps_pos = 0;
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        if let Some(filter) = self.options.source
+            && !filter.admits(from)
+        {
+            return self.push_step(Step::Event(FeedEvent::Rejected(Rejection::ForeignSender)));
+        }
+        let header = match Packet::parse(&self.current[..len]).and_then(|p| {
+            p.validate()?;
+            Ok(Header::of(&p))
+        }) {
+            Ok(header) => header,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return self.push_step(Step::Event(FeedEvent::Malformed { what: describe(&e) }));
+            }
+        };
+        let window = self.options.window;
+        if let Some(candidate) = self.candidate
+            && candidate.header.session == header.session
+            && header.sequence >= candidate.header.next
+            && header.sequence - candidate.header.next <= window
+        {
+            self.candidate = None;
+            if self.session != Some(header.session) {
+                self.begin_session(header.session);
+            }
+            self.classify(candidate.header, Slot::Held, candidate.len);
+            return self.classify(header, Slot::Current, len);
+        }
+        if self.session == Some(header.session) {
+            if !self.tracker.is_plausible(header.sequence, window) {
+                return self.hold(header, len, Rejection::ImplausibleSequence);
+            }
+            if self.makes_progress(&header)
+                && let Some(dropped) = self.candidate.take()
+            {
+                self.reject(dropped.reason);
+            }
+            return self.classify(header, Slot::Current, len);
+        }
+        let open = self.session.is_none() || self.ended;
+        let plausible_from_start = SequenceTracker::new().is_plausible(header.sequence, window);
+        if open && plausible_from_start && self.candidate.is_none() {
+            self.begin_session(header.session);
+            return self.classify(header, Slot::Current, len);
+        }
+        let reason = if open && !plausible_from_start {
+            Rejection::ImplausibleSequence
+        } else {
+            Rejection::ForeignSession
+        };
+        self.hold(header, len, reason);
+    }
+
+    /// Hands over up to `budget` queued events (messages and others) in order; returns how many.
+    pub fn deliver(&mut self, budget: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+        let mut events = 0;
+        while events < budget && self.steps_pos < self.steps_len {
+            match self.steps[self.steps_pos] {
+                Step::Event(event) => {
+                    sink(event);
+                    events += 1;
+                    self.steps_pos += 1;
+                }
+                Step::Messages { slot, len, next } => {
+                    let buf = match slot {
+                        Slot::Current => &self.current[..len],
+                        Slot::Held => &self.held[..len],
+                    };
+                    let mut index = next;
+                    let mut finished = true;
+                    if let Ok(packet) = Packet::parse(buf) {
+                        // `accept` validated every block, so no error can appear here.
+                        let mut messages = packet.messages().skip(usize::from(next)).flatten();
+                        finished = false;
+                        while events < budget {
+                            let Some(message) = messages.next() else {
+                                finished = true;
+                                break;
+                            };
+                            sink(FeedEvent::Message(message));
+                            index += 1;
+                            events += 1;
+                        }
+                        finished |= index == packet.message_count();
+                    }
+                    self.stats.messages += u64::from(index - next);
+                    if finished {
+                        self.steps_pos += 1;
+                    } else {
+                        self.steps[self.steps_pos] = Step::Messages {
+                            slot,
+                            len,
+                            next: index,
+                        };
+                    }
+                }
+            }
+        }
+        events
+    }
+
+    fn push_step(&mut self, step: Step) {
+        debug_assert!(self.steps_len < MAX_STEPS, "MAX_STEPS covers every case");
+        if let Some(slot) = self.steps.get_mut(self.steps_len) {
+            *slot = step;
+            self.steps_len += 1;
+        }
+    }
+
+    fn reject(&mut self, why: Rejection) {
+        self.push_step(Step::Event(FeedEvent::Rejected(why)));
+    }
+
+    /// Whether a plausible packet of the current session shows it alive: new messages, or a
+    /// heartbeat or end of session that is not behind.
+    fn makes_progress(&self, header: &Header) -> bool {
+        let expected = self.tracker.next_expected();
+        match header.kind {
+            PacketKind::Messages => header.next > expected,
+            PacketKind::Heartbeat | PacketKind::EndOfSession => header.sequence >= expected,
+        }
+    }
+
+    /// Copies the current datagram aside as the candidate; one held before is dropped.
+    fn hold(&mut self, header: Header, len: usize, reason: Rejection) {
+        if let Some(dropped) = self.candidate.take() {
+            self.reject(dropped.reason);
+        }
+        self.held[..len].copy_from_slice(&self.current[..len]);
+        self.candidate = Some(Candidate {
+            header,
+            len,
+            reason,
+        });
+    }
+
+    /// Believes `session` from now on (a restart of the books, unless it is the first).
+    fn begin_session(&mut self, session: [u8; 10]) {
+        if self.session.is_some() {
+            self.push_step(Step::Event(FeedEvent::Restart));
+        }
+        self.session = Some(session);
+        self.tracker = SequenceTracker::new();
+        self.ended = false;
+    }
+
+    /// Runs a believed packet of the current session through the tracker and queues its events
+    /// and new messages.
+    fn classify(&mut self, header: Header, slot: Slot, len: usize) {
+        let expected = self.tracker.next_expected();
+        let declared = header.declared;
+        let mut first_new = 0;
+        match self.tracker.observe(header.sequence, header.count) {
+            Observation::InOrder => {}
+            Observation::Gap {
+                first_missing,
+                missing,
+            } => {
+                self.stats.missed += missing;
+                self.push_step(Step::Event(FeedEvent::Gap {
+                    first: first_missing,
+                    count: missing,
+                }));
+            }
+            Observation::Duplicate => {
+                first_new = declared;
+                self.stats.duplicates += u64::from(declared);
+                self.push_step(Step::Event(FeedEvent::Duplicate {
+                    count: u64::from(declared),
+                }));
+            }
+            Observation::Overlap { skip, .. } => {
+                first_new = skip;
+                self.stats.duplicates += u64::from(skip);
+                self.push_step(Step::Event(FeedEvent::Duplicate {
+                    count: u64::from(skip),
+                }));
+            }
+            Observation::Heartbeat => self.push_step(Step::Event(FeedEvent::Heartbeat)),
+            Observation::EndOfSession { missing } => {
+                if missing > 0 {
+                    self.stats.missed += missing;
+                    self.push_step(Step::Event(FeedEvent::Gap {
+                        first: expected,
+                        count: missing,
+                    }));
+                }
+                self.ended = true;
+                self.push_step(Step::Event(FeedEvent::EndOfSession));
+            }
+        }
+        if first_new < declared {
+            self.push_step(Step::Messages {
+                slot,
+                len,
+                next: first_new,
+            });
+        }
+    }
+}
+
+/// A short, static name for the log.
+fn describe(e: &MoldError) -> &'static str {
+    match e {
+        MoldError::TooShort { .. } => "packet shorter than the MoldUDP64 header",
+        MoldError::BlockTruncated { .. } => "message block runs past the end of the packet",
+        MoldError::CountMismatch { .. } => "packet holds fewer messages than its header declares",
+        MoldError::TrailingBytes { .. } => "bytes after the packet's last message",
+        MoldError::TooManyMessages { .. } | MoldError::MessageTooLong { .. } => {
+            "packet could not be encoded"
+        }
+    }
+}
