@@ -499,3 +499,318 @@ fn describe(e: &MoldError) -> &'static str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::moldudp64::{encode_end_of_session, encode_heartbeat, encode_packet};
+
+    const A: &[u8; 10] = b"SESSION--A";
+    const B: &[u8; 10] = b"SESSION--B";
+
+    /// An owned copy of an event.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Msg(Vec<u8>),
+        Gap(u64, u64),
+        Dup(u64),
+        Malformed,
+        Heartbeat,
+        End,
+        Restart,
+        Rejected(Rejection),
+    }
+
+    fn owned(e: FeedEvent<'_>) -> Ev {
+        match e {
+            FeedEvent::Message(m) => Ev::Msg(m.to_vec()),
+            FeedEvent::Gap { first, count } => Ev::Gap(first, count),
+            FeedEvent::Duplicate { count } => Ev::Dup(count),
+            FeedEvent::Malformed { .. } => Ev::Malformed,
+            FeedEvent::Heartbeat => Ev::Heartbeat,
+            FeedEvent::EndOfSession => Ev::End,
+            FeedEvent::Restart => Ev::Restart,
+            FeedEvent::Rejected(why) => Ev::Rejected(why),
+        }
+    }
+
+    fn sender() -> SocketAddr {
+        "127.0.0.1:9000".parse().expect("an address")
+    }
+
+    fn packet(session: &[u8; 10], sequence: u64, messages: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_packet(session, sequence, messages, &mut out).expect("encodable");
+        out
+    }
+
+    fn heartbeat(session: &[u8; 10], next: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_heartbeat(session, next, &mut out);
+        out
+    }
+
+    fn end(session: &[u8; 10], next: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_end_of_session(session, next, &mut out);
+        out
+    }
+
+    /// Pushes `datagram` and hands over everything it caused, `budget` events per call.
+    fn feed(r: &mut Receiver, datagram: &[u8], from: SocketAddr, budget: usize) -> Vec<Ev> {
+        r.push(datagram, from);
+        let mut out = Vec::new();
+        while !r.is_drained() {
+            let n = r.deliver(budget, &mut |e| out.push(owned(e)));
+            assert!(n <= budget && n > 0, "{n} events for a budget of {budget}");
+        }
+        out
+    }
+
+    fn window(window: u64) -> Receiver {
+        Receiver::new(ReceiverOptions {
+            source: None,
+            window,
+        })
+    }
+
+    fn msg(bytes: &[u8]) -> Ev {
+        Ev::Msg(bytes.to_vec())
+    }
+
+    const IMPLAUSIBLE: Ev = Ev::Rejected(Rejection::ImplausibleSequence);
+    const FOREIGN_SESSION: Ev = Ev::Rejected(Rejection::ForeignSession);
+
+    #[test]
+    fn receiver_rejects_other_senders() {
+        let mut r = Receiver::new(ReceiverOptions {
+            source: Some(SenderFilter::Ip("10.0.0.1".parse().expect("ip"))),
+            ..ReceiverOptions::default()
+        });
+        let good: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let bad: SocketAddr = "10.0.0.2:5000".parse().expect("addr");
+        let p = packet(A, 1, &[b"a"]);
+        assert_eq!(
+            feed(&mut r, &p, bad, 8),
+            [Ev::Rejected(Rejection::ForeignSender)]
+        );
+        assert_eq!(r.next_expected(), 1);
+        assert_eq!(r.session(), None, "a rejected datagram is not looked at");
+        assert_eq!(feed(&mut r, &p, good, 8), [msg(b"a")]);
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:1".parse().expect("addr");
+        assert!(SenderFilter::Ip("10.0.0.1".parse().expect("ip")).admits(mapped));
+    }
+
+    #[test]
+    fn receiver_sender_filter_by_port() {
+        let filter = SenderFilter::Addr("10.0.0.1:5000".parse().expect("addr"));
+        assert!(filter.admits("10.0.0.1:5000".parse().expect("addr")));
+        assert!(!filter.admits("10.0.0.1:5001".parse().expect("addr")));
+        assert!(!filter.admits("10.0.0.2:5000".parse().expect("addr")));
+    }
+
+    #[test]
+    fn receiver_sender_filter_parses_and_prints_back() {
+        for text in ["10.0.0.1", "10.0.0.1:5000", "::1", "[::1]:5000"] {
+            let filter: SenderFilter = text.parse().expect(text);
+            assert_eq!(filter.to_string(), text);
+        }
+        assert!("10.0.0.1:x".parse::<SenderFilter>().is_err());
+        assert!("host".parse::<SenderFilter>().is_err());
+    }
+
+    #[test]
+    fn receiver_count_overrun_is_malformed_and_moves_nothing() {
+        let mut r = Receiver::new(ReceiverOptions::default());
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        let mut bad = packet(A, 2, &[b"b", b"c", b"d"]);
+        bad[18..20].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(feed(&mut r, &bad, sender(), 8), [Ev::Malformed]);
+        let mut trailing = packet(A, 2, &[b"b", b"c"]);
+        trailing[19] = 1;
+        assert_eq!(feed(&mut r, &trailing, sender(), 8), [Ev::Malformed]);
+        let mut cut = packet(A, 2, &[b"b", b"c"]);
+        cut.pop();
+        assert_eq!(feed(&mut r, &cut, sender(), 8), [Ev::Malformed]);
+        assert_eq!(feed(&mut r, b"short", sender(), 8), [Ev::Malformed]);
+        assert_eq!(r.next_expected(), 2, "no malformed packet moved the sequence");
+        assert_eq!(r.stats().malformed, 4);
+        // If the malformed packet was real, what it carried is a gap once the next one comes.
+        assert_eq!(
+            feed(&mut r, &packet(A, 5, &[b"e"]), sender(), 8),
+            [Ev::Gap(2, 3), msg(b"e")]
+        );
+    }
+
+    #[test]
+    fn receiver_jump_beyond_the_window_is_held_until_continued() {
+        let mut r = window(10);
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
+            [msg(b"b")]
+        );
+        assert_eq!(feed(&mut r, &packet(A, 100, &[b"x", b"y"]), sender(), 8), []);
+        assert_eq!(r.next_expected(), 3, "the jump did not move the sequence");
+        assert_eq!(
+            feed(&mut r, &packet(A, 105, &[b"z"]), sender(), 2),
+            [
+                Ev::Gap(3, 97),
+                msg(b"x"),
+                msg(b"y"),
+                Ev::Gap(102, 3),
+                msg(b"z")
+            ],
+            "a real jump loses nothing"
+        );
+        assert_eq!(r.next_expected(), 106);
+        assert_eq!(r.stats().messages, 5);
+    }
+
+    #[test]
+    fn receiver_jump_within_the_window_is_a_gap_at_once() {
+        let mut r = window(10);
+        assert_eq!(
+            feed(&mut r, &packet(A, 11, &[b"k"]), sender(), 8),
+            [Ev::Gap(1, 10), msg(b"k")]
+        );
+        assert_eq!(
+            feed(&mut r, &packet(A, 22, &[b"v"]), sender(), 8),
+            [Ev::Gap(12, 10), msg(b"v")]
+        );
+    }
+
+    #[test]
+    fn receiver_noise_jump_is_dropped_when_the_session_goes_on() {
+        for noise in [
+            packet(A, 1 << 62, &[b"x"]),
+            heartbeat(A, 1 << 62),
+            end(A, 1 << 40),
+        ] {
+            let mut r = Receiver::new(ReceiverOptions::default());
+            assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+            assert_eq!(feed(&mut r, &noise, sender(), 8), []);
+            assert_eq!(
+                feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+                [Ev::Dup(1)],
+                "a duplicate is no progress"
+            );
+            assert_eq!(
+                feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
+                [IMPLAUSIBLE, msg(b"b")]
+            );
+            assert_eq!(feed(&mut r, &heartbeat(A, 3), sender(), 8), [Ev::Heartbeat]);
+            assert_eq!(r.next_expected(), 3);
+        }
+    }
+
+    #[test]
+    fn receiver_heartbeat_and_end_far_ahead_need_confirming() {
+        let mut r = window(10);
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(feed(&mut r, &heartbeat(A, 50), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &heartbeat(A, 50), sender(), 8),
+            [Ev::Gap(2, 48), Ev::Heartbeat]
+        );
+        assert_eq!(feed(&mut r, &end(A, 500), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &end(A, 500), sender(), 8),
+            [Ev::Gap(50, 450), Ev::End, Ev::End]
+        );
+    }
+
+    #[test]
+    fn receiver_a_replaced_candidate_is_counted() {
+        let mut r = window(10);
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(feed(&mut r, &packet(A, 1_000, &[b"x"]), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &packet(B, 7, &[b"y"]), sender(), 8),
+            [IMPLAUSIBLE]
+        );
+        assert_eq!(
+            feed(&mut r, &packet(A, 5_000, &[b"z"]), sender(), 8),
+            [FOREIGN_SESSION]
+        );
+        assert_eq!(
+            feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
+            [IMPLAUSIBLE, msg(b"b")]
+        );
+    }
+
+    #[test]
+    fn receiver_another_session_is_believed_once_continued() {
+        let mut r = Receiver::new(ReceiverOptions::default());
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(feed(&mut r, &packet(B, 1, &[b"x"]), sender(), 8), []);
+        assert_eq!(r.session(), Some(A));
+        assert_eq!(
+            feed(&mut r, &packet(B, 2, &[b"y"]), sender(), 1),
+            [Ev::Restart, msg(b"x"), msg(b"y")]
+        );
+        assert_eq!((r.session(), r.next_expected()), (Some(B), 3));
+        // the old session's stragglers are strays now
+        assert_eq!(feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &heartbeat(B, 3), sender(), 8),
+            [FOREIGN_SESSION, Ev::Heartbeat]
+        );
+    }
+
+    #[test]
+    fn receiver_a_stray_session_never_restarts() {
+        for stray in [
+            packet(B, 1, &[b"x"]),
+            heartbeat(B, 1),
+            end(B, 1),
+            packet(B, 1 << 50, &[b"x"]),
+        ] {
+            let mut r = Receiver::new(ReceiverOptions::default());
+            assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+            assert_eq!(feed(&mut r, &stray, sender(), 8), []);
+            assert_eq!(
+                feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
+                [FOREIGN_SESSION, msg(b"b")]
+            );
+            assert_eq!(r.session(), Some(A));
+        }
+    }
+
+    #[test]
+    fn receiver_a_new_session_after_the_end_is_believed_at_once() {
+        let mut r = window(10);
+        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(feed(&mut r, &end(A, 2), sender(), 8), [Ev::End]);
+        assert_eq!(
+            feed(&mut r, &packet(B, 3, &[b"c"]), sender(), 8),
+            [Ev::Restart, Ev::Gap(1, 2), msg(b"c")]
+        );
+        // but not from beyond the window
+        assert_eq!(feed(&mut r, &end(B, 4), sender(), 8), [Ev::End]);
+        assert_eq!(feed(&mut r, &packet(A, 100, &[b"z"]), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &end(B, 4), sender(), 8),
+            [IMPLAUSIBLE, Ev::End]
+        );
+    }
+
+    #[test]
+    fn receiver_first_session_and_late_join() {
+        let mut r = window(10);
+        assert_eq!(
+            feed(&mut r, &packet(A, 5, &[b"e"]), sender(), 8),
+            [Ev::Gap(1, 4), msg(b"e")],
+            "the first session within the window is believed on sight, without a restart"
+        );
+        let mut r = window(10);
+        assert_eq!(feed(&mut r, &packet(A, 500, &[b"x"]), sender(), 8), []);
+        assert_eq!(r.session(), None);
+        assert_eq!(
+            feed(&mut r, &packet(A, 501, &[b"y"]), sender(), 8),
+            [Ev::Gap(1, 499), msg(b"x"), msg(b"y")],
+            "a late join loses nothing and restarts nothing"
+        );
+        assert_eq!(r.session(), Some(A));
+    }
+}
