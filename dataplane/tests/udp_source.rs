@@ -172,10 +172,7 @@ fn a_new_session_after_the_end_restarts_the_sequence() {
     h.end(SESSION, 3);
     h.messages(b"TEST000002", 1, &[b"x"]);
     let got = h.expect(5, 16).to_vec();
-    assert_eq!(
-        got,
-        [msg(b"a"), msg(b"b"), Ev::End, Ev::Restart, msg(b"x")]
-    );
+    assert_eq!(got, [msg(b"a"), msg(b"b"), Ev::End, Ev::Restart, msg(b"x")]);
     assert_eq!(h.source.session(), Some(b"TEST000002"));
     assert_eq!(h.source.next_expected(), 2);
 }
@@ -269,7 +266,11 @@ fn datagrams_from_another_sender_are_rejected() {
         sender,
         events: Vec::new(),
     };
-    assert!(h.source.describe().contains("only"), "{}", h.source.describe());
+    assert!(
+        h.source.describe().contains("only"),
+        "{}",
+        h.source.describe()
+    );
     h.messages(SESSION, 1, &[b"a"]);
     let other = UdpSocket::bind("127.0.0.1:0").expect("bind another");
     let mut forged = Vec::new();

@@ -186,7 +186,11 @@ enum Slot {
 enum Step {
     Event(FeedEvent<'static>),
     /// The messages of the packet of `len` bytes in `slot`, from index `next`.
-    Messages { slot: Slot, len: usize, next: u16 },
+    Messages {
+        slot: Slot,
+        len: usize,
+        next: u16,
+    },
 }
 
 /// The packet held until a later one confirms it (its bytes are in the held buffer).
@@ -622,7 +626,10 @@ mod tests {
     #[test]
     fn receiver_count_overrun_is_malformed_and_moves_nothing() {
         let mut r = Receiver::new(ReceiverOptions::default());
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         let mut bad = packet(A, 2, &[b"b", b"c", b"d"]);
         bad[18..20].copy_from_slice(&1000u16.to_be_bytes());
         assert_eq!(feed(&mut r, &bad, sender(), 8), [Ev::Malformed]);
@@ -633,7 +640,11 @@ mod tests {
         cut.pop();
         assert_eq!(feed(&mut r, &cut, sender(), 8), [Ev::Malformed]);
         assert_eq!(feed(&mut r, b"short", sender(), 8), [Ev::Malformed]);
-        assert_eq!(r.next_expected(), 2, "no malformed packet moved the sequence");
+        assert_eq!(
+            r.next_expected(),
+            2,
+            "no malformed packet moved the sequence"
+        );
         assert_eq!(r.stats().malformed, 4);
         // If the malformed packet was real, what it carried is a gap once the next one comes.
         assert_eq!(
@@ -645,12 +656,18 @@ mod tests {
     #[test]
     fn receiver_jump_beyond_the_window_is_held_until_continued() {
         let mut r = window(10);
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         assert_eq!(
             feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
             [msg(b"b")]
         );
-        assert_eq!(feed(&mut r, &packet(A, 100, &[b"x", b"y"]), sender(), 8), []);
+        assert_eq!(
+            feed(&mut r, &packet(A, 100, &[b"x", b"y"]), sender(), 8),
+            []
+        );
         assert_eq!(r.next_expected(), 3, "the jump did not move the sequence");
         assert_eq!(
             feed(&mut r, &packet(A, 105, &[b"z"]), sender(), 2),
@@ -688,7 +705,10 @@ mod tests {
             end(A, 1 << 40),
         ] {
             let mut r = Receiver::new(ReceiverOptions::default());
-            assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+            assert_eq!(
+                feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+                [msg(b"a")]
+            );
             assert_eq!(feed(&mut r, &noise, sender(), 8), []);
             assert_eq!(
                 feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
@@ -707,7 +727,10 @@ mod tests {
     #[test]
     fn receiver_heartbeat_and_end_far_ahead_need_confirming() {
         let mut r = window(10);
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         assert_eq!(feed(&mut r, &heartbeat(A, 50), sender(), 8), []);
         assert_eq!(
             feed(&mut r, &heartbeat(A, 50), sender(), 8),
@@ -723,7 +746,10 @@ mod tests {
     #[test]
     fn receiver_a_replaced_candidate_is_counted() {
         let mut r = window(10);
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         assert_eq!(feed(&mut r, &packet(A, 1_000, &[b"x"]), sender(), 8), []);
         assert_eq!(
             feed(&mut r, &packet(B, 7, &[b"y"]), sender(), 8),
@@ -742,7 +768,10 @@ mod tests {
     #[test]
     fn receiver_another_session_is_believed_once_continued() {
         let mut r = Receiver::new(ReceiverOptions::default());
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         assert_eq!(feed(&mut r, &packet(B, 1, &[b"x"]), sender(), 8), []);
         assert_eq!(r.session(), Some(A));
         assert_eq!(
@@ -767,7 +796,10 @@ mod tests {
             packet(B, 1 << 50, &[b"x"]),
         ] {
             let mut r = Receiver::new(ReceiverOptions::default());
-            assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+            assert_eq!(
+                feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+                [msg(b"a")]
+            );
             assert_eq!(feed(&mut r, &stray, sender(), 8), []);
             assert_eq!(
                 feed(&mut r, &packet(A, 2, &[b"b"]), sender(), 8),
@@ -780,7 +812,10 @@ mod tests {
     #[test]
     fn receiver_a_new_session_after_the_end_is_believed_at_once() {
         let mut r = window(10);
-        assert_eq!(feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8), [msg(b"a")]);
+        assert_eq!(
+            feed(&mut r, &packet(A, 1, &[b"a"]), sender(), 8),
+            [msg(b"a")]
+        );
         assert_eq!(feed(&mut r, &end(A, 2), sender(), 8), [Ev::End]);
         assert_eq!(
             feed(&mut r, &packet(B, 3, &[b"c"]), sender(), 8),
@@ -812,5 +847,291 @@ mod tests {
             "a late join loses nothing and restarts nothing"
         );
         assert_eq!(r.session(), Some(A));
+    }
+
+    /// The proptest: random genuine streams (one or two sessions, starting at 1, a little
+    /// late or far beyond the window) with duplicates, reordering and hostile datagrams mixed
+    /// in, against a reference model that is simply told which datagrams are genuine.
+    mod model {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::feed::moldudp64::END_OF_SESSION;
+
+        const GENUINE: [&[u8; 10]; 2] = [b"GENUINE000", b"GENUINE001"];
+
+        /// Something done to the stream after one of its packets.
+        #[derive(Debug, Clone)]
+        enum Perturb {
+            /// Re-send a packet that arrived `back` slots before.
+            Duplicate(u8),
+            /// Swap the two packets that follow.
+            Swap,
+            /// A packet whose blocks do not match its count (3 kinds).
+            Malformed(u8),
+            /// A packet of another session.
+            Foreign { sequence: u64, count: u8 },
+            /// A packet of the current session far ahead (messages, heartbeat or end).
+            FarFuture { kind: u8, offset: u32 },
+        }
+
+        #[derive(Debug, Clone)]
+        struct SessionPlan {
+            start: u64,
+            /// Messages per packet; 0 is a heartbeat.
+            sizes: Vec<u8>,
+            ends: u8,
+            perturbs: Vec<(u8, Perturb)>,
+        }
+
+        fn perturb() -> impl Strategy<Value = Perturb> {
+            prop_oneof![
+                any::<u8>().prop_map(Perturb::Duplicate),
+                Just(Perturb::Swap),
+                (0u8..3).prop_map(Perturb::Malformed),
+                (1u64..1 << 63, 0u8..5)
+                    .prop_map(|(sequence, count)| Perturb::Foreign { sequence, count }),
+                (0u8..3, any::<u32>())
+                    .prop_map(|(kind, offset)| Perturb::FarFuture { kind, offset }),
+            ]
+        }
+
+        fn session(
+            start: impl Strategy<Value = u64>,
+            min_ends: u8,
+        ) -> impl Strategy<Value = SessionPlan> {
+            (
+                start,
+                prop::collection::vec(0u8..5, 2..14),
+                min_ends..4,
+                prop::collection::vec((any::<u8>(), perturb()), 0..8),
+            )
+                .prop_map(|(start, sizes, ends, perturbs)| SessionPlan {
+                    start,
+                    sizes,
+                    ends,
+                    perturbs,
+                })
+        }
+
+        fn plan() -> impl Strategy<Value = Vec<SessionPlan>> {
+            let start = prop_oneof![
+                Just(1u64),
+                2u64..40,
+                (0u64..1000).prop_map(|x| DEFAULT_WINDOW + 2 + x),
+            ];
+            prop_oneof![
+                session(start.clone(), 0).prop_map(|s| vec![s]),
+                (session(start, 1), session(Just(1u64), 0)).prop_map(|(a, b)| vec![a, b]),
+            ]
+        }
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Hostile {
+            Malformed,
+            Foreign,
+            FarFuture,
+        }
+
+        /// A datagram of the stream: genuine (session index, sequence, count), or hostile.
+        #[derive(Debug, Clone)]
+        enum Arrival {
+            Genuine {
+                session: usize,
+                sequence: u64,
+                count: u16,
+                bytes: Vec<u8>,
+            },
+            Hostile(Hostile, Vec<u8>),
+        }
+
+        fn genuine_message(session: usize, sequence: u64) -> Vec<u8> {
+            let mut m = vec![0, session as u8];
+            m.extend_from_slice(&sequence.to_be_bytes());
+            m
+        }
+
+        /// The datagrams of a plan, in arrival order.
+        fn arrivals(plan: &[SessionPlan]) -> Vec<Arrival> {
+            let mut out = Vec::new();
+            let mut hostiles = 0u64;
+            for (k, s) in plan.iter().enumerate() {
+                let name = GENUINE[k];
+                let mut packets = Vec::new();
+                let mut next = s.start;
+                for &size in &s.sizes {
+                    let messages: Vec<Vec<u8>> = (0..u64::from(size))
+                        .map(|i| genuine_message(k, next + i))
+                        .collect();
+                    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+                    let mut bytes = Vec::new();
+                    encode_packet(name, next, &refs, &mut bytes).expect("encodable");
+                    packets.push((next, u16::from(size), bytes));
+                    next += u64::from(size);
+                }
+                let non_end = packets.len();
+                for _ in 0..s.ends {
+                    packets.push((next, END_OF_SESSION, end(name, next)));
+                }
+                let mut order: Vec<usize> = (0..packets.len()).collect();
+                for (after, p) in &s.perturbs {
+                    let slot = 1 + usize::from(*after) % (non_end - 1);
+                    if matches!(p, Perturb::Swap) && slot + 2 < non_end {
+                        order.swap(slot + 1, slot + 2);
+                    }
+                }
+                let genuine = |i: usize| {
+                    let (sequence, count, bytes) = packets[i].clone();
+                    Arrival::Genuine {
+                        session: k,
+                        sequence,
+                        count,
+                        bytes,
+                    }
+                };
+                for (slot, &i) in order.iter().enumerate() {
+                    out.push(genuine(i));
+                    for (after, p) in &s.perturbs {
+                        if slot != 1 + usize::from(*after) % (non_end - 1) {
+                            continue;
+                        }
+                        hostiles += 1;
+                        let evil: [&[u8]; 3] = [&[0xEE, 1], &[0xEE, 2], &[0xEE, 3]];
+                        out.push(match *p {
+                            Perturb::Swap => continue,
+                            Perturb::Duplicate(back) => {
+                                genuine(order[slot - usize::from(back) % (slot + 1)])
+                            }
+                            Perturb::Malformed(kind) => {
+                                let mut bytes = packet(name, packets[i].0 + 1, &evil);
+                                match kind {
+                                    0 => bytes[18..20].copy_from_slice(&1000u16.to_be_bytes()),
+                                    1 => bytes[19] = 1,
+                                    _ => drop(bytes.pop()),
+                                }
+                                Arrival::Hostile(Hostile::Malformed, bytes)
+                            }
+                            Perturb::Foreign { sequence, count } => {
+                                let mut stray = *b"EVIL000000";
+                                stray[4..].copy_from_slice(format!("{hostiles:06}").as_bytes());
+                                let bytes = match count {
+                                    0 => heartbeat(&stray, sequence),
+                                    4 => end(&stray, sequence),
+                                    n => packet(&stray, sequence, &evil[..usize::from(n)]),
+                                };
+                                Arrival::Hostile(Hostile::Foreign, bytes)
+                            }
+                            Perturb::FarFuture { kind, offset } => {
+                                let sequence = ((hostiles + 1) << 44) + u64::from(offset);
+                                let bytes = match kind {
+                                    0 => packet(name, sequence, &evil[..2]),
+                                    1 => heartbeat(name, sequence),
+                                    _ => end(name, sequence),
+                                };
+                                Arrival::Hostile(Hostile::FarFuture, bytes)
+                            }
+                        });
+                    }
+                }
+            }
+            out
+        }
+
+        /// What a receiver that ignores hostile datagrams, and believes every genuine one,
+        /// hands over.
+        fn reference(arrivals: &[Arrival]) -> Vec<Ev> {
+            let mut out = Vec::new();
+            let mut session = None;
+            let mut next = 1u64;
+            for a in arrivals {
+                let Arrival::Genuine {
+                    session: k,
+                    sequence,
+                    count,
+                    ..
+                } = *a
+                else {
+                    continue;
+                };
+                if session != Some(k) {
+                    if session.is_some() {
+                        out.push(Ev::Restart);
+                    }
+                    session = Some(k);
+                    next = 1;
+                }
+                let gap = sequence > next;
+                if gap {
+                    out.push(Ev::Gap(next, sequence - next));
+                    next = sequence;
+                }
+                match count {
+                    // a heartbeat ahead is reported as the gap alone
+                    0 if gap => {}
+                    0 => out.push(Ev::Heartbeat),
+                    END_OF_SESSION => out.push(Ev::End),
+                    n => {
+                        let end = sequence + u64::from(n);
+                        if end <= next {
+                            out.push(Ev::Dup(u64::from(n)));
+                            continue;
+                        }
+                        if sequence < next {
+                            out.push(Ev::Dup(next - sequence));
+                        }
+                        for s in next..end {
+                            out.push(Ev::Msg(genuine_message(k, s)));
+                        }
+                        next = end;
+                    }
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 512 }))]
+
+            #[test]
+            fn receiver_matches_the_reference(plan in plan(), budget in 1usize..6) {
+                let arrivals = arrivals(&plan);
+                let mut r = Receiver::new(ReceiverOptions::default());
+                let mut events = Vec::new();
+                for a in &arrivals {
+                    let bytes = match a {
+                        Arrival::Genuine { bytes, .. } | Arrival::Hostile(_, bytes) => bytes,
+                    };
+                    events.extend(feed(&mut r, bytes, sender(), budget));
+                }
+                let believed: Vec<Ev> = events
+                    .iter()
+                    .filter(|e| !matches!(e, Ev::Rejected(_) | Ev::Malformed))
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(&believed, &reference(&arrivals));
+
+                // each genuine message at most once, in order; no hostile one ever
+                let mut last: Option<Vec<u8>> = None;
+                for e in &events {
+                    if let Ev::Msg(m) = e {
+                        prop_assert_eq!(m[0], 0, "a hostile message was delivered");
+                        prop_assert!(last.as_ref().is_none_or(|l| l < m), "{:?} after {:?}", m, last);
+                        last = Some(m.clone());
+                    }
+                }
+                let hostile = |h: Hostile| arrivals.iter().filter(|a| matches!(a, Arrival::Hostile(x, _) if *x == h)).count();
+                let seen = |e: Ev| events.iter().filter(|x| **x == e).count();
+                let held = |why: Rejection| usize::from(r.candidate.is_some_and(|c| c.reason == why));
+                prop_assert_eq!(seen(Ev::Malformed), hostile(Hostile::Malformed));
+                prop_assert_eq!(
+                    seen(FOREIGN_SESSION) + held(Rejection::ForeignSession),
+                    hostile(Hostile::Foreign)
+                );
+                prop_assert_eq!(
+                    seen(IMPLAUSIBLE) + held(Rejection::ImplausibleSequence),
+                    hostile(Hostile::FarFuture)
+                );
+            }
+        }
     }
 }
