@@ -604,6 +604,10 @@ mod tests {
             s.resyncs,
             s.events_published,
             s.commands,
+            s.foreign_sender,
+            s.foreign_session,
+            s.implausible_sequence,
+            s.framing_lost,
         ];
         let want: Vec<u64> = (0..Counter::COUNT as u64).map(|i| 1100 + i).collect();
         assert_eq!(got.to_vec(), want);
@@ -624,6 +628,10 @@ mod tests {
             resyncs: s.resyncs,
             events_published: s.events_published,
             commands: s.commands,
+            foreign_sender: s.foreign_sender,
+            foreign_session: s.foreign_session,
+            implausible_sequence: s.implausible_sequence,
+            framing_lost: s.framing_lost,
             ..StatsSnapshot::default()
         };
         assert_eq!(s, untouched);
