@@ -29,7 +29,7 @@ enum Command {
     Publish(cli::publish::PublishArgs),
     /// Run the service: pinned data-plane shards on the feed (the built-in simulator unless
     /// told otherwise), the gRPC control plane, health, reflection and metrics.
-    Serve(controlplane::config::ServeArgs),
+    Serve(Box<controlplane::config::ServeArgs>),
     /// Stream books from a running server, checking the subscription contract as they come
     /// (exit status 3 if it was broken).
     Subscribe(cli::subscribe::SubscribeArgs),

@@ -10,14 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Server, TOKEN, eventually, ok, text};
-
-fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
-        .collect()
-}
+use common::{BIN, Server, TOKEN, assert_books_match_replay, eventually, json_lines, ok, text};
 
 /// Checks the contract on `subscribe --json` output: per symbol, a snapshot with seq 1 first,
 /// then seq + 1 each time, across resyncs too. Returns updates per symbol.
@@ -309,34 +302,7 @@ fn books_served_from_a_file_feed_equal_the_offline_replay() {
             }
         },
     );
-    for symbol in ["AAPL", "MSFT", "NVDA"] {
-        let served = json_lines(&ok(
-            &server.run(&["book", symbol, "--depth", "1000", "--json"]),
-            "book",
-        ));
-        let offline = json_lines(&ok(
-            &Command::new(BIN)
-                .args([
-                    "replay",
-                    file,
-                    "--json",
-                    "--depth",
-                    "1000",
-                    "--symbols",
-                    symbol,
-                ])
-                .output()
-                .expect("run replay"),
-            "replay",
-        ));
-        let expected = &offline[0]["books"][symbol];
-        assert!(
-            expected["bids"].as_array().is_some_and(|b| !b.is_empty()),
-            "{symbol} has a book"
-        );
-        assert_eq!(served[0]["bids"], expected["bids"], "{symbol} bids");
-        assert_eq!(served[0]["asks"], expected["asks"], "{symbol} asks");
-    }
+    assert_books_match_replay(&server, file, &["AAPL", "MSFT", "NVDA"]);
 }
 
 #[test]

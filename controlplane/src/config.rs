@@ -382,7 +382,7 @@ mod tests {
         Config {
             grpc_addr: "0.0.0.0:7000".parse().unwrap(),
             metrics_addr: "[::1]:7001".parse().unwrap(),
-            feed: FeedSpec::Udp("239.1.1.1:26400".parse().unwrap()),
+            feed: "udp:239.1.1.1:26400".parse::<FeedSpec>().unwrap(),
             symbols: vec!["AAPL".into(), "MSFT".into()],
             idle: IdleSpec::Fixed(dataplane::runtime::idle::IdleStrategy::DEFAULT_BACKOFF),
             event_ring: 4096,

@@ -1,11 +1,12 @@
 //! A `UdpSource` on 127.0.0.1 fed MoldUDP64 packets by a plain UDP socket: in-order delivery,
-//! gaps, duplicates, overlaps, heartbeats, end of session, a new session and malformed input.
+//! gaps, duplicates, overlaps, heartbeats, end of session, a new session, malformed input, and
+//! hostile datagrams (stray sessions, far-future sequences, another sender).
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use dataplane::feed::moldudp64::{encode_end_of_session, encode_heartbeat, encode_packet};
-use dataplane::source::udp::UdpSource;
+use dataplane::source::udp::{ReceiverOptions, SenderFilter, UdpSource};
 use dataplane::source::{FeedEvent, FeedSource, Polled, Rejection};
 
 const SESSION: &[u8; 10] = b"TEST000001";
@@ -165,14 +166,123 @@ fn losses_revealed_by_a_heartbeat_or_the_end_are_gaps() {
 }
 
 #[test]
-fn a_new_session_restarts_the_sequence() {
+fn a_new_session_after_the_end_restarts_the_sequence() {
     let mut h = Harness::new();
     h.messages(SESSION, 1, &[b"a", b"b"]);
+    h.end(SESSION, 3);
     h.messages(b"TEST000002", 1, &[b"x"]);
-    let got = h.expect(4, 16).to_vec();
-    assert_eq!(got, [msg(b"a"), msg(b"b"), Ev::Restart, msg(b"x")]);
+    let got = h.expect(5, 16).to_vec();
+    assert_eq!(got, [msg(b"a"), msg(b"b"), Ev::End, Ev::Restart, msg(b"x")]);
     assert_eq!(h.source.session(), Some(b"TEST000002"));
     assert_eq!(h.source.next_expected(), 2);
+}
+
+#[test]
+fn a_new_session_without_an_end_is_believed_once_continued() {
+    let mut h = Harness::new();
+    h.messages(SESSION, 1, &[b"a"]);
+    h.messages(b"TEST000002", 1, &[b"x"]);
+    h.messages(b"TEST000002", 2, &[b"y"]);
+    let got = h.expect(4, 16).to_vec();
+    assert_eq!(got, [msg(b"a"), Ev::Restart, msg(b"x"), msg(b"y")]);
+    assert_eq!(h.source.session(), Some(b"TEST000002"));
+}
+
+#[test]
+fn a_stray_session_is_rejected_and_the_books_kept() {
+    let mut h = Harness::new();
+    h.messages(SESSION, 1, &[b"a"]);
+    h.messages(b"EVIL000001", 1, &[b"x"]);
+    h.messages(SESSION, 2, &[b"b"]);
+    let got = h.expect(3, 16).to_vec();
+    assert_eq!(
+        got,
+        [
+            msg(b"a"),
+            Ev::Rejected(Rejection::ForeignSession),
+            msg(b"b")
+        ]
+    );
+    assert_eq!(h.source.session(), Some(SESSION));
+}
+
+#[test]
+fn a_far_future_sequence_does_not_freeze_the_feed() {
+    let mut h = Harness::new();
+    h.messages(SESSION, 1, &[b"a"]);
+    h.heartbeat(SESSION, 1 << 62);
+    h.messages(SESSION, 2, &[b"b"]);
+    h.end(SESSION, 1 << 40);
+    h.messages(SESSION, 3, &[b"c"]);
+    h.messages(SESSION, 1 << 50, &[b"z"]);
+    h.messages(SESSION, 4, &[b"d"]);
+    let got = h.expect(7, 16).to_vec();
+    let implausible = Ev::Rejected(Rejection::ImplausibleSequence);
+    assert_eq!(
+        got,
+        [
+            msg(b"a"),
+            implausible.clone(),
+            msg(b"b"),
+            implausible.clone(),
+            msg(b"c"),
+            implausible,
+            msg(b"d")
+        ]
+    );
+    assert_eq!(h.source.next_expected(), 5);
+    assert_eq!(h.source.stats().missed, 0);
+}
+
+#[test]
+fn a_packet_overrunning_its_count_is_malformed_and_moves_nothing() {
+    let mut h = Harness::new();
+    h.messages(SESSION, 1, &[b"a"]);
+    let mut bad = Vec::new();
+    encode_packet(SESSION, 2, &[b"b", b"c", b"d"], &mut bad).expect("encode");
+    bad[18..20].copy_from_slice(&1000u16.to_be_bytes());
+    h.send(&bad);
+    h.messages(SESSION, 2, &[b"b", b"c", b"d"]);
+    let got = h.expect(5, 16).to_vec();
+    assert_eq!(
+        got,
+        [msg(b"a"), Ev::Malformed, msg(b"b"), msg(b"c"), msg(b"d")]
+    );
+    assert_eq!(h.source.next_expected(), 5);
+}
+
+#[test]
+fn datagrams_from_another_sender_are_rejected() {
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let options = ReceiverOptions {
+        source: Some(SenderFilter::Addr(sender.local_addr().expect("addr"))),
+        ..ReceiverOptions::default()
+    };
+    let source = UdpSource::bind_with("127.0.0.1:0".parse().unwrap(), options).expect("bind");
+    let target = source.local_addr().expect("local addr");
+    sender.connect(target).expect("connect");
+    let mut h = Harness {
+        source,
+        sender,
+        events: Vec::new(),
+    };
+    assert!(
+        h.source.describe().contains("only"),
+        "{}",
+        h.source.describe()
+    );
+    h.messages(SESSION, 1, &[b"a"]);
+    let other = UdpSocket::bind("127.0.0.1:0").expect("bind another");
+    let mut forged = Vec::new();
+    encode_packet(SESSION, 2, &[b"forged"], &mut forged).expect("encode");
+    other.send_to(&forged, target).expect("send");
+    h.expect(2, 16);
+    h.messages(SESSION, 2, &[b"b"]);
+    let got = h.expect(3, 16).to_vec();
+    assert_eq!(
+        got,
+        [msg(b"a"), Ev::Rejected(Rejection::ForeignSender), msg(b"b")]
+    );
 }
 
 #[test]
@@ -187,7 +297,8 @@ fn malformed_datagrams_are_reported_and_skipped() {
     let got = h.expect(4, 16).to_vec();
     assert_eq!(
         got,
-        [Ev::Malformed, msg(b"ok"), Ev::Malformed, msg(b"next")]
+        [Ev::Malformed, Ev::Malformed, Ev::Gap(1, 2), msg(b"next")],
+        "nothing of a malformed packet is delivered"
     );
     assert_eq!(h.source.stats().malformed, 2);
 }

@@ -42,6 +42,7 @@ impl Drop for Server {
 
 impl Server {
     /// The server on its simulator: 20 symbols, 20 k messages/s.
+    #[allow(dead_code)]
     pub fn start() -> Server {
         Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
     }
@@ -153,6 +154,7 @@ impl Server {
 
     /// Waits until `pinbook book AAPL`, with `env` added, answers (the server is UNAVAILABLE
     /// while its books warm up).
+    #[allow(dead_code)]
     pub fn wait_serving(&self, env: &[(&str, &str)]) {
         eventually("`pinbook book AAPL` answers", STARTUP, || {
             let out = self
@@ -213,4 +215,48 @@ pub fn ok(out: &Output, what: &str) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// One JSON value per line of `stdout` (the `--json` output of the client commands).
+#[allow(dead_code)]
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect()
+}
+
+/// Checks that the server's books of `symbols` (GetBook, depth 1000) are exactly what an
+/// offline `pinbook replay FILE` builds, and not stale.
+#[allow(dead_code)]
+pub fn assert_books_match_replay(server: &Server, file: &str, symbols: &[&str]) {
+    for &symbol in symbols {
+        let served = json_lines(&ok(
+            &server.run(&["book", symbol, "--depth", "1000", "--json"]),
+            "book",
+        ));
+        let offline = json_lines(&ok(
+            &Command::new(BIN)
+                .args([
+                    "replay",
+                    file,
+                    "--json",
+                    "--depth",
+                    "1000",
+                    "--symbols",
+                    symbol,
+                ])
+                .output()
+                .expect("run replay"),
+            "replay",
+        ));
+        let expected = &offline[0]["books"][symbol];
+        assert!(
+            expected["bids"].as_array().is_some_and(|b| !b.is_empty()),
+            "{symbol} has a book"
+        );
+        assert_eq!(served[0]["bids"], expected["bids"], "{symbol} bids");
+        assert_eq!(served[0]["asks"], expected["asks"], "{symbol} asks");
+        assert_eq!(served[0]["stale"], false, "{symbol} is not stale");
+    }
 }

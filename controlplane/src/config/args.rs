@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Where the Prometheus metrics endpoint listens.
     #[arg(long, value_name = "IP:PORT", env = "PINBOOK_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// The feed: sim, file:PATH or udp:IP:PORT.
+    /// The feed: sim, file:PATH or udp:IP:PORT[@SOURCE_IP[:PORT]] (datagrams from any other
+    /// sender than SOURCE are rejected).
     #[arg(long, value_name = "FEED", env = "PINBOOK_FEED", value_parser = parse_feed)]
     pub feed: Option<FeedSpec>,
     /// Symbols to publish from the start, comma-separated; an empty list publishes all.
@@ -222,7 +223,7 @@ mod tests {
     const FILE: &str = r#"
 grpc_addr = "127.0.0.1:1000"
 metrics_addr = "127.0.0.1:1001"
-feed = "udp:239.1.1.1:26400"
+feed = "udp:239.1.1.1:26400@10.0.0.5:4000"
 symbols = ["AAPL"]
 [simulator]
 rate = 5
@@ -246,6 +247,11 @@ data = [1]
         assert_eq!(from_file.grpc_addr.port(), 1000);
         assert_eq!(from_file.simulator.rate, 5);
         assert!(from_file.file.looping);
+        assert_eq!(
+            from_file.feed.to_string(),
+            "udp:239.1.1.1:26400@10.0.0.5:4000",
+            "the TOML form takes the source too"
+        );
 
         let c = load_with(
             &parse(&[
@@ -309,7 +315,10 @@ data = [1]
         let err = Cli::try_parse_from(["x", "--feed", "tcp:1"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("use sim, file:PATH or udp:ADDR"), "{err}");
+        assert!(
+            err.contains("use sim, file:PATH or udp:ADDR[@SOURCE]"),
+            "{err}"
+        );
         let err = Cli::try_parse_from(["x", "--idle", "nap"])
             .unwrap_err()
             .to_string();

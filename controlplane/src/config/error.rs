@@ -37,7 +37,10 @@ pub enum ConfigError {
     Serialize(String),
 
     /// A feed that is none of the three kinds.
-    #[error("unknown feed {given:?}: use sim, file:PATH or udp:ADDR (e.g. udp:239.1.1.1:26400)")]
+    #[error(
+        "unknown feed {given:?}: use sim, file:PATH or udp:ADDR[@SOURCE] (e.g. \
+         udp:239.1.1.1:26400@10.0.0.5)"
+    )]
     UnknownFeed {
         /// What was given.
         given: String,
@@ -45,8 +48,11 @@ pub enum ConfigError {
     /// `file:` with no path.
     #[error("feed \"file:\" names no file; write file:PATH")]
     EmptyFeedPath,
-    /// `udp:` with an address that does not parse.
-    #[error("feed {given:?}: {reason}; write udp:IP:PORT, e.g. udp:239.1.1.1:26400")]
+    /// `udp:` with an address (or a source after `@`) that does not parse.
+    #[error(
+        "feed {given:?}: {reason}; write udp:IP:PORT or udp:IP:PORT@SOURCE_IP[:PORT], e.g. \
+         udp:239.1.1.1:26400@10.0.0.5"
+    )]
     BadFeedAddress {
         /// What was given.
         given: String,

@@ -1,18 +1,21 @@
 //! [`FeedSpec`]: which feed the shards read, as written in the config (`sim`, `file:PATH`,
-//! `udp:ADDR`).
+//! `udp:ADDR`, `udp:ADDR@SOURCE`).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use dataplane::source::udp::SenderFilter;
+
 use super::ConfigError;
 
 /// Where the shards' ITCH messages come from. Every shard reads the whole feed through a
 /// source of its own (see `dataplane::runtime`).
 ///
-/// Written as `sim`, `file:PATH` or `udp:ADDR`; [`Display`](fmt::Display) prints the same form
-/// (a path that is not UTF-8 lossily, and serializing it fails).
+/// Written as `sim`, `file:PATH` or `udp:ADDR[@SOURCE]` (`SOURCE` an `IP` or `IP:PORT`);
+/// [`Display`](fmt::Display) prints the same form (a path that is not UTF-8 lossily, and
+/// serializing it fails).
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum FeedSpec {
@@ -22,7 +25,12 @@ pub enum FeedSpec {
     /// A NASDAQ BinaryFILE (`[file]` says how fast it is read).
     File(PathBuf),
     /// MoldUDP64 on a UDP address: an IPv4 multicast group, or a local unicast address.
-    Udp(SocketAddr),
+    Udp {
+        /// The group or local address to bind.
+        addr: SocketAddr,
+        /// The only sender read from (`None`: any); datagrams from others are rejected.
+        source: Option<SenderFilter>,
+    },
 }
 
 impl FromStr for FeedSpec {
@@ -38,14 +46,26 @@ impl FromStr for FeedSpec {
             }
             return Ok(Self::File(PathBuf::from(path)));
         }
-        if let Some(addr) = s.strip_prefix("udp:") {
-            return addr
+        if let Some(rest) = s.strip_prefix("udp:") {
+            let bad = |reason: String| ConfigError::BadFeedAddress {
+                given: s.to_owned(),
+                reason,
+            };
+            let (addr, source) = match rest.split_once('@') {
+                Some((addr, source)) => (addr, Some(source)),
+                None => (rest, None),
+            };
+            let addr = addr
                 .parse()
-                .map(Self::Udp)
-                .map_err(|e: std::net::AddrParseError| ConfigError::BadFeedAddress {
-                    given: s.to_owned(),
-                    reason: e.to_string(),
-                });
+                .map_err(|e| bad(format!("address {addr:?}: {e}")))?;
+            let source = source
+                .map(|source| {
+                    source
+                        .parse()
+                        .map_err(|e| bad(format!("source {source:?}: {e}")))
+                })
+                .transpose()?;
+            return Ok(Self::Udp { addr, source });
         }
         Err(ConfigError::UnknownFeed {
             given: s.to_owned(),
@@ -80,7 +100,13 @@ impl fmt::Display for FeedSpec {
         match self {
             Self::Simulator => f.write_str("sim"),
             Self::File(path) => write!(f, "file:{}", path.display()),
-            Self::Udp(addr) => write!(f, "udp:{addr}"),
+            Self::Udp { addr, source } => {
+                write!(f, "udp:{addr}")?;
+                match source {
+                    Some(source) => write!(f, "@{source}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -88,6 +114,13 @@ impl fmt::Display for FeedSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn udp(addr: &str, source: Option<SenderFilter>) -> FeedSpec {
+        FeedSpec::Udp {
+            addr: addr.parse().unwrap(),
+            source,
+        }
+    }
 
     #[test]
     fn the_three_forms_parse_and_print_back() {
@@ -98,13 +131,28 @@ mod tests {
                 FeedSpec::File("/data/day.itch".into()),
             ),
             ("file:rel/a:b", FeedSpec::File("rel/a:b".into())),
+            ("udp:239.1.1.1:26400", udp("239.1.1.1:26400", None)),
+            ("udp:[::1]:9000", udp("[::1]:9000", None)),
             (
-                "udp:239.1.1.1:26400",
-                FeedSpec::Udp("239.1.1.1:26400".parse().unwrap()),
+                "udp:239.1.1.1:26400@10.0.0.5",
+                udp(
+                    "239.1.1.1:26400",
+                    Some(SenderFilter::Ip("10.0.0.5".parse().unwrap())),
+                ),
             ),
             (
-                "udp:[::1]:9000",
-                FeedSpec::Udp("[::1]:9000".parse().unwrap()),
+                "udp:127.0.0.1:9000@127.0.0.1:4000",
+                udp(
+                    "127.0.0.1:9000",
+                    Some(SenderFilter::Addr("127.0.0.1:4000".parse().unwrap())),
+                ),
+            ),
+            (
+                "udp:[::1]:9000@[::1]:4000",
+                udp(
+                    "[::1]:9000",
+                    Some(SenderFilter::Addr("[::1]:4000".parse().unwrap())),
+                ),
             ),
         ] {
             assert_eq!(text.parse::<FeedSpec>().unwrap(), feed, "{text}");
@@ -119,8 +167,8 @@ mod tests {
             assert_eq!(
                 msg,
                 format!(
-                    "unknown feed {bad:?}: use sim, file:PATH or udp:ADDR (e.g. \
-                     udp:239.1.1.1:26400)"
+                    "unknown feed {bad:?}: use sim, file:PATH or udp:ADDR[@SOURCE] (e.g. \
+                     udp:239.1.1.1:26400@10.0.0.5)"
                 )
             );
         }
@@ -138,8 +186,28 @@ mod tests {
             .to_string();
         assert!(msg.starts_with("feed \"udp:localhost:26400\": "), "{msg}");
         assert!(
-            msg.ends_with("write udp:IP:PORT, e.g. udp:239.1.1.1:26400"),
+            msg.ends_with(
+                "write udp:IP:PORT or udp:IP:PORT@SOURCE_IP[:PORT], e.g. \
+                 udp:239.1.1.1:26400@10.0.0.5"
+            ),
             "{msg}"
+        );
+        for bad in [
+            "udp:239.1.1.1:26400@",
+            "udp:239.1.1.1:26400@feed.example",
+            "udp:239.1.1.1:26400@10.0.0.5:x",
+            "udp:@10.0.0.5",
+        ] {
+            let msg = bad.parse::<FeedSpec>().unwrap_err().to_string();
+            assert!(msg.starts_with(&format!("feed {bad:?}: ")), "{msg}");
+            assert!(msg.contains("@SOURCE_IP[:PORT]"), "{msg}");
+        }
+        assert!(
+            "udp:239.1.1.1:26400@feed.example"
+                .parse::<FeedSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("source \"feed.example\""),
         );
         assert!(matches!(
             "udp:239.1.1.1".parse::<FeedSpec>(),

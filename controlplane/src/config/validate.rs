@@ -11,7 +11,7 @@ use dataplane::runtime::{Publish, ShardConfig, default_idle};
 use dataplane::source::FeedSource;
 use dataplane::source::file::{FileOptions, FileSource, Pace};
 use dataplane::source::simulator::{Simulator, SimulatorOptions};
-use dataplane::source::udp::UdpSource;
+use dataplane::source::udp::{ReceiverOptions, UdpSource};
 use dataplane::topology::Topology;
 
 use super::{Config, ConfigError, CoresConfig, FeedSpec, IdleSpec, MAX_EVENT_RING, Secret};
@@ -170,7 +170,7 @@ impl Config {
                 }
                 check_feed_file(path)?;
             }
-            FeedSpec::Udp(addr) => match addr.ip() {
+            FeedSpec::Udp { addr, .. } => match addr.ip() {
                 IpAddr::V6(ip) if ip.is_multicast() => {
                     return Err(ConfigError::UdpIpv6Multicast { addr: *addr });
                 }
@@ -445,8 +445,14 @@ impl Validated {
                             }
                         })?)
                     }
-                    FeedSpec::Udp(addr) => {
-                        Box::new(UdpSource::bind(*addr).map_err(ConfigError::UdpBind)?)
+                    FeedSpec::Udp { addr, source } => {
+                        let options = ReceiverOptions {
+                            source: *source,
+                            ..ReceiverOptions::default()
+                        };
+                        Box::new(
+                            UdpSource::bind_with(*addr, options).map_err(ConfigError::UdpBind)?,
+                        )
                     }
                 })
             })
@@ -671,7 +677,7 @@ mod tests {
     #[test]
     fn a_unicast_udp_feed_takes_one_data_core() {
         let t = two_nodes();
-        let unicast = FeedSpec::Udp("127.0.0.1:26400".parse().unwrap());
+        let unicast = "udp:127.0.0.1:26400".parse::<FeedSpec>().unwrap();
         assert_eq!(
             error(
                 &with(|c| {
@@ -685,14 +691,14 @@ mod tests {
         );
         with(|c| c.feed = unicast.clone()).validate(&t).unwrap();
         with(|c| {
-            c.feed = FeedSpec::Udp("239.1.1.1:26400".parse().unwrap());
+            c.feed = "udp:239.1.1.1:26400".parse::<FeedSpec>().unwrap();
             c.cores = cores(&[0], &[1, 2]);
         })
         .validate(&t)
         .unwrap();
         assert_eq!(
             error(
-                &with(|c| c.feed = FeedSpec::Udp("[ff02::1]:26400".parse().unwrap())),
+                &with(|c| c.feed = "udp:[ff02::1]:26400".parse::<FeedSpec>().unwrap()),
                 &t
             ),
             "udp feed [ff02::1]:26400 is an IPv6 multicast group, which is not supported; use an \
@@ -1048,7 +1054,7 @@ mod tests {
             Err(ConfigError::FileSource { .. })
         ));
 
-        let v = with(|c| c.feed = FeedSpec::Udp("127.0.0.1:0".parse().unwrap()))
+        let v = with(|c| c.feed = "udp:127.0.0.1:0".parse::<FeedSpec>().unwrap())
             .validate(&t)
             .unwrap();
         let sources = v.feed_sources().unwrap();
@@ -1058,13 +1064,23 @@ mod tests {
             "{}",
             sources[0].describe()
         );
+
+        let v = with(|c| c.feed = "udp:127.0.0.1:0@127.0.0.2".parse::<FeedSpec>().unwrap())
+            .validate(&t)
+            .unwrap();
+        let sources = v.feed_sources().unwrap();
+        assert!(
+            sources[0].describe().ends_with("from 127.0.0.2 only"),
+            "the source filter reaches the socket: {}",
+            sources[0].describe()
+        );
     }
 
     #[test]
     fn a_udp_address_that_cannot_be_bound_is_reported() {
         let t = machine(&[0, 1]);
         // TEST-NET-1 is never a local address
-        let v = with(|c| c.feed = FeedSpec::Udp("192.0.2.1:26400".parse().unwrap()))
+        let v = with(|c| c.feed = "udp:192.0.2.1:26400".parse::<FeedSpec>().unwrap())
             .validate(&t)
             .unwrap();
         let msg = match v.feed_sources() {

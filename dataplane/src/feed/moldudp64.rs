@@ -5,9 +5,18 @@
 //! message; the session's first message is 1. A count of 0 is a heartbeat (its sequence is
 //! the next one expected) and `0xFFFF` ends the session.
 //!
-//! [`Packet`] reads a packet without copying, [`encode_packet`] and friends write one, and
+//! [`Packet`] reads a packet without copying ([`Packet::validate`] checks that its blocks are
+//! exactly the `count` it declares), [`encode_packet`] and friends write one, and
 //! [`SequenceTracker`] turns each packet's `(sequence, count)` into facts: in order, a gap, a
 //! duplicate, a partial overlap.
+//!
+//! The tracker believes every header it is given, so a receiver must not give it one stray
+//! datagram: a packet whose blocks do not match its count (it would move the sequence by the
+//! count), a sequence far ahead (every later real packet would be a duplicate, freezing the
+//! feed), another session (a restart that wipes the books). The receiver's rules —
+//! validate the whole packet first, believe a jump beyond a plausibility window
+//! ([`SequenceTracker::is_plausible`]) or another session only once a next packet continues it —
+//! are in `source::mold_receiver`.
 //!
 //! ```
 //! use dataplane::feed::moldudp64::{Observation, Packet, SequenceTracker, encode_packet};
@@ -179,6 +188,19 @@ impl<'a> Packet<'a> {
     pub fn next_sequence(&self) -> u64 {
         self.sequence
             .saturating_add(u64::from(self.message_count()))
+    }
+
+    /// Checks that the blocks after the header are exactly the `count` whole messages the
+    /// header declares (none for a heartbeat or an end of session).
+    ///
+    /// A receiver checks the whole packet before believing its header: a packet whose count
+    /// disagrees with its contents says nothing trustworthy about sequence numbers.
+    ///
+    /// # Errors
+    /// The first of [`MoldError::BlockTruncated`], [`MoldError::CountMismatch`] or
+    /// [`MoldError::TrailingBytes`] that [`Packet::messages`] would yield.
+    pub fn validate(&self) -> Result<(), MoldError> {
+        self.messages().try_for_each(|m| m.map(drop))
     }
 
     /// The message blocks, in order; message `i` has sequence number `sequence() + i`.
@@ -405,6 +427,14 @@ impl SequenceTracker {
     #[inline]
     pub const fn next_expected(&self) -> u64 {
         self.next
+    }
+
+    /// Whether a packet starting at `sequence` lies within `window` messages ahead of the next
+    /// expected one. Packets behind (duplicates, overlaps) are always plausible: they cannot
+    /// move the tracker backwards.
+    #[inline]
+    pub const fn is_plausible(&self, sequence: u64, window: u64) -> bool {
+        sequence <= self.next.saturating_add(window)
     }
 
     /// Classifies a packet from its header fields and advances past it.
@@ -749,6 +779,49 @@ mod tests {
             Observation::EndOfSession { missing: 3 }
         );
         assert_eq!(t.next_expected(), 4);
+    }
+
+    #[test]
+    fn feed_mold_validate_checks_the_whole_packet() {
+        assert_eq!(
+            Packet::parse(&packet(1, &[b"a", b"bc"])).map(|p| p.validate()),
+            Ok(Ok(()))
+        );
+        let mut overrun = packet(1, &[b"a", b"b", b"c"]);
+        overrun[18..20].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(
+            Packet::parse(&overrun).map(|p| p.validate()),
+            Ok(Err(MoldError::CountMismatch {
+                declared: 1000,
+                found: 3
+            }))
+        );
+        let mut trailing = packet(1, &[b"a", b"b"]);
+        trailing[19] = 1;
+        assert!(matches!(
+            Packet::parse(&trailing).map(|p| p.validate()),
+            Ok(Err(MoldError::TrailingBytes { .. }))
+        ));
+        let mut cut = packet(1, &[b"abc"]);
+        cut.pop();
+        assert!(matches!(
+            Packet::parse(&cut).map(|p| p.validate()),
+            Ok(Err(MoldError::BlockTruncated { .. }))
+        ));
+        let mut eos = Vec::new();
+        encode_end_of_session(SESSION, 5, &mut eos);
+        assert_eq!(Packet::parse(&eos).map(|p| p.validate()), Ok(Ok(())));
+    }
+
+    #[test]
+    fn feed_mold_tracker_plausibility_window() {
+        let t = SequenceTracker::starting_at(100);
+        assert!(t.is_plausible(1, 10), "behind is always plausible");
+        assert!(t.is_plausible(110, 10));
+        assert!(!t.is_plausible(111, 10));
+        assert!(!t.is_plausible(1 << 62, 1_000_000));
+        let end = SequenceTracker::starting_at(u64::MAX - 1);
+        assert!(end.is_plausible(u64::MAX, u64::MAX), "no overflow");
     }
 
     #[test]

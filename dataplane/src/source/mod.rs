@@ -2,7 +2,8 @@
 //!
 //! - [`file::FileSource`]: a NASDAQ BinaryFILE, as fast as possible or paced (messages per
 //!   second, or the file's own timestamps scaled), optionally looping.
-//! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, with gaps,
+//! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, judged by a
+//!   [`mold_receiver::Receiver`] (stray datagrams are rejected, never believed), with gaps,
 //!   duplicates, heartbeats and end of session reported.
 //! - [`memory::MemorySource`]: a scripted feed in memory, released by a gate (tests, benches).
 //! - [`simulator::Simulator`]: the [`Generator`](crate::feed::generator::Generator) running
@@ -21,6 +22,7 @@
 
 pub mod file;
 pub mod memory;
+pub mod mold_receiver;
 pub mod pacer;
 pub mod simulator;
 pub mod udp;
