@@ -632,10 +632,6 @@ mod tests {
             implausible_sequence: s.implausible_sequence,
             framing_lost: s.framing_lost,
             commands: s.commands,
-            foreign_sender: s.foreign_sender,
-            foreign_session: s.foreign_session,
-            implausible_sequence: s.implausible_sequence,
-            framing_lost: s.framing_lost,
             ..StatsSnapshot::default()
         };
         assert_eq!(s, untouched);
