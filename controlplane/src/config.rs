@@ -84,6 +84,8 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// `[file]`: how a `file:PATH` feed is read.
     pub file: FileConfig,
+    /// `[udp]`: how a `udp:ADDR` feed is received.
+    pub udp: UdpConfig,
     /// `[cores]`: where the planes run.
     pub cores: CoresConfig,
     /// `[books]`: each shard's book capacities, reserved at startup.
@@ -106,6 +108,7 @@ impl Default for Config {
             shutdown_ms: 5000,
             simulator: SimulatorConfig::default(),
             file: FileConfig::default(),
+            udp: UdpConfig::default(),
             cores: CoresConfig::default(),
             books: BooksSection::default(),
             subscribers: SubscribersConfig::default(),
@@ -185,6 +188,24 @@ pub struct FileConfig {
     /// Start over at the end of the file instead of ending.
     #[serde(rename = "loop")]
     pub looping: bool,
+}
+
+/// `[udp]`: how a `udp:ADDR` feed is received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// How many messages ahead of the next expected sequence number a MoldUDP64 packet may
+    /// start and be believed at once; a packet further ahead waits until the next packet of its
+    /// session confirms it (so one forged or corrupt header cannot freeze the feed). Above 0.
+    pub sequence_window: u64,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        Self {
+            sequence_window: dataplane::source::udp::DEFAULT_WINDOW,
+        }
+    }
 }
 
 /// `[books]`: [`BooksConfig`] as written in the file; the defaults are
@@ -396,6 +417,9 @@ mod tests {
                 rate: 0,
                 timestamps_speed: 2.5,
                 looping: true,
+            },
+            udp: UdpConfig {
+                sequence_window: 12,
             },
             cores: CoresConfig {
                 control: Some(vec![0]),

@@ -77,6 +77,10 @@ pub struct ServeArgs {
         value_parser = BoolishValueParser::new()
     )]
     pub looping: Option<bool>,
+    /// UDP feed: how many messages ahead of the next expected one a packet may start and be
+    /// believed at once (further ahead, the next packet must confirm it).
+    #[arg(long, value_name = "MESSAGES", env = "PINBOOK_UDP_WINDOW")]
+    pub udp_window: Option<u64>,
     /// A file holding the admin token; must not be readable by group or others.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -179,6 +183,9 @@ pub fn load_with(
     if let Some(v) = a.looping {
         config.file.looping = v;
     }
+    if let Some(v) = a.udp_window {
+        config.udp.sequence_window = v;
+    }
     if let Some(v) = a.admin_token_file {
         config.auth.admin_token_file = Some(v);
         config.auth.admin_token = None;
@@ -230,6 +237,8 @@ rate = 5
 symbols = 6
 [file]
 loop = true
+[udp]
+sequence_window = 500
 [cores]
 data = [1]
 "#;
@@ -247,6 +256,7 @@ data = [1]
         assert_eq!(from_file.grpc_addr.port(), 1000);
         assert_eq!(from_file.simulator.rate, 5);
         assert!(from_file.file.looping);
+        assert_eq!(from_file.udp.sequence_window, 500);
         assert_eq!(
             from_file.feed.to_string(),
             "udp:239.1.1.1:26400@10.0.0.5:4000",
@@ -276,11 +286,14 @@ data = [1]
                 "--file-rate",
                 "11",
                 "--loop=false",
+                "--udp-window",
+                "70",
             ]),
             no_env,
         )
         .unwrap();
         assert_eq!(c.grpc_addr.port(), 2000);
+        assert_eq!(c.udp.sequence_window, 70);
         assert_eq!(
             c.metrics_addr.port(),
             1001,

@@ -72,6 +72,11 @@ impl Config {
         };
 
         self.check_subscribers()?;
+        first_zero(&[(
+            self.udp.sequence_window == 0,
+            "udp.sequence_window",
+            "every gap would wait for confirmation; give messages, e.g. 1000000",
+        )])?;
         let admin_token = self.admin_token()?;
         if self
             .auth
@@ -448,7 +453,7 @@ impl Validated {
                     FeedSpec::Udp { addr, source } => {
                         let options = ReceiverOptions {
                             source: *source,
-                            ..ReceiverOptions::default()
+                            window: c.udp.sequence_window,
                         };
                         Box::new(
                             UdpSource::bind_with(*addr, options).map_err(ConfigError::UdpBind)?,
@@ -832,6 +837,10 @@ mod tests {
         assert!(
             error(&with(|c| c.subscribers.resync_window_ms = 0), &t)
                 .starts_with("subscribers.resync_window_ms is 0; ")
+        );
+        assert!(
+            error(&with(|c| c.udp.sequence_window = 0), &t)
+                .starts_with("udp.sequence_window is 0; ")
         );
     }
 
