@@ -77,6 +77,7 @@ fn run(
                 queue: 1 << 16,
                 max_resyncs: 1_000,
                 window: Duration::from_secs(1),
+                stall: Duration::from_secs(5),
             },
             admin_token: "bench".into(),
             book_token: None,

@@ -290,6 +290,7 @@ fn policy() -> Policy {
         queue: 8192,
         max_resyncs: 3,
         window: Duration::from_secs(10),
+        stall: Duration::from_secs(5),
     }
 }
 
@@ -521,6 +522,7 @@ async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct()
         queue: 4096,
         max_resyncs: 2,
         window: Duration::from_secs(60),
+        stall: Duration::from_secs(10),
     };
     let (server, total, expected) = fixture(120_000, 4, 4, tight).await;
     server.gate.open_to(2_000);
