@@ -159,7 +159,8 @@ impl BookService {
 
 /// How one send to the client went.
 enum Sent {
-    Sent,
+    /// Handed to tonic.
+    Done,
     /// The client went away.
     Gone,
     /// The client took nothing for the stall time: the update was not sent.
@@ -175,7 +176,7 @@ async fn send(
     match tokio::time::timeout(stall, tx.reserve()).await {
         Ok(Ok(permit)) => {
             permit.send(Ok(update));
-            Sent::Sent
+            Sent::Done
         }
         Ok(Err(_)) => Sent::Gone,
         Err(_) => Sent::Stalled(update),
@@ -210,7 +211,7 @@ async fn stream(
                         update: Some(Update::Heartbeat(pb::Heartbeat { send_ns: now_ns() })),
                     };
                     match send(tx, beat, stall).await {
-                        Sent::Sent => {}
+                        Sent::Done => {}
                         Sent::Gone => return None,
                         Sent::Stalled(_) => return Some(closing(hub, id, queue, stall, Vec::new())),
                     }
@@ -232,7 +233,7 @@ async fn stream(
                 record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
             }
             match send(tx, update, stall).await {
-                Sent::Sent => {}
+                Sent::Done => {}
                 Sent::Gone => return None,
                 Sent::Stalled(update) => {
                     let rest = std::iter::once(update).chain(updates).collect();

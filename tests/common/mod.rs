@@ -43,6 +43,7 @@ impl Drop for Server {
 
 impl Server {
     /// The server on its simulator: 20 symbols, 20 k messages/s.
+    #[allow(dead_code)]
     pub fn start() -> Server {
         Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
     }
@@ -145,6 +146,7 @@ impl Server {
     }
 
     /// Runs a client command with the admin token.
+    #[allow(dead_code)]
     pub fn admin(&self, args: &[&str]) -> Output {
         self.command(args)
             .env("PINBOOK_ADMIN_TOKEN", TOKEN)
@@ -206,6 +208,7 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// The stdout of a command that must have succeeded; `what` names it in the failure.
+#[allow(dead_code)]
 pub fn ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
