@@ -324,6 +324,7 @@ impl Hub {
             subscribers,
             mirrors,
             stale,
+            conflated_due,
             ..
         } = &mut *state;
         let Some(sub) = subscribers.get_mut(&id) else {
@@ -331,6 +332,11 @@ impl Hub {
         };
         if sub.closed || sub.lagging.take().is_none() {
             return;
+        }
+        if let Mode::Conflated(_) = sub.mode {
+            // left out of the schedule while lagging
+            let due = sub.next_due;
+            *conflated_due = Some(conflated_due.map_or(due, |d| d.min(due)));
         }
         for (locate, held) in sub.held.iter_mut() {
             let Some(mirror) = mirrors.get(locate) else {
@@ -694,6 +700,7 @@ impl Hub {
                 continue;
             };
             if sub.closed || sub.lagging.is_some() {
+                // out of the schedule until it catches up (`catch_up` puts it back)
                 continue;
             }
             if now < sub.next_due {
@@ -1122,5 +1129,46 @@ mod tests {
         let status = status.unwrap();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(status.message().contains("took no update"), "{status:?}");
+    }
+
+    #[test]
+    fn a_conflated_subscriber_is_scheduled_again_once_caught_up() {
+        let hub = published(Policy {
+            queue: 2,
+            ..policy()
+        });
+        let (id, queue) = hub
+            .subscribe(
+                &["AAPL".to_owned()],
+                10,
+                Mode::Conflated(Duration::from_millis(1)),
+            )
+            .unwrap();
+        let (mut seq, mut awaiting) = (0, false);
+        follow(&taken(&queue), &mut seq, &mut awaiting);
+        // each conflated send is a diff of several levels: the queue of 2 overflows
+        let mut next = 4;
+        while !queue.is_lagging() {
+            std::thread::sleep(Duration::from_millis(2));
+            let events: Vec<Event> = (next..next + 5).map(|s| level(s, s as u32)).collect();
+            next += 5;
+            hub.apply(0, &events);
+            assert!(next < 1_000, "never overflowed");
+        }
+        let mut out = Vec::new();
+        assert!(matches!(queue.take(100, &mut out), Ok(Taken::CaughtUp)));
+        let mut updates: Vec<Update> = out.into_iter().filter_map(|u| u.update).collect();
+        hub.catch_up(id);
+        updates.extend(taken(&queue));
+        follow(&updates, &mut seq, &mut awaiting);
+        assert!(!awaiting);
+        // a change after the catch-up goes out at the next due time
+        std::thread::sleep(Duration::from_millis(2));
+        hub.apply(0, &[level(next, 10_000)]);
+        std::thread::sleep(Duration::from_millis(2));
+        hub.tick();
+        let updates = taken(&queue);
+        assert!(matches!(updates[..], [Update::Delta(_), ..]), "{updates:?}");
+        follow(&updates, &mut seq, &mut awaiting);
     }
 }
