@@ -242,6 +242,8 @@ async fn stream(
             }
         }
         if taken == Taken::CaughtUp {
+            // what the overflow dropped is read and freed here, not under the hub's lock
+            queue.settle();
             hub.catch_up(id);
         }
     }

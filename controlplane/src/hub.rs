@@ -333,6 +333,15 @@ impl Hub {
         if sub.closed || sub.lagging.take().is_none() {
             return;
         }
+        // the client saw everything up to the first update the overflow dropped
+        let rewinds = sub.queue.take_rewinds();
+        for (locate, held) in sub.held.iter_mut() {
+            if let Some(mirror) = mirrors.get(locate)
+                && let Some(first) = rewinds.get(mirror.symbol.as_str())
+            {
+                held.seq = first - 1;
+            }
+        }
         if let Mode::Conflated(_) = sub.mode {
             // left out of the schedule while lagging
             let due = sub.next_due;
@@ -469,9 +478,14 @@ impl Hub {
                     if let Some(sub) = state.subscribers.get_mut(&id)
                         && let Some(held) = sub.held.remove(&locate)
                     {
+                        // a lagging client saw its updates only up to the first one dropped
+                        let seq = match sub.lagging {
+                            Some(_) => sub.queue.first_dropped(&symbol).map_or(held.seq, |f| f - 1),
+                            None => held.seq,
+                        };
                         sub.queue.force(update(Update::Removed(pb::SymbolRemoved {
                             symbol: symbol.clone(),
-                            seq: held.seq + 1,
+                            seq: seq + 1,
                         })));
                     }
                 }
@@ -757,7 +771,10 @@ impl Hub {
 
     /// Drops what subscriber `id` has queued (removals excepted), queues a SLOW_CONSUMER
     /// resync of each symbol it holds, and marks it lagging: nothing more is built for it until
-    /// its stream has taken them ([`Hub::catch_up`]). O(queued + symbols held), no book read.
+    /// its stream has taken them ([`Hub::catch_up`]). O(symbols held), no book read: the
+    /// dropped updates are read and freed by its stream task ([`Queue::settle`]), off this
+    /// lock (30 subscribers overflowing on one event took 44 ms here when they were not; see
+    /// benches/grpc.rs, slow_consumers).
     fn lag(&self, state: &mut State, id: u64, now: Instant) {
         let State {
             subscribers,
@@ -767,31 +784,11 @@ impl Hub {
         let Some(sub) = subscribers.get_mut(&id) else {
             return;
         };
-        // The client will see everything up to the first dropped update of each symbol, so
-        // its sequence continues from there: seq stays contiguous across the resync.
-        let mut first_dropped: HashMap<&str, u64> = HashMap::new();
-        let dropped = sub.queue.lag();
-        for u in &dropped {
-            let (symbol, seq) = match &u.update {
-                Some(Update::Snapshot(s)) => (s.symbol.as_str(), s.seq),
-                Some(Update::Delta(d)) => (d.symbol.as_str(), d.seq),
-                _ => continue,
-            };
-            let first = first_dropped.entry(symbol).or_insert(seq);
-            *first = (*first).min(seq);
-        }
-        for (locate, held) in sub.held.iter_mut() {
-            if let Some(mirror) = mirrors.get(locate)
-                && let Some(first) = first_dropped.get(mirror.symbol.as_str())
-            {
-                held.seq = first - 1;
-            }
-        }
+        // What was queued is dropped; the seqs restart from the first dropped update of each
+        // symbol when it catches up (`catch_up`), so they stay contiguous across the resync.
         // A removal is the last word on its symbol: it is never dropped.
-        for u in dropped {
-            if matches!(u.update, Some(Update::Removed(_))) {
-                sub.queue.force(u);
-            }
+        for removal in sub.queue.lag() {
+            sub.queue.force(removal);
         }
         let detail = format!(
             "your queue of {} updates overflowed; queued updates were dropped; a fresh \

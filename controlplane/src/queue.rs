@@ -7,14 +7,14 @@
 //! stream with that status, after what is queued ([`Queue::close`]) or at once
 //! ([`Queue::close_now`], shutdown).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 use tonic::Status;
 
-use crate::pb::BookUpdate;
+use crate::pb::{BookUpdate, book_update::Update};
 
 /// Outcome of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,33 @@ struct Inner {
     gone: bool,
     /// Only resyncs (and removals) are queued; the hub waits for the stream to take them.
     lagging: bool,
+    /// What the last overflow dropped, kept so that the event thread neither scans nor frees
+    /// it under the hub's lock: [`Queue::settle`] (the stream task) reduces it to `rewinds`.
+    discarded: VecDeque<BookUpdate>,
+    /// Per symbol, the seq of the first update the overflow dropped.
+    rewinds: Option<HashMap<String, u64>>,
+}
+
+/// Per symbol, the smallest seq among `items`.
+fn first_seqs(items: &VecDeque<BookUpdate>) -> HashMap<String, u64> {
+    let mut first: HashMap<String, u64> = HashMap::new();
+    for u in items {
+        if let Some((symbol, seq)) = symbol_seq(u) {
+            first
+                .entry(symbol.to_owned())
+                .and_modify(|f| *f = (*f).min(seq))
+                .or_insert(seq);
+        }
+    }
+    first
+}
+
+fn symbol_seq(u: &BookUpdate) -> Option<(&str, u64)> {
+    match &u.update {
+        Some(Update::Snapshot(s)) => Some((s.symbol.as_str(), s.seq)),
+        Some(Update::Delta(d)) => Some((d.symbol.as_str(), d.seq)),
+        _ => None,
+    }
 }
 
 /// A bounded queue of updates for one subscriber.
@@ -100,14 +127,72 @@ impl Queue {
         self.notify.notify_one();
     }
 
-    /// The queue overflowed: drops everything queued and returns it (the hub rewinds its
-    /// sequence numbers to the first update the client will now never see, and queues back
-    /// what must not be lost), and marks the queue lagging until its stream has taken what is
-    /// queued next.
+    /// The queue overflowed: drops everything queued, and marks the queue lagging until its
+    /// stream has taken what is queued next. Returns copies of the removals dropped (a removal
+    /// is never lost: the hub queues them again). O(1) but for a scan of the discriminants: the
+    /// dropped updates are freed, and their seqs read, by [`Queue::settle`] later.
     pub fn lag(&self) -> Vec<BookUpdate> {
         let mut inner = self.lock();
         inner.lagging = true;
-        inner.items.drain(..).collect()
+        let dropped = std::mem::take(&mut inner.items);
+        let removals = dropped
+            .iter()
+            .filter(|u| matches!(u.update, Some(Update::Removed(_))))
+            .cloned()
+            .collect();
+        if inner.discarded.is_empty() {
+            inner.discarded = dropped;
+        } else {
+            inner.discarded.extend(dropped);
+        }
+        removals
+    }
+
+    /// Reduces what the last overflow dropped to the first dropped seq of each symbol, and
+    /// frees it: the stream task calls it before [`Hub::catch_up`](crate::hub::Hub::catch_up),
+    /// so that this work is off the hub's lock.
+    pub fn settle(&self) {
+        let mut inner = self.lock();
+        if inner.discarded.is_empty() {
+            return;
+        }
+        let mut first = first_seqs(&inner.discarded);
+        if let Some(earlier) = inner.rewinds.take() {
+            for (symbol, seq) in earlier {
+                first
+                    .entry(symbol)
+                    .and_modify(|f| *f = (*f).min(seq))
+                    .or_insert(seq);
+            }
+        }
+        inner.rewinds = Some(first);
+        let dropped = std::mem::take(&mut inner.discarded);
+        drop(inner);
+        drop(dropped);
+    }
+
+    /// Per symbol, the seq of the first update the last overflow dropped (the client saw
+    /// everything before it); the queue forgets it.
+    pub fn take_rewinds(&self) -> HashMap<String, u64> {
+        self.settle();
+        self.lock().rewinds.take().unwrap_or_default()
+    }
+
+    /// The seq of the first update of `symbol` the last overflow dropped, if it dropped any.
+    pub fn first_dropped(&self, symbol: &str) -> Option<u64> {
+        let inner = self.lock();
+        let settled = inner.rewinds.as_ref().and_then(|r| r.get(symbol).copied());
+        let unsettled = inner
+            .discarded
+            .iter()
+            .filter_map(symbol_seq)
+            .filter(|(s, _)| *s == symbol)
+            .map(|(_, seq)| seq)
+            .min();
+        match (settled, unsettled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The hub caught up with a lagging queue: it is a normal queue again.
@@ -234,11 +319,44 @@ mod tests {
         q.force(beat(1));
         q.force(beat(2));
         assert_eq!(q.push(beat(3)), Pushed::Full);
-        assert_eq!(q.lag().len(), 2);
+        assert!(q.lag().is_empty(), "no removal was dropped");
         q.force(beat(4));
         let mut out = Vec::new();
         assert!(matches!(q.take(10, &mut out), Ok(Taken::CaughtUp)));
         q.resume();
         assert!(matches!(q.take(10, &mut out), Ok(Taken::Some)));
+    }
+
+    fn delta(symbol: &str, seq: u64) -> BookUpdate {
+        BookUpdate {
+            update: Some(Update::Delta(pb::BookDelta {
+                symbol: symbol.into(),
+                seq,
+                ..pb::BookDelta::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn an_overflow_keeps_removals_and_tells_the_first_dropped_seq_of_each_symbol() {
+        let q = Queue::new(8);
+        let removed = BookUpdate {
+            update: Some(Update::Removed(pb::SymbolRemoved {
+                symbol: "B".into(),
+                seq: 3,
+            })),
+        };
+        for u in [delta("A", 5), delta("B", 2), removed.clone(), delta("A", 6)] {
+            q.force(u);
+        }
+        assert_eq!(q.lag(), [removed]);
+        assert!(q.is_empty());
+        assert_eq!(q.first_dropped("A"), Some(5));
+        q.settle();
+        assert_eq!(q.first_dropped("A"), Some(5));
+        assert_eq!(q.first_dropped("C"), None);
+        let rewinds = q.take_rewinds();
+        assert_eq!((rewinds["A"], rewinds["B"], rewinds.len()), (5, 2, 2));
+        assert!(q.take_rewinds().is_empty());
     }
 }
