@@ -7,8 +7,14 @@
 //! coordinated omission. Then 1,000 subscribers' effect on the data plane: the shard's
 //! unpaced throughput with none and with 1,000 reading subscribers (10 per symbol).
 //!
-//! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers; 1 M
-//! messages unpaced for the throughput. Under `cargo test --benches`: a few thousand messages.
+//! Then slow consumers (issue 11 item 6): one healthy subscriber's latency with none and with
+//! 30 stalled subscribers, each of every symbol at depth 1000 on a connection of its own that
+//! never reads, under the server's default queue policy, in the same run, as ratios.
+//!
+//! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers, then 1 with
+//! 0 and 30 stalled; 1 M messages unpaced for the throughput. Under `cargo test --benches`: a
+//! few thousand messages, 4 stalled. `cargo bench --bench grpc -- slow_consumers`: only the
+//! slow-consumer comparison.
 
 mod common;
 
@@ -35,15 +41,36 @@ struct Outcome {
     latency: Histogram<u64>,
     elapsed: Duration,
     deltas: u64,
+    /// Snapshots built for slow consumers, and subscribers closed as too slow.
+    slow: (u64, u64),
 }
 
+/// The healthy subscribers' queues: deep enough never to overflow here.
+const ROOMY: Policy = Policy {
+    queue: 1 << 16,
+    max_resyncs: 1_000,
+    window: Duration::from_secs(1),
+    stall: Duration::from_secs(5),
+};
+
+/// The server's default policy (`[subscribers]`), but for a stall time longer than the run:
+/// the stalled subscribers stay for the whole measurement.
+const DEFAULTS: Policy = Policy {
+    queue: 8192,
+    max_resyncs: 3,
+    window: Duration::from_secs(10),
+    stall: Duration::from_secs(600),
+};
+
 /// Runs `messages` at `rate` (0: unpaced) with `subscribers` clients; `symbol_of(i)` picks
-/// client i's symbol.
+/// client i's symbol. `stalled` more subscribers, of every symbol at depth 1000, never read.
 fn run(
     messages: u64,
     rate: u64,
     subscribers: usize,
     symbol_of: fn(usize) -> &'static str,
+    stalled: usize,
+    policy: Policy,
 ) -> Outcome {
     let control = common::cores().first().map(|c| c.id);
     let data = common::cores()
@@ -73,11 +100,7 @@ fn run(
             grpc_addr: "127.0.0.1:0".parse().expect("address"),
             max_depth: 1000,
             heartbeat: Duration::from_millis(500),
-            policy: Policy {
-                queue: 1 << 16,
-                max_resyncs: 1_000,
-                window: Duration::from_secs(1),
-            },
+            policy,
             admin_token: "bench".into(),
             book_token: None,
             control_cores: control.into_iter().collect(),
@@ -149,6 +172,38 @@ fn run(
                 (h, deltas)
             }));
         }
+        // stalled subscribers: each on a connection of its own whose small windows keep the
+        // frames it leaves unread within h2's small-frame budget (see src/cli/client.rs), so
+        // it stays connected and stalled rather than being cut off by its own h2
+        let everything: Vec<String> = running
+            .shared
+            .hub
+            .symbols()
+            .into_iter()
+            .filter(|s| s.published)
+            .map(|s| s.symbol)
+            .collect();
+        let mut stalled_streams = Vec::new();
+        for _ in 0..stalled {
+            let channel = Channel::from_shared(url.clone())
+                .expect("url")
+                .initial_stream_window_size(64 << 10)
+                .initial_connection_window_size(1 << 20)
+                .connect()
+                .await
+                .expect("connect");
+            let stream = BookServiceClient::new(channel)
+                .subscribe(pb::SubscribeRequest {
+                    symbols: everything.clone(),
+                    depth: 1000,
+                    mode: pb::Mode::EveryChange as i32,
+                    interval_ms: 0,
+                })
+                .await
+                .expect("subscribe")
+                .into_inner();
+            stalled_streams.push(stream);
+        }
         let started = Instant::now();
         go.store(true, Ordering::Release);
         let stats = Arc::clone(&running.shared.shard_stats[0]);
@@ -156,6 +211,13 @@ fn run(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let elapsed = started.elapsed();
+        let stats = &running.shared.hub.stats;
+        let slow = (
+            stats.snapshots[1].load(Ordering::Relaxed),
+            stats.slow_closes.load(Ordering::Relaxed),
+        );
+        // the stalled clients hang up: their streams end and leave the hub
+        drop(stalled_streams);
         // shutdown drops what is still queued: first let the event thread and the streams
         // take everything the shard published
         drained(&running.shared.hub).await;
@@ -171,6 +233,7 @@ fn run(
             latency,
             elapsed,
             deltas,
+            slow,
         }
     })
 }
@@ -212,7 +275,7 @@ fn report() {
         .map(|&n| {
             (
                 format!("{n} subscriber(s), 10 k msg/s"),
-                run(messages, rate, n, |_| "AAPL"),
+                run(messages, rate, n, |_| "AAPL", 0, ROOMY),
             )
         })
         .collect();
@@ -231,8 +294,8 @@ fn report() {
     }
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
-    let alone = run(messages, 0, 0, |_| "AAPL");
-    let crowded = run(messages, 0, many, |i| SYMBOLS[i % SYMBOLS.len()]);
+    let alone = run(messages, 0, 0, |_| "AAPL", 0, ROOMY);
+    let crowded = run(messages, 0, many, |i| SYMBOLS[i % SYMBOLS.len()], 0, ROOMY);
     let rate = |o: &Outcome| messages as f64 / o.elapsed.as_secs_f64() / 1e6;
     println!();
     println!(
@@ -245,6 +308,43 @@ fn report() {
     );
 }
 
+/// One healthy subscriber (AAPL, depth 10) with 0 and with 30 stalled deep subscribers.
+fn slow_consumers() {
+    let full = common::full_run();
+    let rate = 10_000;
+    let messages = if full { 3 * rate } else { 2_000 };
+    let stalled = if full { 30 } else { 4 };
+    let runs: Vec<(String, Outcome)> = [0, stalled]
+        .into_iter()
+        .map(|n| {
+            (
+                format!("{n} stalled, 10 k msg/s"),
+                run(messages, rate, 1, |_| "AAPL", n, DEFAULTS),
+            )
+        })
+        .collect();
+    let rows: Vec<(&str, &Histogram<u64>)> =
+        runs.iter().map(|(n, o)| (n.as_str(), &o.latency)).collect();
+    common::print_table(
+        "slow consumers: a healthy subscriber's ingest → delta decoded (AAPL, depth 10), with \
+         stalled subscribers of every symbol at depth 1000 that never read, ns",
+        "ns per delta",
+        &rows,
+    );
+    for (name, o) in &runs {
+        println!(
+            "  {name}: {} deltas received; {} slow-consumer snapshots built, {} slow closes",
+            o.deltas, o.slow.0, o.slow.1
+        );
+    }
+}
+
 fn main() {
-    common::main(common::no_criterion, Duration::from_secs(1), report);
+    // `cargo bench --bench grpc -- slow_consumers` runs only the slow-consumer comparison
+    common::main(common::no_criterion, Duration::from_secs(1), || {
+        if !std::env::args().skip(1).any(|a| a == "slow_consumers") {
+            report();
+        }
+        slow_consumers();
+    });
 }

@@ -4,46 +4,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Server, TOKEN, assert_books_match_replay, eventually, json_lines, ok, text};
-
-/// Checks the contract on `subscribe --json` output: per symbol, a snapshot with seq 1 first,
-/// then seq + 1 each time, across resyncs too. Returns updates per symbol.
-fn check_stream(updates: &[serde_json::Value]) -> HashMap<String, usize> {
-    let mut last: HashMap<String, (u64, bool)> = HashMap::new();
-    let mut counts = HashMap::new();
-    for u in updates {
-        if u.get("heartbeat").is_some() {
-            continue;
-        }
-        let symbol = u["symbol"].as_str().expect("a symbol").to_owned();
-        *counts.entry(symbol.clone()).or_default() += 1;
-        let kind = u["type"].as_str().expect("a type");
-        if kind == "resync" {
-            last.entry(symbol).and_modify(|e| e.1 = true);
-            continue;
-        }
-        let seq = u["seq"].as_u64().expect("a seq");
-        match last.get(&symbol) {
-            None => {
-                assert_eq!(kind, "snapshot", "first update of {symbol}: {u}");
-                assert_eq!(seq, 1, "first update of {symbol}: {u}");
-            }
-            Some(&(prev, true)) => {
-                assert_eq!(kind, "snapshot", "after a resync of {symbol}: {u}");
-                assert_eq!(seq, prev + 1, "{symbol} seq {seq} after {prev} (a resync)");
-            }
-            Some(&(prev, false)) => assert_eq!(seq, prev + 1, "{symbol}: {u}"),
-        }
-        last.insert(symbol, (seq, false));
-    }
-    counts
-}
+use common::{
+    BIN, Server, TOKEN, assert_books_match_replay, check_stream, eventually, json_lines, ok, text,
+};
 
 #[test]
 fn client_commands_against_a_running_server() {

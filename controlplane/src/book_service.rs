@@ -6,17 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::clock::now_ns;
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::mpsc::Sender;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::hub::Mode;
+use crate::hub::{Hub, Mode};
 use crate::metrics::{count_reply, record_tick_to_send};
 use crate::pb::{self, BookUpdate, book_update::Update};
+use crate::queue::{Queue, Taken};
 use crate::server::Shared;
 
 /// Most symbols one subscription may name.
 pub const MAX_SYMBOLS_PER_SUBSCRIPTION: usize = 1000;
+
+/// Updates between a subscriber's stream task and tonic.
+const STREAM_BUFFER: usize = 64;
+
+/// Updates a stream task takes from its queue at once.
+const BATCH: usize = 256;
 
 /// The book service.
 #[derive(Debug, Clone)]
@@ -116,48 +124,25 @@ impl BookService {
             }
         };
         let (id, queue) = self.shared.hub.subscribe(&symbols, depth, mode)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        // What ends the stream goes out after everything sent before it, even when the client
+        // has stopped reading and `tx` is full: queued resyncs first, then the status.
+        let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
         let hub = Arc::clone(&self.shared.hub);
         let heartbeat = self.shared.heartbeat;
+        let stall = self.shared.stall;
         tokio::spawn(async move {
-            let tick_to_send = crate::metrics::tick_to_send();
-            let mut out = Vec::with_capacity(256);
-            'stream: loop {
-                out.clear();
-                if let Err(status) = queue.take(256, &mut out) {
-                    let _ = tx.send(Err(status)).await;
-                    break;
+            let ended = stream(&hub, id, &queue, &tx, heartbeat, stall).await;
+            if let Some((rest, status)) = ended {
+                for update in rest {
+                    let _ = tail_tx.send(Ok(update));
                 }
-                if out.is_empty() {
-                    tokio::select! {
-                        () = queue.changed() => {}
-                        () = tokio::time::sleep(heartbeat) => {
-                            let beat = BookUpdate {
-                                update: Some(Update::Heartbeat(pb::Heartbeat { send_ns: now_ns() })),
-                            };
-                            if tx.send(Ok(beat)).await.is_err() {
-                                break;
-                            }
-                        }
-                        () = tx.closed() => break,
-                    }
-                    continue;
-                }
-                for update in out.drain(..) {
-                    if let Some(Update::Delta(d)) = &update.update
-                        && let Some(t) = d.timestamps
-                    {
-                        record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
-                    }
-                    if tx.send(Ok(update)).await.is_err() {
-                        break 'stream;
-                    }
-                }
+                let _ = tail_tx.send(Err(status));
             }
-            // the client went away, or the stream was closed
             hub.unsubscribe(id);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let updates = ReceiverStream::new(rx).chain(UnboundedReceiverStream::new(tail_rx));
+        Ok(Response::new(Box::pin(updates)))
     }
 
     fn snapshot(
@@ -170,4 +155,119 @@ impl BookService {
         let depth = self.depth(req.depth)?;
         Ok(Response::new(self.shared.hub.book(&symbol, depth)?))
     }
+}
+
+/// How one send to the client went.
+enum Sent {
+    /// Handed to tonic.
+    Done,
+    /// The client went away.
+    Gone,
+    /// The client took nothing for the stall time: the update was not sent.
+    Stalled(BookUpdate),
+}
+
+/// Sends `update` unless the client takes nothing for `stall`.
+async fn send(
+    tx: &Sender<Result<BookUpdate, Status>>,
+    update: BookUpdate,
+    stall: Duration,
+) -> Sent {
+    match tokio::time::timeout(stall, tx.reserve()).await {
+        Ok(Ok(permit)) => {
+            permit.send(Ok(update));
+            Sent::Done
+        }
+        Ok(Err(_)) => Sent::Gone,
+        Err(_) => Sent::Stalled(update),
+    }
+}
+
+/// The body of subscription `id`'s stream task: moves its queue to `tx`, heartbeats when
+/// idle, asks the hub to catch up once a lagging queue is drained. Returns how the stream
+/// ends when it ends with a status: the updates still to send, then the status (`None`: the
+/// client went away).
+async fn stream(
+    hub: &Hub,
+    id: u64,
+    queue: &Queue,
+    tx: &Sender<Result<BookUpdate, Status>>,
+    heartbeat: Duration,
+    stall: Duration,
+) -> Option<(Vec<BookUpdate>, Status)> {
+    let tick_to_send = crate::metrics::tick_to_send();
+    let mut out = Vec::with_capacity(BATCH);
+    loop {
+        out.clear();
+        let taken = match queue.take(BATCH, &mut out) {
+            Ok(taken) => taken,
+            Err(status) => return Some((Vec::new(), status)),
+        };
+        if out.is_empty() {
+            tokio::select! {
+                () = queue.changed() => {}
+                () = tokio::time::sleep(heartbeat) => {
+                    let beat = BookUpdate {
+                        update: Some(Update::Heartbeat(pb::Heartbeat { send_ns: now_ns() })),
+                    };
+                    match send(tx, beat, stall).await {
+                        Sent::Done => {}
+                        Sent::Gone => return None,
+                        Sent::Stalled(_) => return Some(closing(hub, id, queue, stall, Vec::new())),
+                    }
+                }
+                () = tx.closed() => return None,
+            }
+            continue;
+        }
+        let mut updates = out.drain(..);
+        while let Some(update) = updates.next() {
+            if queue.is_closing() {
+                // closed meanwhile: what was taken goes before what is queued and the status
+                let rest = std::iter::once(update).chain(updates).collect();
+                return Some(closing(hub, id, queue, stall, rest));
+            }
+            if let Some(Update::Delta(d)) = &update.update
+                && let Some(t) = d.timestamps
+            {
+                record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
+            }
+            match send(tx, update, stall).await {
+                Sent::Done => {}
+                Sent::Gone => return None,
+                Sent::Stalled(update) => {
+                    let rest = std::iter::once(update).chain(updates).collect();
+                    return Some(closing(hub, id, queue, stall, rest));
+                }
+            }
+        }
+        if taken == Taken::CaughtUp {
+            // what the overflow dropped is read and freed here, not under the hub's lock
+            queue.settle();
+            hub.catch_up(id);
+        }
+    }
+}
+
+/// The stream of subscription `id` ends now: `rest` (taken, not sent), then what is queued,
+/// then the closing status. A queue not closed yet was stalled: the hub closes it as too slow
+/// (queuing its resyncs).
+fn closing(
+    hub: &Hub,
+    id: u64,
+    queue: &Queue,
+    stall: Duration,
+    mut rest: Vec<BookUpdate>,
+) -> (Vec<BookUpdate>, Status) {
+    if !queue.is_closing() {
+        hub.stalled(id, stall);
+    }
+    let (queued, status) = queue.take_rest();
+    rest.extend(queued);
+    let status = status.unwrap_or_else(|| {
+        Status::resource_exhausted(format!(
+            "subscriber too slow: it took no update for {stall:?}"
+        ))
+    });
+    (rest, status)
 }

@@ -266,6 +266,10 @@ pub struct SubscribersConfig {
     pub max_resyncs: u32,
     /// The window `max_resyncs` is counted over, in milliseconds.
     pub resync_window_ms: u64,
+    /// How long a subscriber may go without reading, in milliseconds, before it is closed as
+    /// too slow: the time it has to read its SLOW_CONSUMER resync after an overflow, and the
+    /// longest its stream waits for it to take one update.
+    pub stall_ms: u64,
 }
 
 impl Default for SubscribersConfig {
@@ -276,6 +280,7 @@ impl Default for SubscribersConfig {
             heartbeat_ms: 1000,
             max_resyncs: 3,
             resync_window_ms: 10_000,
+            stall_ms: 5_000,
         }
     }
 }
@@ -350,7 +355,8 @@ mod tests {
                 max_depth: 1000,
                 heartbeat_ms: 1000,
                 max_resyncs: 3,
-                resync_window_ms: 10_000
+                resync_window_ms: 10_000,
+                stall_ms: 5_000
             }
         );
         assert_eq!(c.auth, AuthConfig::default());
@@ -437,6 +443,7 @@ mod tests {
                 heartbeat_ms: 7,
                 max_resyncs: 8,
                 resync_window_ms: 9,
+                stall_ms: 10,
             },
             auth: AuthConfig {
                 admin_token: None,

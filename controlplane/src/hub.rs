@@ -7,6 +7,15 @@
 //!
 //! One mutex guards the mirrors and the subscribers. The event threads take it once per batch
 //! of events; RPC handlers take it briefly to subscribe, unsubscribe or read a book.
+//!
+//! **Slow consumers** cost bounded work. When a subscriber's queue overflows, its queued
+//! updates are dropped (removals excepted), one small `Resync(SLOW_CONSUMER)` per symbol it
+//! holds is queued, and it is *lagging*: no delta and no snapshot is built for it until its
+//! stream has taken those resyncs ([`Hub::catch_up`]); then its fresh snapshots are built, once,
+//! and deltas resume, `seq` contiguous throughout. It is closed with RESOURCE_EXHAUSTED, after
+//! its queued resyncs, when it overflows more than [`Policy::max_resyncs`] times within
+//! [`Policy::window`], or stays lagging longer than [`Policy::stall`]; its stream also gives
+//! up on a client that takes nothing for [`Policy::stall`] ([`Hub::stalled`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +51,9 @@ pub struct Policy {
     pub max_resyncs: usize,
     /// See `max_resyncs`.
     pub window: Duration,
+    /// How long a lagging subscriber may take to read its resyncs, and how long its stream
+    /// waits for the client to take one update, before it is closed as too slow.
+    pub stall: Duration,
 }
 
 /// Counters the metrics read.
@@ -88,6 +100,38 @@ struct Subscriber {
     held: HashMap<u16, Held>,
     next_due: Instant,
     resyncs: Vec<Instant>,
+    /// Since when its queue holds only resyncs and it waits for the stream to take them.
+    lagging: Option<Instant>,
+    /// Closed as too slow: it gets nothing more, and is counted once.
+    closed: bool,
+}
+
+impl Subscriber {
+    /// Closes it as too slow, after what is queued (its resyncs), and counts it once.
+    fn close_slow(&mut self, stats: &HubStats, why: String) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        stats.slow_closes.fetch_add(1, Ordering::Relaxed);
+        self.queue.close(Status::resource_exhausted(why));
+    }
+
+    /// Closes it if it has been lagging longer than `stall`; true if it is closed.
+    fn stalled_lagging(&mut self, stats: &HubStats, now: Instant, stall: Duration) -> bool {
+        if let Some(since) = self.lagging
+            && now.saturating_duration_since(since) > stall
+        {
+            self.close_slow(
+                stats,
+                format!(
+                    "subscriber too slow: it did not read its SLOW_CONSUMER resync within \
+                     {stall:?}; read faster, ask for less depth, or use MODE_CONFLATED"
+                ),
+            );
+        }
+        self.closed
+    }
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +254,8 @@ impl Hub {
             held: HashMap::new(),
             next_due: Instant::now(),
             resyncs: Vec::new(),
+            lagging: None,
+            closed: false,
         };
         for &locate in &locates {
             state.watchers.entry(locate).or_default().push(id);
@@ -262,11 +308,79 @@ impl Hub {
             .collect()
     }
 
-    /// Closes every subscription with `status` (shutdown).
+    /// Closes every subscription with `status` (shutdown): what is queued is dropped.
     pub fn close_all(&self, status: &Status) {
         let state = self.lock();
         for sub in state.subscribers.values() {
-            sub.queue.close(status.clone());
+            sub.queue.close_now(status.clone());
+        }
+    }
+
+    /// Subscription `id`'s stream has taken the resyncs of its lagging queue: builds its fresh
+    /// snapshots (once) and resumes its deltas.
+    pub fn catch_up(&self, id: u64) {
+        let mut state = self.lock();
+        let State {
+            subscribers,
+            mirrors,
+            stale,
+            conflated_due,
+            ..
+        } = &mut *state;
+        let Some(sub) = subscribers.get_mut(&id) else {
+            return;
+        };
+        if sub.closed || sub.lagging.take().is_none() {
+            return;
+        }
+        // the client saw everything up to the first update the overflow dropped
+        let rewinds = sub.queue.take_rewinds();
+        for (locate, held) in sub.held.iter_mut() {
+            if let Some(mirror) = mirrors.get(locate)
+                && let Some(first) = rewinds.get(mirror.symbol.as_str())
+            {
+                held.seq = first - 1;
+            }
+        }
+        if let Mode::Conflated(_) = sub.mode {
+            // left out of the schedule while lagging
+            let due = sub.next_due;
+            *conflated_due = Some(conflated_due.map_or(due, |d| d.min(due)));
+        }
+        for (locate, held) in sub.held.iter_mut() {
+            let Some(mirror) = mirrors.get(locate) else {
+                continue;
+            };
+            let mut top = Top::new(mirror, sub.depth, is_stale(stale, mirror.shard));
+            for u in top.snapshot(held, sub.depth) {
+                sub.queue.force(u);
+            }
+            self.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))]
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        sub.queue.resume();
+    }
+
+    /// Subscription `id`'s client took nothing for `waited`: closes it as too slow, after a
+    /// SLOW_CONSUMER resync of each symbol it holds (its queued updates are dropped).
+    pub fn stalled(&self, id: u64, waited: Duration) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let lagging = match state.subscribers.get(&id) {
+            Some(sub) if !sub.closed => sub.lagging.is_some(),
+            _ => return,
+        };
+        if !lagging {
+            self.lag(&mut state, id, now);
+        }
+        if let Some(sub) = state.subscribers.get_mut(&id) {
+            sub.close_slow(
+                &self.stats,
+                format!(
+                    "subscriber too slow: it took no update for {waited:?}; read faster, ask \
+                     for less depth, or use MODE_CONFLATED"
+                ),
+            );
         }
     }
 
@@ -314,6 +428,12 @@ impl Hub {
     pub fn tick(&self) {
         let mut state = self.lock();
         self.send_conflated(&mut state);
+        let now = Instant::now();
+        for sub in state.subscribers.values_mut() {
+            if sub.lagging.is_some() && !sub.closed {
+                sub.stalled_lagging(&self.stats, now, self.policy.stall);
+            }
+        }
     }
 
     /// Applies a batch of events from `shard`.
@@ -358,9 +478,14 @@ impl Hub {
                     if let Some(sub) = state.subscribers.get_mut(&id)
                         && let Some(held) = sub.held.remove(&locate)
                     {
+                        // a lagging client saw its updates only up to the first one dropped
+                        let seq = match sub.lagging {
+                            Some(_) => sub.queue.first_dropped(&symbol).map_or(held.seq, |f| f - 1),
+                            None => held.seq,
+                        };
                         sub.queue.force(update(Update::Removed(pb::SymbolRemoved {
                             symbol: symbol.clone(),
-                            seq: held.seq + 1,
+                            seq: seq + 1,
                         })));
                     }
                 }
@@ -483,6 +608,11 @@ impl Hub {
             let Some(sub) = subscribers.get_mut(id) else {
                 continue;
             };
+            if sub.closed || sub.lagging.is_some() {
+                // its SLOW_CONSUMER resync already announced the break; the snapshot it gets
+                // on catching up is built from the book as it is then
+                continue;
+            }
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
@@ -530,10 +660,20 @@ impl Hub {
         };
         let change = Change::of(mirror, side, price, (exchange_ns, ingest_ns));
         let mut slow = Vec::new();
+        let mut now = None;
         for id in ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
             };
+            if sub.closed {
+                continue;
+            }
+            if sub.lagging.is_some() {
+                // nothing is built for it until it has read its resyncs
+                let now = *now.get_or_insert_with(Instant::now);
+                sub.stalled_lagging(&self.stats, now, self.policy.stall);
+                continue;
+            }
             let depth = sub.depth;
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
@@ -550,8 +690,9 @@ impl Hub {
                 Pushed::Closed => {}
             }
         }
+        let now = now.unwrap_or_else(Instant::now);
         for id in slow {
-            self.too_slow(state, id);
+            self.too_slow(state, id, now);
         }
     }
 
@@ -576,6 +717,10 @@ impl Hub {
             let Mode::Conflated(interval) = sub.mode else {
                 continue;
             };
+            if sub.closed || sub.lagging.is_some() {
+                // out of the schedule until it catches up (`catch_up` puts it back)
+                continue;
+            }
             if now < sub.next_due {
                 next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
                 continue;
@@ -596,69 +741,75 @@ impl Hub {
         }
         *conflated_due = next_due;
         for id in slow {
-            self.too_slow(state, id);
+            self.too_slow(state, id, now);
         }
     }
 
-    /// Subscriber `id`'s queue overflowed: drop what is queued and resync all its symbols,
-    /// or close it if it keeps lagging.
-    fn too_slow(&self, state: &mut State, id: u64) {
+    /// Subscriber `id`'s queue overflowed: it lags (see [`Hub::lag`]), or is closed if this is
+    /// one overflow too many within the window.
+    fn too_slow(&self, state: &mut State, id: u64, now: Instant) {
         let Some(sub) = state.subscribers.get_mut(&id) else {
             return;
         };
-        let now = Instant::now();
+        if sub.closed || sub.lagging.is_some() {
+            return;
+        }
         sub.resyncs
             .retain(|t| now.duration_since(*t) < self.policy.window);
         sub.resyncs.push(now);
-        if sub.resyncs.len() > self.policy.max_resyncs {
-            self.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
-            sub.queue.close(Status::resource_exhausted(format!(
-                "subscriber too slow: its queue of {} updates overflowed {} times within {:?}; \
-                 read faster, ask for less depth, or use MODE_CONFLATED",
-                self.policy.queue,
-                sub.resyncs.len(),
-                self.policy.window
-            )));
+        let overflows = sub.resyncs.len();
+        self.lag(state, id, now);
+        if overflows > self.policy.max_resyncs
+            && let Some(sub) = state.subscribers.get_mut(&id)
+        {
+            sub.close_slow(
+                &self.stats,
+                format!(
+                    "subscriber too slow: its queue of {} updates overflowed {overflows} times \
+                     within {:?}; read faster, ask for less depth, or use MODE_CONFLATED",
+                    self.policy.queue, self.policy.window
+                ),
+            );
+        }
+    }
+
+    /// Drops what subscriber `id` has queued (removals excepted), queues a SLOW_CONSUMER
+    /// resync of each symbol it holds, and marks it lagging: nothing more is built for it until
+    /// its stream has taken them ([`Hub::catch_up`]). O(symbols held), no book read: the
+    /// dropped updates are read and freed by its stream task ([`Queue::settle`]), off this
+    /// lock (30 subscribers overflowing on one event took 44 ms here when they were not; see
+    /// benches/grpc.rs, slow_consumers).
+    fn lag(&self, state: &mut State, id: u64, now: Instant) {
+        let State {
+            subscribers,
+            mirrors,
+            ..
+        } = state;
+        let Some(sub) = subscribers.get_mut(&id) else {
             return;
-        }
-        // The client will see everything up to the first dropped update of each symbol, so
-        // its sequence continues from there: seq stays contiguous across the resync.
-        let mut first_dropped: HashMap<&str, u64> = HashMap::new();
-        let dropped = sub.queue.clear();
-        for u in &dropped {
-            let (symbol, seq) = match &u.update {
-                Some(Update::Snapshot(s)) => (s.symbol.as_str(), s.seq),
-                Some(Update::Delta(d)) => (d.symbol.as_str(), d.seq),
-                _ => continue,
-            };
-            let first = first_dropped.entry(symbol).or_insert(seq);
-            *first = (*first).min(seq);
-        }
-        for (locate, held) in sub.held.iter_mut() {
-            if let Some(mirror) = state.mirrors.get(locate)
-                && let Some(first) = first_dropped.get(mirror.symbol.as_str())
-            {
-                held.seq = first - 1;
-            }
-        }
+        };
+        // What was queued is dropped; the seqs restart from the first dropped update of each
+        // symbol when it catches up (`catch_up`), so they stay contiguous across the resync.
         // A removal is the last word on its symbol: it is never dropped.
-        for u in dropped {
-            if matches!(u.update, Some(Update::Removed(_))) {
-                sub.queue.force(u);
-            }
+        for removal in sub.queue.lag() {
+            sub.queue.force(removal);
         }
         let detail = format!(
-            "your queue of {} updates overflowed; queued updates were dropped",
+            "your queue of {} updates overflowed; queued updates were dropped; a fresh \
+             snapshot follows once you have read this",
             self.policy.queue
         );
-        for (locate, held) in sub.held.iter_mut() {
-            let Some(mirror) = state.mirrors.get(locate) else {
+        for locate in sub.held.keys() {
+            let Some(mirror) = mirrors.get(locate) else {
                 continue;
             };
-            let mut top = Top::new(mirror, sub.depth, is_stale(&state.stale, mirror.shard));
-            let reason = ResyncReason::SlowConsumer;
-            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, &detail);
+            sub.queue.force(update(Update::Resync(pb::Resync {
+                symbol: mirror.symbol.clone(),
+                reason: ResyncReason::SlowConsumer as i32,
+                detail: detail.clone(),
+            })));
         }
+        sub.lagging = Some(now);
     }
 }
 
@@ -701,6 +852,7 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::Taken;
     use dataplane::runtime::event::LevelUpdate;
 
     fn policy() -> Policy {
@@ -708,6 +860,7 @@ mod tests {
             queue: 1024,
             max_resyncs: 3,
             window: Duration::from_secs(1),
+            stall: Duration::from_secs(5),
         }
     }
 
@@ -781,5 +934,242 @@ mod tests {
         // back to deltas
         hub.apply(0, &[level(7, 103)]);
         assert!(matches!(taken(&queue)[..], [Update::Delta(_)]));
+    }
+
+    /// A hub publishing AAPL (locate 7) with one bid level; the next data-plane seq is 4.
+    fn published(policy: Policy) -> Hub {
+        let hub = Hub::new(1, policy);
+        let added = Event::SymbolAdded {
+            locate: 7,
+            symbol: *b"AAPL    ",
+            seq: 1,
+        };
+        hub.apply(
+            0,
+            &[added, resync(2, UpstreamReason::Added, 1), level(3, 100)],
+        );
+        hub
+    }
+
+    fn slow_snapshots(hub: &Hub) -> u64 {
+        hub.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))].load(Ordering::Relaxed)
+    }
+
+    /// Checks `updates` as a client would: seq contiguous from `*seq`, a snapshot after each
+    /// resync before any delta.
+    fn follow(updates: &[Update], seq: &mut u64, awaiting_snapshot: &mut bool) {
+        for u in updates {
+            let next = match u {
+                Update::Snapshot(s) => {
+                    *awaiting_snapshot = false;
+                    s.seq
+                }
+                Update::Delta(d) => {
+                    assert!(
+                        !*awaiting_snapshot,
+                        "a delta between a resync and its snapshot"
+                    );
+                    d.seq
+                }
+                Update::Resync(_) => {
+                    *awaiting_snapshot = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            assert_eq!(next, *seq + 1, "{u:?}");
+            *seq = next;
+        }
+    }
+
+    #[test]
+    fn a_lagging_subscriber_costs_no_snapshot_until_it_reads_its_resync() {
+        let hub = published(Policy {
+            queue: 8,
+            ..policy()
+        });
+        let (id, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 1000, Mode::EveryChange)
+            .unwrap();
+        let (mut seq, mut awaiting) = (0, false);
+        // the client reads its snapshot and a few deltas
+        hub.apply(0, &[level(4, 101), level(5, 102)]);
+        follow(&taken(&queue), &mut seq, &mut awaiting);
+        assert_eq!(seq, 3);
+        // then stops reading: the queue overflows once, then holds the resync alone however
+        // much the book moves, and no snapshot is built
+        let events: Vec<Event> = (6..2_006).map(|s| level(s, 200 + s as u32)).collect();
+        hub.apply(0, &events);
+        assert_eq!(slow_snapshots(&hub), 0);
+        assert_eq!(queue.len(), 1);
+        assert!(queue.is_lagging());
+        let mut out = Vec::new();
+        assert!(matches!(queue.take(100, &mut out), Ok(Taken::CaughtUp)));
+        let updates: Vec<Update> = out.into_iter().filter_map(|u| u.update).collect();
+        let [Update::Resync(r)] = &updates[..] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(
+            (r.symbol.as_str(), r.reason),
+            ("AAPL", ResyncReason::SlowConsumer as i32)
+        );
+        follow(&updates, &mut seq, &mut awaiting);
+        // more events while the stream is still sending the resync: nothing for it
+        hub.apply(0, &[level(2_006, 5_000)]);
+        assert!(queue.is_empty());
+        // the stream sent the resync: one snapshot, the book as it is now, seq contiguous
+        hub.catch_up(id);
+        hub.catch_up(id);
+        assert_eq!(slow_snapshots(&hub), 1);
+        let updates = taken(&queue);
+        let [Update::Snapshot(s)] = &updates[..] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(s.bids.len(), 1000, "the best 1000 of 2003 levels");
+        assert_eq!(s.bids[0].price, 5_000);
+        follow(&updates, &mut seq, &mut awaiting);
+        // deltas again
+        hub.apply(0, &[level(2_007, 5_001)]);
+        let updates = taken(&queue);
+        assert!(matches!(updates[..], [Update::Delta(_), ..]), "{updates:?}");
+        follow(&updates, &mut seq, &mut awaiting);
+        assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_slow_close_delivers_the_resync_before_the_status() {
+        let hub = published(Policy {
+            queue: 4,
+            max_resyncs: 1,
+            ..policy()
+        });
+        let (id, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .unwrap();
+        let (mut seq, mut awaiting) = (0, false);
+        follow(&taken(&queue), &mut seq, &mut awaiting);
+        let mut next = 4;
+        let mut burst = |hub: &Hub| {
+            let events: Vec<Event> = (next..next + 20).map(|s| level(s, s as u32)).collect();
+            next += 20;
+            hub.apply(0, &events);
+        };
+        // first overflow: resynced, caught up
+        burst(&hub);
+        let mut out = Vec::new();
+        assert!(matches!(queue.take(100, &mut out), Ok(Taken::CaughtUp)));
+        hub.catch_up(id);
+        let mut updates: Vec<Update> = out.into_iter().filter_map(|u| u.update).collect();
+        updates.extend(taken(&queue));
+        follow(&updates, &mut seq, &mut awaiting);
+        // second overflow within the window: closed, the resync still goes out first
+        burst(&hub);
+        burst(&hub);
+        assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 1);
+        let mut out = Vec::new();
+        assert!(queue.take(100, &mut out).is_ok());
+        let updates: Vec<Update> = out.drain(..).filter_map(|u| u.update).collect();
+        assert!(
+            matches!(&updates[..], [.., Update::Resync(r)] if r.reason == ResyncReason::SlowConsumer as i32),
+            "{updates:?}"
+        );
+        follow(&updates, &mut seq, &mut awaiting);
+        let status = queue.take(100, &mut out).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("overflowed 2 times"),
+            "{status:?}"
+        );
+        // nothing is built for a closed subscriber, and it is counted once
+        hub.catch_up(id);
+        hub.stalled(id, Duration::from_secs(1));
+        assert_eq!(slow_snapshots(&hub), 1);
+        assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_subscriber_that_does_not_read_its_resync_in_time_is_closed_after_it() {
+        let hub = published(Policy {
+            queue: 4,
+            stall: Duration::from_millis(1),
+            ..policy()
+        });
+        let (_, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .unwrap();
+        let events: Vec<Event> = (4..24).map(|s| level(s, s as u32)).collect();
+        hub.apply(0, &events);
+        assert!(queue.is_lagging());
+        std::thread::sleep(Duration::from_millis(5));
+        // the next event (or an idle tick) finds it lagging for too long
+        hub.tick();
+        assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 1);
+        let updates = {
+            let mut out = Vec::new();
+            queue.take(100, &mut out).unwrap();
+            out.into_iter().filter_map(|u| u.update).collect::<Vec<_>>()
+        };
+        assert!(matches!(updates[..], [Update::Resync(_)]), "{updates:?}");
+        let status = queue.take(100, &mut Vec::new()).unwrap_err();
+        assert!(status.message().contains("did not read"), "{status:?}");
+    }
+
+    #[test]
+    fn a_stalled_stream_is_closed_with_a_resync_and_its_queue_emptied() {
+        let hub = published(policy());
+        let (id, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .unwrap();
+        hub.apply(0, &[level(4, 101), level(5, 102)]);
+        assert_eq!(queue.len(), 3);
+        hub.stalled(id, Duration::from_secs(5));
+        assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 1);
+        let (rest, status) = queue.take_rest();
+        let rest: Vec<Update> = rest.into_iter().filter_map(|u| u.update).collect();
+        assert!(matches!(rest[..], [Update::Resync(_)]), "{rest:?}");
+        let status = status.unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("took no update"), "{status:?}");
+    }
+
+    #[test]
+    fn a_conflated_subscriber_is_scheduled_again_once_caught_up() {
+        let hub = published(Policy {
+            queue: 2,
+            ..policy()
+        });
+        let (id, queue) = hub
+            .subscribe(
+                &["AAPL".to_owned()],
+                10,
+                Mode::Conflated(Duration::from_millis(1)),
+            )
+            .unwrap();
+        let (mut seq, mut awaiting) = (0, false);
+        follow(&taken(&queue), &mut seq, &mut awaiting);
+        // each conflated send is a diff of several levels: the queue of 2 overflows
+        let mut next = 4;
+        while !queue.is_lagging() {
+            std::thread::sleep(Duration::from_millis(2));
+            let events: Vec<Event> = (next..next + 5).map(|s| level(s, s as u32)).collect();
+            next += 5;
+            hub.apply(0, &events);
+            assert!(next < 1_000, "never overflowed");
+        }
+        let mut out = Vec::new();
+        assert!(matches!(queue.take(100, &mut out), Ok(Taken::CaughtUp)));
+        let mut updates: Vec<Update> = out.into_iter().filter_map(|u| u.update).collect();
+        hub.catch_up(id);
+        updates.extend(taken(&queue));
+        follow(&updates, &mut seq, &mut awaiting);
+        assert!(!awaiting);
+        // a change after the catch-up goes out at the next due time
+        std::thread::sleep(Duration::from_millis(2));
+        hub.apply(0, &[level(next, 10_000)]);
+        std::thread::sleep(Duration::from_millis(2));
+        hub.tick();
+        let updates = taken(&queue);
+        assert!(matches!(updates[..], [Update::Delta(_), ..]), "{updates:?}");
+        follow(&updates, &mut seq, &mut awaiting);
     }
 }

@@ -61,6 +61,9 @@ pub struct Shared {
     pub max_depth: usize,
     /// Heartbeat interval.
     pub heartbeat: Duration,
+    /// How long a stream waits for its client to take an update before closing it as too
+    /// slow ([`Policy::stall`]).
+    pub stall: Duration,
     /// The effective configuration.
     pub config_toml: String,
     /// Books are warm and the server is not shutting down.
@@ -250,6 +253,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         shard_stats,
         max_depth: options.max_depth,
         heartbeat: options.heartbeat,
+        stall: options.policy.stall,
         config_toml: options.config_toml.clone(),
         serving: AtomicBool::new(false),
     });

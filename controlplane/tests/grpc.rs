@@ -71,6 +71,19 @@ impl Server {
             .unwrap()
     }
 
+    /// A connection for a client that stops reading: its windows keep what its h2 buffers
+    /// unread (frames of one small delta each) within h2's budget for small DATA frames
+    /// (half the connection window), so the server, not the client, decides what happens.
+    async fn stalling_channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .initial_stream_window_size(64 << 10)
+            .initial_connection_window_size(1 << 20)
+            .connect()
+            .await
+            .unwrap()
+    }
+
     async fn books(&self) -> BookServiceClient<Channel> {
         BookServiceClient::new(self.channel().await)
     }
@@ -290,6 +303,7 @@ fn policy() -> Policy {
         queue: 8192,
         max_resyncs: 3,
         window: Duration::from_secs(10),
+        stall: Duration::from_secs(5),
     }
 }
 
@@ -534,21 +548,30 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
     server.running.unwrap().shutdown().await;
 }
 
+/// Deep subscribers that stop reading, on connections of their own.
+const STALLED: usize = 4;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct() {
+async fn stalled_deep_subscribers_hear_why_before_the_close_and_the_healthy_one_stays_correct() {
     let tight = Policy {
         queue: 4096,
         max_resyncs: 2,
         window: Duration::from_secs(60),
+        stall: Duration::from_millis(300),
     };
     let (server, total, expected) = fixture(120_000, 4, 4, tight).await;
     server.gate.open_to(2_000);
     server.warm("AAPL").await;
-    let mut slow_client = server.books().await;
-    let mut slow = open(&mut slow_client, &["AAPL"], 10, pb::Mode::Unspecified, 0).await;
+    // the stalled ones read nothing from here on (their connections still run: a client's
+    // h2 takes frames into its window, then the server's stream for it blocks)
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut client = BookServiceClient::new(server.stalling_channel().await);
+        stalled.push(open(&mut client, &["AAPL"], 1000, pb::Mode::EveryChange, 0).await);
+    }
     let mut fast_client = server.books().await;
     let mut fast = open(&mut fast_client, &["AAPL"], 10, pb::Mode::Unspecified, 0).await;
-    // the fast one reads everything as it comes; the slow one reads nothing meanwhile
+    // the healthy one reads everything as it comes
     let mut good = Client::new(10);
     let fast_done = tokio::spawn(async move {
         good.read_until_idle(&mut fast, || true).await;
@@ -567,29 +590,51 @@ async fn a_slow_subscriber_is_resynced_then_closed_and_the_others_stay_correct()
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let good = fast_done.await.unwrap();
-    // now the slow one reads: some updates, resyncs for slowness, then the close
-    let mut lagging = Client::new(10);
-    let status = final_status(&mut slow, |update| lagging.apply(update)).await;
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("too slow"), "{status:?}");
-    assert!(
-        lagging
-            .resyncs
-            .iter()
-            .all(|(_, r)| *r == pb::ResyncReason::SlowConsumer as i32)
-    );
     for side in [Side::Buy, Side::Sell] {
         assert_eq!(good.levels("AAPL", side), top(&expected, 1, side, 10));
     }
-    let shared = &server.running.as_ref().unwrap().shared;
-    assert_eq!(
-        shared
-            .hub
-            .stats
-            .slow_closes
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
+    assert!(
+        good.resyncs
+            .iter()
+            .all(|(_, r)| *r != pb::ResyncReason::SlowConsumer as i32),
+        "the healthy subscriber was resynced for slowness: {:?}",
+        good.resyncs
     );
+    // each stalled one is closed once it has not read its resync (or anything) for `stall`
+    let hub = &server.running.as_ref().unwrap().shared.hub;
+    let slow_closes = || {
+        hub.stats
+            .slow_closes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while slow_closes() < STALLED as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {STALLED} stalled subscribers closed",
+            slow_closes()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // now they read: updates in contract, then the SLOW_CONSUMER resync, then the status
+    for mut stream in stalled {
+        let mut lagging = Client::new(1000);
+        let mut last = None;
+        let status = final_status(&mut stream, |update| {
+            if !matches!(update.update, Some(Update::Heartbeat(_))) {
+                last = update.update.clone();
+            }
+            lagging.apply(update);
+        })
+        .await;
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("too slow"), "{status:?}");
+        assert!(
+            matches!(&last, Some(Update::Resync(r)) if r.reason == pb::ResyncReason::SlowConsumer as i32),
+            "the last update before the close was {last:?}, not the SLOW_CONSUMER resync"
+        );
+        assert!(lagging.updates > 1, "{}", lagging.updates);
+    }
+    assert_eq!(slow_closes(), STALLED as u64);
     server.running.unwrap().shutdown().await;
 }
 

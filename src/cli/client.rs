@@ -14,6 +14,22 @@ use tonic::transport::{Channel, Endpoint};
 /// How long a command waits for the TCP (and HTTP/2) connection to the server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The HTTP/2 stream window a client command offers the server.
+///
+/// h2 (0.4.16 and later) closes a connection with GOAWAY ENHANCE_YOUR_CALM once the DATA
+/// frames of under 256 bytes it holds unread cost more than its budget, half the connection
+/// window (each is charged 256 − its length); tonic reports that as `RESOURCE_EXHAUSTED: h2
+/// protocol error`. A subscription's deltas travel one per frame of 60–100 bytes, so a client
+/// that stops reading (stdout to a pipe nobody drains) would hold a whole stream window of
+/// them: with hyper's defaults (2 MiB stream, 5 MiB connection) that is about 3.5 MiB of
+/// charges against 2.5 MiB. With 256 KiB against a budget of 2 MiB, even 40-byte frames stay
+/// under it, and the server, not the client's h2, deals with the slow reader (a
+/// SLOW_CONSUMER resync, or a close that says why).
+pub const STREAM_WINDOW: u32 = 256 << 10;
+
+/// The HTTP/2 connection window a client command offers: see [`STREAM_WINDOW`].
+pub const CONNECTION_WINDOW: u32 = 4 << 20;
+
 /// Where a client command finds the server.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
@@ -48,6 +64,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the client runtime")
 }
 
+/// A runtime for a command that blocks on its output inside `block_on` (`subscribe` writing
+/// to a slow pipe): the connection's tasks run on a worker thread of their own, so a blocked
+/// write does not stop the HTTP/2 connection (its pings, its window updates, the server's
+/// status) — the command is a slow reader, not a dead peer.
+pub fn streaming_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the client runtime")
+}
+
 /// Connects to the server at `addr` (`HOST:PORT`, or a URL), giving up after
 /// [`CONNECT_TIMEOUT`].
 pub async fn connect(addr: &str) -> Result<Channel> {
@@ -61,6 +89,8 @@ pub async fn connect(addr: &str) -> Result<Channel> {
     })?;
     endpoint
         .connect_timeout(CONNECT_TIMEOUT)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect()
         .await
         .map_err(|e| {

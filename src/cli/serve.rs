@@ -67,6 +67,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             queue: c.subscribers.queue,
             max_resyncs: c.subscribers.max_resyncs as usize,
             window: validated.resync_window(),
+            stall: validated.stall(),
         },
         admin_token,
         book_token: validated.book_token().map(|t| t.expose().to_owned()),

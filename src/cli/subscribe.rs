@@ -136,7 +136,7 @@ pub fn run(args: &SubscribeArgs) -> Result<()> {
         dirty: false,
         out: std::io::stdout().lock(),
     };
-    let ended = client::runtime()?.block_on(session.stream(args, request))?;
+    let ended = client::streaming_runtime()?.block_on(session.stream(args, request))?;
     session.draw()?;
     session.out.flush()?;
     if session.violations > 0 {

@@ -5,6 +5,7 @@
 //! Each file in `tests/` is its own crate and uses only part of this: hence the
 //! `#[allow(dead_code)]` on what one of them does not call.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -145,6 +146,7 @@ impl Server {
     }
 
     /// Runs a client command with the admin token.
+    #[allow(dead_code)]
     pub fn admin(&self, args: &[&str]) -> Output {
         self.command(args)
             .env("PINBOOK_ADMIN_TOKEN", TOKEN)
@@ -207,6 +209,7 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// The stdout of a command that must have succeeded; `what` names it in the failure.
+#[allow(dead_code)]
 pub fn ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -259,4 +262,38 @@ pub fn assert_books_match_replay(server: &Server, file: &str, symbols: &[&str]) 
         assert_eq!(served[0]["asks"], expected["asks"], "{symbol} asks");
         assert_eq!(served[0]["stale"], false, "{symbol} is not stale");
     }
+}
+
+/// Checks the contract on `subscribe --json` output: per symbol, a snapshot with seq 1 first,
+/// then seq + 1 each time, across resyncs too. Returns updates per symbol.
+#[allow(dead_code)]
+pub fn check_stream(updates: &[serde_json::Value]) -> HashMap<String, usize> {
+    let mut last: HashMap<String, (u64, bool)> = HashMap::new();
+    let mut counts = HashMap::new();
+    for u in updates {
+        if u.get("heartbeat").is_some() {
+            continue;
+        }
+        let symbol = u["symbol"].as_str().expect("a symbol").to_owned();
+        *counts.entry(symbol.clone()).or_default() += 1;
+        let kind = u["type"].as_str().expect("a type");
+        if kind == "resync" {
+            last.entry(symbol).and_modify(|e| e.1 = true);
+            continue;
+        }
+        let seq = u["seq"].as_u64().expect("a seq");
+        match last.get(&symbol) {
+            None => {
+                assert_eq!(kind, "snapshot", "first update of {symbol}: {u}");
+                assert_eq!(seq, 1, "first update of {symbol}: {u}");
+            }
+            Some(&(prev, true)) => {
+                assert_eq!(kind, "snapshot", "after a resync of {symbol}: {u}");
+                assert_eq!(seq, prev + 1, "{symbol} seq {seq} after {prev} (a resync)");
+            }
+            Some(&(prev, false)) => assert_eq!(seq, prev + 1, "{symbol}: {u}"),
+        }
+        last.insert(symbol, (seq, false));
+    }
+    counts
 }

@@ -220,6 +220,12 @@ impl Config {
                 "subscribers.resync_window_ms",
                 "give the window resyncs are counted over in milliseconds, e.g. 10000",
             ),
+            (
+                s.stall_ms == 0,
+                "subscribers.stall_ms",
+                "it would close every subscriber that is not reading at that instant; give \
+                 milliseconds, e.g. 5000",
+            ),
         ])
     }
 
@@ -377,6 +383,11 @@ impl Validated {
     /// `subscribers.resync_window_ms`.
     pub fn resync_window(&self) -> Duration {
         Duration::from_millis(self.config.subscribers.resync_window_ms)
+    }
+
+    /// `subscribers.stall_ms`.
+    pub fn stall(&self) -> Duration {
+        Duration::from_millis(self.config.subscribers.stall_ms)
     }
 
     /// `shutdown_ms`.
@@ -555,6 +566,7 @@ mod tests {
         assert_eq!(many.config().cores, cores(&[0], &[1]));
         assert_eq!(many.heartbeat(), Duration::from_secs(1));
         assert_eq!(many.resync_window(), Duration::from_secs(10));
+        assert_eq!(many.stall(), Duration::from_secs(5));
         assert_eq!(many.shutdown(), Duration::from_secs(5));
         assert!(many.admin_token().is_none() && many.book_token().is_none());
 
@@ -833,6 +845,10 @@ mod tests {
         assert!(
             error(&with(|c| c.subscribers.max_resyncs = 0), &t)
                 .starts_with("subscribers.max_resyncs is 0; ")
+        );
+        assert!(
+            error(&with(|c| c.subscribers.stall_ms = 0), &t)
+                .starts_with("subscribers.stall_ms is 0; ")
         );
         assert!(
             error(&with(|c| c.subscribers.resync_window_ms = 0), &t)
