@@ -51,6 +51,7 @@ const ROOMY: Policy = Policy {
     max_resyncs: 1_000,
     window: Duration::from_secs(1),
     stall: Duration::from_secs(5),
+    blocked: Duration::from_secs(5),
 };
 
 /// The server's default policy (`[subscribers]`), but for a stall time longer than the run:
@@ -60,6 +61,7 @@ const DEFAULTS: Policy = Policy {
     max_resyncs: 3,
     window: Duration::from_secs(10),
     stall: Duration::from_secs(600),
+    blocked: Duration::from_millis(100),
 };
 
 /// Runs `messages` at `rate` (0: unpaced) with `subscribers` clients; `symbol_of(i)` picks

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use dataplane::clock::now_ns;
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -167,20 +168,31 @@ enum Sent {
     Stalled(BookUpdate),
 }
 
-/// Sends `update` unless the client takes nothing for `stall`.
+/// Sends `update` unless the client takes nothing for `stall`. While it waits for room, the
+/// queue says since when, so the hub stops building updates for a client that has stopped
+/// reading ([`Queue::blocked_since`]).
 async fn send(
     tx: &Sender<Result<BookUpdate, Status>>,
+    queue: &Queue,
     update: BookUpdate,
     stall: Duration,
 ) -> Sent {
-    match tokio::time::timeout(stall, tx.reserve()).await {
-        Ok(Ok(permit)) => {
-            permit.send(Ok(update));
-            Sent::Done
+    let permit = match tx.try_reserve() {
+        Ok(permit) => permit,
+        Err(TrySendError::Closed(())) => return Sent::Gone,
+        Err(TrySendError::Full(())) => {
+            queue.set_blocked(now_ns());
+            let reserved = tokio::time::timeout(stall, tx.reserve()).await;
+            queue.clear_blocked();
+            match reserved {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Sent::Gone,
+                Err(_) => return Sent::Stalled(update),
+            }
         }
-        Ok(Err(_)) => Sent::Gone,
-        Err(_) => Sent::Stalled(update),
-    }
+    };
+    permit.send(Ok(update));
+    Sent::Done
 }
 
 /// The body of subscription `id`'s stream task: moves its queue to `tx`, heartbeats when
@@ -210,7 +222,7 @@ async fn stream(
                     let beat = BookUpdate {
                         update: Some(Update::Heartbeat(pb::Heartbeat { send_ns: now_ns() })),
                     };
-                    match send(tx, beat, stall).await {
+                    match send(tx, queue, beat, stall).await {
                         Sent::Done => {}
                         Sent::Gone => return None,
                         Sent::Stalled(_) => return Some(closing(hub, id, queue, stall, Vec::new())),
@@ -232,7 +244,7 @@ async fn stream(
             {
                 record_tick_to_send(&tick_to_send, t.ingest_ns, now_ns());
             }
-            match send(tx, update, stall).await {
+            match send(tx, queue, update, stall).await {
                 Sent::Done => {}
                 Sent::Gone => return None,
                 Sent::Stalled(update) => {

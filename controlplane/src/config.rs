@@ -270,6 +270,11 @@ pub struct SubscribersConfig {
     /// too slow: the time it has to read its SLOW_CONSUMER resync after an overflow, and the
     /// longest its stream waits for it to take one update.
     pub stall_ms: u64,
+    /// How long a subscriber's connection may take nothing, in milliseconds, while updates
+    /// wait for it, before it is resynced as a slow consumer (as if its queue had overflowed).
+    /// Far shorter than filling the queue: from then on it costs the server nothing until it
+    /// reads again. At most `stall_ms`.
+    pub blocked_ms: u64,
 }
 
 impl Default for SubscribersConfig {
@@ -281,6 +286,7 @@ impl Default for SubscribersConfig {
             max_resyncs: 3,
             resync_window_ms: 10_000,
             stall_ms: 5_000,
+            blocked_ms: 100,
         }
     }
 }
@@ -356,7 +362,8 @@ mod tests {
                 heartbeat_ms: 1000,
                 max_resyncs: 3,
                 resync_window_ms: 10_000,
-                stall_ms: 5_000
+                stall_ms: 5_000,
+                blocked_ms: 100
             }
         );
         assert_eq!(c.auth, AuthConfig::default());
@@ -444,6 +451,7 @@ mod tests {
                 max_resyncs: 8,
                 resync_window_ms: 9,
                 stall_ms: 10,
+                blocked_ms: 5,
             },
             auth: AuthConfig {
                 admin_token: None,

@@ -8,7 +8,10 @@
 //! One mutex guards the mirrors and the subscribers. The event threads take it once per batch
 //! of events; RPC handlers take it briefly to subscribe, unsubscribe or read a book.
 //!
-//! **Slow consumers** cost bounded work. When a subscriber's queue overflows, its queued
+//! **Slow consumers** cost bounded work. When a subscriber's queue overflows, or its stream has
+//! waited longer than [`Policy::blocked`] for the client to take an update (a client that has
+//! stopped reading is caught long before its queue fills: building a whole queue of updates
+//! for it would slow everyone else), its queued
 //! updates are dropped (removals excepted), one small `Resync(SLOW_CONSUMER)` per symbol it
 //! holds is queued, and it is *lagging*: no delta and no snapshot is built for it until its
 //! stream has taken those resyncs ([`Hub::catch_up`]); then its fresh snapshots are built, once,
@@ -54,6 +57,9 @@ pub struct Policy {
     /// How long a lagging subscriber may take to read its resyncs, and how long its stream
     /// waits for the client to take one update, before it is closed as too slow.
     pub stall: Duration,
+    /// How long a subscriber's stream may wait for its client to take an update before the
+    /// subscriber is treated as overflowed (see the module docs). At most `stall`.
+    pub blocked: Duration,
 }
 
 /// Counters the metrics read.
@@ -661,6 +667,7 @@ impl Hub {
         let change = Change::of(mirror, side, price, (exchange_ns, ingest_ns));
         let mut slow = Vec::new();
         let mut now = None;
+        let mut clock = Clock::default();
         for id in ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
@@ -672,6 +679,12 @@ impl Hub {
                 // nothing is built for it until it has read its resyncs
                 let now = *now.get_or_insert_with(Instant::now);
                 sub.stalled_lagging(&self.stats, now, self.policy.stall);
+                continue;
+            }
+            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
+                // its client stopped reading: treated as an overflow now, before a whole queue
+                // of updates is built for it
+                slow.push(*id);
                 continue;
             }
             let depth = sub.depth;
@@ -713,6 +726,7 @@ impl Hub {
             ..
         } = state;
         let mut next_due: Option<Instant> = None;
+        let mut clock = Clock::default();
         for (id, sub) in subscribers.iter_mut() {
             let Mode::Conflated(interval) = sub.mode else {
                 continue;
@@ -727,6 +741,10 @@ impl Hub {
             }
             sub.next_due = now + interval;
             next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
+            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
+                slow.push(*id);
+                continue;
+            }
             for (locate, held) in sub.held.iter_mut().filter(|(_, h)| h.dirty) {
                 held.dirty = false;
                 let Some(mirror) = mirrors.get(locate) else {
@@ -795,9 +813,10 @@ impl Hub {
             sub.queue.force(removal);
         }
         let detail = format!(
-            "your queue of {} updates overflowed; queued updates were dropped; a fresh \
-             snapshot follows once you have read this",
-            self.policy.queue
+            "you fell behind (your queue of {} updates overflowed, or your connection took \
+             nothing for {:?}); queued updates were dropped; a fresh snapshot follows once you \
+             have read this",
+            self.policy.queue, self.policy.blocked
         );
         for locate in sub.held.keys() {
             let Some(mirror) = mirrors.get(locate) else {
@@ -810,6 +829,23 @@ impl Hub {
             })));
         }
         sub.lagging = Some(now);
+    }
+}
+
+/// [`dataplane::clock::now_ns`], read at most once per pass over the subscribers, and only when
+/// some subscriber's stream is waiting for its client.
+#[derive(Default)]
+struct Clock(Option<u64>);
+
+impl Clock {
+    /// True if `queue`'s stream has waited longer than `limit` for its client to take an
+    /// update.
+    fn blocked_too_long(&mut self, queue: &Queue, limit: Duration) -> bool {
+        let Some(since) = queue.blocked_since() else {
+            return false;
+        };
+        let now = *self.0.get_or_insert_with(dataplane::clock::now_ns);
+        now.saturating_sub(since) > u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -861,6 +897,7 @@ mod tests {
             max_resyncs: 3,
             window: Duration::from_secs(1),
             stall: Duration::from_secs(5),
+            blocked: Duration::from_secs(5),
         }
     }
 
@@ -1085,6 +1122,33 @@ mod tests {
         hub.stalled(id, Duration::from_secs(1));
         assert_eq!(slow_snapshots(&hub), 1);
         assert_eq!(hub.stats.slow_closes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_client_that_stopped_reading_lags_long_before_its_queue_fills() {
+        let hub = published(Policy {
+            blocked: Duration::from_millis(50),
+            ..policy()
+        });
+        let (_, queue) = hub
+            .subscribe(&["AAPL".to_owned()], 1000, Mode::EveryChange)
+            .unwrap();
+        let (mut seq, mut awaiting) = (0, false);
+        follow(&taken(&queue), &mut seq, &mut awaiting);
+        // waiting, but not for long yet: deltas are still built
+        queue.set_blocked(dataplane::clock::now_ns());
+        hub.apply(0, &[level(4, 101)]);
+        assert!(matches!(taken(&queue)[..], [Update::Delta(_)]));
+        // its stream has waited longer than `blocked` for the client: it lags, one resync
+        std::thread::sleep(Duration::from_millis(60));
+        hub.apply(0, &[level(5, 102), level(6, 103)]);
+        let updates = taken(&queue);
+        let [Update::Resync(r)] = &updates[..] else {
+            panic!("{updates:?}");
+        };
+        assert_eq!(r.reason, ResyncReason::SlowConsumer as i32);
+        assert_eq!(slow_snapshots(&hub), 0, "nothing built while it lags");
+        follow(&updates, &mut seq, &mut awaiting);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 use tonic::Status;
@@ -82,6 +82,9 @@ pub struct Queue {
     capacity: usize,
     /// A status is set: the stream checks it between sends without taking the lock.
     closing: AtomicBool,
+    /// When (`clock::now_ns`) the stream began waiting for the client to take an update; 0
+    /// while it is not waiting. Written by the stream task, read by the hub without a lock.
+    blocked_since: AtomicU64,
 }
 
 impl Queue {
@@ -92,6 +95,26 @@ impl Queue {
             notify: Notify::new(),
             capacity: capacity.max(1),
             closing: AtomicBool::new(false),
+            blocked_since: AtomicU64::new(0),
+        }
+    }
+
+    /// The stream waits for the client to take an update, since `now_ns` (not 0).
+    pub fn set_blocked(&self, now_ns: u64) {
+        self.blocked_since.store(now_ns.max(1), Ordering::Relaxed);
+    }
+
+    /// The stream handed an update over: it is not waiting for the client.
+    pub fn clear_blocked(&self) {
+        self.blocked_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Since when (`clock::now_ns`) the stream has been waiting for the client to take an
+    /// update, if it is waiting.
+    pub fn blocked_since(&self) -> Option<u64> {
+        match self.blocked_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(since),
         }
     }
 

@@ -304,6 +304,7 @@ fn policy() -> Policy {
         max_resyncs: 3,
         window: Duration::from_secs(10),
         stall: Duration::from_secs(5),
+        blocked: Duration::from_secs(5),
     }
 }
 
@@ -558,6 +559,7 @@ async fn stalled_deep_subscribers_hear_why_before_the_close_and_the_healthy_one_
         max_resyncs: 2,
         window: Duration::from_secs(60),
         stall: Duration::from_millis(300),
+        blocked: Duration::from_millis(300),
     };
     let (server, total, expected) = fixture(120_000, 4, 4, tight).await;
     server.gate.open_to(2_000);

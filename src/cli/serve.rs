@@ -68,6 +68,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             max_resyncs: c.subscribers.max_resyncs as usize,
             window: validated.resync_window(),
             stall: validated.stall(),
+            blocked: validated.blocked(),
         },
         admin_token,
         book_token: validated.book_token().map(|t| t.expose().to_owned()),

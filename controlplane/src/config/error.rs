@@ -237,6 +237,18 @@ pub enum ConfigError {
         /// What to set instead.
         fix: &'static str,
     },
+    /// `subscribers.blocked_ms` is longer than `subscribers.stall_ms`.
+    #[error(
+        "subscribers.blocked_ms ({blocked_ms}) is longer than subscribers.stall_ms \
+         ({stall_ms}), after which a subscriber that takes nothing is closed; make it shorter, \
+         e.g. 100"
+    )]
+    BlockedLongerThanStall {
+        /// `subscribers.blocked_ms`.
+        blocked_ms: u64,
+        /// `subscribers.stall_ms`.
+        stall_ms: u64,
+    },
     /// The gRPC and metrics servers would bind the same address.
     #[error("grpc_addr and metrics_addr are both {0}; give them different ports")]
     SameAddress(SocketAddr),

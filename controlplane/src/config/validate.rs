@@ -226,7 +226,20 @@ impl Config {
                 "it would close every subscriber that is not reading at that instant; give \
                  milliseconds, e.g. 5000",
             ),
-        ])
+            (
+                s.blocked_ms == 0,
+                "subscribers.blocked_ms",
+                "it would resync every subscriber whose connection is busy at that instant; \
+                 give milliseconds, e.g. 100",
+            ),
+        ])?;
+        if s.blocked_ms > s.stall_ms {
+            return Err(ConfigError::BlockedLongerThanStall {
+                blocked_ms: s.blocked_ms,
+                stall_ms: s.stall_ms,
+            });
+        }
+        Ok(())
     }
 
     /// The admin token, from `auth.admin_token` or read from `auth.admin_token_file`.
@@ -383,6 +396,11 @@ impl Validated {
     /// `subscribers.resync_window_ms`.
     pub fn resync_window(&self) -> Duration {
         Duration::from_millis(self.config.subscribers.resync_window_ms)
+    }
+
+    /// `subscribers.blocked_ms`.
+    pub fn blocked(&self) -> Duration {
+        Duration::from_millis(self.config.subscribers.blocked_ms)
     }
 
     /// `subscribers.stall_ms`.
@@ -849,6 +867,14 @@ mod tests {
         assert!(
             error(&with(|c| c.subscribers.stall_ms = 0), &t)
                 .starts_with("subscribers.stall_ms is 0; ")
+        );
+        assert!(
+            error(&with(|c| c.subscribers.blocked_ms = 0), &t)
+                .starts_with("subscribers.blocked_ms is 0; ")
+        );
+        assert!(
+            error(&with(|c| c.subscribers.blocked_ms = 6_000), &t)
+                .starts_with("subscribers.blocked_ms (6000) is longer than subscribers.stall_ms")
         );
         assert!(
             error(&with(|c| c.subscribers.resync_window_ms = 0), &t)
