@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::book::{Books, BooksConfig, L2Change};
-use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::{Side, parse};
 
 type Levels = Vec<(u32, u64, u32)>;
@@ -95,7 +95,18 @@ fn run(
     messages: u64,
     every: u64,
 ) -> Books<'static> {
-    let mut generator = Generator::new(config);
+    run_profile(config, Profile::Touch, books_config, messages, every)
+}
+
+/// [`run`] on a stream of `profile`.
+fn run_profile(
+    config: GeneratorConfig,
+    profile: Profile,
+    books_config: BooksConfig,
+    messages: u64,
+    every: u64,
+) -> Books<'static> {
+    let mut generator = Generator::with_profile(config, profile);
     let mut books = Books::new(books_config, None).unwrap();
     let mut reference = ReferenceBooks::new();
     let mut mirror = Mirror::default();
@@ -148,6 +159,28 @@ fn fast_book_matches_reference_over_millions_of_messages() {
         );
         assert_eq!(s.orders_full + s.levels_full + s.symbols_full, 0, "{s:?}");
     }
+}
+
+#[test]
+fn fast_book_matches_reference_on_a_deep_working_set() {
+    // ~1,500 live orders per book, uniform picks, prices over ±5 %: most messages touch cold
+    // orders, and books cross now and then
+    let messages = 1_000_000;
+    let books = run_profile(
+        GeneratorConfig {
+            symbols: 100,
+            seed: 5,
+        },
+        Profile::Deep,
+        BooksConfig::default(),
+        messages,
+        100_000,
+    );
+    let s = books.stats();
+    assert!(books.live_orders() > 100_000, "{}", books.live_orders());
+    assert!(s.crossed > 0, "a deep stream crosses now and then: {s:?}");
+    assert_eq!(s.unknown_refs + s.duplicate_refs + s.overfills, 0, "{s:?}");
+    assert_eq!(s.orders_full + s.levels_full + s.symbols_full, 0, "{s:?}");
 }
 
 #[test]

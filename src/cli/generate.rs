@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use dataplane::feed::binaryfile::write_frame;
-use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 
 /// Arguments of `pinbook gen`.
 #[derive(clap::Args, Debug)]
@@ -23,6 +23,30 @@ pub struct GenArgs {
     /// RNG seed: the same seed, count and symbols give the same file.
     #[arg(long, short = 's', default_value_t = 1)]
     pub seed: u64,
+    /// The stream's shape: `touch`, small books near the touch whose working set fits in cache
+    /// (a few busy names); `deep`, a real day's working set: every symbol equally busy, ~1,500
+    /// live orders per book (1.5 M over 1,000 symbols: `-k 1000 -n 5000000`), cancels,
+    /// executions and replaces picking uniformly among live orders, prices over ±5 % of the mid.
+    #[arg(long, value_enum, default_value_t = GenProfile::Touch)]
+    pub profile: GenProfile,
+}
+
+/// `--profile`: see [`Profile`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenProfile {
+    /// Small books near the touch (the default).
+    Touch,
+    /// A real day's working set.
+    Deep,
+}
+
+impl From<GenProfile> for Profile {
+    fn from(p: GenProfile) -> Self {
+        match p {
+            GenProfile::Touch => Profile::Touch,
+            GenProfile::Deep => Profile::Deep,
+        }
+    }
 }
 
 /// Writes the file and prints a summary on stderr.
@@ -40,10 +64,13 @@ pub fn run(args: &GenArgs) -> Result<()> {
     let file =
         File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut generator = Generator::new(GeneratorConfig {
-        symbols: args.symbols,
-        seed: args.seed,
-    });
+    let mut generator = Generator::with_profile(
+        GeneratorConfig {
+            symbols: args.symbols,
+            seed: args.seed,
+        },
+        args.profile.into(),
+    );
     let started = Instant::now();
     let mut message = Vec::with_capacity(64);
     let mut bytes = 0u64;
@@ -62,9 +89,10 @@ pub fn run(args: &GenArgs) -> Result<()> {
     let elapsed = started.elapsed();
     let names: Vec<&str> = generator.symbol_names().take(8).collect();
     eprintln!(
-        "wrote {} messages ({:.1} MiB) for {} symbols to {} in {:.2?} ({:.1} M msg/s); symbols: {}{}",
+        "wrote {} messages ({:.1} MiB, profile {:?}) for {} symbols to {} in {:.2?} ({:.1} M msg/s); symbols: {}{}",
         args.messages,
         bytes as f64 / (1 << 20) as f64,
+        args.profile,
         args.symbols,
         args.out.display(),
         elapsed,

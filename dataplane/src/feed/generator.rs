@@ -16,6 +16,13 @@
 //! book never holds more orders than were allocated for it when the generator was built: once
 //! built, [`Generator::next_into`] allocates nothing (beyond growing `out` if it is short).
 //! [`Generator::closing`] yields the end-of-day system events.
+//!
+//! That is the [`Profile::Touch`] stream: small books (about 120 orders each) whose whole
+//! working set fits in cache. [`Profile::Deep`] has a real day's working set instead: every
+//! symbol is equally busy, books grow to about 1,500 orders each (1.5 M live orders over 1,000
+//! symbols), cancels, executions and replaces pick uniformly among a book's live orders (so the
+//! book under test touches cold memory on most messages), and prices spread over ±5 % of the
+//! mid, the book sometimes crossing as a real feed's can.
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -35,9 +42,31 @@ const CENT: u32 = 100;
 /// Resting orders per symbol the flow steers towards.
 const TARGET_DEPTH: usize = 120;
 
-/// Resting orders per symbol at most: each book's order list is allocated this big up front
-/// and a full book gets a delete instead of an add, so the body never allocates.
-const MAX_DEPTH: usize = TARGET_DEPTH * 2;
+/// The shape of the stream; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// Small books near the touch: the whole working set stays in cache.
+    #[default]
+    Touch,
+    /// A real day's working set: ~1,500 live orders per symbol, uniform picks, wide prices.
+    Deep,
+}
+
+impl Profile {
+    /// Resting orders per symbol the flow steers towards.
+    const fn target_depth(self) -> usize {
+        match self {
+            Self::Touch => TARGET_DEPTH,
+            Self::Deep => DEEP_TARGET_DEPTH,
+        }
+    }
+}
+
+/// [`Profile::Deep`]: resting orders per symbol the flow steers towards.
+const DEEP_TARGET_DEPTH: usize = 1_500;
+
+/// [`Profile::Deep`]: prices spread over this many per mille of the mid either side.
+const DEEP_SPREAD_PER_MILLE: u32 = 50;
 
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,18 +125,28 @@ pub struct Generator {
     next_match: u64,
     timestamp: u64,
     tracking: u16,
+    profile: Profile,
 }
 
 impl Generator {
-    /// A generator for `config`; symbol counts outside `1..=65535` are clamped.
+    /// A [`Profile::Touch`] generator for `config`; symbol counts outside `1..=65535` are
+    /// clamped.
     pub fn new(config: GeneratorConfig) -> Self {
+        Self::with_profile(config, Profile::Touch)
+    }
+
+    /// A generator of `profile` for `config`. A [`Profile::Deep`] one reserves its books up
+    /// front: about 72 KB per symbol.
+    pub fn with_profile(config: GeneratorConfig, profile: Profile) -> Self {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
         let count = config.symbols.max(1);
+        // a full book gets a delete instead of an add, so the body never allocates
+        let capacity = 2 * profile.target_depth();
         let symbols = (0..count)
             .map(|i| Symbol {
                 name: encode::stock(&symbol_name(i as usize)),
                 mid: CENT * rng.random_range(500..50_000),
-                orders: Vec::with_capacity(MAX_DEPTH),
+                orders: Vec::with_capacity(capacity),
                 halted: false,
             })
             .collect();
@@ -128,6 +167,7 @@ impl Generator {
             // 04:00:00, when NASDAQ's system hours start
             timestamp: 4 * 3600 * 1_000_000_000,
             tracking: 0,
+            profile,
         }
     }
 
@@ -218,6 +258,9 @@ impl Generator {
     }
 
     fn pick_symbol(&mut self) -> usize {
+        if self.profile == Profile::Deep {
+            return self.rng.random_range(0..self.symbols.len());
+        }
         let total = self.weights.last().copied().unwrap_or(1.0);
         let x = self.rng.random::<f64>() * total;
         self.weights
@@ -264,12 +307,14 @@ impl Generator {
             return;
         }
         let depth = self.symbols[s].orders.len();
-        // Steer each book towards TARGET_DEPTH resting orders.
-        let add_per_mille = match depth {
-            0 => 1000,
-            d if d < TARGET_DEPTH / 2 => 700,
-            d if d < TARGET_DEPTH => 520,
-            d if d < TARGET_DEPTH * 2 => 440,
+        let target = self.profile.target_depth();
+        // Steer each book towards its target depth (a deep book grows fast to get there).
+        let add_per_mille = match (self.profile, depth) {
+            (_, 0) => 1000,
+            (Profile::Deep, d) if d < target => 850,
+            (_, d) if d < target / 2 => 700,
+            (_, d) if d < target => 520,
+            (_, d) if d < target * 2 => 440,
             _ => 250,
         };
         let roll = self.rng.random_range(0..1000u32);
@@ -298,6 +343,9 @@ impl Generator {
         } else {
             Side::Sell
         };
+        if self.profile == Profile::Deep {
+            return (side, self.deep_price(s, side));
+        }
         let sym = &mut self.symbols[s];
         if self.rng.random_ratio(1, 40) {
             sym.mid = if self.rng.random() {
@@ -316,6 +364,35 @@ impl Generator {
             Side::Sell => sym.mid.saturating_add(ticks * CENT),
         };
         (side, self.uncrossed(s, side, price))
+    }
+
+    /// [`Profile::Deep`]: a price on `side` within ±5 % of the mid, denser near it, mostly on
+    /// its own side (a fifth cross it: the book may cross, as a real feed's can between
+    /// messages).
+    fn deep_price(&mut self, s: usize, side: Side) -> u32 {
+        let mid = self.symbols[s].mid;
+        let reach = (mid / 1000 * DEEP_SPREAD_PER_MILLE / CENT).max(1);
+        // u² of a uniform u: dense near the mid, thinning out to the reach, as real books are
+        let u = self.rng.random::<f64>();
+        let ticks = (u * u * f64::from(reach)) as u32 * CENT;
+        let own_side = !self.rng.random_ratio(1, 5);
+        let below = matches!(side, Side::Buy) == own_side;
+        if below {
+            mid.saturating_sub(ticks).max(CENT)
+        } else {
+            mid.saturating_add(ticks)
+        }
+    }
+
+    /// Takes order `i` out of book `s`: in place for the touch stream, whose picks favour
+    /// young orders by position; swapped with the last for the deep one (O(1); its picks are
+    /// uniform).
+    fn take(&mut self, s: usize, i: usize) -> Live {
+        let orders = &mut self.symbols[s].orders;
+        match self.profile {
+            Profile::Touch => orders.remove(i),
+            Profile::Deep => orders.swap_remove(i),
+        }
     }
 
     /// `price` moved off the other side's best, so the book never crosses: an exchange would
@@ -389,6 +466,9 @@ impl Generator {
         if n == 0 {
             return None;
         }
+        if self.profile == Profile::Deep {
+            return Some(self.rng.random_range(0..n));
+        }
         let back = if self.rng.random_ratio(2, 3) {
             self.rng.random_range(0..n.min(16))
         } else {
@@ -397,8 +477,12 @@ impl Generator {
         Some(n - 1 - back)
     }
 
-    /// Index of an order at the best price of a random side.
+    /// Index of an order at the best price of a random side (any live order, for the deep
+    /// stream).
     fn pick_best(&mut self, s: usize) -> Option<usize> {
+        if self.profile == Profile::Deep {
+            return self.pick_order(s);
+        }
         let side = if self.rng.random() {
             Side::Buy
         } else {
@@ -423,7 +507,7 @@ impl Generator {
         let Some(i) = self.pick_order(s) else {
             return self.add(s, out);
         };
-        let order = self.symbols[s].orders.remove(i);
+        let order = self.take(s, i);
         out.extend_from_slice(&encode::order_delete(
             self.header(s as u16 + 1),
             order.reference,
@@ -485,18 +569,22 @@ impl Generator {
         let Some(i) = self.pick_order(s) else {
             return self.add(s, out);
         };
-        let old = self.symbols[s].orders.remove(i);
+        let old = self.take(s, i);
         // keep the side; the new price is a fresh quote on that side
-        let (quoted_side, quoted) = self.quote(s);
-        let price = if quoted_side == old.side {
-            quoted
+        let price = if self.profile == Profile::Deep {
+            self.deep_price(s, old.side)
         } else {
-            let mid = self.symbols[s].mid;
-            let mirrored = match old.side {
-                Side::Buy => mid.saturating_sub(quoted.saturating_sub(mid)),
-                Side::Sell => mid.saturating_add(mid.saturating_sub(quoted)),
-            };
-            self.uncrossed(s, old.side, mirrored)
+            let (quoted_side, quoted) = self.quote(s);
+            if quoted_side == old.side {
+                quoted
+            } else {
+                let mid = self.symbols[s].mid;
+                let mirrored = match old.side {
+                    Side::Buy => mid.saturating_sub(quoted.saturating_sub(mid)),
+                    Side::Sell => mid.saturating_add(mid.saturating_sub(quoted)),
+                };
+                self.uncrossed(s, old.side, mirrored)
+            }
         };
         let shares = self.lot();
         let reference = self.new_ref();
@@ -533,11 +621,10 @@ impl Generator {
     }
 
     fn reduce(&mut self, s: usize, i: usize, shares: u32) {
-        let orders = &mut self.symbols[s].orders;
-        if shares >= orders[i].shares {
-            orders.remove(i);
+        if shares >= self.symbols[s].orders[i].shares {
+            self.take(s, i);
         } else {
-            orders[i].shares -= shares;
+            self.symbols[s].orders[i].shares -= shares;
         }
     }
 }
@@ -643,6 +730,48 @@ mod tests {
             "never reallocated"
         );
         assert_eq!(buf.capacity(), 64);
+    }
+
+    #[test]
+    fn the_deep_profile_grows_every_book_deep_and_wide() {
+        let symbols = 20;
+        let mut g = Generator::with_profile(GeneratorConfig { symbols, seed: 7 }, Profile::Deep);
+        let capacity = g.symbols[0].orders.capacity();
+        let mut buf = Vec::with_capacity(64);
+        for _ in 0..200_000 {
+            buf.clear();
+            g.next_into(&mut buf);
+            assert!(crate::feed::itch::parse(&buf).is_ok(), "{buf:?}");
+        }
+        for s in &g.symbols {
+            let name = crate::feed::itch::alpha_str(&s.name).unwrap_or("?");
+            assert!(
+                s.orders.len() > DEEP_TARGET_DEPTH * 8 / 10,
+                "{name}: {} live orders",
+                s.orders.len()
+            );
+            assert_eq!(s.orders.capacity(), capacity, "{name} never reallocated");
+            let (lo, hi) = s.orders.iter().fold((u32::MAX, 0), |(lo, hi), o| {
+                (lo.min(o.price), hi.max(o.price))
+            });
+            assert!(
+                hi - lo > s.mid / 20,
+                "{name}: prices {lo}..{hi} around {}",
+                s.mid
+            );
+        }
+        // touch stays as it was: the same seed gives a different, shallow stream
+        let mut touch = Generator::new(GeneratorConfig { symbols, seed: 7 });
+        for _ in 0..200_000 {
+            buf.clear();
+            touch.next_into(&mut buf);
+        }
+        assert!(
+            touch
+                .symbols
+                .iter()
+                .all(|s| s.orders.len() <= 2 * TARGET_DEPTH)
+        );
     }
 
     #[test]
