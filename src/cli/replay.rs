@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use dataplane::arena::Arena;
 use dataplane::book::{BookView, Books, BooksConfig, level::Level};
 use dataplane::feed::binaryfile::{
-    BinaryFile, FrameError, Frames, Resync, find_framing, framing_lost_at,
+    BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
 };
 use dataplane::feed::itch::{self, ParseError};
 use dataplane::topology::Topology;
@@ -136,10 +136,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         if let Some(at) = lost_at {
             // as the service does: count it, skip to where framing is sound again
             errors.framing_lost += 1;
-            base = match find_framing(all, at + 1, usize::MAX) {
-                Resync::At(offset) => offset,
-                Resync::Scanning(_) | Resync::End => all.len(),
-            };
+            base = resume_after_loss(all, at);
             consumed = base as u64;
             frames = Frames::new(all.get(base..).unwrap_or_default());
         }

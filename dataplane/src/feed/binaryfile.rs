@@ -205,6 +205,15 @@ pub fn find_framing(bytes: &[u8], from: usize, budget: usize) -> Resync {
     }
 }
 
+/// Where reading resumes after framing was lost at `lost_at`: the next sound offset, or the end
+/// of the stream. Unbounded [`find_framing`], for offline readers.
+pub fn resume_after_loss(bytes: &[u8], lost_at: usize) -> usize {
+    match find_framing(bytes, lost_at.saturating_add(1), usize::MAX) {
+        Resync::At(offset) => offset,
+        Resync::Scanning(_) | Resync::End => bytes.len(),
+    }
+}
+
 /// Why a BinaryFILE could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

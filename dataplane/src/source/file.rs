@@ -10,7 +10,7 @@ use super::{FeedEvent, FeedSource, Polled, Rejection};
 use crate::feed::binaryfile::{
     BinaryFile, FrameError, Frames, OpenError, Resync, find_framing, framing_lost_at,
 };
-use crate::feed::itch::header_of;
+use crate::feed::itch::{header_of, is_message_shaped};
 
 /// How fast a [`FileSource`] releases messages.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -279,15 +279,24 @@ impl FeedSource for FileSource {
                 }
                 continue;
             }
-            if framing_lost_at(bytes, self.offset) {
+            let mut frames = Frames::new(bytes.get(self.offset..).unwrap_or_default());
+            let frame = frames.next();
+            // A sound frame costs one table lookup; only a suspect one looks further.
+            let lost = match frame {
+                Some(Ok(message)) => {
+                    !is_message_shaped(message) && framing_lost_at(bytes, self.offset)
+                }
+                Some(Err(FrameError::Truncated { .. })) => framing_lost_at(bytes, self.offset),
+                _ => false,
+            };
+            if lost {
                 self.lost = Some(self.offset + 1);
                 self.owed_gap = true;
                 sink(FeedEvent::Rejected(Rejection::FramingLost));
                 events += 1;
                 continue;
             }
-            let mut frames = Frames::new(bytes.get(self.offset..).unwrap_or_default());
-            match frames.next() {
+            match frame {
                 None => events += self.end_pass(sink),
                 Some(Err(FrameError::Truncated { .. })) => {
                     sink(FeedEvent::Malformed {
