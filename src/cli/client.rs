@@ -186,7 +186,8 @@ pub fn parse_symbol(text: &str) -> std::result::Result<String, String> {
     use dataplane::runtime::event::{symbol_bytes, symbol_str};
     symbol_bytes(text)
         .map(|bytes| symbol_str(&bytes).to_owned())
-        .ok_or_else(|| format!("{text:?} is not a symbol (1 to 8 printable ASCII characters)"))
+        // clap quotes the value itself, once: saying it again doubles a long paste
+        .ok_or_else(|| "it is not a symbol (1 to 8 printable ASCII characters)".to_owned())
 }
 
 #[cfg(test)]
