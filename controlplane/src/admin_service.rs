@@ -61,17 +61,18 @@ impl AdminService {
                 return Err(Status::unavailable(e.to_string()));
             }
         }
-        // the events the command caused are in the rings; let the hub see them
+        // the events the command caused are in the rings; let the hub see them. An added symbol
+        // is answered once its book arrived, so that `levels` and `incomplete` describe it.
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         loop {
-            let info = self
-                .shared
-                .hub
-                .symbol(&name)
-                .map(|s| self.shared.symbol_info(&s));
+            let view = self.shared.hub.symbol(&name);
             let timed_out = tokio::time::Instant::now() >= deadline;
-            match info {
-                Some(info) if timed_out || info.state == wanted as i32 => return Ok(info),
+            let done = view.as_ref().is_some_and(|v| {
+                let published = wanted == pb::SymbolState::Published;
+                v.published == published && (!published || v.settled)
+            });
+            match view {
+                Some(view) if done || timed_out => return Ok(self.shared.symbol_info(&view)),
                 None if timed_out => {
                     return Err(Status::unavailable(
                         "the data plane acked, but its events did not arrive in time",

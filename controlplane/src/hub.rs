@@ -182,6 +182,9 @@ pub struct SymbolView {
     pub incomplete: bool,
     /// Its shard's feed lost messages.
     pub stale: bool,
+    /// The mirror holds the book as the data plane last sent it whole: no resync is under way
+    /// and none is still due after the symbol was (re)published.
+    pub settled: bool,
 }
 
 impl SymbolView {
@@ -195,6 +198,7 @@ impl SymbolView {
             levels: m.levels(),
             incomplete: m.incomplete,
             stale: is_stale(stale, m.shard),
+            settled: !m.awaiting_book && m.rebuild.is_none(),
         }
     }
 }
@@ -466,6 +470,7 @@ impl Hub {
                     .or_insert_with(|| Mirror::new(name, locate, shard));
                 mirror.shard = shard;
                 mirror.published = true;
+                mirror.awaiting_book = true;
                 mirror.seq = seq;
             }
             Event::SymbolRemoved { locate, seq, .. } => {
@@ -510,6 +515,7 @@ impl Hub {
                 self.check_seq(mirror, seq);
                 mirror.clear();
                 mirror.incomplete = incomplete;
+                mirror.awaiting_book = false;
                 if levels == 0 {
                     mirror.rebuild = None;
                     self.rebuilt(state, locate, reason);
@@ -939,12 +945,20 @@ mod tests {
             symbol: *b"AAPL    ",
             seq: 1,
         };
-        hub.apply(
-            0,
-            &[added, resync(2, UpstreamReason::Added, 1), level(3, 100)],
-        );
+        hub.apply(0, &[added]);
         let view = hub.symbol("AAPL").unwrap();
-        assert!(view.published);
+        assert!(
+            view.published && !view.settled,
+            "published, its book not yet sent"
+        );
+        hub.apply(0, &[resync(2, UpstreamReason::Added, 1)]);
+        assert!(
+            !hub.symbol("AAPL").unwrap().settled,
+            "one level still to come"
+        );
+        hub.apply(0, &[level(3, 100)]);
+        let view = hub.symbol("AAPL").unwrap();
+        assert!(view.published && view.settled);
         assert_eq!((view.locate, view.levels), (7, 1));
         assert!(hub.symbol("AAPL    ").is_none(), "names are trimmed");
 

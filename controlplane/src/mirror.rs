@@ -33,6 +33,9 @@ pub struct Mirror {
     /// While the data plane resends the book: the levels still to come (never 0) and why it
     /// resends it. `None` when no resync is under way.
     pub rebuild: Option<(u32, dataplane::runtime::event::ResyncReason)>,
+    /// Published, but the book the data plane sends after publishing has not arrived whole
+    /// yet (set by `SymbolAdded`, cleared when the resync that follows it completes).
+    pub awaiting_book: bool,
     /// The data plane says the book misses orders.
     pub incomplete: bool,
     /// Level updates applied since the server started.
