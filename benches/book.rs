@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use dataplane::arena::Arena;
-use dataplane::book::order_index::{DirectIndex, OpenAddressingIndex, RefIndex, WindowIndex};
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::book::{Books, BooksConfig};
 use dataplane::feed::binaryfile::{Frames, write_frame};
@@ -22,8 +21,6 @@ use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::feed::itch::parse;
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
-
-type Open = OpenAddressingIndex;
 
 /// A BinaryFILE of `messages` generated messages, in memory.
 fn stream(messages: u64) -> Vec<u8> {
@@ -56,11 +53,11 @@ fn parse_only(bytes: &[u8]) -> Duration {
 }
 
 /// Parse + apply to fresh books (built before the clock starts).
-fn with_books<I: RefIndex>(bytes: &[u8]) -> Duration {
+fn with_books(bytes: &[u8]) -> Duration {
     // As on a shard: the books in an arena (line-aligned regions, first-touched).
     let config = BooksConfig::default();
     let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
-    let mut books = Books::<I>::new(config, Some(&arena)).expect("books fit in the arena");
+    let mut books = Books::new(config, Some(&arena)).expect("books fit in the arena");
     let mut changes = 0u64;
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
@@ -95,15 +92,7 @@ fn criterion_benches(c: &mut Criterion) {
     let bytes = bytes.as_slice();
     let passes = |f: fn(&[u8]) -> Duration| move |iters: u64| (0..iters).map(|_| f(bytes)).sum();
     g.bench_function("parse only", |b| b.iter_custom(passes(parse_only)));
-    g.bench_function("parse + pinbook (open addressing)", |b| {
-        b.iter_custom(passes(with_books::<Open>))
-    });
-    g.bench_function("parse + pinbook (direct index)", |b| {
-        b.iter_custom(passes(with_books::<DirectIndex>))
-    });
-    g.bench_function("parse + pinbook (window index)", |b| {
-        b.iter_custom(passes(with_books::<WindowIndex>))
-    });
+    g.bench_function("parse + pinbook", |b| b.iter_custom(passes(with_books)));
     g.bench_function("parse + reference BTreeMap book", |b| {
         b.iter_custom(passes(with_reference))
     });
@@ -123,7 +112,7 @@ fn sampled_latency(bytes: &[u8], every: usize) -> (Histogram<u64>, Histogram<u64
     let clock = quanta::Clock::new();
     let config = BooksConfig::default();
     let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
-    let mut books = Books::<WindowIndex>::new(config, Some(&arena)).expect("books fit");
+    let mut books = Books::new(config, Some(&arena)).expect("books fit");
     let mut latency = common::histogram();
     let mut timer = common::histogram();
     let mut changes = 0u64;
@@ -154,9 +143,7 @@ fn hdr_report() {
     let n = messages_in(&bytes);
     let passes = common::scale(5, 1);
     let parse = per_pass(passes, n, || parse_only(&bytes));
-    let open = per_pass(passes, n, || with_books::<Open>(&bytes));
-    let direct = per_pass(passes, n, || with_books::<DirectIndex>(&bytes));
-    let window = per_pass(passes, n, || with_books::<WindowIndex>(&bytes));
+    let window = per_pass(passes, n, || with_books(&bytes));
     let reference = per_pass(common::scale(2, 1), n, || with_reference(&bytes));
     println!();
     println!(
@@ -166,9 +153,7 @@ fn hdr_report() {
     let msgs = |h: &Histogram<u64>| 1e3 / (h.value_at_quantile(0.5) as f64 / 1000.0);
     for (name, h) in [
         ("parse only", &parse),
-        ("parse + pinbook (open addressing)", &open),
-        ("parse + pinbook (direct index)", &direct),
-        ("parse + pinbook (window index)", &window),
+        ("parse + pinbook", &window),
         ("parse + reference book", &reference),
     ] {
         println!("  {name:<36} {:>8.1} M msg/s at p50", msgs(h));
@@ -177,9 +162,7 @@ fn hdr_report() {
         &format!("parse + L3 book, {passes} passes over {n} messages: ns/msg per pass"),
         "ns per message",
         &[
-            ("parse + pinbook (window index)", &window),
-            ("parse + pinbook (open addressing)", &open),
-            ("parse + pinbook (direct index)", &direct),
+            ("parse + pinbook", &window),
             ("parse + reference BTreeMap book", &reference),
             ("parse only", &parse),
         ],

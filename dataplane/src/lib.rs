@@ -37,6 +37,7 @@ pub mod book;
 pub mod clock;
 pub mod feed;
 pub mod pool;
+pub mod prefetch;
 pub mod ring;
 pub mod runtime;
 pub mod source;

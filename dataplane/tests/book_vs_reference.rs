@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dataplane::book::reference::ReferenceBooks;
-use dataplane::book::{Books, BooksConfig, L2Change};
+use dataplane::book::{Books, BooksConfig, L2Change, itch_price};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::{Side, parse};
 
@@ -40,12 +40,12 @@ impl Mirror {
     }
 }
 
-fn fast_levels(books: &Books<'_>, locate: u16, side: Side) -> Levels {
+fn fast_levels(books: &mut Books<'_>, locate: u16, side: Side) -> Levels {
     books
         .book(locate)
         .map(|b| {
             b.side(side)
-                .map(|l| (l.price, l.shares, l.orders))
+                .map(|l| (itch_price(l.price), l.shares, l.orders))
                 .collect()
         })
         .unwrap_or_default()
@@ -54,7 +54,7 @@ fn fast_levels(books: &Books<'_>, locate: u16, side: Side) -> Levels {
 /// Compares every book (but those the fast side could not hold, if `skip_incomplete`);
 /// returns how many sides compared had at least one level.
 fn compare(
-    books: &Books<'_>,
+    books: &mut Books<'_>,
     mirror: &Mirror,
     reference: &ReferenceBooks,
     at: u64,
@@ -120,7 +120,7 @@ fn run_profile(
         books.apply(&message, &mut |c| mirror.apply(c));
         reference.apply(&message);
         if i % every == 0 || i == messages {
-            compared = compared.max(compare(&books, &mirror, &reference, i, !complete));
+            compared = compared.max(compare(&mut books, &mirror, &reference, i, !complete));
         }
     }
     assert!(compared > 0, "no checkpoint compared a non-empty book");
@@ -193,7 +193,7 @@ fn capacity_limits_are_counted_and_spare_the_other_books() {
         max_levels_per_side: 40,
         max_symbols: 64,
     };
-    let books = run(
+    let mut books = run(
         GeneratorConfig {
             symbols: 40,
             seed: 7,
@@ -216,7 +216,7 @@ fn locates_beyond_capacity_are_counted() {
         max_symbols: 10,
         ..BooksConfig::default()
     };
-    let books = run(
+    let mut books = run(
         GeneratorConfig {
             symbols: 30,
             seed: 3,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dataplane::arena::Arena;
-use dataplane::book::{BookView, Books, BooksConfig, level::Level};
+use dataplane::book::books::BookLevel as Level;
+use dataplane::book::{BookView, Books, BooksConfig, itch_price};
 use dataplane::feed::binaryfile::{
     BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
 };
@@ -160,6 +161,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         bar.finish_and_clear();
     }
 
+    books.settle_all();
     let selected = select(&books, &args.symbols);
     if selected.is_empty() && !args.symbols.is_empty() {
         anyhow::bail!(
@@ -188,12 +190,12 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
 /// The books to print: the asked-for symbols (warning about unknown ones), else all listed.
 fn select<'b>(books: &'b Books<'_>, symbols: &[String]) -> Vec<BookView<'b>> {
     if symbols.is_empty() {
-        return books.listed().collect();
+        return books.views().collect();
     }
     symbols
         .iter()
         .filter_map(|s| {
-            let found = books.locate_of(s).and_then(|l| books.book(l));
+            let found = books.locate_of(s).and_then(|l| books.view(l));
             if found.is_none() {
                 eprintln!("pinbook: symbol {s} is not in the file's stock directory; skipped");
             }
@@ -215,10 +217,16 @@ fn progress_bar(bytes: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn triples<'l>(levels: impl Iterator<Item = &'l Level>, depth: usize) -> Vec<[u64; 3]> {
+fn triples(levels: impl Iterator<Item = Level>, depth: usize) -> Vec<[u64; 3]> {
     levels
         .take(depth)
-        .map(|l| [u64::from(l.price), l.shares, u64::from(l.orders)])
+        .map(|l| {
+            [
+                u64::from(itch_price(l.price)),
+                l.shares,
+                u64::from(l.orders),
+            ]
+        })
         .collect()
 }
 
@@ -275,10 +283,10 @@ fn print_text(
     )?;
     writeln!(
         out,
-        "books: {} listed, {} live orders, {} levels reserved",
-        books.listed().count(),
+        "books: {} listed, {} live orders, {} levels",
+        books.views().count(),
         books.live_orders(),
-        books.levels_reserved(),
+        books.live_levels(),
     )
 }
 

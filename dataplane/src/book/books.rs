@@ -1,10 +1,20 @@
-//! [`Books`]: every L3 book of a shard, with the orders, order index and levels they share.
+//! [`Books`]: every L3 book of a shard, with the orders and levels they share.
 //!
-//! One book per stock locate (an array index, no hashing). Orders live in the shard's
-//! [`Pool`]; ITCH order references map to pool slots through the order index (see
-//! benches/order_index.rs for the choice); levels come from the shard's [`LevelStore`]. Orders at
-//! a price form a FIFO list through the pool (`prev`/`next` slot indices, `head`/`tail` in the
-//! level), so queue position is kept.
+//! Three flat structures, each found from the message alone, so that a message costs about
+//! one cache miss per record it touches and the caller can start those misses early
+//! ([`Books::prefetch`]):
+//!
+//! - [`OrderStore`]: each resting order inline at its reference (a direct-mapped window of the
+//!   newest references over a hash table of older ones). No index probe, no pool slot, and no
+//!   links between orders: cancelling an order touches that order and its level only.
+//! - [`LevelTable`]: each price level by (stock locate, side, price) in one hash table.
+//! - per book and side, a [`SideOrder`]: the best levels sorted (the touch and the crossed
+//!   check are O(1)) over an unordered list of the rest (a level anywhere in a deep book is
+//!   O(1) to create or empty).
+//!
+//! L3 stays L3: every order knows its level and its arrival number there, so orders at a
+//! price fill in increasing arrival ([`BookView::queue`]). Prices are `i64` inside (the records
+//! were laid out for it); ITCH's `u32` prices convert exactly both ways.
 //!
 //! [`Books::apply`] takes one parsed ITCH message and emits one [`L2Change`] per changed level.
 //! It never allocates, never panics on any message sequence, and never silently drops data:
@@ -12,21 +22,24 @@
 //! [`BookStats`], and a book that lost an order to a capacity limit is marked incomplete.
 
 use super::change::L2Change;
-use super::ladder::Ladder;
-use super::level::{Level, NIL};
-use super::level_store::LevelStore;
-use super::order_index::{IndexError, OrderIndex, RefIndex};
+use super::level_table::{Level, LevelTable};
+use super::order_store::{OrderStore, StoreError};
+use super::price_lists::{MIN_BLOCK, PriceLists};
+use super::side::SideOrder;
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
 use crate::feed::itch::{Message, Side};
-use crate::pool::{Pool, PoolError, Slot};
+
+pub use super::level_table::Level as BookLevel;
+pub use super::order_store::Order;
 
 /// How much a shard's books may hold; everything is reserved up front.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BooksConfig {
-    /// Live orders across all books.
+    /// Live orders across all books (128 bytes each: see [`OrderStore::new`]).
     pub max_orders: usize,
-    /// Price levels across all books and sides (68 bytes each: the level and its sort key).
+    /// Price levels across all books and sides (128 bytes each: the level table at most half
+    /// full and the price lists).
     pub max_levels: usize,
     /// Price levels on one side of one book (NASDAQ's deepest book peaks near 2,400).
     pub max_levels_per_side: u32,
@@ -36,7 +49,7 @@ pub struct BooksConfig {
 
 impl Default for BooksConfig {
     /// Sized for a full NASDAQ day (1.65 M live orders at peak, 8,371 symbols) with headroom:
-    /// about 250 MiB.
+    /// about 400 MiB.
     fn default() -> Self {
         Self {
             max_orders: 2 << 20,
@@ -48,27 +61,30 @@ impl Default for BooksConfig {
 }
 
 impl BooksConfig {
-    /// Bytes of arena that [`Books::new`] carves for this config: the books, the order pool
-    /// and the levels with their keys, each region starting on a line of its own. The order
-    /// index stays on the heap.
+    /// Bytes of arena that [`Books::new`] carves for this config, each region starting on a
+    /// line of its own.
     pub fn arena_bytes(&self) -> usize {
-        fn region<T>(len: usize) -> usize {
-            len.saturating_mul(size_of::<T>())
-                .saturating_add(crate::arena::CACHE_LINE)
-        }
-        region::<Book>(self.max_symbols)
-            .saturating_add(region::<Slot<Order>>(self.max_orders))
-            .saturating_add(region::<Level>(self.max_levels))
-            .saturating_add(region::<u32>(self.max_levels))
+        size_of::<Book>()
+            .saturating_mul(self.max_symbols)
+            .saturating_add(crate::arena::CACHE_LINE)
+            .saturating_add(OrderStore::bytes(self.max_orders))
+            .saturating_add(LevelTable::bytes(self.max_levels))
+            .saturating_add(self.list_keys().saturating_mul(size_of::<i64>()))
+            .saturating_add(crate::arena::CACHE_LINE)
+    }
+
+    /// Keys in the shard's price lists: a side's list is compacted before it grows, so it is
+    /// at least a quarter live; the rest is room for blocks of each size class.
+    fn list_keys(&self) -> usize {
+        self.max_levels
+            .saturating_mul(8)
+            .saturating_add(self.max_symbols.saturating_mul(4 * MIN_BLOCK as usize))
     }
 }
 
 /// Errors of building the books.
 #[derive(Debug, thiserror::Error)]
 pub enum BooksError {
-    /// The order pool could not be built.
-    #[error("order pool: {0}")]
-    Pool(#[from] PoolError),
     /// The arena had no room.
     #[error(transparent)]
     Arena(#[from] ArenaError),
@@ -77,55 +93,24 @@ pub enum BooksError {
     TooManySymbols(usize),
 }
 
-/// A resting order: 28 bytes with 4-byte alignment, so a pool slot (with its generation) is 32
-/// bytes and two share a cache line without straddling one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Order {
-    /// ITCH order reference number, as two halves to keep the alignment at 4.
-    reference: [u32; 2],
-    /// Limit price in ticks.
-    pub price: u32,
-    /// Shares still open.
-    pub shares: u32,
-    /// Pool slot of the order ahead of this one at its price, or `NIL`.
-    pub prev: u32,
-    /// Pool slot of the order behind this one at its price, or `NIL`.
-    pub next: u32,
-    /// The book's stock locate.
-    pub locate: u16,
-    /// Buy or sell.
-    pub side: Side,
-}
-
 /// One symbol's book.
 #[derive(Clone, Copy, Debug)]
 pub struct Book {
     symbol: [u8; 8],
-    bids: Ladder,
-    asks: Ladder,
+    bids: SideOrder,
+    asks: SideOrder,
     trading_state: u8,
     listed: bool,
     crossed: bool,
     incomplete: bool,
 }
 
-// Two pool slots to a cache line, neither straddling one (arena carves are line-aligned).
-const _: () = assert!(size_of::<Slot<Order>>() == 32);
-
-impl Order {
-    /// ITCH order reference number.
-    #[inline(always)]
-    pub const fn reference(&self) -> u64 {
-        ((self.reference[0] as u64) << 32) | self.reference[1] as u64
-    }
-}
-
 impl Book {
     const fn new() -> Self {
         Self {
             symbol: *b"        ",
-            bids: Ladder::new(Side::Buy),
-            asks: Ladder::new(Side::Sell),
+            bids: SideOrder::new(Side::Buy),
+            asks: SideOrder::new(Side::Sell),
             trading_state: 0,
             listed: false,
             crossed: false,
@@ -134,7 +119,15 @@ impl Book {
     }
 
     #[inline(always)]
-    fn ladder_mut(&mut self, side: Side) -> &mut Ladder {
+    fn side(&self, side: Side) -> &SideOrder {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    #[inline(always)]
+    fn side_mut(&mut self, side: Side) -> &mut SideOrder {
         match side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
@@ -142,13 +135,21 @@ impl Book {
     }
 }
 
-/// A read-only view of one book.
+/// An ITCH price from a price the books hold. Exact for every price an ITCH message put there
+/// (`u32` widens to `i64` losslessly); anything outside `u32` saturates.
+#[inline(always)]
+pub fn itch_price(price: i64) -> u32 {
+    u32::try_from(price.max(0)).unwrap_or(u32::MAX)
+}
+
+/// A read-only view of one book, its side lists compacted ([`Books::book`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BookView<'s> {
     locate: u16,
     book: &'s Book,
-    levels: &'s LevelStore<'s>,
-    orders: &'s Pool<'s, Order>,
+    levels: &'s LevelTable<'s>,
+    lists: &'s PriceLists<'s>,
+    orders: &'s OrderStore<'s>,
 }
 
 impl<'s> BookView<'s> {
@@ -163,46 +164,50 @@ impl<'s> BookView<'s> {
     }
 
     /// Bid levels, best (highest) first.
-    pub fn bids(&self) -> impl Iterator<Item = &'s Level> + use<'s> {
-        self.book.bids.iter_best_first(self.levels)
+    pub fn bids(&self) -> impl Iterator<Item = Level> + use<'s> {
+        self.side(Side::Buy)
     }
 
     /// Ask levels, best (lowest) first.
-    pub fn asks(&self) -> impl Iterator<Item = &'s Level> + use<'s> {
-        self.book.asks.iter_best_first(self.levels)
+    pub fn asks(&self) -> impl Iterator<Item = Level> + use<'s> {
+        self.side(Side::Sell)
     }
 
     /// The levels of `side`, best first.
-    pub fn side(&self, side: Side) -> impl Iterator<Item = &'s Level> + use<'s> {
-        match side {
-            Side::Buy => self.book.bids,
-            Side::Sell => self.book.asks,
-        }
-        .iter_best_first(self.levels)
+    pub fn side(&self, side: Side) -> impl Iterator<Item = Level> + use<'s> {
+        let (levels, locate) = (self.levels, self.locate);
+        self.book
+            .side(side)
+            .sorted(self.lists)
+            .filter_map(move |price| levels.get(locate, side, price).copied())
     }
 
-    /// The orders resting at `price` on `side`, oldest (first to fill) first.
-    pub fn queue(&self, side: Side, price: u32) -> impl Iterator<Item = &'s Order> + use<'s> {
-        let ladder = match side {
-            Side::Buy => self.book.bids,
-            Side::Sell => self.book.asks,
-        };
-        let head = ladder
-            .find(self.levels, price)
-            .ok()
-            .map_or(NIL, |i| ladder.levels(self.levels)[i].head);
-        let orders = self.orders;
-        std::iter::successors(orders.get_at(head), move |o| orders.get_at(o.next))
+    /// The orders resting at `price` on `side`, first to fill first. Looks at every live
+    /// order of the shard: for tests and tools, not for a message path.
+    pub fn queue(&self, side: Side, price: i64) -> Vec<Order> {
+        let mut queue: Vec<Order> = self
+            .orders
+            .iter()
+            .filter(|o| o.locate == self.locate && o.side == side && o.price == price)
+            .copied()
+            .collect();
+        queue.sort_by_key(|o| o.arrival);
+        queue
     }
 
     /// The best bid level.
-    pub fn best_bid(&self) -> Option<&'s Level> {
-        self.book.bids.best(self.levels)
+    pub fn best_bid(&self) -> Option<Level> {
+        self.best(Side::Buy)
     }
 
     /// The best ask level.
-    pub fn best_ask(&self) -> Option<&'s Level> {
-        self.book.asks.best(self.levels)
+    pub fn best_ask(&self) -> Option<Level> {
+        self.best(Side::Sell)
+    }
+
+    fn best(&self, side: Side) -> Option<Level> {
+        let price = self.book.side(side).best()?;
+        self.levels.get(self.locate, side, price).copied()
     }
 
     /// The trading state byte of the last H message (`T` trading, `H` halted, `P` paused,
@@ -228,20 +233,18 @@ impl<'s> BookView<'s> {
     }
 }
 
-/// All books of a shard. `I` is the order-reference index; the default is the one the
-/// benches chose (see [`OrderIndex`]), the other is there to be compared with it.
-pub struct Books<'a, I: RefIndex = OrderIndex> {
+/// All books of a shard.
+pub struct Books<'a> {
     books: Region<'a, Book>,
-    orders: Pool<'a, Order>,
-    index: I,
-    levels: LevelStore<'a>,
+    orders: OrderStore<'a>,
+    levels: LevelTable<'a>,
+    lists: PriceLists<'a>,
     max_levels_per_side: u32,
     stats: BookStats,
 }
 
-impl<'a, I: RefIndex> Books<'a, I> {
-    /// Empty books sized by `config`, carved from `arena` when given (the order index is on
-    /// the heap).
+impl<'a> Books<'a> {
+    /// Empty books sized by `config`, carved from `arena` when given.
     ///
     /// # Errors
     /// A capacity the structures cannot hold, or an arena too small for them.
@@ -249,18 +252,49 @@ impl<'a, I: RefIndex> Books<'a, I> {
         if config.max_symbols > 1 << 16 {
             return Err(BooksError::TooManySymbols(config.max_symbols));
         }
-        let orders = match arena {
-            Some(arena) => Pool::in_arena(arena, config.max_orders)?,
-            None => Pool::try_with_capacity(config.max_orders)?,
-        };
         Ok(Self {
             books: Region::new(arena, config.max_symbols, |_| Book::new())?,
-            orders,
-            index: I::with_capacity(config.max_orders),
-            levels: LevelStore::new(arena, config.max_levels)?,
+            orders: OrderStore::new(arena, config.max_orders)?,
+            levels: LevelTable::new(arena, config.max_levels)?,
+            lists: PriceLists::new(arena, config.list_keys())?,
             max_levels_per_side: config.max_levels_per_side,
             stats: BookStats::default(),
         })
+    }
+
+    /// Starts loading what `message` will touch: its order record (E, C, X, D, U) or its level
+    /// (A, F). Call it some messages ahead of [`Books::apply`]; it changes nothing.
+    #[inline(always)]
+    pub fn prefetch(&self, message: &Message<'_>) {
+        match message {
+            Message::AddOrder(m) => {
+                self.levels
+                    .prefetch(m.header().stock_locate, m.side(), i64::from(m.price()));
+            }
+            Message::OrderExecuted(m) => self.orders.prefetch(m.order_ref()),
+            Message::OrderExecutedWithPrice(m) => self.orders.prefetch(m.order_ref()),
+            Message::OrderCancel(m) => self.orders.prefetch(m.order_ref()),
+            Message::OrderDelete(m) => self.orders.prefetch(m.order_ref()),
+            Message::OrderReplace(m) => self.orders.prefetch(m.original_order_ref()),
+            _ => {}
+        }
+    }
+
+    /// The second step of [`Books::prefetch`], closer to [`Books::apply`]: for a message that
+    /// names an order (now loaded), starts loading its level.
+    #[inline(always)]
+    pub fn prefetch_level(&self, message: &Message<'_>) {
+        let reference = match message {
+            Message::OrderExecuted(m) => m.order_ref(),
+            Message::OrderExecutedWithPrice(m) => m.order_ref(),
+            Message::OrderCancel(m) => m.order_ref(),
+            Message::OrderDelete(m) => m.order_ref(),
+            Message::OrderReplace(m) => m.original_order_ref(),
+            _ => return,
+        };
+        if let Some(o) = self.orders.get(reference) {
+            self.levels.prefetch(o.locate, o.side, o.price);
+        }
     }
 
     /// Applies one message, calling `out` once for each price level it changed.
@@ -275,7 +309,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
                     m.order_ref(),
                     m.side(),
                     m.shares(),
-                    m.price(),
+                    i64::from(m.price()),
                     h.timestamp,
                     out,
                 );
@@ -311,8 +345,11 @@ impl<'a, I: RefIndex> Books<'a, I> {
             }
             Message::OrderDelete(m) => {
                 self.stats.deletes += 1;
-                match self.index.get(m.order_ref()) {
-                    Some(slot) => self.remove_order(slot, m.header().timestamp, out),
+                match self.unlink(m.order_ref(), m.header().timestamp) {
+                    Some(change) => {
+                        self.emit(change, out);
+                        self.uncross(change.locate);
+                    }
                     None => self.stats.unknown_refs += 1,
                 }
             }
@@ -322,7 +359,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
                     m.original_order_ref(),
                     m.new_order_ref(),
                     m.shares(),
-                    m.price(),
+                    i64::from(m.price()),
                     m.header().timestamp,
                     out,
                 );
@@ -356,7 +393,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
         reference: u64,
         side: Side,
         shares: u32,
-        price: u32,
+        price: i64,
         timestamp: u64,
         out: &mut impl FnMut(L2Change),
     ) -> bool {
@@ -364,75 +401,75 @@ impl<'a, I: RefIndex> Books<'a, I> {
             self.stats.symbols_full += 1;
             return false;
         };
-        if shares == 0 {
-            // An order for nothing is dead on arrival: nothing rests.
-            self.stats.skipped += 1;
-            return false;
-        }
         let order = Order {
-            reference: [(reference >> 32) as u32, reference as u32],
+            reference,
             price,
             shares,
-            prev: NIL,
-            next: NIL,
+            arrival: 0,
             locate,
             side,
         };
-        let Ok(handle) = self.orders.alloc(order) else {
-            self.stats.orders_full += 1;
-            book.incomplete = true;
-            return false;
-        };
-        let slot = handle.index();
-        match self.index.insert(reference, slot) {
+        match self.orders.insert(order) {
             Ok(()) => {}
-            Err(IndexError::Duplicate) => {
-                self.stats.duplicate_refs += 1;
-                let _ = self.orders.free(handle);
+            Err(StoreError::NoShares) => {
+                // An order for nothing is dead on arrival: nothing rests.
+                self.stats.skipped += 1;
                 return false;
             }
-            Err(_) => {
+            Err(StoreError::Duplicate) => {
+                self.stats.duplicate_refs += 1;
+                return false;
+            }
+            Err(StoreError::Full) => {
                 self.stats.orders_full += 1;
                 book.incomplete = true;
-                let _ = self.orders.free(handle);
                 return false;
             }
         }
-        let was_crossed = book.crossed;
-        let ladder = book.ladder_mut(side);
-        let Ok(at) = ladder.level_for(&mut self.levels, price, self.max_levels_per_side) else {
+        let room = book.side(side).levels() < self.max_levels_per_side as usize;
+        let joined = match self.levels.join(locate, side, price, shares) {
+            Ok(joined) if joined.created && !room => {
+                self.levels.take(locate, side, price, shares, true);
+                None
+            }
+            Ok(joined) if joined.created => {
+                let levels = &self.levels;
+                let exists = |p| levels.get(locate, side, p).is_some();
+                match book.side_mut(side).created(price, &mut self.lists, exists) {
+                    Ok(()) => Some(joined),
+                    Err(_) => {
+                        self.levels.take(locate, side, price, shares, true);
+                        None
+                    }
+                }
+            }
+            Ok(joined) => Some(joined),
+            Err(_) => None,
+        };
+        let Some(joined) = joined else {
             self.stats.levels_full += 1;
             book.incomplete = true;
-            self.index.remove(reference);
-            let _ = self.orders.free(handle);
+            self.orders.remove(reference);
             return false;
         };
-        // Only an order that is now the best of its side can cross the book.
-        let at_best = at + 1 == ladder.len();
-        let level = &mut ladder.levels_mut(&mut self.levels)[at];
-        let tail = level.tail;
-        level.tail = slot;
-        if tail == NIL {
-            level.head = slot;
+        if let Some(o) = self.orders.get_mut(reference) {
+            o.arrival = joined.arrival;
         }
-        level.orders += 1;
-        level.shares += u64::from(shares);
-        let change = L2Change {
-            locate,
-            side,
-            price,
-            shares: level.shares,
-            orders: level.orders,
-            timestamp,
-        };
-        if let Some(prev) = self.orders.get_at_mut(tail) {
-            prev.next = slot;
-        }
-        if let Some(order) = self.orders.get_at_mut(slot) {
-            order.prev = tail;
-        }
+        let at_best = book.side(side).best() == Some(price);
+        let was_crossed = book.crossed;
         self.stats.adds += 1;
-        self.emit(change, out);
+        self.emit(
+            L2Change {
+                locate,
+                side,
+                price: itch_price(price),
+                shares: joined.shares,
+                orders: joined.orders,
+                timestamp,
+            },
+            out,
+        );
+        // Only an order that is now the best of its side can cross the book.
         if at_best || was_crossed {
             self.update_crossed(locate);
         }
@@ -448,11 +485,7 @@ impl<'a, I: RefIndex> Books<'a, I> {
         timestamp: u64,
         out: &mut impl FnMut(L2Change),
     ) {
-        let Some(slot) = self.index.get(reference) else {
-            self.stats.unknown_refs += 1;
-            return;
-        };
-        let Some(order) = self.orders.get_at_mut(slot) else {
+        let Some(order) = self.orders.get_mut(reference) else {
             self.stats.unknown_refs += 1;
             return;
         };
@@ -460,74 +493,50 @@ impl<'a, I: RefIndex> Books<'a, I> {
             if shares > order.shares {
                 self.stats.overfills += 1;
             }
-            self.remove_order(slot, timestamp, out);
+            if let Some(change) = self.unlink(reference, timestamp) {
+                self.emit(change, out);
+                self.uncross(change.locate);
+            }
             return;
         }
         order.shares -= shares;
         let (locate, side, price) = (order.locate, order.side, order.price);
-        let Some(book) = self.books.get_mut(locate as usize) else {
-            return;
-        };
-        let ladder = book.ladder_mut(side);
-        if let Ok(at) = ladder.find(&self.levels, price) {
-            let level = &mut ladder.levels_mut(&mut self.levels)[at];
-            level.shares -= u64::from(shares);
-            let change = L2Change {
-                locate,
-                side,
-                price,
-                shares: level.shares,
-                orders: level.orders,
-                timestamp,
-            };
-            self.emit(change, out);
+        if let Some((level_shares, orders)) = self.levels.take(locate, side, price, shares, false) {
+            self.emit(
+                L2Change {
+                    locate,
+                    side,
+                    price: itch_price(price),
+                    shares: level_shares,
+                    orders,
+                    timestamp,
+                },
+                out,
+            );
         }
     }
 
-    /// Removes the order in pool `slot` entirely and emits its level.
+    /// Removes the order of `reference` and returns its level's new state, without emitting.
     #[inline]
-    fn remove_order(&mut self, slot: u32, timestamp: u64, out: &mut impl FnMut(L2Change)) {
-        if let Some(change) = self.unlink(slot, timestamp) {
-            self.emit(change, out);
-            self.uncross(change.locate);
+    fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<L2Change> {
+        let order = self.orders.remove(reference)?;
+        let (locate, side, price) = (order.locate, order.side, order.price);
+        let (shares, orders) = self.levels.take(locate, side, price, order.shares, true)?;
+        if orders == 0
+            && let Some(book) = self.books.get_mut(locate as usize)
+        {
+            let levels = &self.levels;
+            let exists = |p| levels.get(locate, side, p).is_some();
+            book.side_mut(side).emptied(price, &self.lists, exists);
         }
-    }
-
-    /// Removes the order in pool `slot` and returns its level's new state, without emitting.
-    fn unlink(&mut self, slot: u32, timestamp: u64) -> Option<L2Change> {
-        let handle = self.orders.handle_at(slot)?;
-        let order = self.orders.free(handle).ok()?;
-        self.index.remove(order.reference());
-        if let Some(prev) = self.orders.get_at_mut(order.prev) {
-            prev.next = order.next;
-        }
-        if let Some(next) = self.orders.get_at_mut(order.next) {
-            next.prev = order.prev;
-        }
-        let book = self.books.get_mut(order.locate as usize)?;
-        let ladder = book.ladder_mut(order.side);
-        let at = ladder.find(&self.levels, order.price).ok()?;
-        let level = &mut ladder.levels_mut(&mut self.levels)[at];
-        if level.head == slot {
-            level.head = order.next;
-        }
-        if level.tail == slot {
-            level.tail = order.prev;
-        }
-        level.orders -= 1;
-        level.shares -= u64::from(order.shares);
-        let change = L2Change {
-            locate: order.locate,
-            side: order.side,
-            price: order.price,
-            shares: level.shares,
-            orders: level.orders,
+        Some(L2Change {
+            locate,
+            side,
+            price: itch_price(price),
+            shares,
+            orders,
             timestamp,
-        };
-        if level.orders == 0 {
-            ladder.remove(&mut self.levels, at);
-        }
-        Some(change)
+        })
     }
 
     /// U: the old order leaves (priority lost), a new one joins the back of its new price,
@@ -537,23 +546,20 @@ impl<'a, I: RefIndex> Books<'a, I> {
         original: u64,
         new: u64,
         shares: u32,
-        price: u32,
+        price: i64,
         timestamp: u64,
         out: &mut impl FnMut(L2Change),
     ) {
-        let Some(slot) = self.index.get(original) else {
+        let Some(old) = self.unlink(original, timestamp) else {
             self.stats.unknown_refs += 1;
             return;
         };
-        let Some(old) = self.unlink(slot, timestamp) else {
-            self.stats.unknown_refs += 1;
-            return;
-        };
-        if old.price != price {
+        let same_price = i64::from(old.price) == price;
+        if !same_price {
             self.emit(old, out);
         }
         let added = self.add(old.locate, new, old.side, shares, price, timestamp, out);
-        if !added && old.price == price {
+        if !added && same_price {
             self.emit(old, out);
         }
         self.uncross(old.locate);
@@ -582,8 +588,8 @@ impl<'a, I: RefIndex> Books<'a, I> {
         let Some(book) = self.books.get_mut(locate as usize) else {
             return;
         };
-        let crossed = match (book.bids.best(&self.levels), book.asks.best(&self.levels)) {
-            (Some(bid), Some(ask)) => bid.price >= ask.price,
+        let crossed = match (book.bids.best(), book.asks.best()) {
+            (Some(bid), Some(ask)) => bid >= ask,
             _ => false,
         };
         if crossed && !book.crossed {
@@ -592,36 +598,30 @@ impl<'a, I: RefIndex> Books<'a, I> {
         book.crossed = crossed;
     }
 
-    /// Empties the book of `locate`: its orders go back to the pool (and leave the index),
-    /// its levels back to the store. The symbol name and trading state stay. Returns how many
-    /// orders were freed. Takes time in proportion to the book's orders and levels.
+    /// Empties the book of `locate`: its orders and levels go. The symbol name and trading
+    /// state stay. Returns how many orders were freed. Looks at every live order of the shard
+    /// (tens of milliseconds at a full day's size): for operator commands, not per message.
     pub fn clear_book(&mut self, locate: u16) -> usize {
         let Some(book) = self.books.get_mut(locate as usize) else {
             return 0;
         };
-        let mut freed = 0;
-        for ladder in [&mut book.bids, &mut book.asks] {
-            for level in ladder.levels(&self.levels) {
-                let mut slot = level.head;
-                while let Some(handle) = self.orders.handle_at(slot) {
-                    let Ok(order) = self.orders.free(handle) else {
-                        break;
-                    };
-                    self.index.remove(order.reference());
-                    freed += 1;
-                    slot = order.next;
-                }
+        let freed = self.orders.remove_where(|o| o.locate == locate);
+        for side in [Side::Buy, Side::Sell] {
+            let order = book.side_mut(side);
+            for price in order.listed(&self.lists) {
+                self.levels.remove(locate, side, price);
             }
-            ladder.clear(&mut self.levels);
+            order.clear(&mut self.lists);
         }
         book.crossed = false;
         book.incomplete = false;
         freed
     }
 
-    /// Empties every book (a new trading day): all orders and levels are returned. Symbol
-    /// names, trading states and the counters stay.
+    /// Empties every book (a new trading day): all orders and levels go. Symbol names,
+    /// trading states and the counters stay.
     pub fn clear_all(&mut self) {
+        self.orders.clear();
         for locate in 0..self.books.len() {
             // locates are below 65,536 (checked in `new`)
             self.clear_book(locate as u16);
@@ -640,36 +640,65 @@ impl<'a, I: RefIndex> Books<'a, I> {
     pub fn level_count(&self, locate: u16) -> usize {
         self.books
             .get(locate as usize)
-            .map_or(0, |b| b.bids.len() + b.asks.len())
+            .map_or(0, |b| b.bids.levels() + b.asks.levels())
     }
 
-    /// The book of `locate`, if the locate is within capacity.
-    pub fn book(&self, locate: u16) -> Option<BookView<'_>> {
+    /// Compacts the side lists of `locate`'s book, so that a view lists its levels in order.
+    fn settle(&mut self, locate: u16) {
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            return;
+        };
+        for side in [Side::Buy, Side::Sell] {
+            let levels = &self.levels;
+            let exists = |p| levels.get(locate, side, p).is_some();
+            book.side_mut(side).compact(&mut self.lists, &exists);
+        }
+    }
+
+    /// The book of `locate`, if the locate is within capacity. Sorts its level lists first
+    /// (O(levels log levels)): for publishing a whole book, not per message.
+    pub fn book(&mut self, locate: u16) -> Option<BookView<'_>> {
+        self.settle(locate);
+        self.view(locate)
+    }
+
+    /// Sorts the level lists of every listed book, for [`Books::view`] and [`Books::views`].
+    pub fn settle_all(&mut self) {
+        for locate in 0..self.books.len() {
+            if self.books[locate].listed {
+                self.settle(locate as u16);
+            }
+        }
+    }
+
+    /// The book of `locate` as it is: its levels come best first only if it was settled
+    /// ([`Books::book`], [`Books::settle_all`]) since the last message.
+    pub fn view(&self, locate: u16) -> Option<BookView<'_>> {
         Some(BookView {
             locate,
             book: self.books.get(locate as usize)?,
             levels: &self.levels,
+            lists: &self.lists,
             orders: &self.orders,
         })
     }
 
-    /// Every book a stock directory message listed, by locate.
-    pub fn listed(&self) -> impl Iterator<Item = BookView<'_>> {
-        self.books
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.listed)
-            .map(|(i, book)| BookView {
-                locate: i as u16,
-                book,
-                levels: &self.levels,
-                orders: &self.orders,
-            })
+    /// Every book a stock directory message listed, by locate, as by [`Books::view`].
+    pub fn views(&self) -> impl Iterator<Item = BookView<'_>> {
+        (0..self.books.len())
+            .filter(|&i| self.books[i].listed)
+            .filter_map(|i| self.view(i as u16))
+    }
+
+    /// Every book a stock directory message listed, by locate, settled.
+    pub fn listed(&mut self) -> impl Iterator<Item = BookView<'_>> {
+        self.settle_all();
+        self.views()
     }
 
     /// The locate of `symbol` (as listed by a stock directory message), searched linearly.
     pub fn locate_of(&self, symbol: &str) -> Option<u16> {
-        self.listed()
+        self.views()
             .find(|b| b.symbol() == symbol)
             .map(|b| b.locate())
     }
@@ -684,18 +713,19 @@ impl<'a, I: RefIndex> Books<'a, I> {
         self.orders.len()
     }
 
-    /// Levels lent to ladders across all books (block granularity).
-    pub fn levels_reserved(&self) -> u64 {
-        self.levels.lent()
+    /// Price levels across all books and sides.
+    pub fn live_levels(&self) -> usize {
+        self.levels.len()
     }
 }
 
-impl<I: RefIndex> std::fmt::Debug for Books<'_, I> {
+impl std::fmt::Debug for Books<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Books")
             .field("symbols", &self.books.len())
             .field("orders", &self.orders)
             .field("levels", &self.levels)
+            .field("lists", &self.lists)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -727,7 +757,7 @@ mod tests {
     impl Fixture {
         fn new() -> Self {
             let config = BooksConfig {
-                max_orders: 64,
+                max_orders: 128,
                 max_levels: 64,
                 max_levels_per_side: 40,
                 max_symbols: 8,
@@ -769,16 +799,19 @@ mod tests {
             ))
         }
 
-        fn levels(&self, locate: u16, side: Side) -> Vec<(u32, u64, u32)> {
+        fn levels(&mut self, locate: u16, side: Side) -> Vec<(i64, u64, u32)> {
             let book = self.books.book(locate).unwrap();
             book.side(side)
                 .map(|l| (l.price, l.shares, l.orders))
                 .collect()
         }
 
-        fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<u64> {
+        fn queue(&mut self, locate: u16, side: Side, price: i64) -> Vec<u64> {
             let book = self.books.book(locate).unwrap();
-            book.queue(side, price).map(|o| o.reference()).collect()
+            book.queue(side, price)
+                .iter()
+                .map(|o| o.reference)
+                .collect()
         }
     }
 
@@ -825,11 +858,11 @@ mod tests {
         f.add(MSFT, 4, Side::Sell, 5, 2000);
         f.books.mark_incomplete(AAPL);
         assert_eq!(f.books.level_count(AAPL), 2);
-        let lent = f.books.levels_reserved();
+        assert_eq!(f.books.live_levels(), 3);
         assert_eq!(f.books.clear_book(AAPL), 3);
         assert_eq!(f.books.live_orders(), 1);
         assert_eq!(f.books.level_count(AAPL), 0);
-        assert!(f.books.levels_reserved() < lent);
+        assert_eq!(f.books.live_levels(), 1);
         let aapl = f.books.book(AAPL).unwrap();
         assert!(aapl.best_bid().is_none() && aapl.best_ask().is_none());
         assert!(!aapl.incomplete());
@@ -843,7 +876,7 @@ mod tests {
         assert_eq!(f.levels(MSFT, Side::Sell), [(2000, 5, 1)]);
         f.books.clear_all();
         assert_eq!(f.books.live_orders(), 0);
-        assert_eq!(f.books.levels_reserved(), 0);
+        assert_eq!(f.books.live_levels(), 0);
         assert_eq!(f.books.locate_of("MSFT"), Some(MSFT));
     }
 
@@ -957,27 +990,27 @@ mod tests {
     #[test]
     fn capacity_limits_are_counted_and_flag_the_book() {
         let mut f = Fixture::new();
-        // 64 levels: 8 per block; each side of a book grows 8 -> 16 -> 32 -> 64
-        for i in 0..40 {
+        // 64 levels and 64 orders in all
+        for i in 0..30 {
             f.add(AAPL, i, Side::Buy, 1, 1000 + i as u32);
         }
-        assert_eq!(
-            f.books.stats().levels_full,
-            8,
-            "32 levels fit, then no block of 64"
-        );
-        assert!(f.books.book(AAPL).unwrap().incomplete());
-        assert!(!f.books.book(MSFT).unwrap().incomplete());
-        for i in 100..200 {
-            f.add(MSFT, i, Side::Sell, 1, 5000);
+        for i in 0..40 {
+            f.add(MSFT, 100 + i, Side::Sell, 1, 5000 + i as u32);
         }
-        assert!(f.books.stats().orders_full > 0);
+        assert_eq!(f.books.stats().levels_full, 6, "34 more levels fit");
         assert!(f.books.book(MSFT).unwrap().incomplete());
-        assert_eq!(f.levels(MSFT, Side::Sell).len(), 1);
+        assert!(!f.books.book(AAPL).unwrap().incomplete());
+        assert_eq!(f.levels(MSFT, Side::Sell).len(), 34);
+        // 128 orders: once all are live, an order at an existing level is refused too
+        for i in 200..265 {
+            f.add(AAPL, i, Side::Buy, 1, 1000);
+        }
+        assert_eq!(f.books.stats().orders_full, 1);
+        assert!(f.books.book(AAPL).unwrap().incomplete());
         // a locate beyond max_symbols
         f.add(9, 1000, Side::Buy, 1, 1);
         assert_eq!(f.books.stats().symbols_full, 1);
-        assert_eq!(f.books.live_orders(), 64);
+        assert_eq!(f.books.live_orders(), 128);
     }
 
     #[test]

@@ -1,21 +1,25 @@
-//! The L3 order book: every order, aggregated into 64-byte price levels per side.
+//! The L3 order book: every order and every price level of a shard, each found from the
+//! message that names it.
 //!
 //! - [`Books`] holds every book of a shard and applies ITCH messages to them, emitting one
-//!   [`L2Change`] per changed level; see its docs for what is guaranteed.
-//! - [`ladder::Ladder`] is one side (sorted levels, best last); [`level_store::LevelStore`] lends
-//!   ladders their levels; [`level::Level`] is one cache line.
-//! - [`order_index`] maps ITCH order references to pool slots.
+//!   [`L2Change`] per changed level; see its docs for the layout and what is guaranteed.
+//! - [`order_store::OrderStore`] keeps each order inline at its reference;
+//!   [`level_table::LevelTable`] each level by (locate, side, price); [`side::SideOrder`] orders
+//!   one side's levels (exact at the top), its lists lent by [`price_lists::PriceLists`].
+//! - [`order_index`] holds the reference → slot indexes the first book used, kept for the
+//!   benches that compare designs.
 //! - [`reference::ReferenceBooks`] is the slow, obviously correct model the tests compare with.
 
 pub mod books;
 pub mod change;
-pub mod ladder;
-pub mod level;
-pub mod level_store;
+pub mod level_table;
 pub mod order_index;
+pub mod order_store;
+pub mod price_lists;
 pub mod reference;
+pub mod side;
 pub mod stats;
 
-pub use books::{BookView, Books, BooksConfig, BooksError, Order};
+pub use books::{BookView, Books, BooksConfig, BooksError, Order, itch_price};
 pub use change::L2Change;
 pub use stats::BookStats;

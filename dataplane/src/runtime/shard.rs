@@ -246,7 +246,7 @@ impl<'a> Shard<'a> {
                 self.stats.publish_book(self.books.stats());
                 self.stats.set_occupancy(
                     self.books.live_orders() as u64,
-                    self.books.levels_reserved(),
+                    self.books.live_levels() as u64,
                 );
                 let done = now_ns();
                 if self.published > 0 {
@@ -338,7 +338,7 @@ impl<'a> Shard<'a> {
                 Event::Level(LevelUpdate {
                     locate,
                     side,
-                    price: level.price,
+                    price: crate::book::books::itch_price(level.price),
                     shares: level.shares,
                     orders: level.orders,
                     seq,
