@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use dataplane::arena::Arena;
 use dataplane::book::books::BookLevel as Level;
+use dataplane::book::lookahead::Lookahead;
 use dataplane::book::{BookView, Books, BooksConfig, itch_price};
 use dataplane::feed::binaryfile::{
     BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
@@ -99,6 +100,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     // `frames` walks `all[base..]`: after a framing loss it starts over where framing is sound
     let mut base = 0;
     let mut frames = Frames::new(all);
+    let mut ahead = Lookahead::new();
     while let Some(frame) = frames.next() {
         let lost_at = match frame {
             Ok(bytes) => {
@@ -106,7 +108,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                 match itch::parse(bytes) {
                     Ok(message) => {
                         messages += 1;
-                        books.apply(&message, &mut |_| changes += 1);
+                        if let Some(now) = ahead.push(&books, message) {
+                            books.apply(&now, &mut |_| changes += 1);
+                        }
                         None
                     }
                     Err(e) => {
@@ -146,6 +150,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         {
             bar.set_position(consumed);
         }
+    }
+    while let Some(now) = ahead.pop() {
+        books.apply(&now, &mut |_| changes += 1);
     }
     let elapsed = started.elapsed();
     if errors.framing_lost > 0 {

@@ -178,7 +178,7 @@ impl<'s> BookView<'s> {
         let (levels, locate) = (self.levels, self.locate);
         self.book
             .side(side)
-            .sorted(self.lists)
+            .prices(self.lists)
             .filter_map(move |price| levels.get(locate, side, price).copied())
     }
 
@@ -401,6 +401,11 @@ impl<'a> Books<'a> {
             self.stats.symbols_full += 1;
             return false;
         };
+        if !book.side(side).accepts(price) {
+            // beyond what a side can order (no ITCH price is): nothing rests
+            self.stats.skipped += 1;
+            return false;
+        }
         let order = Order {
             reference,
             price,
@@ -433,10 +438,11 @@ impl<'a> Books<'a> {
                 None
             }
             Ok(joined) if joined.created => {
-                let levels = &self.levels;
-                let exists = |p| levels.get(locate, side, p).is_some();
-                match book.side_mut(side).created(price, &mut self.lists, exists) {
-                    Ok(()) => Some(joined),
+                match book.side_mut(side).created(price, &mut self.lists) {
+                    Ok(pos) => {
+                        self.levels.set_list_pos(joined.slot, pos);
+                        Some(joined)
+                    }
                     Err(_) => {
                         self.levels.take(locate, side, price, shares, true);
                         None
@@ -501,14 +507,14 @@ impl<'a> Books<'a> {
         }
         order.shares -= shares;
         let (locate, side, price) = (order.locate, order.side, order.price);
-        if let Some((level_shares, orders)) = self.levels.take(locate, side, price, shares, false) {
+        if let Some(left) = self.levels.take(locate, side, price, shares, false) {
             self.emit(
                 L2Change {
                     locate,
                     side,
                     price: itch_price(price),
-                    shares: level_shares,
-                    orders,
+                    shares: left.shares,
+                    orders: left.orders,
                     timestamp,
                 },
                 out,
@@ -521,20 +527,19 @@ impl<'a> Books<'a> {
     fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<L2Change> {
         let order = self.orders.remove(reference)?;
         let (locate, side, price) = (order.locate, order.side, order.price);
-        let (shares, orders) = self.levels.take(locate, side, price, order.shares, true)?;
-        if orders == 0
+        let left = self.levels.take(locate, side, price, order.shares, true)?;
+        if left.orders == 0
             && let Some(book) = self.books.get_mut(locate as usize)
         {
-            let levels = &self.levels;
-            let exists = |p| levels.get(locate, side, p).is_some();
-            book.side_mut(side).emptied(price, &self.lists, exists);
+            book.side_mut(side)
+                .emptied(price, left.list_pos, &mut self.lists);
         }
         Some(L2Change {
             locate,
             side,
             price: itch_price(price),
-            shares,
-            orders,
+            shares: left.shares,
+            orders: left.orders,
             timestamp,
         })
     }
@@ -608,7 +613,7 @@ impl<'a> Books<'a> {
         let freed = self.orders.remove_where(|o| o.locate == locate);
         for side in [Side::Buy, Side::Sell] {
             let order = book.side_mut(side);
-            for price in order.listed(&self.lists) {
+            for price in order.prices(&self.lists) {
                 self.levels.remove(locate, side, price);
             }
             order.clear(&mut self.lists);
@@ -643,15 +648,16 @@ impl<'a> Books<'a> {
             .map_or(0, |b| b.bids.levels() + b.asks.levels())
     }
 
-    /// Compacts the side lists of `locate`'s book, so that a view lists its levels in order.
+    /// Sorts the side lists of `locate`'s book, so that a view lists its levels in order.
     fn settle(&mut self, locate: u16) {
         let Some(book) = self.books.get_mut(locate as usize) else {
             return;
         };
         for side in [Side::Buy, Side::Sell] {
-            let levels = &self.levels;
-            let exists = |p| levels.get(locate, side, p).is_some();
-            book.side_mut(side).compact(&mut self.lists, &exists);
+            let levels = &mut self.levels;
+            book.side_mut(side).settle(&mut self.lists, |price, pos| {
+                levels.move_in_list(locate, side, price, pos);
+            });
         }
     }
 

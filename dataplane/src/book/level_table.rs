@@ -24,6 +24,8 @@ pub struct Level {
     pub orders: u32,
     /// Arrival number the next order at this level gets.
     pub next_arrival: u32,
+    /// Where its side's list holds its price (see [`super::side`]).
+    pub list_pos: u32,
     /// The book's stock locate.
     pub locate: u16,
     /// Buy or sell.
@@ -38,6 +40,7 @@ impl Level {
         shares: 0,
         orders: 0,
         next_arrival: 0,
+        list_pos: 0,
         locate: 0,
         side: Side::Buy,
     };
@@ -68,6 +71,20 @@ pub struct Joined {
     pub arrival: u32,
     /// The order opened the level.
     pub created: bool,
+    /// Where the level is in the table, for [`LevelTable::set_list_pos`] before any other
+    /// change.
+    pub slot: usize,
+}
+
+/// A level's state after shares or an order left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Left {
+    /// Shares at the level now.
+    pub shares: u64,
+    /// Orders at the level now; 0: the level is gone.
+    pub orders: u32,
+    /// The level's list position (see [`super::side`]).
+    pub list_pos: u32,
 }
 
 /// The price levels of every book of a shard.
@@ -185,12 +202,27 @@ impl<'a> LevelTable<'a> {
             orders: level.orders,
             arrival,
             created,
+            slot: at,
         })
     }
 
+    /// Sets the list position of the level at table position `slot` (from [`Joined`]).
+    #[inline(always)]
+    pub fn set_list_pos(&mut self, slot: usize, pos: u32) {
+        if let Some(level) = self.slots.get_mut(slot) {
+            level.list_pos = pos;
+        }
+    }
+
+    /// Sets the list position of a level found by its key.
+    pub fn move_in_list(&mut self, locate: u16, side: Side, price: i64, pos: u32) {
+        if let Ok(at) = self.find(locate, side, price) {
+            self.slots[at].list_pos = pos;
+        }
+    }
+
     /// Takes `shares` off the level and, when `leaves`, one order; the level goes when its
-    /// last order does. Returns the level's shares and orders after (0 orders: it is gone), or
-    /// `None` if there is no such level.
+    /// last order does. Returns the level's state after, or `None` if there is no such level.
     #[inline]
     pub fn take(
         &mut self,
@@ -199,19 +231,23 @@ impl<'a> LevelTable<'a> {
         price: i64,
         shares: u32,
         leaves: bool,
-    ) -> Option<(u64, u32)> {
+    ) -> Option<Left> {
         let at = self.find(locate, side, price).ok()?;
         let level = &mut self.slots[at];
         level.shares = level.shares.saturating_sub(u64::from(shares));
         if leaves {
             level.orders -= 1;
         }
-        let after = (level.shares, level.orders);
-        if level.orders == 0 {
+        let mut left = Left {
+            shares: level.shares,
+            orders: level.orders,
+            list_pos: level.list_pos,
+        };
+        if left.orders == 0 {
+            left.shares = 0;
             self.delete(at);
-            return Some((0, 0));
         }
-        Some(after)
+        Some(left)
     }
 
     /// Removes the level outright (a book being cleared); returns it.
@@ -303,7 +339,8 @@ mod tests {
                     if expected == Some((0, 0)) {
                         model.remove(&key);
                     }
-                    prop_assert_eq!(table.take(locate, side, price, shares, true), expected);
+                    let got = table.take(locate, side, price, shares, true).map(|l| (l.shares, l.orders));
+                    prop_assert_eq!(got, expected);
                 }
                 prop_assert_eq!(table.len(), model.len());
             }

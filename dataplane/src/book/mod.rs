@@ -13,6 +13,7 @@
 pub mod books;
 pub mod change;
 pub mod level_table;
+pub mod lookahead;
 pub mod order_index;
 pub mod order_store;
 pub mod price_lists;

@@ -4,25 +4,37 @@
 //! keeps two things beside them:
 //!
 //! - `top`: the best `t ≤ TOP` levels, sorted best first. Every other level of the side is
-//!   worse than the worst of them. So the best price is `top[0]`, and a new level or a level
-//!   that empties near the touch costs a shift of at most `TOP` keys in one cache line.
-//! - `list`: the key of every level of the side, in no order, and maybe keys of levels gone
-//!   since (a level that empties is not looked for there). A new level appends its key: one
-//!   store. When `top` runs empty while levels remain below it, it is refilled from the list;
-//!   when the list's block is full it is compacted (sorted, deduplicated, keys of levels gone
-//!   dropped) and, if still more than half full, moved to a block twice as large.
+//!   worse than the worst of them. So the best price is `top[0]`, and a level created or
+//!   emptied near the touch shifts at most `TOP` keys within one cache line.
+//! - `list`: the key of every level of the side, in no order, each at a position its level
+//!   remembers (`Level::list_pos`). A new level takes a free position (one store); an emptied
+//!   level frees its position (one store). Free positions are chained through the list itself.
+//!   Nothing is ever searched for or moved on the message path.
+//!
+//! When `top` runs empty while levels remain below it, it is refilled from the list (one
+//! sequential pass, no lookups). [`SideOrder::settle`] sorts the list best first for reading a
+//! whole book, and tells each level its new position.
 //!
 //! Keys are prices turned so that larger is better on both sides: the price itself for bids,
 //! its bitwise complement for asks (`!p` reverses the order of `i64` and is its own inverse).
+//! Keys below [`FREE_END`] mark free positions, so a side refuses the 2^32 prices whose keys
+//! would fall there ([`SideOrder::accepts`]): bids within 2^32 of `i64::MIN`, asks within 2^32
+//! of `i64::MAX`. No ITCH price is among them.
 //!
-//! A deep side (thousands of levels, the order of a real day) thus costs O(1) per level
-//! created or emptied anywhere in it, and O(levels) only when its top is exhausted.
+//! A deep side (thousands of levels, as on a real day) thus costs O(1) per level created or
+//! emptied anywhere in it, and O(levels) only when its top is exhausted.
 
 use super::price_lists::{Block, PriceLists};
 use crate::feed::itch::Side;
 
 /// Levels kept sorted at the top of a side: one cache line of keys.
 pub const TOP: usize = 8;
+
+/// Keys below this mark free list positions: `i64::MIN + next free position`.
+pub const FREE_END: i64 = i64::MIN + (1 << 32);
+
+/// No next free position.
+const NIL: u32 = u32::MAX;
 
 /// No room left in the shard's price lists for this side's list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +51,10 @@ pub struct SideOrder {
     /// Levels of this side not in `top`.
     beyond: u32,
     list: Option<Block>,
+    /// Positions of the list in use or freed: `[0, list_len)`.
     list_len: u32,
+    /// First free position below `list_len`, or `NIL`.
+    free: u32,
 }
 
 impl SideOrder {
@@ -55,6 +70,7 @@ impl SideOrder {
             beyond: 0,
             list: None,
             list_len: 0,
+            free: NIL,
         }
     }
 
@@ -66,6 +82,12 @@ impl SideOrder {
     #[inline(always)]
     const fn price(&self, key: i64) -> i64 {
         key ^ self.flip
+    }
+
+    /// False for the prices this side cannot hold (see the module docs).
+    #[inline(always)]
+    pub const fn accepts(&self, price: i64) -> bool {
+        self.key(price) >= FREE_END
     }
 
     /// The best price, if the side has a level.
@@ -80,21 +102,19 @@ impl SideOrder {
         self.len as usize + self.beyond as usize
     }
 
-    /// A level at `price` was created. `exists` answers whether a level of this side exists
-    /// at a price (for compacting the list); `price` itself must answer true.
+    /// A level at `price` (which [`SideOrder::accepts`]) was created; returns the list
+    /// position it must remember.
     ///
     /// # Errors
     /// [`ListsFull`] when the list had to grow and `lists` has no block for it; the side is
     /// unchanged then (the caller must undo the level).
     #[inline]
-    pub fn created(
-        &mut self,
-        price: i64,
-        lists: &mut PriceLists<'_>,
-        exists: impl Fn(i64) -> bool,
-    ) -> Result<(), ListsFull> {
+    pub fn created(&mut self, price: i64, lists: &mut PriceLists<'_>) -> Result<u32, ListsFull> {
         let key = self.key(price);
-        self.append(key, lists, &exists)?;
+        let pos = self.take_position(lists)?;
+        if let Some(block) = self.list {
+            lists.block_mut(block)[pos as usize] = key;
+        }
         let len = self.len as usize;
         if len > 0 && key <= self.top[len - 1] {
             // not better than the worst of the top: joins it only when nothing lies below
@@ -104,11 +124,11 @@ impl SideOrder {
             } else {
                 self.beyond += 1;
             }
-            return Ok(());
+            return Ok(pos);
         }
         let at = self.top[..len].partition_point(|&k| k > key);
         if len == TOP {
-            // the worst of the top drops below it; it stays in the list
+            // the worst of the top drops below it; the list still has it
             self.beyond += 1;
             self.top.copy_within(at..TOP - 1, at + 1);
         } else {
@@ -116,42 +136,66 @@ impl SideOrder {
             self.len += 1;
         }
         self.top[at] = key;
-        Ok(())
+        Ok(pos)
     }
 
-    /// The level at `price` emptied and is gone; `exists` must already answer false for it.
+    /// The level at `price`, at list position `pos`, emptied and is gone.
     #[inline]
-    pub fn emptied(&mut self, price: i64, lists: &PriceLists<'_>, exists: impl Fn(i64) -> bool) {
+    pub fn emptied(&mut self, price: i64, pos: u32, lists: &mut PriceLists<'_>) {
         let key = self.key(price);
+        if let Some(block) = self.list
+            && let Some(slot) = lists.block_mut(block).get_mut(pos as usize)
+            && *slot == key
+        {
+            *slot = i64::MIN + i64::from(self.free);
+            self.free = pos;
+        }
         let len = self.len as usize;
         match self.top[..len].iter().position(|&k| k == key) {
             Some(at) => {
                 self.top.copy_within(at + 1..len, at);
                 self.len -= 1;
                 if self.len == 0 && self.beyond > 0 {
-                    self.refill(lists, &exists);
+                    self.refill(lists);
                 }
             }
             None => self.beyond = self.beyond.saturating_sub(1),
         }
     }
 
+    /// A free list position: a freed one, else the next, growing the list when it is full.
+    #[inline]
+    fn take_position(&mut self, lists: &mut PriceLists<'_>) -> Result<u32, ListsFull> {
+        let Some(block) = self.list else {
+            self.list = Some(lists.alloc(0).ok_or(ListsFull)?);
+            self.list_len = 1;
+            return Ok(0);
+        };
+        if self.free != NIL {
+            let pos = self.free;
+            let next = lists.block(block)[pos as usize].wrapping_sub(i64::MIN);
+            self.free = u32::try_from(next).unwrap_or(NIL);
+            return Ok(pos);
+        }
+        if self.list_len == block.capacity() {
+            let bigger = lists.alloc(block.class + 1).ok_or(ListsFull)?;
+            lists.copy(block, bigger, self.list_len);
+            lists.release(block);
+            self.list = Some(bigger);
+        }
+        self.list_len += 1;
+        Ok(self.list_len - 1)
+    }
+
     /// Refills the empty top with the best levels of the list.
     #[cold]
-    fn refill(&mut self, lists: &PriceLists<'_>, exists: &impl Fn(i64) -> bool) {
-        let Some(block) = self.list else {
-            self.beyond = 0;
-            return;
-        };
+    fn refill(&mut self, lists: &PriceLists<'_>) {
         let mut len = 0usize;
-        for &key in &lists.block(block)[..self.list_len as usize] {
-            if len == TOP && key <= self.top[TOP - 1] {
+        for &key in self.keys(lists) {
+            if key < FREE_END || (len == TOP && key <= self.top[TOP - 1]) {
                 continue;
             }
             let at = self.top[..len].partition_point(|&k| k > key);
-            if (at < len && self.top[at] == key) || !exists(self.price(key)) {
-                continue;
-            }
             if len == TOP {
                 self.top.copy_within(at..TOP - 1, at + 1);
             } else {
@@ -164,83 +208,38 @@ impl SideOrder {
         self.beyond = self.beyond.saturating_sub(len as u32);
     }
 
-    /// Appends `key` to the list, compacting or growing it first when it is full.
-    fn append(
-        &mut self,
-        key: i64,
-        lists: &mut PriceLists<'_>,
-        exists: &impl Fn(i64) -> bool,
-    ) -> Result<(), ListsFull> {
-        let block = match self.list {
-            Some(block) if self.list_len < block.capacity() => block,
-            Some(_) => self.make_room(lists, exists)?,
-            None => {
-                let block = lists.alloc(0).ok_or(ListsFull)?;
-                self.list = Some(block);
-                block
-            }
-        };
-        lists.block_mut(block)[self.list_len as usize] = key;
-        self.list_len += 1;
-        Ok(())
-    }
-
-    /// The list is full: compacts it, and moves it to a block twice as large if it is still
-    /// more than half full.
-    #[cold]
-    fn make_room(
-        &mut self,
-        lists: &mut PriceLists<'_>,
-        exists: &impl Fn(i64) -> bool,
-    ) -> Result<Block, ListsFull> {
-        let Some(block) = self.list else {
-            return Err(ListsFull);
-        };
-        self.compact(lists, exists);
-        if self.list_len * 2 <= block.capacity() {
-            return Ok(block);
+    fn keys<'s>(&self, lists: &'s PriceLists<'_>) -> &'s [i64] {
+        match self.list {
+            Some(block) => &lists.block(block)[..self.list_len as usize],
+            None => &[],
         }
-        let bigger = lists.alloc(block.class + 1).ok_or(ListsFull)?;
-        lists.copy(block, bigger, self.list_len);
-        lists.release(block);
-        self.list = Some(bigger);
-        Ok(bigger)
     }
 
-    /// Sorts the list best first and keeps exactly the keys of the levels that exist.
-    pub fn compact(&mut self, lists: &mut PriceLists<'_>, exists: &impl Fn(i64) -> bool) {
+    /// Sorts the list best first with no free positions, and calls `moved(price, position)`
+    /// for every level, whose position may have changed.
+    pub fn settle(&mut self, lists: &mut PriceLists<'_>, mut moved: impl FnMut(i64, u32)) {
         let Some(block) = self.list else {
             return;
         };
-        let flip = self.flip;
         let keys = &mut lists.block_mut(block)[..self.list_len as usize];
         keys.sort_unstable_by(|a, b| b.cmp(a));
-        let mut kept = 0usize;
-        for i in 0..keys.len() {
-            let key = keys[i];
-            if (kept > 0 && keys[kept - 1] == key) || !exists(key ^ flip) {
-                continue;
-            }
-            keys[kept] = key;
-            kept += 1;
+        // free positions sort last (their keys are the smallest)
+        let live = keys.partition_point(|&k| k >= FREE_END);
+        for (pos, &key) in keys[..live].iter().enumerate() {
+            moved(key ^ self.flip, pos as u32);
         }
-        self.list_len = kept as u32;
+        self.list_len = live as u32;
+        self.free = NIL;
     }
 
-    /// The prices of the side's levels, best first, if the list is compacted
-    /// ([`SideOrder::compact`] since the last change).
-    pub fn sorted<'s>(&self, lists: &'s PriceLists<'_>) -> impl Iterator<Item = i64> + use<'s> {
-        let keys = match self.list {
-            Some(block) => &lists.block(block)[..self.list_len as usize],
-            None => &[],
-        };
+    /// The prices of the side's levels; best first if nothing changed since
+    /// [`SideOrder::settle`].
+    pub fn prices<'s>(&self, lists: &'s PriceLists<'_>) -> impl Iterator<Item = i64> + use<'s> {
         let flip = self.flip;
-        keys.iter().map(move |&k| k ^ flip)
-    }
-
-    /// Every price in the list (levels gone since may be among them, and repeats).
-    pub fn listed<'s>(&self, lists: &'s PriceLists<'_>) -> impl Iterator<Item = i64> + use<'s> {
-        self.sorted(lists)
+        self.keys(lists)
+            .iter()
+            .filter(|&&k| k >= FREE_END)
+            .map(move |&k| k ^ flip)
     }
 
     /// Forgets every level and gives the list back.
@@ -249,6 +248,7 @@ impl SideOrder {
             lists.release(block);
         }
         self.list_len = 0;
+        self.free = NIL;
         self.len = 0;
         self.beyond = 0;
     }
@@ -256,47 +256,70 @@ impl SideOrder {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::collections::BTreeSet;
+    use std::collections::BTreeMap;
 
     use proptest::prelude::*;
 
     use super::*;
 
     proptest! {
-        /// The best price and the level count match a sorted set through any sequence of
-        /// levels created and emptied, on both sides; a compacted list is the whole side.
+        /// The best price and the level count match a sorted map through any sequence of
+        /// levels created and emptied, on both sides; a settled list is the whole side, in
+        /// order, and the positions it reports are where the keys are.
         #[test]
-        fn best_matches_a_sorted_set(
+        fn best_matches_a_sorted_map(
             buy in any::<bool>(),
             ops in prop::collection::vec((any::<bool>(), -40i64..40), 0..400),
         ) {
             let side = if buy { Side::Buy } else { Side::Sell };
             let mut lists = PriceLists::new(None, 1 << 12).unwrap();
             let mut order = SideOrder::new(side);
-            let set = RefCell::new(BTreeSet::new());
+            // price → list position, as the level table would remember it
+            let mut set: BTreeMap<i64, u32> = BTreeMap::new();
             for (create, price) in ops {
-                let present = set.borrow().contains(&price);
-                if create && !present {
-                    set.borrow_mut().insert(price);
-                    order.created(price, &mut lists, |p| set.borrow().contains(&p)).unwrap();
-                } else if !create && present {
-                    set.borrow_mut().remove(&price);
-                    order.emptied(price, &lists, |p| set.borrow().contains(&p));
+                match (create, set.get(&price).copied()) {
+                    (true, None) => {
+                        let pos = order.created(price, &mut lists).unwrap();
+                        prop_assert!(!set.values().any(|&p| p == pos), "position reused while taken");
+                        set.insert(price, pos);
+                    }
+                    (false, Some(pos)) => {
+                        set.remove(&price);
+                        order.emptied(price, pos, &mut lists);
+                    }
+                    _ => {}
                 }
                 let best = match side {
-                    Side::Buy => set.borrow().last().copied(),
-                    Side::Sell => set.borrow().first().copied(),
+                    Side::Buy => set.keys().last().copied(),
+                    Side::Sell => set.keys().next().copied(),
                 };
                 prop_assert_eq!(order.best(), best);
-                prop_assert_eq!(order.levels(), set.borrow().len());
+                prop_assert_eq!(order.levels(), set.len());
+                let mut listed: Vec<i64> = order.prices(&lists).collect();
+                listed.sort_unstable();
+                prop_assert_eq!(listed, set.keys().copied().collect::<Vec<_>>());
             }
-            order.compact(&mut lists, &|p| set.borrow().contains(&p));
-            let mut expected: Vec<i64> = set.borrow().iter().copied().collect();
+            let mut positions = BTreeMap::new();
+            order.settle(&mut lists, |price, pos| { positions.insert(price, pos); });
+            let mut expected: Vec<i64> = set.keys().copied().collect();
             if buy {
                 expected.reverse();
             }
-            prop_assert_eq!(order.sorted(&lists).collect::<Vec<_>>(), expected);
+            let settled: Vec<i64> = order.prices(&lists).collect();
+            prop_assert_eq!(&settled, &expected);
+            for (i, price) in settled.iter().enumerate() {
+                prop_assert_eq!(positions.get(price).copied(), Some(i as u32));
+            }
         }
+    }
+
+    #[test]
+    fn extreme_prices_are_refused_where_their_keys_would_mark_free_positions() {
+        let bids = SideOrder::new(Side::Buy);
+        let asks = SideOrder::new(Side::Sell);
+        assert!(bids.accepts(0) && asks.accepts(0) && bids.accepts(i64::MAX));
+        assert!(bids.accepts(u32::MAX.into()) && asks.accepts(u32::MAX.into()));
+        assert!(!bids.accepts(i64::MIN) && !asks.accepts(i64::MAX));
+        assert!(asks.accepts(i64::MIN));
     }
 }

@@ -1,0 +1,135 @@
+//! [`Lookahead`]: parsed messages held a few places back, so that their records load early.
+//!
+//! On a real day's working set each message's order record and level are cache misses (the
+//! books are hundreds of megabytes). A core keeps 10–20 misses in flight, but only if it is
+//! told about them early: a message names its records, so a reader that parses `DEPTH`
+//! messages ahead of the book can ask for them while the book works on older ones.
+//!
+//! Each message pushed is prefetched at once (its order record, or for an add its level);
+//! when it is `DEPTH / 2` places from the front its order record has arrived, and the level
+//! that record names is prefetched; at the front it is handed back to be applied. Order of
+//! application is unchanged, so are the books: prefetches are only hints.
+
+use super::Books;
+use crate::feed::itch::Message;
+
+/// Messages held back: 16, the most a core keeps in flight, shared by two kinds of prefetch.
+pub const DEPTH: usize = 16;
+
+/// A queue of the next `DEPTH` messages ahead of the book.
+#[derive(Debug)]
+pub struct Lookahead<'m> {
+    ring: [Option<Message<'m>>; DEPTH],
+    /// Position of the oldest message.
+    front: usize,
+    len: usize,
+}
+
+impl Default for Lookahead<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'m> Lookahead<'m> {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        Self {
+            ring: [None; DEPTH],
+            front: 0,
+            len: 0,
+        }
+    }
+
+    /// Queues `message` and starts its loads; returns the oldest message once `DEPTH` are held:
+    /// apply it now.
+    #[inline(always)]
+    pub fn push(&mut self, books: &Books<'_>, message: Message<'m>) -> Option<Message<'m>> {
+        books.prefetch(&message);
+        if self.len >= DEPTH / 2
+            && let Some(middle) = &self.ring[(self.front + self.len - DEPTH / 2) % DEPTH]
+        {
+            books.prefetch_level(middle);
+        }
+        if self.len == DEPTH {
+            let oldest = self.ring[self.front].replace(message);
+            self.front = (self.front + 1) % DEPTH;
+            return oldest;
+        }
+        self.ring[(self.front + self.len) % DEPTH] = Some(message);
+        self.len += 1;
+        None
+    }
+
+    /// Takes the oldest message held, for draining at the end of the input.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Message<'m>> {
+        if self.len == 0 {
+            return None;
+        }
+        let oldest = self.ring[self.front].take();
+        self.front = (self.front + 1) % DEPTH;
+        self.len -= 1;
+        oldest
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no message is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::BooksConfig;
+    use crate::feed::itch::encode::{self, EncHeader};
+    use crate::feed::itch::{Side, parse};
+
+    #[test]
+    fn messages_come_back_in_order_after_depth_pushes() {
+        let books = Books::new(
+            BooksConfig {
+                max_orders: 64,
+                max_levels: 64,
+                max_levels_per_side: 8,
+                max_symbols: 4,
+            },
+            None,
+        )
+        .unwrap();
+        let h = EncHeader {
+            stock_locate: 1,
+            tracking: 0,
+            timestamp: 1,
+        };
+        let frames: Vec<Vec<u8>> = (0..40u64)
+            .map(|r| encode::add_order(h, r, Side::Buy, 1, encode::stock("A"), 100, None))
+            .collect();
+        let mut ahead = Lookahead::new();
+        let mut out = Vec::new();
+        for frame in &frames {
+            if let Some(m) = ahead.push(&books, parse(frame).unwrap()) {
+                out.push(m);
+            }
+        }
+        assert_eq!(out.len(), 40 - DEPTH);
+        while let Some(m) = ahead.pop() {
+            out.push(m);
+        }
+        assert!(ahead.is_empty());
+        let refs: Vec<u64> = out
+            .iter()
+            .map(|m| match m {
+                Message::AddOrder(a) => a.order_ref(),
+                _ => u64::MAX,
+            })
+            .collect();
+        assert_eq!(refs, (0..40).collect::<Vec<_>>());
+    }
+}
