@@ -1,33 +1,59 @@
-//! ITCH 5.0 parse and L3 book build on a generated stream, side by side:
-//! parse only; parse + pinbook's books (with each order-index design); parse + the plain
-//! BTreeMap/HashMap reference book.
+//! ITCH 5.0 parse + L3 book on both generator profiles, side by side in one run:
 //!
-//! Full run (`cargo bench --bench book`): a 10 M-message stream over 120 symbols, generated in
-//! memory. criterion measures the mean per pass; the HDR section prints ns/msg per pass
-//! (p50/p99/max over passes), msgs/s, ratios, and the per-message latency of parse + apply
-//! from a separate sampled run (one message in 64 timed alone).
+//! - `touch`: `pinbook gen`'s default stream (books of tens of orders, in cache);
+//! - `deep`: `pinbook gen --profile deep` (a real day's working set: ~1.5 k live orders per book,
+//!   1.7 M in all at 5 M messages over 1,000 symbols, picks uniform among live orders).
+//!
+//! Rows, each over the same in-memory stream: parse only; parse + pinbook's books applied as
+//! parsed; the same with [`Lookahead`] (as `pinbook replay` runs it); parse + the plain
+//! BTreeMap/HashMap reference book; and the unpaced shard as `serve` runs it (file source →
+//! held messages → books → event ring, a consumer draining the ring on the other core).
+//!
+//! Full run (`cargo bench --bench book`): 5 M messages per profile. criterion measures means
+//! on 1 M messages; the HDR section prints ns/msg per pass (p50/p99/max over passes), the
+//! ratios, and the per-message cost of parse + apply on the touch stream, timed in groups of
+//! 16 consecutive messages (a single message is below the timer's own ~30 ns).
 
 mod common;
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use dataplane::arena::Arena;
+use dataplane::book::lookahead::Lookahead;
 use dataplane::book::reference::ReferenceBooks;
 use dataplane::book::{Books, BooksConfig};
 use dataplane::feed::binaryfile::{Frames, write_frame};
-use dataplane::feed::generator::{Generator, GeneratorConfig};
+use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::parse;
+use dataplane::runtime::DataPlane;
+use dataplane::source::FeedSource;
+use dataplane::source::file::{FileOptions, FileSource, Pace};
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
 
-/// A BinaryFILE of `messages` generated messages, in memory.
-fn stream(messages: u64) -> Vec<u8> {
-    let mut generator = Generator::new(GeneratorConfig {
-        symbols: 120,
-        seed: 1,
-    });
+const SYMBOLS: u16 = 1000;
+
+/// Books sized for the deep stream (1.76 M orders and 1.15 M levels live at 5 M messages).
+fn config() -> BooksConfig {
+    BooksConfig {
+        max_orders: 4 << 20,
+        max_levels: 2 << 20,
+        ..BooksConfig::default()
+    }
+}
+
+/// A BinaryFILE of `messages` generated messages of `profile`, in memory.
+fn stream(profile: Profile, messages: u64) -> Vec<u8> {
+    let mut generator = Generator::with_profile(
+        GeneratorConfig {
+            symbols: SYMBOLS,
+            seed: 1,
+        },
+        profile,
+    );
     let mut out = Vec::with_capacity(messages as usize * 34);
     let mut message = Vec::with_capacity(64);
     for _ in 0..messages {
@@ -52,12 +78,15 @@ fn parse_only(bytes: &[u8]) -> Duration {
     start.elapsed()
 }
 
-/// Parse + apply to fresh books (built before the clock starts).
-fn with_books(bytes: &[u8]) -> Duration {
-    // As on a shard: the books in an arena (line-aligned regions, first-touched).
-    let config = BooksConfig::default();
-    let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
-    let mut books = Books::new(config, Some(&arena)).expect("books fit in the arena");
+/// Fresh books in an arena, as on a shard (built before any clock starts).
+fn arena() -> Arena {
+    Arena::new(&Topology::fallback(), None, config().arena_bytes()).expect("arena")
+}
+
+/// Parse + apply each message as it is parsed.
+fn pinbook(bytes: &[u8]) -> Duration {
+    let arena = arena();
+    let mut books = Books::new(config(), Some(&arena)).expect("books fit in the arena");
     let mut changes = 0u64;
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
@@ -70,7 +99,29 @@ fn with_books(bytes: &[u8]) -> Duration {
     elapsed
 }
 
-fn with_reference(bytes: &[u8]) -> Duration {
+/// Parse + apply through a [`Lookahead`], as `pinbook replay` does.
+fn pinbook_ahead(bytes: &[u8]) -> Duration {
+    let arena = arena();
+    let mut books = Books::new(config(), Some(&arena)).expect("books fit in the arena");
+    let mut changes = 0u64;
+    let mut ahead = Lookahead::new();
+    let start = Instant::now();
+    for frame in Frames::new(bytes).flatten() {
+        if let Ok(message) = parse(frame)
+            && let Some(now) = ahead.push(&books, message)
+        {
+            books.apply(&now, &mut |_| changes += 1);
+        }
+    }
+    while let Some(now) = ahead.pop() {
+        books.apply(&now, &mut |_| changes += 1);
+    }
+    let elapsed = start.elapsed();
+    black_box((changes, books.live_orders()));
+    elapsed
+}
+
+fn reference(bytes: &[u8]) -> Duration {
     let mut books = ReferenceBooks::new();
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
@@ -83,20 +134,65 @@ fn with_reference(bytes: &[u8]) -> Duration {
     elapsed
 }
 
+/// The unpaced shard as `serve` runs it, on the second core; this thread drains its event
+/// ring on the first. Timed from the first message the shard's stats show taken to the last
+/// (startup, arena included, is not in it); returns the time and the messages it covers.
+fn shard(path: &std::path::Path, n: u64) -> (Duration, u64) {
+    let consumer_core = common::pin(0);
+    let shard_core = common::cores().get(1).map(|c| c.id);
+    let mut config = common::shard(shard_core.filter(|c| Some(*c) != consumer_core), 1);
+    config.books = self::config();
+    let options = FileOptions {
+        pace: Pace::Unpaced,
+        looping: false,
+    };
+    let source: Box<dyn FeedSource> = Box::new(FileSource::open(path, options).expect("file"));
+    let topology = Arc::new(Topology::detect_or_fallback());
+    let mut plane = DataPlane::start(topology, vec![config], vec![source]).expect("shard starts");
+    let mut events = plane.shards_mut()[0].take_events().expect("event consumer");
+    let stats = Arc::clone(plane.shards()[0].stats());
+    let full = common::full_run();
+    let mut first: Option<(Instant, u64)> = None;
+    let mut last_look = Instant::now();
+    let end = loop {
+        while events.pop().is_some() {}
+        if last_look.elapsed() >= Duration::from_micros(200) {
+            last_look = Instant::now();
+            let taken = stats.snapshot().messages();
+            if first.is_none() && taken > 0 {
+                first = Some((Instant::now(), taken));
+            }
+            if taken >= n {
+                break Instant::now();
+            }
+        }
+        if !full {
+            std::thread::yield_now();
+        }
+    };
+    plane.stop();
+    let (start, before) = first.unwrap_or((end, 0));
+    (end - start, n.saturating_sub(before).max(1))
+}
+
 fn criterion_benches(c: &mut Criterion) {
-    let bytes = stream(common::scale(1_000_000, 20_000));
-    let n = messages_in(&bytes);
-    let mut g = c.benchmark_group("book/1M_messages_120_symbols");
-    g.sampling_mode(SamplingMode::Flat).sample_size(10);
-    g.throughput(Throughput::Elements(n));
-    let bytes = bytes.as_slice();
-    let passes = |f: fn(&[u8]) -> Duration| move |iters: u64| (0..iters).map(|_| f(bytes)).sum();
-    g.bench_function("parse only", |b| b.iter_custom(passes(parse_only)));
-    g.bench_function("parse + pinbook", |b| b.iter_custom(passes(with_books)));
-    g.bench_function("parse + reference BTreeMap book", |b| {
-        b.iter_custom(passes(with_reference))
-    });
-    g.finish();
+    for (name, profile) in [("touch", Profile::Touch), ("deep", Profile::Deep)] {
+        let bytes = stream(profile, common::scale(1_000_000, 20_000));
+        let n = messages_in(&bytes);
+        let mut g = c.benchmark_group(format!("book/{name}/1M_messages_1000_symbols"));
+        g.sampling_mode(SamplingMode::Flat).sample_size(10);
+        g.throughput(Throughput::Elements(n));
+        let bytes = bytes.as_slice();
+        let passes =
+            |f: fn(&[u8]) -> Duration| move |iters: u64| (0..iters).map(|_| f(bytes)).sum();
+        g.bench_function("parse + pinbook (lookahead)", |b| {
+            b.iter_custom(passes(pinbook_ahead))
+        });
+        g.bench_function("parse + reference BTreeMap book", |b| {
+            b.iter_custom(passes(reference))
+        });
+        g.finish();
+    }
 }
 
 fn per_pass(passes: u64, n: u64, f: impl Fn() -> Duration) -> Histogram<u64> {
@@ -107,72 +203,94 @@ fn per_pass(passes: u64, n: u64, f: impl Fn() -> Duration) -> Histogram<u64> {
     h
 }
 
-/// Times parse + apply of every `every`-th message alone, on books that see every message.
-fn sampled_latency(bytes: &[u8], every: usize) -> (Histogram<u64>, Histogram<u64>) {
+/// Parse + apply on books that see every message, every 64th group of 16 consecutive messages
+/// timed together (ns per message), and the timer alone.
+fn sampled(bytes: &[u8]) -> (Histogram<u64>, Histogram<u64>) {
     let clock = quanta::Clock::new();
-    let config = BooksConfig::default();
-    let arena = Arena::new(&Topology::fallback(), None, config.arena_bytes()).expect("arena");
-    let mut books = Books::new(config, Some(&arena)).expect("books fit");
+    let arena = arena();
+    let mut books = Books::new(config(), Some(&arena)).expect("books fit");
     let mut latency = common::histogram();
     let mut timer = common::histogram();
     let mut changes = 0u64;
-    for (i, frame) in Frames::new(bytes).flatten().enumerate() {
-        if i % every != 0 {
+    let frames: Vec<&[u8]> = Frames::new(bytes).flatten().collect();
+    for (g, group) in frames.chunks(16).enumerate() {
+        let timed = g % 64 == 0 && group.len() == 16;
+        let start = clock.raw();
+        for frame in group {
             if let Ok(message) = parse(frame) {
                 books.apply(&message, &mut |_| changes += 1);
             }
-            continue;
-        }
-        let start = clock.raw();
-        if let Ok(message) = parse(frame) {
-            books.apply(&message, &mut |_| changes += 1);
         }
         let end = clock.raw();
-        common::record_ns(&mut latency, clock.delta(start, end).as_nanos() as f64);
-        let t0 = clock.raw();
-        let t1 = clock.raw();
-        common::record_ns(&mut timer, clock.delta(t0, t1).as_nanos() as f64);
+        if timed {
+            common::record_ns(
+                &mut latency,
+                clock.delta(start, end).as_nanos() as f64 / 16.0,
+            );
+            let t0 = clock.raw();
+            let t1 = clock.raw();
+            common::record_ns(&mut timer, clock.delta(t0, t1).as_nanos() as f64 / 16.0);
+        }
     }
     black_box(changes);
     (latency, timer)
 }
 
+fn p50(h: &Histogram<u64>) -> f64 {
+    h.value_at_quantile(0.5) as f64 / 1000.0
+}
+
 fn hdr_report() {
-    common::pin(0);
-    let bytes = stream(common::scale(10_000_000, 20_000));
-    let n = messages_in(&bytes);
-    let passes = common::scale(5, 1);
-    let parse = per_pass(passes, n, || parse_only(&bytes));
-    let window = per_pass(passes, n, || with_books(&bytes));
-    let reference = per_pass(common::scale(2, 1), n, || with_reference(&bytes));
-    println!();
-    println!(
-        "stream: {n} messages, 120 symbols, {} MiB",
-        bytes.len() >> 20
-    );
-    let msgs = |h: &Histogram<u64>| 1e3 / (h.value_at_quantile(0.5) as f64 / 1000.0);
-    for (name, h) in [
-        ("parse only", &parse),
-        ("parse + pinbook", &window),
-        ("parse + reference book", &reference),
-    ] {
-        println!("  {name:<36} {:>8.1} M msg/s at p50", msgs(h));
+    common::print_machine();
+    for (name, profile) in [("touch", Profile::Touch), ("deep", Profile::Deep)] {
+        common::pin(0);
+        let bytes = stream(profile, common::scale(5_000_000, 20_000));
+        let n = messages_in(&bytes);
+        let passes = common::scale(3, 1);
+        let parse = per_pass(passes, n, || parse_only(&bytes));
+        let plain = per_pass(passes, n, || pinbook(&bytes));
+        let ahead = per_pass(passes, n, || pinbook_ahead(&bytes));
+        let reference = per_pass(common::scale(2, 1), n, || reference(&bytes));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("{name}.itch"));
+        std::fs::write(&path, &bytes).expect("write the stream");
+        let mut shard_h = common::histogram();
+        for _ in 0..passes {
+            let (elapsed, covered) = shard(&path, n);
+            common::record_ns(&mut shard_h, elapsed.as_nanos() as f64 / covered as f64);
+        }
+        println!();
+        println!(
+            "{name}: {n} messages, {SYMBOLS} symbols, {} MiB",
+            bytes.len() >> 20
+        );
+        println!(
+            "  reference / pinbook (lookahead): {:.2}x; shard / replay-style books: {:.2}x; \
+             lookahead gain: {:.2}x",
+            p50(&reference) / p50(&ahead),
+            p50(&shard_h) / p50(&ahead),
+            p50(&plain) / p50(&ahead),
+        );
+        common::print_table(
+            &format!("{name}: parse + L3 book, {passes} passes over {n} messages: ns/msg per pass"),
+            "ns per message",
+            &[
+                ("parse + pinbook (lookahead)", &ahead),
+                ("parse + pinbook (as parsed)", &plain),
+                ("unpaced shard (file → ring)", &shard_h),
+                ("parse + reference BTreeMap book", &reference),
+                ("parse only", &parse),
+            ],
+        );
+        if profile == Profile::Touch {
+            let (latency, timer) = sampled(&bytes);
+            common::print_table(
+                "touch: parse + apply per message, groups of 16 timed together, ns",
+                "ns per message",
+                &[("parse + apply", &latency), ("timer only", &timer)],
+            );
+        }
     }
-    common::print_table(
-        &format!("parse + L3 book, {passes} passes over {n} messages: ns/msg per pass"),
-        "ns per message",
-        &[
-            ("parse + pinbook", &window),
-            ("parse + reference BTreeMap book", &reference),
-            ("parse only", &parse),
-        ],
-    );
-    let (latency, timer) = sampled_latency(&bytes, 64);
-    common::print_table(
-        "per-message parse + apply, every 64th message timed alone (window index), ns",
-        "ns per message",
-        &[("parse + apply", &latency), ("timer only", &timer)],
-    );
 }
 
 fn main() {

@@ -262,10 +262,9 @@ fn publish_sends_the_whole_file_then_ends_the_session() {
     let (dropping, out) = publish_and_receive(file, &["--rate", "20000", "--drop-every", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        dropping.messages < 2000 && dropping.message_packets < seen.message_packets,
-        "{dropping:?}"
-    );
+    // (how many messages share a packet depends on timing, so the two runs' packet counts
+    // are not compared)
+    assert!(dropping.messages < 2000, "{dropping:?}");
     assert!(
         dropping.discontinuities >= dropping.message_packets - 1,
         "{dropping:?}"

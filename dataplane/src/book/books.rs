@@ -263,35 +263,32 @@ impl<'a> Books<'a> {
     }
 
     /// Starts loading what `message` will touch: its order record (E, C, X, D, U) or its level
-    /// (A, F). Call it some messages ahead of [`Books::apply`]; it changes nothing.
+    /// (A, F). Call it some messages ahead of [`Books::apply`]; it changes nothing. Returns the
+    /// order reference to pass to [`Books::prefetch_level`] a few messages later, when the
+    /// order record has arrived.
     #[inline(always)]
-    pub fn prefetch(&self, message: &Message<'_>) {
-        match message {
-            Message::AddOrder(m) => {
-                self.levels
-                    .prefetch(m.header().stock_locate, m.side(), i64::from(m.price()));
-            }
-            Message::OrderExecuted(m) => self.orders.prefetch(m.order_ref()),
-            Message::OrderExecutedWithPrice(m) => self.orders.prefetch(m.order_ref()),
-            Message::OrderCancel(m) => self.orders.prefetch(m.order_ref()),
-            Message::OrderDelete(m) => self.orders.prefetch(m.order_ref()),
-            Message::OrderReplace(m) => self.orders.prefetch(m.original_order_ref()),
-            _ => {}
-        }
-    }
-
-    /// The second step of [`Books::prefetch`], closer to [`Books::apply`]: for a message that
-    /// names an order (now loaded), starts loading its level.
-    #[inline(always)]
-    pub fn prefetch_level(&self, message: &Message<'_>) {
+    pub fn prefetch(&self, message: &Message<'_>) -> Option<u64> {
         let reference = match message {
+            Message::AddOrder(m) => {
+                let locate = m.header().stock_locate;
+                self.levels.prefetch(locate, m.side(), i64::from(m.price()));
+                return None;
+            }
             Message::OrderExecuted(m) => m.order_ref(),
             Message::OrderExecutedWithPrice(m) => m.order_ref(),
             Message::OrderCancel(m) => m.order_ref(),
             Message::OrderDelete(m) => m.order_ref(),
             Message::OrderReplace(m) => m.original_order_ref(),
-            _ => return,
+            _ => return None,
         };
+        self.orders.prefetch(reference);
+        Some(reference)
+    }
+
+    /// The second step of [`Books::prefetch`]: starts loading the level of the order of
+    /// `reference`, reading its (by now loaded) record.
+    #[inline(always)]
+    pub fn prefetch_level(&self, reference: u64) {
         if let Some(o) = self.orders.get(reference) {
             self.levels.prefetch(o.locate, o.side, o.price);
         }

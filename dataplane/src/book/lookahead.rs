@@ -19,7 +19,8 @@ pub const DEPTH: usize = 16;
 /// A queue of the next `DEPTH` messages ahead of the book.
 #[derive(Debug)]
 pub struct Lookahead<'m> {
-    ring: [Option<Message<'m>>; DEPTH],
+    /// Each message with the order reference whose level is still to prefetch.
+    ring: [Option<(Message<'m>, Option<u64>)>; DEPTH],
     /// Position of the oldest message.
     front: usize,
     len: usize,
@@ -45,18 +46,19 @@ impl<'m> Lookahead<'m> {
     /// apply it now.
     #[inline(always)]
     pub fn push(&mut self, books: &Books<'_>, message: Message<'m>) -> Option<Message<'m>> {
-        books.prefetch(&message);
+        let follow = books.prefetch(&message);
         if self.len >= DEPTH / 2
-            && let Some(middle) = &self.ring[(self.front + self.len - DEPTH / 2) % DEPTH]
+            && let Some((_, Some(reference))) =
+                self.ring[(self.front + self.len - DEPTH / 2) % DEPTH]
         {
-            books.prefetch_level(middle);
+            books.prefetch_level(reference);
         }
         if self.len == DEPTH {
-            let oldest = self.ring[self.front].replace(message);
+            let oldest = self.ring[self.front].replace((message, follow));
             self.front = (self.front + 1) % DEPTH;
-            return oldest;
+            return oldest.map(|(m, _)| m);
         }
-        self.ring[(self.front + self.len) % DEPTH] = Some(message);
+        self.ring[(self.front + self.len) % DEPTH] = Some((message, follow));
         self.len += 1;
         None
     }
@@ -70,7 +72,7 @@ impl<'m> Lookahead<'m> {
         let oldest = self.ring[self.front].take();
         self.front = (self.front + 1) % DEPTH;
         self.len -= 1;
-        oldest
+        oldest.map(|(m, _)| m)
     }
 
     /// Messages held.

@@ -22,6 +22,7 @@
 
 pub mod command;
 pub mod event;
+pub mod held;
 pub mod idle;
 mod shard;
 pub mod stats;

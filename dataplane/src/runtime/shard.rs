@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::command::{Ack, Applied, Command, CommandError};
 use super::event::{Event, LevelUpdate, ResyncReason};
+use super::held::Held;
 use super::idle::{IdleStrategy, Idler};
 use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
@@ -186,6 +187,8 @@ pub(super) struct Shard<'a> {
     /// No order has been applied since the books were last emptied for a new day (a restart
     /// and the start-of-messages event that follows it are one new day, not two).
     day_clean: bool,
+    /// Messages held back while their records load; empty between polls.
+    held: Held,
 }
 
 impl<'a> Shard<'a> {
@@ -220,6 +223,7 @@ impl<'a> Shard<'a> {
             owed_fresh: false,
             published: 0,
             day_clean: false,
+            held: Held::new(),
         })
     }
 
@@ -236,6 +240,7 @@ impl<'a> Shard<'a> {
                     let mut sink = |event: FeedEvent<'_>| self.on_feed(event, started);
                     source.poll(started, batch, &mut sink)
                 };
+                self.drain_held();
                 match polled {
                     Polled::Events(n) => work |= n > 0,
                     Polled::Idle => {}
@@ -515,10 +520,30 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// One feed event.
+    /// Handles the messages held back, oldest first.
+    fn drain_held(&mut self) {
+        while let Some(slot) = self.held.pop() {
+            self.on_message(slot.bytes(), slot.ingest_ns);
+        }
+    }
+
+    /// One feed event. A message is held back a few messages while its records load
+    /// ([`Held`]); anything else first lets every held message through.
     fn on_feed(&mut self, event: FeedEvent<'_>, ingest_ns: u64) {
+        if let FeedEvent::Message(bytes) = event {
+            match self.held.push(bytes, ingest_ns, &self.books) {
+                Ok(Some(slot)) => self.on_message(slot.bytes(), slot.ingest_ns),
+                Ok(None) => {}
+                Err(()) => {
+                    self.drain_held();
+                    self.on_message(bytes, ingest_ns);
+                }
+            }
+            return;
+        }
+        self.drain_held();
         match event {
-            FeedEvent::Message(bytes) => self.on_message(bytes, ingest_ns),
+            FeedEvent::Message(_) => {}
             FeedEvent::Gap { first, count } => {
                 self.stats.add(Counter::Gaps, 1);
                 self.stats.add(Counter::MessagesLost, count);
