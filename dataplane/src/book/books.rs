@@ -99,6 +99,10 @@ pub struct Book {
     symbol: [u8; 8],
     bids: SideOrder,
     asks: SideOrder,
+    /// Orders resting in this book now.
+    orders: u32,
+    /// Bumped by [`Books::clear_book`]: orders of an earlier epoch are gone.
+    epoch: u16,
     trading_state: u8,
     listed: bool,
     crossed: bool,
@@ -111,6 +115,8 @@ impl Book {
             symbol: *b"        ",
             bids: SideOrder::new(Side::Buy),
             asks: SideOrder::new(Side::Sell),
+            orders: 0,
+            epoch: 0,
             trading_state: 0,
             listed: false,
             crossed: false,
@@ -189,6 +195,7 @@ impl<'s> BookView<'s> {
             .orders
             .iter()
             .filter(|o| o.locate == self.locate && o.side == side && o.price == price)
+            .filter(|o| o.epoch == self.book.epoch)
             .copied()
             .collect();
         queue.sort_by_key(|o| o.arrival);
@@ -240,6 +247,8 @@ pub struct Books<'a> {
     levels: LevelTable<'a>,
     lists: PriceLists<'a>,
     max_levels_per_side: u32,
+    /// Orders of cleared books still in the store, freed when next named or at a new day.
+    stale: usize,
     stats: BookStats,
 }
 
@@ -258,6 +267,7 @@ impl<'a> Books<'a> {
             levels: LevelTable::new(arena, config.max_levels)?,
             lists: PriceLists::new(arena, config.list_keys())?,
             max_levels_per_side: config.max_levels_per_side,
+            stale: 0,
             stats: BookStats::default(),
         })
     }
@@ -410,8 +420,25 @@ impl<'a> Books<'a> {
             arrival: 0,
             locate,
             side,
+            epoch: book.epoch,
         };
-        match self.orders.insert(order) {
+        let mut inserted = self.orders.insert(order);
+        if inserted == Err(StoreError::Duplicate)
+            && let Some(old) = self.orders.get(reference)
+            && self
+                .books
+                .get(old.locate as usize)
+                .is_none_or(|b| b.epoch != old.epoch)
+        {
+            // the reference belonged to an order cleared with its book: that one goes
+            self.orders.remove(reference);
+            self.stale = self.stale.saturating_sub(1);
+            inserted = self.orders.insert(order);
+        }
+        let Some(book) = self.books.get_mut(locate as usize) else {
+            return false;
+        };
+        match inserted {
             Ok(()) => {}
             Err(StoreError::NoShares) => {
                 // An order for nothing is dead on arrival: nothing rests.
@@ -458,6 +485,7 @@ impl<'a> Books<'a> {
         if let Some(o) = self.orders.get_mut(reference) {
             o.arrival = joined.arrival;
         }
+        book.orders += 1;
         let at_best = book.side(side).best() == Some(price);
         let was_crossed = book.crossed;
         self.stats.adds += 1;
@@ -488,8 +516,11 @@ impl<'a> Books<'a> {
         timestamp: u64,
         out: &mut impl FnMut(L2Change),
     ) {
-        let Some(order) = self.orders.get_mut(reference) else {
+        if !self.is_live(reference) {
             self.stats.unknown_refs += 1;
+            return;
+        }
+        let Some(order) = self.orders.get_mut(reference) else {
             return;
         };
         if shares >= order.shares {
@@ -522,12 +553,15 @@ impl<'a> Books<'a> {
     /// Removes the order of `reference` and returns its level's new state, without emitting.
     #[inline]
     fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<L2Change> {
+        if !self.is_live(reference) {
+            return None;
+        }
         let order = self.orders.remove(reference)?;
         let (locate, side, price) = (order.locate, order.side, order.price);
+        let book = self.books.get_mut(locate as usize)?;
+        book.orders = book.orders.saturating_sub(1);
         let left = self.levels.take(locate, side, price, order.shares, true)?;
-        if left.orders == 0
-            && let Some(book) = self.books.get_mut(locate as usize)
-        {
+        if left.orders == 0 {
             book.side_mut(side)
                 .emptied(price, left.list_pos, &mut self.lists);
         }
@@ -567,6 +601,25 @@ impl<'a> Books<'a> {
         self.uncross(old.locate);
     }
 
+    /// True when `reference` names a resting order. An order cleared with its book is freed
+    /// here, when a message names it (it is unknown then).
+    #[inline(always)]
+    fn is_live(&mut self, reference: u64) -> bool {
+        let Some(order) = self.orders.get(reference) else {
+            return false;
+        };
+        if self
+            .books
+            .get(order.locate as usize)
+            .is_some_and(|b| b.epoch == order.epoch)
+        {
+            return true;
+        }
+        self.orders.remove(reference);
+        self.stale = self.stale.saturating_sub(1);
+        false
+    }
+
     #[inline(always)]
     fn emit(&mut self, change: L2Change, out: &mut impl FnMut(L2Change)) {
         self.stats.changes += 1;
@@ -601,13 +654,18 @@ impl<'a> Books<'a> {
     }
 
     /// Empties the book of `locate`: its orders and levels go. The symbol name and trading
-    /// state stay. Returns how many orders were freed. Looks at every live order of the shard
-    /// (tens of milliseconds at a full day's size): for operator commands, not per message.
+    /// state stay. Returns how many orders were freed. Takes time in proportion to the book's
+    /// levels: its orders are only marked gone (their book's epoch moves on) and are freed
+    /// when a message names them or at the next [`Books::clear_all`]; until then they hold
+    /// their place in `max_orders`.
     pub fn clear_book(&mut self, locate: u16) -> usize {
         let Some(book) = self.books.get_mut(locate as usize) else {
             return 0;
         };
-        let freed = self.orders.remove_where(|o| o.locate == locate);
+        let freed = book.orders as usize;
+        book.orders = 0;
+        self.stale += freed;
+        book.epoch = book.epoch.wrapping_add(1);
         for side in [Side::Buy, Side::Sell] {
             let order = book.side_mut(side);
             for price in order.prices(&self.lists) {
@@ -617,6 +675,15 @@ impl<'a> Books<'a> {
         }
         book.crossed = false;
         book.incomplete = false;
+        if book.epoch == 0 {
+            // 65,536 clears of one book: free what is left of every epoch before an old one
+            // could come back to life
+            let epoch = |l: u16| self.books.get(l as usize).map(|b| b.epoch);
+            let gone = self
+                .orders
+                .remove_where(|o| epoch(o.locate) != Some(o.epoch));
+            self.stale = self.stale.saturating_sub(gone);
+        }
         freed
     }
 
@@ -624,10 +691,12 @@ impl<'a> Books<'a> {
     /// trading states and the counters stay.
     pub fn clear_all(&mut self) {
         self.orders.clear();
+        self.stale = 0;
         for locate in 0..self.books.len() {
             // locates are below 65,536 (checked in `new`)
             self.clear_book(locate as u16);
         }
+        self.stale = 0;
     }
 
     /// Marks the book of `locate` incomplete: it is known to miss orders (it was not tracked
@@ -713,7 +782,7 @@ impl<'a> Books<'a> {
 
     /// Orders resting across all books.
     pub fn live_orders(&self) -> usize {
-        self.orders.len()
+        self.orders.len() - self.stale
     }
 
     /// Price levels across all books and sides.
@@ -873,8 +942,16 @@ mod tests {
         // the cleared orders left the index: their references are unknown now
         f.send(&encode::order_delete(h(AAPL), 2));
         assert_eq!(f.books.stats().unknown_refs, 1);
+        assert_eq!(f.books.live_orders(), 1);
         // a reference can be used again, and the other book is intact
         f.add(AAPL, 1, Side::Buy, 7, 999);
+        assert_eq!(f.books.live_orders(), 2);
+        f.send(&encode::order_executed(h(AAPL), 3, 1, 1));
+        assert_eq!(
+            f.books.stats().unknown_refs,
+            2,
+            "a cleared order is unknown"
+        );
         assert_eq!(f.levels(AAPL, Side::Buy), [(999, 7, 1)]);
         assert_eq!(f.levels(MSFT, Side::Sell), [(2000, 5, 1)]);
         f.books.clear_all();

@@ -36,6 +36,9 @@ pub struct Order {
     pub locate: u16,
     /// Buy or sell.
     pub side: Side,
+    /// The book's epoch when the order was added: an order of an earlier epoch was cleared
+    /// with its book and is only waiting to be freed (see [`super::Books::clear_book`]).
+    pub epoch: u16,
 }
 
 const _: () = assert!(size_of::<Order>() == 32);
@@ -48,6 +51,7 @@ impl Order {
         arrival: 0,
         locate: 0,
         side: Side::Buy,
+        epoch: 0,
     };
 
     #[inline(always)]
@@ -240,6 +244,9 @@ impl<'a> OrderStore<'a> {
 
     /// Frees every order `doomed` picks; returns how many. Looks at every record.
     pub fn remove_where(&mut self, doomed: impl Fn(&Order) -> bool) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
         let mut freed = 0;
         for order in self.window.iter_mut() {
             if !order.is_free() && doomed(order) {
@@ -376,6 +383,7 @@ mod tests {
             arrival: 0,
             locate: 1,
             side: Side::Buy,
+            epoch: 0,
         }
     }
 
