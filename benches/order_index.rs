@@ -26,9 +26,10 @@
 //! hashing beats ahash in the same table by ~1.4x; SipHash is 2–4x slower than either. The book
 //! still uses open addressing: 64 MiB for 2 M orders against ~1 GiB, and a memory bound that
 //! does not depend on how the day's orders die or on how symbols are sharded (see
-//! `dataplane::book::order_index::OrderIndex`).
+//! `index_designs::OrderIndex`, before the book stored orders inline).
 
 mod common;
+mod index_designs;
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::collections::{HashSet, VecDeque};
@@ -37,11 +38,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use dataplane::book::order_index::{
+use hdrhistogram::Histogram;
+use index_designs::{
     AHash, CHUNK_BITS, CHUNK_REFS, DirectIndex, IndexError, Multiplicative, NO_SLOT,
     OpenAddressingIndex, RefIndex,
 };
-use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

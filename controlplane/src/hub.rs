@@ -20,7 +20,7 @@
 //! [`Policy::window`], or stays lagging longer than [`Policy::stall`]; its stream also gives
 //! up on a client that takes nothing for [`Policy::stall`] ([`Hub::stalled`]).
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -110,7 +110,10 @@ fn run_profile(
     let mut books = Books::new(books_config, None).unwrap();
     let mut reference = ReferenceBooks::new();
     let mut mirror = Mirror::default();
-    let complete = books_config == BooksConfig::default();
+    // big enough for everything: then every book must match, the L2 stream too
+    let complete = books_config.max_orders >= BooksConfig::default().max_orders
+        && books_config.max_levels >= BooksConfig::default().max_levels
+        && books_config.max_levels_per_side >= BooksConfig::default().max_levels_per_side;
     let mut buf = Vec::with_capacity(64);
     let mut compared = 0;
     for i in 1..=messages {
@@ -227,4 +230,57 @@ fn locates_beyond_capacity_are_counted() {
     );
     assert!(books.stats().symbols_full > 0);
     assert_eq!(books.listed().count(), 9, "locates 1..=9 fit in 10 books");
+}
+
+/// Books for a 10 M-message stream of either profile (the deep one holds ~1.8 M orders and
+/// ~1.2 M levels).
+fn ten_million_config() -> BooksConfig {
+    BooksConfig {
+        max_orders: 4 << 20,
+        max_levels: 2 << 20,
+        ..BooksConfig::default()
+    }
+}
+
+/// 10 M messages of each profile; slow in a debug build, so `scripts/test` runs them in
+/// release (`cargo test --release -- --ignored`).
+#[test]
+#[ignore = "10 M messages: run in release by scripts/test"]
+fn ten_million_touch_messages_match_the_reference() {
+    let config = GeneratorConfig {
+        symbols: 1000,
+        seed: 11,
+    };
+    let books = run_profile(
+        config,
+        Profile::Touch,
+        ten_million_config(),
+        10_000_000,
+        1_000_000,
+    );
+    let s = books.stats();
+    assert_eq!(s.messages, 10_000_000);
+    assert_eq!(s.unknown_refs + s.duplicate_refs + s.overfills, 0, "{s:?}");
+    assert_eq!(s.orders_full + s.levels_full + s.symbols_full, 0, "{s:?}");
+}
+
+#[test]
+#[ignore = "10 M messages: run in release by scripts/test"]
+fn ten_million_deep_messages_match_the_reference() {
+    let config = GeneratorConfig {
+        symbols: 1000,
+        seed: 12,
+    };
+    let books = run_profile(
+        config,
+        Profile::Deep,
+        ten_million_config(),
+        10_000_000,
+        1_000_000,
+    );
+    let s = books.stats();
+    assert!(books.live_orders() > 1_000_000, "{}", books.live_orders());
+    assert!(s.crossed > 0, "{s:?}");
+    assert_eq!(s.unknown_refs + s.duplicate_refs + s.overfills, 0, "{s:?}");
+    assert_eq!(s.orders_full + s.levels_full + s.symbols_full, 0, "{s:?}");
 }

@@ -132,43 +132,50 @@ fn pool_alloc_free_allocates_nothing() {
 }
 
 #[test]
-fn order_index_operations_allocate_nothing() {
-    use dataplane::book::order_index::{
-        DirectIndex, IndexError, Multiplicative, OpenAddressingIndex, RefIndex,
-    };
+fn order_store_and_level_table_operations_allocate_nothing() {
+    use dataplane::book::level_table::LevelTable;
+    use dataplane::book::order_store::{Order, OrderStore, StoreError};
+    use dataplane::feed::itch::Side;
 
-    /// A window of 2 000 live references slides up 600 000 references (chunks recycle, runs
-    /// shift back), then the index is filled until it refuses, and every error path is taken.
-    fn day<I: RefIndex>(index: &mut I) -> u64 {
-        let mut sink = 0u64;
+    let mut orders = OrderStore::new(None, 4096).expect("store");
+    let mut levels = LevelTable::new(None, 4096).expect("table");
+    let order = |reference: u64| Order {
+        reference,
+        price: (reference % 97) as i64,
+        shares: 5,
+        arrival: 0,
+        locate: 1,
+        side: Side::Buy,
+        epoch: 0,
+    };
+    let mut sink = 0u64;
+    let n = allocations_in(|| {
+        // a window of 2 000 live references slides far up (old orders move to the table of
+        // older ones), then the store fills until it refuses
         for i in 0..200_000u64 {
-            let _ = index.insert(i * 3, i as u32);
+            let r = i * 3;
+            let _ = orders.insert(order(r));
+            let _ = levels.join(1, Side::Buy, (r % 97) as i64, 5);
             if i >= 2_000 {
-                sink += u64::from(index.remove((i - 2_000) * 3).is_some());
+                let gone = (i - 2_000) * 3;
+                sink += u64::from(orders.remove(gone).is_some());
+                let _ = levels.take(1, Side::Buy, (gone % 97) as i64, 5, true);
             }
-            sink += u64::from(index.get(i * 3 / 2).is_some());
-            sink += u64::from(index.get(u64::MAX - i).is_some()); // miss
+            sink += u64::from(orders.get(r / 2).is_some());
         }
-        let mut r = 1 << 30;
-        while index.insert(r, 1) != Err(IndexError::Full) {
+        let mut r = 1 << 40;
+        while orders.insert(order(r)) != Err(StoreError::Full) {
             r += 1;
         }
-        sink += u64::from(index.insert(r - 1, 1) == Err(IndexError::Duplicate));
-        sink += u64::from(index.insert(u64::MAX, 1).is_err());
-        sink += u64::from(index.insert(0, u32::MAX).is_err());
-        sink
-    }
-
-    let mut open = OpenAddressingIndex::<Multiplicative>::with_capacity(4096);
-    let mut direct = DirectIndex::with_capacity(4096);
-    let mut sink = 0;
-    let n = allocations_in(|| {
-        sink += day(&mut open);
-        sink += day(&mut direct);
+        sink += u64::from(orders.insert(order(5)) == Err(StoreError::Full));
+        sink += orders.remove_where(|o| o.reference % 2 == 0) as u64;
+        orders.clear();
     });
     std::hint::black_box(sink);
-    assert_eq!(n, 0, "order-index operations allocated {n} times");
-    assert_eq!((open.len(), direct.len()), (4096, 4096));
+    assert_eq!(
+        n, 0,
+        "order store and level table operations allocated {n} times"
+    );
 }
 
 #[test]

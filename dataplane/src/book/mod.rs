@@ -6,15 +6,12 @@
 //! - [`order_store::OrderStore`] keeps each order inline at its reference;
 //!   [`level_table::LevelTable`] each level by (locate, side, price); [`side::SideOrder`] orders
 //!   one side's levels (exact at the top), its lists lent by [`price_lists::PriceLists`].
-//! - [`order_index`] holds the reference → slot indexes the first book used, kept for the
-//!   benches that compare designs.
 //! - [`reference::ReferenceBooks`] is the slow, obviously correct model the tests compare with.
 
 pub mod books;
 pub mod change;
 pub mod level_table;
 pub mod lookahead;
-pub mod order_index;
 pub mod order_store;
 pub mod price_lists;
 pub mod reference;
