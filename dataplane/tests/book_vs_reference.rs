@@ -113,7 +113,8 @@ fn run_profile(
     // big enough for everything: then every book must match, the L2 stream too
     let complete = books_config.max_orders >= BooksConfig::default().max_orders
         && books_config.max_levels >= BooksConfig::default().max_levels
-        && books_config.max_levels_per_side >= BooksConfig::default().max_levels_per_side;
+        && books_config.max_levels_per_side >= BooksConfig::default().max_levels_per_side
+        && books_config.max_symbols >= BooksConfig::default().max_symbols;
     let mut buf = Vec::with_capacity(64);
     let mut compared = 0;
     for i in 1..=messages {

@@ -140,7 +140,7 @@ pub struct ShardStats {
     max_loop_ns: AtomicU64,
     // Occupancy, stored (not added) by `set_occupancy`.
     orders_live: AtomicU64,
-    levels_lent: AtomicU64,
+    levels_live: AtomicU64,
     ingest_to_publish: LatencyHistogram,
 }
 
@@ -165,7 +165,7 @@ impl ShardStats {
             busy_ns_total: AtomicU64::new(0),
             max_loop_ns: AtomicU64::new(0),
             orders_live: AtomicU64::new(0),
-            levels_lent: AtomicU64::new(0),
+            levels_live: AtomicU64::new(0),
             ingest_to_publish: LatencyHistogram::new(),
         }
     }
@@ -186,11 +186,11 @@ impl ShardStats {
         bump(&self.counters[counter as usize], n);
     }
 
-    /// Records how full the shard's order pool and level store are. Shard thread only.
+    /// Records how many orders and price levels the shard's books hold. Shard thread only.
     #[inline]
     pub fn set_occupancy(&self, orders: u64, levels: u64) {
         self.orders_live.store(orders, Relaxed);
-        self.levels_lent.store(levels, Relaxed);
+        self.levels_live.store(levels, Relaxed);
     }
 
     /// The current value of `counter`. Any thread.
@@ -271,7 +271,7 @@ impl ShardStats {
             busy_ns_total: self.busy_ns_total.load(Relaxed),
             max_loop_ns: self.max_loop_ns.load(Relaxed),
             orders_live: self.orders_live.load(Relaxed),
-            levels_lent: self.levels_lent.load(Relaxed),
+            levels_live: self.levels_live.load(Relaxed),
             ingest_to_publish: self.ingest_to_publish.snapshot(),
         }
     }
@@ -307,7 +307,7 @@ pub struct StatsSnapshot {
     pub overfills: u64,
     /// Book: times a book became crossed (best bid ≥ best ask).
     pub crossings: u64,
-    /// Book: adds dropped because the order pool or order index was full.
+    /// Book: adds dropped because the order store was full (`max_orders`).
     pub orders_full: u64,
     /// Book: adds dropped because no price level could be reserved.
     pub levels_full: u64,
@@ -349,10 +349,10 @@ pub struct StatsSnapshot {
     pub busy_ns_total: u64,
     /// Loop: the longest busy iteration, in nanoseconds.
     pub max_loop_ns: u64,
-    /// Orders resting in the shard's pool at the last busy iteration.
+    /// Orders resting in the shard's books at the last busy iteration.
     pub orders_live: u64,
-    /// Price levels lent to ladders at the last busy iteration (block granularity).
-    pub levels_lent: u64,
+    /// Price levels in the shard's books at the last busy iteration.
+    pub levels_live: u64,
     /// Time from a message's arrival to the publication of its event.
     pub ingest_to_publish: HistogramSnapshot,
 }
