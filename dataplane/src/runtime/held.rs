@@ -77,21 +77,24 @@ impl Held {
         {
             books.prefetch_level(reference);
         }
-        let mut slot = Slot {
-            len: bytes.len() as u8,
-            ingest_ns,
-            follow,
-            ..Slot::EMPTY
-        };
-        slot.bytes[..bytes.len()].copy_from_slice(bytes);
-        if self.len == DEPTH {
-            let oldest = std::mem::replace(&mut self.slots[self.front], slot);
+        // The new message is written in place, and the oldest copied out whole, long after
+        // its bytes were stored: building a slot on the stack and moving it made every move
+        // wait on the byte stores just before it (a store-forwarding stall per message).
+        let (at, oldest) = if self.len == DEPTH {
+            let oldest = self.slots[self.front];
+            let at = self.front;
             self.front = (self.front + 1) % DEPTH;
-            return Ok(Some(oldest));
-        }
-        self.slots[(self.front + self.len) % DEPTH] = slot;
-        self.len += 1;
-        Ok(None)
+            (at, Some(oldest))
+        } else {
+            self.len += 1;
+            ((self.front + self.len - 1) % DEPTH, None)
+        };
+        let slot = &mut self.slots[at];
+        slot.bytes[..bytes.len()].copy_from_slice(bytes);
+        slot.len = bytes.len() as u8;
+        slot.ingest_ns = ingest_ns;
+        slot.follow = follow;
+        Ok(oldest)
     }
 
     /// Takes the oldest message held.
@@ -115,5 +118,52 @@ impl Held {
 impl Default for Held {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::BooksConfig;
+    use crate::feed::itch::Side;
+    use crate::feed::itch::encode::{self, EncHeader};
+
+    #[test]
+    fn messages_come_back_whole_and_in_order() {
+        let config = BooksConfig {
+            max_orders: 64,
+            max_levels: 64,
+            max_levels_per_side: 8,
+            max_symbols: 4,
+        };
+        let books = Books::new(config, None).unwrap();
+        let h = EncHeader {
+            stock_locate: 1,
+            tracking: 0,
+            timestamp: 1,
+        };
+        // adds and deletes of varying lengths, so a slot reused for a shorter message must
+        // not show the longer one's tail
+        let frames: Vec<Vec<u8>> = (0..40u64)
+            .map(|r| match r % 2 {
+                0 => encode::add_order(h, r, Side::Buy, 1, encode::stock("A"), 100, None),
+                _ => encode::order_delete(h, r - 1),
+            })
+            .collect();
+        let mut held = Held::new();
+        let mut out = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            if let Some(slot) = held.push(frame, i as u64, &books).unwrap() {
+                out.push((slot.bytes().to_vec(), slot.ingest_ns));
+            }
+        }
+        assert_eq!(out.len(), 40 - DEPTH);
+        while let Some(slot) = held.pop() {
+            out.push((slot.bytes().to_vec(), slot.ingest_ns));
+        }
+        assert!(held.is_empty());
+        let expected: Vec<(Vec<u8>, u64)> = frames.into_iter().zip(0..).collect();
+        assert_eq!(out, expected);
+        assert!(held.push(&[0; MAX_MESSAGE_LEN + 1], 0, &books).is_err());
     }
 }
