@@ -147,7 +147,7 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..40u64)
             .map(|r| match r % 2 {
                 0 => encode::add_order(h, r, Side::Buy, 1, encode::stock("A"), 100, None),
-                _ => encode::order_delete(h, r - 1),
+                _ => encode::order_delete(h, r - 1).to_vec(),
             })
             .collect();
         let mut held = Held::new();
