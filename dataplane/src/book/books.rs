@@ -73,8 +73,10 @@ impl BooksConfig {
             .saturating_add(crate::arena::CACHE_LINE)
     }
 
-    /// Keys in the shard's price lists: a side's list is compacted before it grows, so it is
-    /// at least a quarter live; the rest is room for blocks of each size class.
+    /// Keys in the shard's price lists. A side's list holds the most levels the side had since
+    /// it was last empty, rounded up to a power of two (at least 8), and gives its block back
+    /// when it empties; 8 per level of `max_levels` leaves room for that rounding and for
+    /// blocks parked in the free list of another size class.
     fn list_keys(&self) -> usize {
         self.max_levels
             .saturating_mul(8)
@@ -102,7 +104,7 @@ pub struct Book {
     /// Orders resting in this book now.
     orders: u32,
     /// Bumped by [`Books::clear_book`]: orders of an earlier epoch are gone.
-    epoch: u16,
+    epoch: u32,
     trading_state: u8,
     listed: bool,
     crossed: bool,
@@ -523,6 +525,10 @@ impl<'a> Books<'a> {
         let Some(order) = self.orders.get_mut(reference) else {
             return;
         };
+        if shares == 0 {
+            // nothing executed or cancelled: no level changed, so nothing is emitted
+            return;
+        }
         if shares >= order.shares {
             if shares > order.shares {
                 self.stats.overfills += 1;
@@ -657,7 +663,8 @@ impl<'a> Books<'a> {
     /// state stay. Returns how many orders were freed. Takes time in proportion to the book's
     /// levels: its orders are only marked gone (their book's epoch moves on) and are freed
     /// when a message names them or at the next [`Books::clear_all`]; until then they hold
-    /// their place in `max_orders`.
+    /// their place in `max_orders`. (Once in 2^32 clears of one book, when its epoch wraps,
+    /// the whole order store is scanned instead.)
     pub fn clear_book(&mut self, locate: u16) -> usize {
         let Some(book) = self.books.get_mut(locate as usize) else {
             return 0;
@@ -676,12 +683,9 @@ impl<'a> Books<'a> {
         book.crossed = false;
         book.incomplete = false;
         if book.epoch == 0 {
-            // 65,536 clears of one book: free what is left of every epoch before an old one
-            // could come back to life
-            let epoch = |l: u16| self.books.get(l as usize).map(|b| b.epoch);
-            let gone = self
-                .orders
-                .remove_where(|o| epoch(o.locate) != Some(o.epoch));
+            // 2^32 clears of this book: its stale orders of every earlier epoch (all of its
+            // orders still stored) go now, before one of them could match the epoch again
+            let gone = self.orders.remove_where(|o| o.locate == locate);
             self.stale = self.stale.saturating_sub(gone);
         }
         freed
@@ -782,7 +786,7 @@ impl<'a> Books<'a> {
 
     /// Orders resting across all books.
     pub fn live_orders(&self) -> usize {
-        self.orders.len() - self.stale
+        self.orders.len().saturating_sub(self.stale)
     }
 
     /// Price levels across all books and sides.
@@ -1049,6 +1053,9 @@ mod tests {
             f.add(AAPL, 1, Side::Sell, 5, 5).is_empty(),
             "duplicate reference ignored"
         );
+        // naming an order with 0 shares changes no level: nothing is emitted
+        assert!(f.send(&encode::order_executed(h(AAPL), 1, 0, 3)).is_empty());
+        assert!(f.send(&encode::order_cancel(h(AAPL), 1, 0)).is_empty());
         // executing more than rests removes the order and counts it
         f.send(&encode::order_executed(h(AAPL), 1, 500, 2));
         let s = *f.books.stats();

@@ -38,7 +38,7 @@ pub struct Order {
     pub side: Side,
     /// The book's epoch when the order was added: an order of an earlier epoch was cleared
     /// with its book and is only waiting to be freed (see [`super::Books::clear_book`]).
-    pub epoch: u16,
+    pub epoch: u32,
 }
 
 const _: () = assert!(size_of::<Order>() == 32);
@@ -120,9 +120,11 @@ impl<'a> OrderStore<'a> {
             .saturating_add(2 * crate::arena::CACHE_LINE)
     }
 
+    /// `base + mask` never exceeds `u64::MAX` (a slide sets `base = reference - mask`), so a
+    /// reference below `base` wraps to above `mask`: one compare.
     #[inline(always)]
     fn in_window(&self, reference: u64) -> bool {
-        reference.wrapping_sub(self.base) <= self.mask && reference >= self.base
+        reference.wrapping_sub(self.base) <= self.mask
     }
 
     /// Asks the CPU to start loading the record of `reference`, for a message some way ahead.
@@ -255,24 +257,19 @@ impl<'a> OrderStore<'a> {
                 freed += 1;
             }
         }
-        // A deletion shifts later records of its run back, maybe into a position already
-        // passed (when the run wraps): repeat until a pass frees nothing.
-        loop {
-            let mut freed_now = 0;
-            let mut at = 0;
-            while at < self.old.len() {
-                if !self.old[at].is_free() && doomed(&self.old[at]) {
-                    self.old_delete(at);
-                    freed_now += 1;
-                } else {
-                    at += 1;
-                }
-            }
-            freed += freed_now;
-            if freed_now == 0 {
-                return freed;
+        // A deletion shifts later records of its run back into the freed position, which is
+        // looked at again; a record only ever moves back to a position not yet passed or to
+        // the one being looked at, so one pass finds them all.
+        let mut at = 0;
+        while at < self.old.len() {
+            if !self.old[at].is_free() && doomed(&self.old[at]) {
+                self.old_delete(at);
+                freed += 1;
+            } else {
+                at += 1;
             }
         }
+        freed
     }
 
     /// Frees every order.
@@ -285,6 +282,8 @@ impl<'a> OrderStore<'a> {
         }
         self.in_window = 0;
         self.in_old = 0;
+        // both parts are empty: the next day's references start the window afresh
+        self.base = 0;
     }
 
     /// Live orders.

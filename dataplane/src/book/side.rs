@@ -9,11 +9,13 @@
 //! - `list`: the key of every level of the side, in no order, each at a position its level
 //!   remembers (`Level::list_pos`). A new level takes a free position (one store); an emptied
 //!   level frees its position (one store). Free positions are chained through the list itself.
-//!   Nothing is ever searched for or moved on the message path.
+//!   No level is looked up and no key moves on the message path, except that a full list is
+//!   copied once into a block twice as large, and that an emptied side gives its block back.
 //!
-//! When `top` runs empty while levels remain below it, it is refilled from the list (one
-//! sequential pass, no lookups). [`SideOrder::settle`] sorts the list best first for reading a
-//! whole book, and tells each level its new position.
+//! When `top` runs empty while levels remain below it, it is refilled from the list: one
+//! sequential pass over the positions used since the side was last empty or settled, no
+//! lookups. [`SideOrder::settle`] sorts the list best first for reading a whole book, and tells
+//! each level its new position.
 //!
 //! Keys are prices turned so that larger is better on both sides: the price itself for bids,
 //! its bitwise complement for asks (`!p` reverses the order of `i64` and is its own inverse).
@@ -22,7 +24,8 @@
 //! of `i64::MAX`. No ITCH price is among them.
 //!
 //! A deep side (thousands of levels, as on a real day) thus costs O(1) per level created or
-//! emptied anywhere in it, and O(levels) only when its top is exhausted.
+//! emptied anywhere in it (amortised over the list's doublings; a search of the ≤ 8 top keys
+//! for an emptied one), and O(positions used) only when its top is exhausted.
 
 use super::price_lists::{Block, PriceLists};
 use crate::feed::itch::Side;
@@ -160,6 +163,10 @@ impl SideOrder {
                 }
             }
             None => self.beyond = self.beyond.saturating_sub(1),
+        }
+        if self.levels() == 0 {
+            // an empty side gives its block back, however large it grew
+            self.clear(lists);
         }
     }
 

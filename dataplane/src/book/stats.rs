@@ -16,7 +16,8 @@ pub struct BookStats {
     pub deletes: u64,
     /// Replaces (U).
     pub replaces: u64,
-    /// Messages that do not change a book (P, Q, B, I, N, …).
+    /// Messages that do not change a book (P, Q, B, I, N, …), adds of 0 shares, and adds at a
+    /// price a book side cannot hold (see `book::side`; never an ITCH price).
     pub skipped: u64,
     /// L2 change records emitted.
     pub changes: u64,
