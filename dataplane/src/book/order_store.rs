@@ -8,9 +8,13 @@
 //! When a new reference lies beyond the window, the window slides up to it and the orders
 //! still alive in the part left behind move to an open-addressing table of records (linear
 //! probing, backward-shift deletion, at most half full). A reference below the window (a feed
-//! that goes back) goes straight to that table. Each window position is scanned at most once as
-//! the window passes, and a slide over a window with no live order costs nothing, so sliding is
-//! O(1) per reference amortised whatever the references are.
+//! that goes back) goes straight to that table.
+//!
+//! A slide looks only where orders may be: a bit per group of 64 records, set when an order is
+//! stored there and cleared when a slide has passed the whole group, says which groups to
+//! scan. So a slide costs O(window / 4096) to read those bits plus O(64) per group stored to
+//! since it was last passed — a hostile stream of references that each jump past the window
+//! costs a few microseconds per message, not a scan of the window.
 //!
 //! All memory is taken in [`OrderStore::new`]; nothing allocates afterwards and no input
 //! panics. A record is free when its `shares` is 0: a resting order always has shares.
@@ -60,6 +64,9 @@ impl Order {
     }
 }
 
+/// Window records per group of the slide's bitmap.
+const GROUP: usize = 64;
+
 /// Why an order could not be stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreError {
@@ -79,6 +86,8 @@ pub struct OrderStore<'a> {
     window: Region<'a, Order>,
     mask: u64,
     in_window: usize,
+    /// Bit `g` set: group `g` of 64 window records may hold a live order.
+    groups: Region<'a, u64>,
     /// Orders whose references are below the window; power-of-two length ≥ 2 × `max_orders`.
     old: Region<'a, Order>,
     in_old: usize,
@@ -99,6 +108,7 @@ impl<'a> OrderStore<'a> {
             window: Region::new(arena, len, |_| Order::FREE)?,
             mask: len as u64 - 1,
             in_window: 0,
+            groups: Region::new(arena, (len / GROUP / 64).max(1), |_| 0)?,
             old: Region::new(arena, len, |_| Order::FREE)?,
             in_old: 0,
             max_orders,
@@ -115,9 +125,10 @@ impl<'a> OrderStore<'a> {
 
     /// Bytes taken by a store for `max_orders`.
     pub fn bytes(max_orders: usize) -> usize {
-        Self::table_len(max_orders)
-            .saturating_mul(2 * size_of::<Order>())
-            .saturating_add(2 * crate::arena::CACHE_LINE)
+        let len = Self::table_len(max_orders);
+        len.saturating_mul(2 * size_of::<Order>())
+            .saturating_add((len / GROUP / 64).max(1) * size_of::<u64>())
+            .saturating_add(3 * crate::arena::CACHE_LINE)
     }
 
     /// `base + mask` never exceeds `u64::MAX` (a slide sets `base = reference - mask`), so a
@@ -173,24 +184,50 @@ impl<'a> OrderStore<'a> {
         }
         self.window[at] = order;
         self.in_window += 1;
+        let group = at / GROUP;
+        if let Some(bits) = self.groups.get_mut(group / 64) {
+            *bits |= 1 << (group % 64);
+        }
         Ok(())
     }
 
     /// Moves the window up to start at `new_base`, handing the live orders it leaves behind
-    /// to the table of older orders.
+    /// to the table of older orders. Looks only at groups whose bit is set.
     fn slide(&mut self, new_base: u64) {
-        let mut r = self.base;
+        let group = GROUP as u64;
         let end = new_base.min(self.base.saturating_add(self.mask + 1));
+        let mut r = self.base;
         while r < end && self.in_window > 0 {
             let at = (r & self.mask) as usize;
-            if !self.window[at].is_free() {
-                let order = std::mem::replace(&mut self.window[at], Order::FREE);
-                self.in_window -= 1;
-                // Cannot fail: at most max_orders are live in both parts together and the
-                // table has twice that many records.
-                self.old_insert(order);
+            let g = at / GROUP;
+            let bits = self.groups.get(g / 64).copied().unwrap_or(0);
+            if bits == 0 {
+                // 64 groups with no order: skip to the next word's first record
+                r = (r | (group * 64 - 1)).saturating_add(1);
+                continue;
             }
-            r += 1;
+            let group_end = (r | (group - 1)).saturating_add(1);
+            if bits & (1 << (g % 64)) == 0 {
+                r = group_end;
+                continue;
+            }
+            let stop = group_end.min(end);
+            let whole = r % group == 0 && stop == group_end;
+            while r < stop {
+                let at = (r & self.mask) as usize;
+                if !self.window[at].is_free() {
+                    let order = std::mem::replace(&mut self.window[at], Order::FREE);
+                    self.in_window -= 1;
+                    // Cannot fail: at most max_orders are live in both parts together and
+                    // the table has twice that many records.
+                    self.old_insert(order);
+                }
+                r += 1;
+            }
+            if whole && let Some(bits) = self.groups.get_mut(g / 64) {
+                // every record of the group was passed: nothing of it is left in the window
+                *bits &= !(1 << (g % 64));
+            }
         }
         self.base = new_base;
     }
@@ -280,6 +317,7 @@ impl<'a> OrderStore<'a> {
         if self.in_old > 0 {
             self.old.fill(Order::FREE);
         }
+        self.groups.fill(0);
         self.in_window = 0;
         self.in_old = 0;
         // both parts are empty: the next day's references start the window afresh
@@ -408,39 +446,55 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A window of several bitmap words (16 k records): the slide skips whole words.
         #[test]
-        fn matches_a_hashmap(max in 1usize..80, ops in prop::collection::vec(op(400), 0..600)) {
-            let mut store = OrderStore::new(None, max).unwrap();
-            let mut model: HashMap<u64, Order> = HashMap::new();
-            for op in ops {
-                match op {
-                    Op::Insert(r, s) => {
-                        let expected = if s == 0 {
-                            Err(StoreError::NoShares)
-                        } else if model.contains_key(&r) {
-                            Err(StoreError::Duplicate)
-                        } else if model.len() >= max {
-                            Err(StoreError::Full)
-                        } else {
-                            model.insert(r, order(r, s));
-                            Ok(())
-                        };
-                        prop_assert_eq!(store.insert(order(r, s)), expected);
-                    }
-                    Op::Remove(r) => prop_assert_eq!(store.remove(r), model.remove(&r)),
-                    Op::Reduce(r) => {
-                        if let (Some(o), Some(m)) = (store.get_mut(r), model.get_mut(&r)) {
-                            o.arrival += 1;
-                            m.arrival += 1;
-                        }
+        fn matches_a_hashmap_with_a_wide_window(
+            ops in prop::collection::vec(op(200_000), 0..3_000),
+        ) {
+            check(5_000, ops)?;
+        }
+    }
+
+    fn check(max: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut store = OrderStore::new(None, max).unwrap();
+        let mut model: HashMap<u64, Order> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(r, s) => {
+                    let expected = if s == 0 {
+                        Err(StoreError::NoShares)
+                    } else if model.contains_key(&r) {
+                        Err(StoreError::Duplicate)
+                    } else if model.len() >= max {
+                        Err(StoreError::Full)
+                    } else {
+                        model.insert(r, order(r, s));
+                        Ok(())
+                    };
+                    prop_assert_eq!(store.insert(order(r, s)), expected);
+                }
+                Op::Remove(r) => prop_assert_eq!(store.remove(r), model.remove(&r)),
+                Op::Reduce(r) => {
+                    if let (Some(o), Some(m)) = (store.get_mut(r), model.get_mut(&r)) {
+                        o.arrival += 1;
+                        m.arrival += 1;
                     }
                 }
-                prop_assert_eq!(store.len(), model.len());
             }
-            for (r, o) in &model {
-                prop_assert_eq!(store.get(*r), Some(o));
-            }
-            prop_assert_eq!(store.iter().count(), model.len());
+            prop_assert_eq!(store.len(), model.len());
+        }
+        for (r, o) in &model {
+            prop_assert_eq!(store.get(*r), Some(o));
+        }
+        prop_assert_eq!(store.iter().count(), model.len());
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_hashmap(max in 1usize..80, ops in prop::collection::vec(op(400), 0..600)) {
+            check(max, ops)?;
         }
     }
 
