@@ -212,7 +212,7 @@ impl<'a> OrderStore<'a> {
                 continue;
             }
             let stop = group_end.min(end);
-            let whole = r % group == 0 && stop == group_end;
+            let whole = r.is_multiple_of(group) && stop == group_end;
             while r < stop {
                 let at = (r & self.mask) as usize;
                 if !self.window[at].is_free() {
