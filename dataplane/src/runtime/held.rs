@@ -55,9 +55,9 @@ impl Held {
         }
     }
 
-    /// Holds `bytes` back and starts loading its records; returns the oldest message once
-    /// `DEPTH` are held (handle it now). `Err(())` for a message too long to hold: drain,
-    /// then handle it directly.
+    /// Holds `bytes` back and, if `wanted` says its stock locate is one the books keep,
+    /// starts loading its records; returns the oldest message once `DEPTH` are held (handle it
+    /// now). `Err(())` for a message too long to hold: drain, then handle it directly.
     #[inline]
     #[allow(clippy::result_unit_err)]
     pub fn push(
@@ -65,12 +65,14 @@ impl Held {
         bytes: &[u8],
         ingest_ns: u64,
         books: &Books<'_>,
+        wanted: impl Fn(u16) -> bool,
     ) -> Result<Option<Slot>, ()> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(());
         }
         let follow = itch::parse(bytes)
             .ok()
+            .filter(|message| wanted(message.header().stock_locate))
             .and_then(|message| books.prefetch(&message));
         if self.len >= DEPTH / 2
             && let Some(reference) = self.slots[(self.front + self.len - DEPTH / 2) % DEPTH].follow
@@ -153,7 +155,7 @@ mod tests {
         let mut held = Held::new();
         let mut out = Vec::new();
         for (i, frame) in frames.iter().enumerate() {
-            if let Some(slot) = held.push(frame, i as u64, &books).unwrap() {
+            if let Some(slot) = held.push(frame, i as u64, &books, |_| true).unwrap() {
                 out.push((slot.bytes().to_vec(), slot.ingest_ns));
             }
         }
@@ -164,6 +166,9 @@ mod tests {
         assert!(held.is_empty());
         let expected: Vec<(Vec<u8>, u64)> = frames.into_iter().zip(0..).collect();
         assert_eq!(out, expected);
-        assert!(held.push(&[0; MAX_MESSAGE_LEN + 1], 0, &books).is_err());
+        assert!(
+            held.push(&[0; MAX_MESSAGE_LEN + 1], 0, &books, |_| true)
+                .is_err()
+        );
     }
 }

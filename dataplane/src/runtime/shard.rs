@@ -531,7 +531,10 @@ impl<'a> Shard<'a> {
     /// ([`Held`]); anything else first lets every held message through.
     fn on_feed(&mut self, event: FeedEvent<'_>, ingest_ns: u64) {
         if let FeedEvent::Message(bytes) = event {
-            match self.held.push(bytes, ingest_ns, &self.books) {
+            // a shard reads the whole feed: no loads for the books it does not keep
+            let symbols = &self.symbols;
+            let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
+            match self.held.push(bytes, ingest_ns, &self.books, tracked) {
                 Ok(Some(slot)) => self.on_message(slot.bytes(), slot.ingest_ns),
                 Ok(None) => {}
                 Err(()) => {
