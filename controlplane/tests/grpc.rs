@@ -376,9 +376,14 @@ async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book(
         a.updates,
         b.updates
     );
-    // the feed runs unpaced: the data plane may outrun the event thread, which it announces
+    // the feed runs unpaced: the data plane may outrun the event thread, and the event thread
+    // a client (on a loaded 2-core machine); either is announced, never skipped silently
+    let announced = [
+        pb::ResyncReason::RingOverflow as i32,
+        pb::ResyncReason::SlowConsumer as i32,
+    ];
     for (symbol, reason) in a.resyncs.iter().chain(&b.resyncs) {
-        assert_eq!(*reason, pb::ResyncReason::RingOverflow as i32, "{symbol}");
+        assert!(announced.contains(reason), "{symbol}: {reason}");
     }
 
     // GetBook agrees
