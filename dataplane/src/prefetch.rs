@@ -9,11 +9,11 @@
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `_mm_prefetch` reads nothing and writes nothing; it is a hint that cannot fault
-    // even for invalid addresses, and this one comes from a reference (valid, aligned).
-    unsafe {
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+        let line = (value as *const T).cast::<i8>();
+        // SAFETY: a prefetch reads and writes nothing and cannot fault; `line` is from a reference.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = value;

@@ -143,6 +143,15 @@ impl Book {
     }
 }
 
+/// False for an order cleared with its book ([`Books::clear_book`]) and not freed yet: it is
+/// unknown to every message that names it, and freed then.
+#[inline(always)]
+fn current(books: &[Book], order: &Order) -> bool {
+    books
+        .get(order.locate as usize)
+        .is_some_and(|b| b.epoch == order.epoch)
+}
+
 /// An ITCH price from a price the books hold. Exact for every price an ITCH message put there
 /// (`u32` widens to `i64` losslessly); anything outside `u32` saturates.
 #[inline(always)]
@@ -426,15 +435,13 @@ impl<'a> Books<'a> {
         };
         let mut inserted = self.orders.insert(order);
         if inserted == Err(StoreError::Duplicate)
-            && let Some(old) = self.orders.get(reference)
             && self
-                .books
-                .get(old.locate as usize)
-                .is_none_or(|b| b.epoch != old.epoch)
+                .orders
+                .get(reference)
+                .is_some_and(|old| !current(&self.books, old))
         {
             // the reference belonged to an order cleared with its book: that one goes
-            self.orders.remove(reference);
-            self.stale = self.stale.saturating_sub(1);
+            self.forget_stale(reference);
             inserted = self.orders.insert(order);
         }
         let Some(book) = self.books.get_mut(locate as usize) else {
@@ -491,17 +498,8 @@ impl<'a> Books<'a> {
         let at_best = book.side(side).best() == Some(price);
         let was_crossed = book.crossed;
         self.stats.adds += 1;
-        self.emit(
-            L2Change {
-                locate,
-                side,
-                price: itch_price(price),
-                shares: joined.shares,
-                orders: joined.orders,
-                timestamp,
-            },
-            out,
-        );
+        let change = L2Change::of(locate, side, price, joined.shares, joined.orders, timestamp);
+        self.emit(change, out);
         // Only an order that is now the best of its side can cross the book.
         if at_best || was_crossed {
             self.update_crossed(locate);
@@ -518,13 +516,16 @@ impl<'a> Books<'a> {
         timestamp: u64,
         out: &mut impl FnMut(L2Change),
     ) {
-        if !self.is_live(reference) {
+        let books = &self.books;
+        let Some(order) = self.orders.get_mut(reference) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        if !current(books, order) {
+            self.forget_stale(reference);
             self.stats.unknown_refs += 1;
             return;
         }
-        let Some(order) = self.orders.get_mut(reference) else {
-            return;
-        };
         if shares == 0 {
             // nothing executed or cancelled: no level changed, so nothing is emitted
             return;
@@ -542,27 +543,20 @@ impl<'a> Books<'a> {
         order.shares -= shares;
         let (locate, side, price) = (order.locate, order.side, order.price);
         if let Some(left) = self.levels.take(locate, side, price, shares, false) {
-            self.emit(
-                L2Change {
-                    locate,
-                    side,
-                    price: itch_price(price),
-                    shares: left.shares,
-                    orders: left.orders,
-                    timestamp,
-                },
-                out,
-            );
+            let change = L2Change::of(locate, side, price, left.shares, left.orders, timestamp);
+            self.emit(change, out);
         }
     }
 
     /// Removes the order of `reference` and returns its level's new state, without emitting.
     #[inline]
     fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<L2Change> {
-        if !self.is_live(reference) {
+        let order = self.orders.remove(reference)?;
+        if !current(&self.books, &order) {
+            // cleared with its book: it was only waiting to be freed
+            self.stale = self.stale.saturating_sub(1);
             return None;
         }
-        let order = self.orders.remove(reference)?;
         let (locate, side, price) = (order.locate, order.side, order.price);
         let book = self.books.get_mut(locate as usize)?;
         book.orders = book.orders.saturating_sub(1);
@@ -571,14 +565,14 @@ impl<'a> Books<'a> {
             book.side_mut(side)
                 .emptied(price, left.list_pos, &mut self.lists);
         }
-        Some(L2Change {
+        Some(L2Change::of(
             locate,
             side,
-            price: itch_price(price),
-            shares: left.shares,
-            orders: left.orders,
+            price,
+            left.shares,
+            left.orders,
             timestamp,
-        })
+        ))
     }
 
     /// U: the old order leaves (priority lost), a new one joins the back of its new price,
@@ -607,23 +601,12 @@ impl<'a> Books<'a> {
         self.uncross(old.locate);
     }
 
-    /// True when `reference` names a resting order. An order cleared with its book is freed
-    /// here, when a message names it (it is unknown then).
-    #[inline(always)]
-    fn is_live(&mut self, reference: u64) -> bool {
-        let Some(order) = self.orders.get(reference) else {
-            return false;
-        };
-        if self
-            .books
-            .get(order.locate as usize)
-            .is_some_and(|b| b.epoch == order.epoch)
-        {
-            return true;
+    /// Frees the order of `reference`, which was cleared with its book ([`current`] is false).
+    #[cold]
+    fn forget_stale(&mut self, reference: u64) {
+        if self.orders.remove(reference).is_some() {
+            self.stale = self.stale.saturating_sub(1);
         }
-        self.orders.remove(reference);
-        self.stale = self.stale.saturating_sub(1);
-        false
     }
 
     #[inline(always)]

@@ -20,3 +20,25 @@ pub struct L2Change {
     /// Exchange timestamp of the message that caused it, ns since midnight.
     pub timestamp: u64,
 }
+
+impl L2Change {
+    /// The change of the level at `price` (as the books hold it) to `shares` and `orders`.
+    #[inline(always)]
+    pub fn of(
+        locate: u16,
+        side: Side,
+        price: i64,
+        shares: u64,
+        orders: u32,
+        timestamp: u64,
+    ) -> Self {
+        Self {
+            locate,
+            side,
+            price: super::books::itch_price(price),
+            shares,
+            orders,
+            timestamp,
+        }
+    }
+}
