@@ -236,6 +236,55 @@ fn sampled(bytes: &[u8]) -> (Histogram<u64>, Histogram<u64>) {
     (latency, timer)
 }
 
+/// L3 queries on the books at the end of the stream: [`Books::position`] of every 16th order
+/// still resting (in reference order), and the full queue of each book's best bid and best
+/// ask, each call timed alone (ns per call), with the queue lengths they walked.
+fn queries(bytes: &[u8]) -> [Histogram<u64>; 3] {
+    let clock = quanta::Clock::new();
+    let arena = arena();
+    let mut books = Books::new(config(), Some(&arena)).expect("books fit");
+    let mut added = Vec::new();
+    for frame in Frames::new(bytes).flatten() {
+        if let Ok(message) = parse(frame) {
+            if let dataplane::feed::itch::Message::AddOrder(m) = &message {
+                added.push(m.order_ref());
+            }
+            books.apply(&message, &mut |_| {});
+        }
+    }
+    books.settle_all();
+    let (mut position, mut listing, mut lengths) = (
+        common::histogram(),
+        common::histogram(),
+        common::histogram(),
+    );
+    let mut sink = 0u64;
+    for &reference in added.iter().step_by(16) {
+        let start = clock.raw();
+        let found = books.position(reference);
+        let end = clock.raw();
+        if let Some(p) = found {
+            common::record_ns(&mut position, clock.delta(start, end).as_nanos() as f64);
+            sink += u64::from(p.orders_ahead);
+        }
+    }
+    for locate in 0..SYMBOLS {
+        let Some(book) = books.view(locate) else {
+            continue;
+        };
+        for level in [book.best_bid(), book.best_ask()].into_iter().flatten() {
+            let start = clock.raw();
+            let orders = book.queue(level.side, level.price).count();
+            let end = clock.raw();
+            common::record_ns(&mut listing, clock.delta(start, end).as_nanos() as f64);
+            common::record_ns(&mut lengths, orders as f64);
+            sink += orders as u64;
+        }
+    }
+    black_box(sink);
+    [position, listing, lengths]
+}
+
 fn p50(h: &Histogram<u64>) -> f64 {
     h.value_at_quantile(0.5) as f64 / 1000.0
 }
@@ -281,6 +330,20 @@ fn hdr_report() {
                 ("parse + reference BTreeMap book", &reference),
                 ("parse only", &parse),
             ],
+        );
+        let [position, listing, lengths] = queries(&bytes);
+        common::print_table(
+            &format!("{name}: L3 queries on the final books, each call timed alone, ns"),
+            "ns per call",
+            &[
+                ("position of a resting order", &position),
+                ("list the best level's queue", &listing),
+            ],
+        );
+        common::print_table(
+            &format!("{name}: orders in the best levels' queues listed above"),
+            "orders",
+            &[("queue length", &lengths)],
         );
         if profile == Profile::Touch {
             let (latency, timer) = sampled(&bytes);

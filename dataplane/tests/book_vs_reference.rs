@@ -51,14 +51,57 @@ fn fast_levels(books: &mut Books<'_>, locate: u16, side: Side) -> Levels {
         .unwrap_or_default()
 }
 
-/// Compares every book (but those the fast side could not hold, if `skip_incomplete`);
-/// returns how many sides compared had at least one level.
+/// Compares the queues of one side's levels (the first `depth`) with the reference's: the
+/// orders listed in time priority, and for every seventh order (by reference) its place in
+/// the queue.
+fn compare_queues(
+    books: &mut Books<'_>,
+    reference: &ReferenceBooks,
+    locate: u16,
+    side: Side,
+    levels: &Levels,
+    depth: usize,
+    at: u64,
+) {
+    for &(price, _, _) in levels.iter().take(depth) {
+        let want = reference.queue(locate, side, price);
+        let got: Vec<(u64, u32)> = books
+            .book(locate)
+            .map(|b| {
+                b.queue(side, i64::from(price))
+                    .map(|o| (o.reference, o.shares))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            got, want,
+            "queue of locate {locate} {side:?} {price} differs after {at} messages"
+        );
+        let mut shares_ahead = 0u64;
+        for (ahead, &(r, shares)) in want.iter().enumerate() {
+            if r % 7 == 0 {
+                let position = books.position(r).expect("a queued order has a position");
+                assert_eq!(
+                    (position.orders_ahead as usize, position.shares_ahead),
+                    (ahead, shares_ahead),
+                    "place of order {r} in its queue differs after {at} messages"
+                );
+            }
+            shares_ahead += u64::from(shares);
+        }
+    }
+}
+
+/// Compares every book (but those the fast side could not hold, if `skip_incomplete`), and
+/// the queues of the first `queue_depth` levels of each side; returns how many sides compared
+/// had at least one level.
 fn compare(
     books: &mut Books<'_>,
     mirror: &Mirror,
     reference: &ReferenceBooks,
     at: u64,
     skip_incomplete: bool,
+    queue_depth: usize,
 ) -> usize {
     let mut non_empty = 0;
     for locate in reference.locates() {
@@ -78,6 +121,9 @@ fn compare(
                     want,
                     "L2 mirror of locate {locate} {side:?} differs after {at} messages"
                 );
+            }
+            if !skip_incomplete {
+                compare_queues(books, reference, locate, side, &want, queue_depth, at);
             }
             non_empty += usize::from(!want.is_empty());
         }
@@ -124,7 +170,16 @@ fn run_profile(
         books.apply(&message, &mut |c| mirror.apply(c));
         reference.apply(&message);
         if i % every == 0 || i == messages {
-            compared = compared.max(compare(&mut books, &mirror, &reference, i, !complete));
+            // queues near the touch at each checkpoint, every queue at the end
+            let queue_depth = if i == messages { usize::MAX } else { 4 };
+            compared = compared.max(compare(
+                &mut books,
+                &mirror,
+                &reference,
+                i,
+                !complete,
+                queue_depth,
+            ));
         }
     }
     assert!(compared > 0, "no checkpoint compared a non-empty book");

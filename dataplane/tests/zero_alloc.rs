@@ -143,7 +143,7 @@ fn order_store_and_level_table_operations_allocate_nothing() {
         reference,
         price: (reference % 97) as i64,
         shares: 5,
-        arrival: 0,
+        slot: 0,
         locate: 1,
         side: Side::Buy,
         epoch: 0,
@@ -159,7 +159,7 @@ fn order_store_and_level_table_operations_allocate_nothing() {
             if i >= 2_000 {
                 let gone = (i - 2_000) * 3;
                 sink += u64::from(orders.remove(gone).is_some());
-                let _ = levels.take(1, Side::Buy, (gone % 97) as i64, 5, true);
+                let _ = levels.leave(1, Side::Buy, (gone % 97) as i64, 5, |q| q);
             }
             sink += u64::from(orders.get(r / 2).is_some());
         }

@@ -168,6 +168,20 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         bar.finish_and_clear();
     }
 
+    let stats = books.stats();
+    if stats.orders_full + stats.levels_full + stats.symbols_full > 0 {
+        eprintln!(
+            "pinbook: the books ran out of room ({} orders, {} levels and {} symbols refused), so \
+             the books marked INCOMPLETE are wrong: raise --max-orders (now {}), --max-levels \
+             (now {}) or --max-symbols (now {}) and replay again",
+            stats.orders_full,
+            stats.levels_full,
+            stats.symbols_full,
+            args.max_orders,
+            args.max_levels,
+            args.max_symbols,
+        );
+    }
     books.settle_all();
     let selected = select(&books, &args.symbols);
     if selected.is_empty() && !args.symbols.is_empty() {

@@ -1,20 +1,25 @@
 //! [`Books`]: every L3 book of a shard, with the orders and levels they share.
 //!
-//! Three flat structures, each found from the message alone, so that a message costs about
-//! one cache miss per record it touches and the caller can start those misses early
-//! ([`Books::prefetch`]):
+//! Four flat structures, each found from the message or from the record before it, so that a
+//! message costs about one cache miss per record it touches and the caller can start those
+//! misses early ([`Books::prefetch`] and its two later steps, driven by
+//! [`super::lookahead`]):
 //!
 //! - [`OrderStore`]: each resting order inline at its reference (a direct-mapped window of the
 //!   newest references over a hash table of older ones). No index probe, no pool slot, and no
-//!   links between orders: cancelling an order touches that order and its level only.
+//!   links between orders: cancelling an order touches that order, its level and its queue
+//!   chunk's count, never another order.
 //! - [`LevelTable`]: each price level by (stock locate, side, price) in one hash table.
 //! - per book and side, a [`SideOrder`]: the best levels sorted (the touch and the crossed
 //!   check are O(1)) over an unordered list of the rest (a level anywhere in a deep book is
 //!   O(1) to create or empty).
+//! - [`Queues`]: each level's orders in time priority, in chunks of six references; each order
+//!   knows its slot there. So L3 stays L3: a level lists its orders first to fill first
+//!   ([`BookView::queue`]) and an order's place in its queue is counted from its own slot
+//!   ([`Books::position`]), each in time proportional to the queue, not to the book.
 //!
-//! L3 stays L3: every order knows its level and its arrival number there, so orders at a
-//! price fill in increasing arrival ([`BookView::queue`]). Prices are `i64` inside (the records
-//! were laid out for it); ITCH's `u32` prices convert exactly both ways.
+//! Prices are `i64` inside (the records were laid out for it); ITCH's `u32` prices convert
+//! exactly both ways.
 //!
 //! [`Books::apply`] takes one parsed ITCH message and emits one [`L2Change`] per changed level.
 //! It never allocates, never panics on any message sequence, and never silently drops data:
@@ -25,6 +30,7 @@ use super::change::L2Change;
 use super::level_table::{Level, LevelTable};
 use super::order_store::{OrderStore, StoreError};
 use super::price_lists::{MIN_BLOCK, PriceLists};
+use super::queues::{NIL, Queues};
 use super::side::SideOrder;
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
@@ -36,10 +42,11 @@ pub use super::order_store::Order;
 /// How much a shard's books may hold; everything is reserved up front.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BooksConfig {
-    /// Live orders across all books (128 bytes each: see [`OrderStore::new`]).
+    /// Live orders across all books (192 bytes each: 128 in the [`OrderStore`] and a 64-byte
+    /// queue chunk in [`Queues`] that each may pin).
     pub max_orders: usize,
-    /// Price levels across all books and sides (128 bytes each: the level table at most half
-    /// full and the price lists).
+    /// Price levels across all books and sides (192 bytes each: the level table at most half
+    /// full, the price lists, and the tail chunk of its queue).
     pub max_levels: usize,
     /// Price levels on one side of one book (NASDAQ's deepest book peaks near 2,400).
     pub max_levels_per_side: u32,
@@ -49,7 +56,8 @@ pub struct BooksConfig {
 
 impl Default for BooksConfig {
     /// Sized for a full NASDAQ day (1.65 M live orders at peak, 8,371 symbols) with headroom:
-    /// about 400 MiB.
+    /// about 600 MiB. (`pinbook gen --profile deep` at 5 M messages keeps 1.15 M levels: give
+    /// it `max_levels` 2 M.)
     fn default() -> Self {
         Self {
             max_orders: 2 << 20,
@@ -69,6 +77,10 @@ impl BooksConfig {
             .saturating_add(crate::arena::CACHE_LINE)
             .saturating_add(OrderStore::bytes(self.max_orders))
             .saturating_add(LevelTable::bytes(self.max_levels))
+            .saturating_add(Queues::bytes(Queues::chunks_for(
+                self.max_orders,
+                self.max_levels,
+            )))
             .saturating_add(self.list_keys().saturating_mul(size_of::<i64>()))
             .saturating_add(crate::arena::CACHE_LINE)
     }
@@ -152,6 +164,16 @@ fn current(books: &[Book], order: &Order) -> bool {
         .is_some_and(|b| b.epoch == order.epoch)
 }
 
+/// The order of a queue entry, if it still rests there: a queue keeps the entries of orders
+/// that left (see [`super::queues`]). `epoch` is the book's.
+#[inline]
+fn resting(orders: &OrderStore<'_>, epoch: u32, reference: u64, slot: u32) -> Option<Order> {
+    orders
+        .get(reference)
+        .filter(|o| o.slot == slot && o.epoch == epoch)
+        .copied()
+}
+
 /// An ITCH price from a price the books hold. Exact for every price an ITCH message put there
 /// (`u32` widens to `i64` losslessly); anything outside `u32` saturates.
 #[inline(always)]
@@ -167,6 +189,7 @@ pub struct BookView<'s> {
     levels: &'s LevelTable<'s>,
     lists: &'s PriceLists<'s>,
     orders: &'s OrderStore<'s>,
+    queues: &'s Queues<'s>,
 }
 
 impl<'s> BookView<'s> {
@@ -199,18 +222,17 @@ impl<'s> BookView<'s> {
             .filter_map(move |price| levels.get(locate, side, price).copied())
     }
 
-    /// The orders resting at `price` on `side`, first to fill first. Looks at every live
-    /// order of the shard: for tests and tools, not for a message path.
-    pub fn queue(&self, side: Side, price: i64) -> Vec<Order> {
-        let mut queue: Vec<Order> = self
-            .orders
-            .iter()
-            .filter(|o| o.locate == self.locate && o.side == side && o.price == price)
-            .filter(|o| o.epoch == self.book.epoch)
-            .copied()
-            .collect();
-        queue.sort_by_key(|o| o.arrival);
-        queue
+    /// The orders resting at `price` on `side`, first to fill first. Takes time in proportion
+    /// to the level's queue (one record load per order).
+    pub fn queue(&self, side: Side, price: i64) -> impl Iterator<Item = Order> + use<'s> {
+        let tail = self
+            .levels
+            .get(self.locate, side, price)
+            .map_or(NIL, |level| level.queue);
+        let (orders, epoch) = (self.orders, self.book.epoch);
+        self.queues
+            .refs(tail)
+            .filter_map(move |(reference, slot)| resting(orders, epoch, reference, slot))
     }
 
     /// The best bid level.
@@ -251,12 +273,24 @@ impl<'s> BookView<'s> {
     }
 }
 
+/// Where a resting order stands in its level's queue ([`Books::position`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The order.
+    pub order: Order,
+    /// Orders at its level that fill before it.
+    pub orders_ahead: u32,
+    /// Their shares.
+    pub shares_ahead: u64,
+}
+
 /// All books of a shard.
 pub struct Books<'a> {
     books: Region<'a, Book>,
     orders: OrderStore<'a>,
     levels: LevelTable<'a>,
     lists: PriceLists<'a>,
+    queues: Queues<'a>,
     max_levels_per_side: u32,
     /// Orders of cleared books still in the store, freed when next named or at a new day.
     stale: usize,
@@ -277,41 +311,105 @@ impl<'a> Books<'a> {
             orders: OrderStore::new(arena, config.max_orders)?,
             levels: LevelTable::new(arena, config.max_levels)?,
             lists: PriceLists::new(arena, config.list_keys())?,
+            queues: Queues::new(
+                arena,
+                Queues::chunks_for(config.max_orders, config.max_levels),
+            )?,
             max_levels_per_side: config.max_levels_per_side,
             stale: 0,
             stats: BookStats::default(),
         })
     }
 
-    /// Starts loading what `message` will touch: its order record (E, C, X, D, U) or its level
-    /// (A, F). Call it some messages ahead of [`Books::apply`]; it changes nothing. Returns the
-    /// order reference to pass to [`Books::prefetch_level`] a few messages later, when the
-    /// order record has arrived.
+    /// The first of three steps that load what `message` will touch before
+    /// [`Books::apply`] needs it (see [`super::lookahead`]): its order record (E, C, X, D, U)
+    /// or its level's line (A). Each step reads only what the one before loaded; none changes
+    /// anything.
     #[inline(always)]
-    pub fn prefetch(&self, message: &Message<'_>) -> Option<u64> {
+    pub fn prefetch(&self, message: &Message<'_>) {
         let reference = match message {
             Message::AddOrder(m) => {
                 let locate = m.header().stock_locate;
                 self.levels.prefetch(locate, m.side(), i64::from(m.price()));
-                return None;
+                return;
             }
             Message::OrderExecuted(m) => m.order_ref(),
             Message::OrderExecutedWithPrice(m) => m.order_ref(),
             Message::OrderCancel(m) => m.order_ref(),
             Message::OrderDelete(m) => m.order_ref(),
             Message::OrderReplace(m) => m.original_order_ref(),
-            _ => return None,
+            _ => return,
         };
         self.orders.prefetch(reference);
-        Some(reference)
     }
 
-    /// The second step of [`Books::prefetch`]: starts loading the level of the order of
-    /// `reference`, reading its (by now loaded) record.
+    /// The second step: from the order record, its level's line and its queue chunk (and for
+    /// a U the new price's level); for an A, the queue chunk it will write.
     #[inline(always)]
-    pub fn prefetch_level(&self, reference: u64) {
+    pub fn prefetch_levels(&self, message: &Message<'_>) {
+        let (reference, new_price) = match message {
+            Message::AddOrder(m) => {
+                let locate = m.header().stock_locate;
+                self.prefetch_joining(locate, m.side(), i64::from(m.price()));
+                return;
+            }
+            Message::OrderExecuted(m) => (m.order_ref(), None),
+            Message::OrderExecutedWithPrice(m) => (m.order_ref(), None),
+            Message::OrderCancel(m) => (m.order_ref(), None),
+            Message::OrderDelete(m) => (m.order_ref(), None),
+            Message::OrderReplace(m) => (m.original_order_ref(), Some(i64::from(m.price()))),
+            _ => return,
+        };
         if let Some(o) = self.orders.get(reference) {
             self.levels.prefetch(o.locate, o.side, o.price);
+            self.queues.prefetch_slot(o.slot);
+            if let Some(price) = new_price {
+                self.levels.prefetch(o.locate, o.side, price);
+            }
+        }
+    }
+
+    /// The third step: from the level, the price list entry of a level the message will
+    /// empty (and for a U the new price's queue chunk).
+    #[inline(always)]
+    pub fn prefetch_lists(&self, message: &Message<'_>) {
+        let reference = match message {
+            Message::OrderExecuted(m) => m.order_ref(),
+            Message::OrderExecutedWithPrice(m) => m.order_ref(),
+            Message::OrderCancel(m) => m.order_ref(),
+            Message::OrderDelete(m) => m.order_ref(),
+            Message::OrderReplace(m) => {
+                if let Some(o) = self.orders.get(m.original_order_ref()) {
+                    self.prefetch_joining(o.locate, o.side, i64::from(m.price()));
+                }
+                m.original_order_ref()
+            }
+            _ => return,
+        };
+        if let Some(o) = self.orders.get(reference) {
+            self.queues.prefetch_emptied(o.slot);
+            if let Some(level) = self.levels.prefetch_leaving(o.locate, o.side, o.price)
+                && level.orders == 1
+                && let Some(book) = self.books.get(o.locate as usize)
+            {
+                book.side(o.side)
+                    .prefetch_position(level.list_pos, &self.lists);
+            }
+        }
+    }
+
+    /// Loads what an order joining (`locate`, `side`, `price`) writes: the level's tail
+    /// chunk, or for a new level a fresh chunk and a list position.
+    #[inline(always)]
+    fn prefetch_joining(&self, locate: u16, side: Side, price: i64) {
+        match self.levels.get(locate, side, price) {
+            Some(level) => self.queues.prefetch_tail(level.queue),
+            None => {
+                self.queues.prefetch_tail(NIL);
+                if let Some(book) = self.books.get(locate as usize) {
+                    book.side(side).prefetch_free(&self.lists);
+                }
+            }
         }
     }
 
@@ -428,7 +526,7 @@ impl<'a> Books<'a> {
             reference,
             price,
             shares,
-            arrival: 0,
+            slot: NIL,
             locate,
             side,
             epoch: book.epoch,
@@ -466,33 +564,56 @@ impl<'a> Books<'a> {
         }
         let room = book.side(side).levels() < self.max_levels_per_side as usize;
         let joined = match self.levels.join(locate, side, price, shares) {
-            Ok(joined) if joined.created && !room => {
-                self.levels.take(locate, side, price, shares, true);
-                None
-            }
+            Ok(joined) if joined.created && !room => Err(joined),
             Ok(joined) if joined.created => {
                 match book.side_mut(side).created(price, &mut self.lists) {
                     Ok(pos) => {
-                        self.levels.set_list_pos(joined.slot, pos);
-                        Some(joined)
+                        if let Some(level) = self.levels.at_mut(joined.at) {
+                            level.list_pos = pos;
+                        }
+                        Ok(joined)
                     }
-                    Err(_) => {
-                        self.levels.take(locate, side, price, shares, true);
-                        None
-                    }
+                    Err(_) => Err(joined),
                 }
             }
-            Ok(joined) => Some(joined),
-            Err(_) => None,
+            Ok(joined) => Ok(joined),
+            Err(_) => {
+                self.levels_full(locate, reference);
+                return false;
+            }
         };
-        let Some(joined) = joined else {
-            self.stats.levels_full += 1;
-            book.incomplete = true;
-            self.orders.remove(reference);
-            return false;
+        let joined = match joined {
+            Ok(joined) => joined,
+            Err(_) => {
+                // no room for a new level on this side: the level just made goes again
+                self.levels.leave(locate, side, price, shares, |q| q);
+                self.levels_full(locate, reference);
+                return false;
+            }
         };
+        let queued = match self.queues.join(joined.queue, reference) {
+            Ok(queued) => queued,
+            Err(_) => {
+                // cannot happen (see `Queues::chunks_for`); undone and counted if it does
+                if joined.created {
+                    book.side_mut(side).emptied(
+                        price,
+                        self.levels.at_mut(joined.at).map_or(0, |l| l.list_pos),
+                        &mut self.lists,
+                    );
+                }
+                self.levels.leave(locate, side, price, shares, |q| q);
+                self.stats.orders_full += 1;
+                book.incomplete = true;
+                self.orders.remove(reference);
+                return false;
+            }
+        };
+        if let Some(level) = self.levels.at_mut(joined.at) {
+            level.queue = queued.tail;
+        }
         if let Some(o) = self.orders.get_mut(reference) {
-            o.arrival = joined.arrival;
+            o.slot = queued.slot;
         }
         book.orders += 1;
         let at_best = book.side(side).best() == Some(price);
@@ -505,6 +626,17 @@ impl<'a> Books<'a> {
             self.update_crossed(locate);
         }
         true
+    }
+
+    /// An order just stored found no room for its level: it goes again, and its book is
+    /// marked incomplete.
+    #[cold]
+    fn levels_full(&mut self, locate: u16, reference: u64) {
+        self.stats.levels_full += 1;
+        if let Some(book) = self.books.get_mut(locate as usize) {
+            book.incomplete = true;
+        }
+        self.orders.remove(reference);
     }
 
     /// Takes `shares` off the order in `reference`, removing it when none are left.
@@ -542,7 +674,7 @@ impl<'a> Books<'a> {
         }
         order.shares -= shares;
         let (locate, side, price) = (order.locate, order.side, order.price);
-        if let Some(left) = self.levels.take(locate, side, price, shares, false) {
+        if let Some(left) = self.levels.take(locate, side, price, shares) {
             let change = L2Change::of(locate, side, price, left.shares, left.orders, timestamp);
             self.emit(change, out);
         }
@@ -560,7 +692,12 @@ impl<'a> Books<'a> {
         let (locate, side, price) = (order.locate, order.side, order.price);
         let book = self.books.get_mut(locate as usize)?;
         book.orders = book.orders.saturating_sub(1);
-        let left = self.levels.take(locate, side, price, order.shares, true)?;
+        let queues = &mut self.queues;
+        let left = self
+            .levels
+            .leave(locate, side, price, order.shares, |queue| {
+                queues.leave(queue, order.slot)
+            })?;
         if left.orders == 0 {
             book.side_mut(side)
                 .emptied(price, left.list_pos, &mut self.lists);
@@ -659,7 +796,9 @@ impl<'a> Books<'a> {
         for side in [Side::Buy, Side::Sell] {
             let order = book.side_mut(side);
             for price in order.prices(&self.lists) {
-                self.levels.remove(locate, side, price);
+                if let Some(level) = self.levels.remove(locate, side, price) {
+                    self.queues.drop_queue(level.queue);
+                }
             }
             order.clear(&mut self.lists);
         }
@@ -683,6 +822,8 @@ impl<'a> Books<'a> {
             // locates are below 65,536 (checked in `new`)
             self.clear_book(locate as u16);
         }
+        // every queue was dropped with its level: start the next day's from the first chunk
+        self.queues.clear();
         self.stale = 0;
     }
 
@@ -692,6 +833,27 @@ impl<'a> Books<'a> {
         if let Some(book) = self.books.get_mut(locate as usize) {
             book.incomplete = true;
         }
+    }
+
+    /// Where the resting order of `reference` stands in its level's queue, or `None` if no
+    /// such order rests. Takes time in proportion to the orders ahead of it.
+    pub fn position(&self, reference: u64) -> Option<Position> {
+        let order = *self.orders.get(reference)?;
+        if !current(&self.books, &order) {
+            return None;
+        }
+        let mut position = Position {
+            order,
+            orders_ahead: 0,
+            shares_ahead: 0,
+        };
+        for (reference, slot) in self.queues.ahead(order.slot) {
+            if let Some(o) = resting(&self.orders, order.epoch, reference, slot) {
+                position.orders_ahead += 1;
+                position.shares_ahead += u64::from(o.shares);
+            }
+        }
+        Some(position)
     }
 
     /// Price levels of `locate` on both sides (0 for a locate beyond capacity).
@@ -739,6 +901,7 @@ impl<'a> Books<'a> {
             levels: &self.levels,
             lists: &self.lists,
             orders: &self.orders,
+            queues: &self.queues,
         })
     }
 
@@ -867,10 +1030,7 @@ mod tests {
 
         fn queue(&mut self, locate: u16, side: Side, price: i64) -> Vec<u64> {
             let book = self.books.book(locate).unwrap();
-            book.queue(side, price)
-                .iter()
-                .map(|o| o.reference)
-                .collect()
+            book.queue(side, price).map(|o| o.reference).collect()
         }
     }
 

@@ -1,7 +1,7 @@
 //! [`LevelTable`]: every price level of a shard in one open-addressing table.
 //!
 //! A level is found by its key alone — stock locate, side and price — with one hash and, at
-//! most half full, mostly one cache line: no per-book structure to walk first, so the caller
+//! most half full, mostly one cache line (homes are even positions, each starting a line): no per-book structure to walk first, so the caller
 //! can prefetch the line of a message's level from the message ([`LevelTable::prefetch`]).
 //! Linear probing with backward-shift deletion: no tombstones, so a day of levels coming and
 //! going never degrades it. Levels are kept in no order; [`super::side`] orders them.
@@ -22,8 +22,8 @@ pub struct Level {
     pub shares: u64,
     /// Resting orders; 0 marks a free record.
     pub orders: u32,
-    /// Arrival number the next order at this level gets.
-    pub next_arrival: u32,
+    /// The last chunk of the level's queue of orders (see [`super::queues`]).
+    pub queue: u32,
     /// Where its side's list holds its price (see [`super::side`]).
     pub list_pos: u32,
     /// The book's stock locate.
@@ -39,7 +39,7 @@ impl Level {
         price: 0,
         shares: 0,
         orders: 0,
-        next_arrival: 0,
+        queue: super::queues::NIL,
         list_pos: 0,
         locate: 0,
         side: Side::Buy,
@@ -67,13 +67,12 @@ pub struct Joined {
     pub shares: u64,
     /// Orders at the level now.
     pub orders: u32,
-    /// The joining order's arrival number.
-    pub arrival: u32,
+    /// The level's queue (its last chunk), which the order is to join.
+    pub queue: u32,
     /// The order opened the level.
     pub created: bool,
-    /// Where the level is in the table, for [`LevelTable::set_list_pos`] before any other
-    /// change.
-    pub slot: usize,
+    /// Where the level is in the table, for [`LevelTable::at_mut`] before any other change.
+    pub at: usize,
 }
 
 /// A level's state after shares or an order left it.
@@ -131,7 +130,9 @@ impl<'a> LevelTable<'a> {
     fn home(&self, locate: u16, side: Side, price: i64) -> usize {
         let key = (price as u64) ^ (u64::from(locate) << 48) ^ ((side as u64) << 47);
         let mixed = (key ^ (key >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> self.shift) as usize
+        // even: a home starts a cache line, so a level found or added at its home or one past
+        // it costs that one line
+        ((mixed >> self.shift) as usize) & !1
     }
 
     /// `Ok(position)` of the level, or `Err(first free position)`.
@@ -156,6 +157,19 @@ impl<'a> LevelTable<'a> {
     #[inline(always)]
     pub fn prefetch(&self, locate: u16, side: Side, price: i64) {
         crate::prefetch::prefetch(&self.slots[self.home(locate, side, price)]);
+    }
+
+    /// The level, for a message that will take an order off it; when the order is the
+    /// level's last, also starts loading the line after the level's if deleting it will look
+    /// there (the level is the second of its line).
+    #[inline(always)]
+    pub fn prefetch_leaving(&self, locate: u16, side: Side, price: i64) -> Option<&Level> {
+        let at = self.find(locate, side, price).ok()?;
+        let level = &self.slots[at];
+        if level.orders == 1 && at % 2 == 1 {
+            crate::prefetch::prefetch(&self.slots[(at + 1) & (self.slots.len() - 1)]);
+        }
+        Some(level)
     }
 
     /// The level, if an order rests there.
@@ -193,25 +207,21 @@ impl<'a> LevelTable<'a> {
             }
         };
         let level = &mut self.slots[at];
-        let arrival = level.next_arrival;
-        level.next_arrival = level.next_arrival.wrapping_add(1);
         level.orders += 1;
         level.shares += u64::from(shares);
         Ok(Joined {
             shares: level.shares,
             orders: level.orders,
-            arrival,
+            queue: level.queue,
             created,
-            slot: at,
+            at,
         })
     }
 
-    /// Sets the list position of the level at table position `slot` (from [`Joined`]).
+    /// The level at table position `at` (from [`Joined`]), to set its queue and list position.
     #[inline(always)]
-    pub fn set_list_pos(&mut self, slot: usize, pos: u32) {
-        if let Some(level) = self.slots.get_mut(slot) {
-            level.list_pos = pos;
-        }
+    pub fn at_mut(&mut self, at: usize) -> Option<&mut Level> {
+        self.slots.get_mut(at)
     }
 
     /// Sets the list position of a level found by its key.
@@ -221,22 +231,43 @@ impl<'a> LevelTable<'a> {
         }
     }
 
-    /// Takes `shares` off the level and, when `leaves`, one order; the level goes when its
-    /// last order does. Returns the level's state after, or `None` if there is no such level.
+    /// Takes `shares` off the level, no order leaving it. Returns the level's state after, or
+    /// `None` if there is no such level.
     #[inline]
-    pub fn take(
+    pub fn take(&mut self, locate: u16, side: Side, price: i64, shares: u32) -> Option<Left> {
+        self.change(locate, side, price, shares, None::<fn(u32) -> u32>)
+    }
+
+    /// An order of `shares` leaves the level; `requeue` takes the level's queue and returns
+    /// it without the order. The level goes with its last order. Returns the level's state
+    /// after, or `None` if there is no such level.
+    #[inline]
+    pub fn leave(
         &mut self,
         locate: u16,
         side: Side,
         price: i64,
         shares: u32,
-        leaves: bool,
+        requeue: impl FnOnce(u32) -> u32,
+    ) -> Option<Left> {
+        self.change(locate, side, price, shares, Some(requeue))
+    }
+
+    #[inline(always)]
+    fn change(
+        &mut self,
+        locate: u16,
+        side: Side,
+        price: i64,
+        shares: u32,
+        leaving: Option<impl FnOnce(u32) -> u32>,
     ) -> Option<Left> {
         let at = self.find(locate, side, price).ok()?;
         let level = &mut self.slots[at];
         level.shares = level.shares.saturating_sub(u64::from(shares));
-        if leaves {
+        if let Some(requeue) = leaving {
             level.orders -= 1;
+            level.queue = requeue(level.queue);
         }
         let mut left = Left {
             shares: level.shares,
@@ -339,7 +370,7 @@ mod tests {
                     if expected == Some((0, 0)) {
                         model.remove(&key);
                     }
-                    let got = table.take(locate, side, price, shares, true).map(|l| (l.shares, l.orders));
+                    let got = table.leave(locate, side, price, shares, |q| q).map(|l| (l.shares, l.orders));
                     prop_assert_eq!(got, expected);
                 }
                 prop_assert_eq!(table.len(), model.len());

@@ -5,22 +5,29 @@
 //! told about them early: a message names its records, so a reader that parses `DEPTH`
 //! messages ahead of the book can ask for them while the book works on older ones.
 //!
-//! Each message pushed is prefetched at once (its order record, or for an add its level);
-//! when it is `DEPTH / 2` places from the front its order record has arrived, and the level
-//! that record names is prefetched; at the front it is handed back to be applied. Order of
-//! application is unchanged, so are the books: prefetches are only hints.
+//! Loads come in three steps, each reading only what the one before brought in
+//! ([`Books::prefetch`], [`Books::prefetch_levels`], [`Books::prefetch_lists`]): a message's
+//! order record (or an add's level) when it is pushed, its level and queue chunk
+//! [`LEVELS_AT`] messages later, its price list entry [`LISTS_AT`] messages later, and it is
+//! applied `DEPTH` messages after it was pushed. Order of application is unchanged, so are
+//! the books: prefetches are only hints.
 
 use super::Books;
 use crate::feed::itch::Message;
 
-/// Messages held back: 16, the most a core keeps in flight, shared by two kinds of prefetch.
+/// Messages held back: 16, about as many misses as a core keeps in flight.
 pub const DEPTH: usize = 16;
+
+/// Messages after its push that a message's level and queue chunk are asked for.
+pub const LEVELS_AT: usize = 6;
+
+/// Messages after its push that a message's price list entry is asked for.
+pub const LISTS_AT: usize = 11;
 
 /// A queue of the next `DEPTH` messages ahead of the book.
 #[derive(Debug)]
 pub struct Lookahead<'m> {
-    /// Each message with the order reference whose level is still to prefetch.
-    ring: [Option<(Message<'m>, Option<u64>)>; DEPTH],
+    ring: [Option<Message<'m>>; DEPTH],
     /// Position of the oldest message.
     front: usize,
     len: usize,
@@ -46,21 +53,30 @@ impl<'m> Lookahead<'m> {
     /// apply it now.
     #[inline(always)]
     pub fn push(&mut self, books: &Books<'_>, message: Message<'m>) -> Option<Message<'m>> {
-        let follow = books.prefetch(&message);
-        if self.len >= DEPTH / 2
-            && let Some((_, Some(reference))) =
-                self.ring[(self.front + self.len - DEPTH / 2) % DEPTH]
-        {
-            books.prefetch_level(reference);
+        books.prefetch(&message);
+        if let Some(m) = self.pushed_ago(LEVELS_AT) {
+            books.prefetch_levels(m);
+        }
+        if let Some(m) = self.pushed_ago(LISTS_AT) {
+            books.prefetch_lists(m);
         }
         if self.len == DEPTH {
-            let oldest = self.ring[self.front].replace((message, follow));
+            let oldest = self.ring[self.front].replace(message);
             self.front = (self.front + 1) % DEPTH;
-            return oldest.map(|(m, _)| m);
+            return oldest;
         }
-        self.ring[(self.front + self.len) % DEPTH] = Some((message, follow));
+        self.ring[(self.front + self.len) % DEPTH] = Some(message);
         self.len += 1;
         None
+    }
+
+    /// The message pushed `ago` pushes before the next one, if held.
+    #[inline(always)]
+    fn pushed_ago(&self, ago: usize) -> Option<&Message<'m>> {
+        if self.len < ago {
+            return None;
+        }
+        self.ring[(self.front + self.len - ago) % DEPTH].as_ref()
     }
 
     /// Takes the oldest message held, for draining at the end of the input.
@@ -72,7 +88,7 @@ impl<'m> Lookahead<'m> {
         let oldest = self.ring[self.front].take();
         self.front = (self.front + 1) % DEPTH;
         self.len -= 1;
-        oldest.map(|(m, _)| m)
+        oldest
     }
 
     /// Messages held.

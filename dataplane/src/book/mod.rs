@@ -14,10 +14,11 @@ pub mod level_table;
 pub mod lookahead;
 pub mod order_store;
 pub mod price_lists;
+pub mod queues;
 pub mod reference;
 pub mod side;
 pub mod stats;
 
-pub use books::{BookView, Books, BooksConfig, BooksError, Order, itch_price};
+pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position, itch_price};
 pub use change::L2Change;
 pub use stats::BookStats;

@@ -34,8 +34,8 @@ pub struct Order {
     pub price: i64,
     /// Shares still open; 0 marks a free record.
     pub shares: u32,
-    /// Arrival number at its level: orders at one price fill in increasing `arrival`.
-    pub arrival: u32,
+    /// Its place in its level's queue of orders, in time priority (see [`super::queues`]).
+    pub slot: u32,
     /// The book's stock locate.
     pub locate: u16,
     /// Buy or sell.
@@ -52,7 +52,7 @@ impl Order {
         reference: 0,
         price: 0,
         shares: 0,
-        arrival: 0,
+        slot: 0,
         locate: 0,
         side: Side::Buy,
         epoch: 0,
@@ -417,7 +417,7 @@ mod tests {
             reference,
             price: reference as i64,
             shares,
-            arrival: 0,
+            slot: 0,
             locate: 1,
             side: Side::Buy,
             epoch: 0,
@@ -477,8 +477,8 @@ mod tests {
                 Op::Remove(r) => prop_assert_eq!(store.remove(r), model.remove(&r)),
                 Op::Reduce(r) => {
                     if let (Some(o), Some(m)) = (store.get_mut(r), model.get_mut(&r)) {
-                        o.arrival += 1;
-                        m.arrival += 1;
+                        o.slot += 1;
+                        m.slot += 1;
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! [`ReferenceBooks`]: the plain, obviously correct book that the fast one is checked against.
 //!
-//! A `HashMap` of orders and a `BTreeMap` of price → (shares, orders) per side, rebuilt from
-//! first principles on every message; no capacity limits, no cleverness. The differential tests
+//! A `HashMap` of orders, a `BTreeMap` of price → (shares, orders) per side and a `Vec` of
+//! references per level in time priority, kept from first principles on every message; no
+//! capacity limits, no cleverness. The differential tests
 //! compare [`super::Books`] with it on long generated streams, and the book bench uses it as the
 //! "plain BTreeMap book" peer.
 
@@ -25,6 +26,8 @@ type SideMap = BTreeMap<u32, (u64, u32)>;
 pub struct ReferenceBooks {
     orders: HashMap<u64, RefOrder>,
     books: HashMap<u16, (SideMap, SideMap)>,
+    /// Each level's references, first to fill first.
+    queues: HashMap<(u16, Side, u32), Vec<u64>>,
     symbols: HashMap<u16, String>,
 }
 
@@ -84,6 +87,10 @@ impl ReferenceBooks {
         let level = self.side_mut(locate, side).entry(price).or_insert((0, 0));
         level.0 += u64::from(shares);
         level.1 += 1;
+        self.queues
+            .entry((locate, side, price))
+            .or_default()
+            .push(reference);
     }
 
     fn reduce(&mut self, reference: u64, shares: u32) {
@@ -95,6 +102,13 @@ impl ReferenceBooks {
         let order = *order;
         if order.shares == 0 {
             self.orders.remove(&reference);
+            let key = (order.locate, order.side, order.price);
+            if let Some(queue) = self.queues.get_mut(&key) {
+                queue.retain(|&r| r != reference);
+                if queue.is_empty() {
+                    self.queues.remove(&key);
+                }
+            }
         }
         let side = self.side_mut(order.locate, order.side);
         if let Some(level) = side.get_mut(&order.price) {
@@ -126,6 +140,19 @@ impl ReferenceBooks {
             Side::Buy => bids.iter().rev().map(flat).collect(),
             Side::Sell => asks.iter().map(flat).collect(),
         }
+    }
+
+    /// The orders resting at one level as `(reference, shares)`, first to fill first.
+    pub fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<(u64, u32)> {
+        self.queues
+            .get(&(locate, side, price))
+            .map(|queue| {
+                queue
+                    .iter()
+                    .filter_map(|r| self.orders.get(r).map(|o| (*r, o.shares)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Locates that have (or had) orders or a directory entry.

@@ -170,6 +170,27 @@ impl SideOrder {
         }
     }
 
+    /// Starts loading the list entry at `pos` (a level about to empty).
+    #[inline(always)]
+    pub fn prefetch_position(&self, pos: u32, lists: &PriceLists<'_>) {
+        if let Some(block) = self.list
+            && let Some(key) = lists.block(block).get(pos as usize)
+        {
+            crate::prefetch::prefetch(key);
+        }
+    }
+
+    /// Starts loading the list entry a new level would take.
+    #[inline(always)]
+    pub fn prefetch_free(&self, lists: &PriceLists<'_>) {
+        let pos = if self.free != NIL {
+            self.free
+        } else {
+            self.list_len
+        };
+        self.prefetch_position(pos, lists);
+    }
+
     /// A free list position: a freed one, else the next, growing the list when it is full.
     #[inline]
     fn take_position(&mut self, lists: &mut PriceLists<'_>) -> Result<u32, ListsFull> {

@@ -9,7 +9,7 @@
 //! and never reorders it with anything.
 
 use crate::book::Books;
-use crate::book::lookahead::DEPTH;
+use crate::book::lookahead::{DEPTH, LEVELS_AT, LISTS_AT};
 use crate::feed::itch::{self, MAX_MESSAGE_LEN};
 
 /// One held message.
@@ -19,8 +19,8 @@ pub struct Slot {
     len: u8,
     /// When the shard took it.
     pub ingest_ns: u64,
-    /// The order reference whose level is still to prefetch.
-    follow: Option<u64>,
+    /// Its stock locate is one the books keep: its records are worth loading.
+    tracked: bool,
 }
 
 impl Slot {
@@ -28,7 +28,7 @@ impl Slot {
         bytes: [0; MAX_MESSAGE_LEN],
         len: 0,
         ingest_ns: 0,
-        follow: None,
+        tracked: false,
     };
 
     /// The message's bytes.
@@ -70,14 +70,18 @@ impl Held {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(());
         }
-        let follow = itch::parse(bytes)
-            .ok()
-            .filter(|message| wanted(message.header().stock_locate))
-            .and_then(|message| books.prefetch(&message));
-        if self.len >= DEPTH / 2
-            && let Some(reference) = self.slots[(self.front + self.len - DEPTH / 2) % DEPTH].follow
-        {
-            books.prefetch_level(reference);
+        let tracked = match itch::parse(bytes) {
+            Ok(message) if wanted(message.header().stock_locate) => {
+                books.prefetch(&message);
+                true
+            }
+            _ => false,
+        };
+        if let Some(message) = self.pushed_ago(LEVELS_AT) {
+            books.prefetch_levels(&message);
+        }
+        if let Some(message) = self.pushed_ago(LISTS_AT) {
+            books.prefetch_lists(&message);
         }
         // The new message is written in place, and the oldest copied out whole, long after
         // its bytes were stored: building a slot on the stack and moving it made every move
@@ -95,8 +99,20 @@ impl Held {
         slot.bytes[..bytes.len()].copy_from_slice(bytes);
         slot.len = bytes.len() as u8;
         slot.ingest_ns = ingest_ns;
-        slot.follow = follow;
+        slot.tracked = tracked;
         Ok(oldest)
+    }
+
+    /// The tracked message pushed `ago` pushes before the next one, if held.
+    #[inline(always)]
+    fn pushed_ago(&self, ago: usize) -> Option<itch::Message<'_>> {
+        if self.len < ago {
+            return None;
+        }
+        let slot = &self.slots[(self.front + self.len - ago) % DEPTH];
+        slot.tracked
+            .then(|| itch::parse(slot.bytes()).ok())
+            .flatten()
     }
 
     /// Takes the oldest message held.

@@ -63,7 +63,7 @@ impl fmt::Debug for Header {
 }
 
 /// The side of an order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     /// A bid (`B`).
     Buy,
