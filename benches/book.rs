@@ -24,7 +24,7 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use dataplane::arena::Arena;
 use dataplane::book::lookahead::Lookahead;
 use dataplane::book::reference::ReferenceBooks;
-use dataplane::book::{Books, BooksConfig};
+use dataplane::book::{Books, BooksConfig, Op};
 use dataplane::feed::binaryfile::{Frames, write_frame};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::parse;
@@ -108,13 +108,13 @@ fn pinbook_ahead(bytes: &[u8]) -> Duration {
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
         if let Ok(message) = parse(frame)
-            && let Some(now) = ahead.push(&books, message)
+            && let Some(now) = ahead.push(&books, Op::of(&message))
         {
-            books.apply(&now, &mut |_| changes += 1);
+            books.apply_op(now, &mut |_| changes += 1);
         }
     }
     while let Some(now) = ahead.pop() {
-        books.apply(&now, &mut |_| changes += 1);
+        books.apply_op(now, &mut |_| changes += 1);
     }
     let elapsed = start.elapsed();
     black_box((changes, books.live_orders()));

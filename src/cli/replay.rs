@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use dataplane::arena::Arena;
 use dataplane::book::books::BookLevel as Level;
 use dataplane::book::lookahead::Lookahead;
-use dataplane::book::{BookView, Books, BooksConfig, itch_price};
+use dataplane::book::{BookView, Books, BooksConfig, Op, itch_price};
 use dataplane::feed::binaryfile::{
     BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
 };
@@ -108,8 +108,8 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                 match itch::parse(bytes) {
                     Ok(message) => {
                         messages += 1;
-                        if let Some(now) = ahead.push(&books, message) {
-                            books.apply(&now, &mut |_| changes += 1);
+                        if let Some(now) = ahead.push(&books, Op::of(&message)) {
+                            books.apply_op(now, &mut |_| changes += 1);
                         }
                         None
                     }
@@ -152,7 +152,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         }
     }
     while let Some(now) = ahead.pop() {
-        books.apply(&now, &mut |_| changes += 1);
+        books.apply_op(now, &mut |_| changes += 1);
     }
     let elapsed = started.elapsed();
     if errors.framing_lost > 0 {

@@ -28,6 +28,7 @@
 
 use super::change::L2Change;
 use super::level_table::{Level, LevelTable};
+use super::op::Op;
 use super::order_store::{OrderStore, StoreError};
 use super::price_lists::{MIN_BLOCK, PriceLists};
 use super::queues::{NIL, Queues};
@@ -321,80 +322,68 @@ impl<'a> Books<'a> {
         })
     }
 
-    /// The first of three steps that load what `message` will touch before
-    /// [`Books::apply`] needs it (see [`super::lookahead`]): its order record (E, C, X, D, U)
-    /// or its level's line (A). Each step reads only what the one before loaded; none changes
-    /// anything.
+    /// The first of three steps that load what `op` will touch before [`Books::apply_op`]
+    /// needs it (see [`super::lookahead`]): its order record (E, C, X, D, U) or its level's
+    /// line (A). Each step reads only what the one before loaded; none changes anything.
     #[inline(always)]
-    pub fn prefetch(&self, message: &Message<'_>) {
-        let reference = match message {
-            Message::AddOrder(m) => {
-                let locate = m.header().stock_locate;
-                self.levels.prefetch(locate, m.side(), i64::from(m.price()));
-                return;
+    pub fn prefetch(&self, op: &Op) {
+        match *op {
+            Op::Add {
+                locate,
+                side,
+                price,
+                ..
+            } => self.levels.prefetch(locate, side, price),
+            _ => {
+                if let Some(reference) = op.resting() {
+                    self.orders.prefetch(reference);
+                }
             }
-            Message::OrderExecuted(m) => m.order_ref(),
-            Message::OrderExecutedWithPrice(m) => m.order_ref(),
-            Message::OrderCancel(m) => m.order_ref(),
-            Message::OrderDelete(m) => m.order_ref(),
-            Message::OrderReplace(m) => m.original_order_ref(),
-            _ => return,
-        };
-        self.orders.prefetch(reference);
+        }
     }
 
-    /// The second step: from the order record, its level's line and its queue chunk (and for
-    /// a U the new price's level); for an A, the queue chunk it will write.
+    /// The second step: from the order record, its level's line and its queue chunk's count
+    /// (and for a U the new price's level); for an A, the queue chunk it will write.
     #[inline(always)]
-    pub fn prefetch_levels(&self, message: &Message<'_>) {
-        let (reference, new_price) = match message {
-            Message::AddOrder(m) => {
-                let locate = m.header().stock_locate;
-                self.prefetch_joining(locate, m.side(), i64::from(m.price()));
-                return;
-            }
-            Message::OrderExecuted(m) => (m.order_ref(), None),
-            Message::OrderExecutedWithPrice(m) => (m.order_ref(), None),
-            Message::OrderCancel(m) => (m.order_ref(), None),
-            Message::OrderDelete(m) => (m.order_ref(), None),
-            Message::OrderReplace(m) => (m.original_order_ref(), Some(i64::from(m.price()))),
-            _ => return,
-        };
-        if let Some(o) = self.orders.get(reference) {
+    pub fn prefetch_levels(&self, op: &Op) {
+        if let Op::Add {
+            locate,
+            side,
+            price,
+            ..
+        } = *op
+        {
+            self.prefetch_joining(locate, side, price);
+            return;
+        }
+        if let Some(reference) = op.resting()
+            && let Some(o) = self.orders.get(reference)
+        {
             self.levels.prefetch(o.locate, o.side, o.price);
             self.queues.prefetch_slot(o.slot);
-            if let Some(price) = new_price {
+            if let Op::Replace { price, .. } = *op {
                 self.levels.prefetch(o.locate, o.side, price);
             }
         }
     }
 
-    /// The third step: from the level, the price list entry of a level the message will
-    /// empty (and for a U the new price's queue chunk).
+    /// The third step: from the level, the price list entry of a level the op will empty and
+    /// a queue chunk it will empty (and for a U the new price's queue chunk).
     #[inline(always)]
-    pub fn prefetch_lists(&self, message: &Message<'_>) {
-        let reference = match message {
-            Message::OrderExecuted(m) => m.order_ref(),
-            Message::OrderExecutedWithPrice(m) => m.order_ref(),
-            Message::OrderCancel(m) => m.order_ref(),
-            Message::OrderDelete(m) => m.order_ref(),
-            Message::OrderReplace(m) => {
-                if let Some(o) = self.orders.get(m.original_order_ref()) {
-                    self.prefetch_joining(o.locate, o.side, i64::from(m.price()));
-                }
-                m.original_order_ref()
-            }
-            _ => return,
+    pub fn prefetch_lists(&self, op: &Op) {
+        let Some(o) = op.resting().and_then(|r| self.orders.get(r)) else {
+            return;
         };
-        if let Some(o) = self.orders.get(reference) {
-            self.queues.prefetch_emptied(o.slot);
-            if let Some(level) = self.levels.prefetch_leaving(o.locate, o.side, o.price)
-                && level.orders == 1
-                && let Some(book) = self.books.get(o.locate as usize)
-            {
-                book.side(o.side)
-                    .prefetch_position(level.list_pos, &self.lists);
-            }
+        if let Op::Replace { price, .. } = *op {
+            self.prefetch_joining(o.locate, o.side, price);
+        }
+        self.queues.prefetch_emptied(o.slot);
+        if let Some(level) = self.levels.prefetch_leaving(o.locate, o.side, o.price)
+            && level.orders == 1
+            && let Some(book) = self.books.get(o.locate as usize)
+        {
+            book.side(o.side)
+                .prefetch_position(level.list_pos, &self.lists);
         }
     }
 
@@ -416,52 +405,48 @@ impl<'a> Books<'a> {
     /// Applies one message, calling `out` once for each price level it changed.
     #[inline]
     pub fn apply(&mut self, message: &Message<'_>, out: &mut impl FnMut(L2Change)) {
+        self.apply_op(Op::of(message), out);
+    }
+
+    /// Applies one message's [`Op`], calling `out` once for each price level it changed.
+    #[inline]
+    pub fn apply_op(&mut self, op: Op, out: &mut impl FnMut(L2Change)) {
         self.stats.messages += 1;
-        match message {
-            Message::AddOrder(m) => {
-                let h = m.header();
-                self.add(
-                    h.stock_locate,
-                    m.order_ref(),
-                    m.side(),
-                    m.shares(),
-                    i64::from(m.price()),
-                    h.timestamp,
-                    out,
-                );
+        match op {
+            Op::Add {
+                locate,
+                reference,
+                side,
+                shares,
+                price,
+                timestamp,
+            } => {
+                self.add(locate, reference, side, shares, price, timestamp, out);
             }
-            // E and C reduce alike: the resting order keeps its own price, a C's execution
-            // price is for the tape. X takes shares off the same way.
-            Message::OrderExecuted(m) => {
+            // E and C reduce alike: the resting order keeps its own price. X takes shares off
+            // the same way.
+            Op::Execute {
+                reference,
+                shares,
+                timestamp,
+            } => {
                 self.stats.executions += 1;
-                self.reduce(
-                    m.order_ref(),
-                    m.executed_shares(),
-                    m.header().timestamp,
-                    out,
-                );
+                self.reduce(reference, shares, timestamp, out);
             }
-            Message::OrderExecutedWithPrice(m) => {
-                self.stats.executions += 1;
-                self.reduce(
-                    m.order_ref(),
-                    m.executed_shares(),
-                    m.header().timestamp,
-                    out,
-                );
-            }
-            Message::OrderCancel(m) => {
+            Op::Cancel {
+                reference,
+                shares,
+                timestamp,
+            } => {
                 self.stats.cancels += 1;
-                self.reduce(
-                    m.order_ref(),
-                    m.cancelled_shares(),
-                    m.header().timestamp,
-                    out,
-                );
+                self.reduce(reference, shares, timestamp, out);
             }
-            Message::OrderDelete(m) => {
+            Op::Delete {
+                reference,
+                timestamp,
+            } => {
                 self.stats.deletes += 1;
-                match self.unlink(m.order_ref(), m.header().timestamp) {
+                match self.unlink(reference, timestamp) {
                     Some(change) => {
                         self.emit(change, out);
                         self.uncross(change.locate);
@@ -469,34 +454,28 @@ impl<'a> Books<'a> {
                     None => self.stats.unknown_refs += 1,
                 }
             }
-            Message::OrderReplace(m) => {
+            Op::Replace {
+                original,
+                new,
+                shares,
+                price,
+                timestamp,
+            } => {
                 self.stats.replaces += 1;
-                self.replace(
-                    m.original_order_ref(),
-                    m.new_order_ref(),
-                    m.shares(),
-                    i64::from(m.price()),
-                    m.header().timestamp,
-                    out,
-                );
+                self.replace(original, new, shares, price, timestamp, out);
             }
-            Message::StockDirectory(m) => {
-                let locate = m.header().stock_locate;
-                match self.books.get_mut(locate as usize) {
-                    Some(book) => {
-                        book.symbol = *m.stock();
-                        book.listed = true;
-                    }
-                    None => self.stats.symbols_full += 1,
+            Op::Directory { locate, symbol } => match self.books.get_mut(locate as usize) {
+                Some(book) => {
+                    book.symbol = symbol;
+                    book.listed = true;
                 }
-            }
-            Message::TradingAction(m) => {
-                match self.books.get_mut(m.header().stock_locate as usize) {
-                    Some(book) => book.trading_state = m.trading_state(),
-                    None => self.stats.symbols_full += 1,
-                }
-            }
-            _ => self.stats.skipped += 1,
+                None => self.stats.symbols_full += 1,
+            },
+            Op::Trading { locate, state } => match self.books.get_mut(locate as usize) {
+                Some(book) => book.trading_state = state,
+                None => self.stats.symbols_full += 1,
+            },
+            Op::System { .. } | Op::Other => self.stats.skipped += 1,
         }
     }
 

@@ -1,4 +1,4 @@
-//! [`Lookahead`]: parsed messages held a few places back, so that their records load early.
+//! [`Lookahead`]: decoded messages held a few places back, so that their records load early.
 //!
 //! On a real day's working set each message's order record and level are cache misses (the
 //! books are hundreds of megabytes). A core keeps 10–20 misses in flight, but only if it is
@@ -12,8 +12,7 @@
 //! applied `DEPTH` messages after it was pushed. Order of application is unchanged, so are
 //! the books: prefetches are only hints.
 
-use super::Books;
-use crate::feed::itch::Message;
+use super::{Books, Op};
 
 /// Messages held back: 16, about as many misses as a core keeps in flight.
 pub const DEPTH: usize = 16;
@@ -26,34 +25,34 @@ pub const LISTS_AT: usize = 11;
 
 /// A queue of the next `DEPTH` messages ahead of the book.
 #[derive(Debug)]
-pub struct Lookahead<'m> {
-    ring: [Option<Message<'m>>; DEPTH],
+pub struct Lookahead {
+    ring: [Op; DEPTH],
     /// Position of the oldest message.
     front: usize,
     len: usize,
 }
 
-impl Default for Lookahead<'_> {
+impl Default for Lookahead {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<'m> Lookahead<'m> {
+impl Lookahead {
     /// An empty queue.
     pub const fn new() -> Self {
         Self {
-            ring: [None; DEPTH],
+            ring: [Op::Other; DEPTH],
             front: 0,
             len: 0,
         }
     }
 
-    /// Queues `message` and starts its loads; returns the oldest message once `DEPTH` are held:
-    /// apply it now.
+    /// Queues `op` and starts its loads; returns the oldest op once `DEPTH` are held: apply it
+    /// now.
     #[inline(always)]
-    pub fn push(&mut self, books: &Books<'_>, message: Message<'m>) -> Option<Message<'m>> {
-        books.prefetch(&message);
+    pub fn push(&mut self, books: &Books<'_>, op: Op) -> Option<Op> {
+        books.prefetch(&op);
         if let Some(m) = self.pushed_ago(LEVELS_AT) {
             books.prefetch_levels(m);
         }
@@ -61,34 +60,34 @@ impl<'m> Lookahead<'m> {
             books.prefetch_lists(m);
         }
         if self.len == DEPTH {
-            let oldest = self.ring[self.front].replace(message);
+            let oldest = std::mem::replace(&mut self.ring[self.front], op);
             self.front = (self.front + 1) % DEPTH;
-            return oldest;
+            return Some(oldest);
         }
-        self.ring[(self.front + self.len) % DEPTH] = Some(message);
+        self.ring[(self.front + self.len) % DEPTH] = op;
         self.len += 1;
         None
     }
 
-    /// The message pushed `ago` pushes before the next one, if held.
+    /// The op pushed `ago` pushes before the next one, if held.
     #[inline(always)]
-    fn pushed_ago(&self, ago: usize) -> Option<&Message<'m>> {
+    fn pushed_ago(&self, ago: usize) -> Option<&Op> {
         if self.len < ago {
             return None;
         }
-        self.ring[(self.front + self.len - ago) % DEPTH].as_ref()
+        Some(&self.ring[(self.front + self.len - ago) % DEPTH])
     }
 
     /// Takes the oldest message held, for draining at the end of the input.
     #[inline]
-    pub fn pop(&mut self) -> Option<Message<'m>> {
+    pub fn pop(&mut self) -> Option<Op> {
         if self.len == 0 {
             return None;
         }
-        let oldest = self.ring[self.front].take();
+        let oldest = self.ring[self.front];
         self.front = (self.front + 1) % DEPTH;
         self.len -= 1;
-        oldest
+        Some(oldest)
     }
 
     /// Messages held.
@@ -132,7 +131,7 @@ mod tests {
         let mut ahead = Lookahead::new();
         let mut out = Vec::new();
         for frame in &frames {
-            if let Some(m) = ahead.push(&books, parse(frame).unwrap()) {
+            if let Some(m) = ahead.push(&books, Op::of(&parse(frame).unwrap())) {
                 out.push(m);
             }
         }
@@ -144,7 +143,7 @@ mod tests {
         let refs: Vec<u64> = out
             .iter()
             .map(|m| match m {
-                Message::AddOrder(a) => a.order_ref(),
+                Op::Add { reference, .. } => *reference,
                 _ => u64::MAX,
             })
             .collect();

@@ -12,6 +12,7 @@ pub mod books;
 pub mod change;
 pub mod level_table;
 pub mod lookahead;
+pub mod op;
 pub mod order_store;
 pub mod price_lists;
 pub mod queues;
@@ -21,4 +22,5 @@ pub mod stats;
 
 pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position, itch_price};
 pub use change::L2Change;
+pub use op::Op;
 pub use stats::BookStats;

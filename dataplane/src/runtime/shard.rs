@@ -20,14 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::command::{Ack, Applied, Command, CommandError};
 use super::event::{Event, LevelUpdate, ResyncReason};
-use super::held::Held;
+use super::held::{Held, Slot};
 use super::idle::{IdleStrategy, Idler};
 use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
 use crate::book::change::L2Change;
-use crate::book::{Books, BooksConfig};
+use crate::book::{Books, BooksConfig, Op};
 use crate::clock::now_ns;
-use crate::feed::itch::{self, Message};
+use crate::feed::itch;
 use crate::ring::{Consumer, Producer};
 use crate::source::{FeedEvent, FeedSource, Polled, Rejection};
 
@@ -523,7 +523,7 @@ impl<'a> Shard<'a> {
     /// Handles the messages held back, oldest first.
     fn drain_held(&mut self) {
         while let Some(slot) = self.held.pop() {
-            self.on_message(slot.bytes(), slot.ingest_ns);
+            self.on_message(slot);
         }
     }
 
@@ -534,13 +534,8 @@ impl<'a> Shard<'a> {
             // a shard reads the whole feed: no loads for the books it does not keep
             let symbols = &self.symbols;
             let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
-            match self.held.push(bytes, ingest_ns, &self.books, tracked) {
-                Ok(Some(slot)) => self.on_message(slot.bytes(), slot.ingest_ns),
-                Ok(None) => {}
-                Err(()) => {
-                    self.drain_held();
-                    self.on_message(bytes, ingest_ns);
-                }
+            if let Some(slot) = self.held.push(bytes, ingest_ns, &self.books, tracked) {
+                self.on_message(slot);
             }
             return;
         }
@@ -569,27 +564,24 @@ impl<'a> Shard<'a> {
         }
     }
 
-    fn on_message(&mut self, bytes: &[u8], ingest_ns: u64) {
-        let Some(&kind) = bytes.first() else {
+    fn on_message(&mut self, slot: Slot) {
+        if slot.kind == 0 {
+            self.stats.add(Counter::ParseErrors, 1);
+            return;
+        }
+        self.stats.count_message(slot.kind);
+        let Some(op) = slot.op else {
             self.stats.add(Counter::ParseErrors, 1);
             return;
         };
-        self.stats.count_message(kind);
-        let message = match itch::parse(bytes) {
-            Ok(message) => message,
-            Err(_) => {
-                self.stats.add(Counter::ParseErrors, 1);
+        let (locate, ingest_ns) = (slot.locate, slot.ingest_ns);
+        match op {
+            Op::Directory { symbol, .. } => {
+                self.books.apply_op(op, &mut |_| {});
+                self.on_listed(locate, symbol);
                 return;
             }
-        };
-        let locate = message.header().stock_locate;
-        match message {
-            Message::StockDirectory(ref m) => {
-                self.books.apply(&message, &mut |_| {});
-                self.on_listed(locate, *m.stock());
-                return;
-            }
-            Message::SystemEvent(ref m) if m.event_code() == b'O' => {
+            Op::System { code: b'O' } => {
                 // start of messages: a new day on a clean slate
                 self.new_day();
                 return;
@@ -612,7 +604,7 @@ impl<'a> Shard<'a> {
             ..
         } = self;
         let owed = owed_stale.is_some() || *owed_fresh;
-        books.apply(&message, &mut |change: L2Change| {
+        books.apply_op(op, &mut |change: L2Change| {
             let Some(state) = symbols.get_mut(change.locate as usize) else {
                 return;
             };
