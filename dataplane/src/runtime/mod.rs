@@ -25,6 +25,7 @@ pub mod event;
 pub mod held;
 pub mod idle;
 mod shard;
+mod staged;
 pub mod stats;
 
 use std::sync::Arc;

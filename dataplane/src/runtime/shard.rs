@@ -22,6 +22,7 @@ use super::command::{Ack, Applied, Command, CommandError};
 use super::event::{Event, LevelUpdate, ResyncReason};
 use super::held::{Held, Slot};
 use super::idle::{IdleStrategy, Idler};
+use super::staged::Staged;
 use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
 use crate::book::change::L2Change;
@@ -189,6 +190,8 @@ pub(super) struct Shard<'a> {
     day_clean: bool,
     /// Messages held back while their records load; empty between polls.
     held: Held,
+    /// Level events of this poll, published together at its end; empty between polls.
+    staged: Staged,
 }
 
 impl<'a> Shard<'a> {
@@ -224,6 +227,7 @@ impl<'a> Shard<'a> {
             published: 0,
             day_clean: false,
             held: Held::new(),
+            staged: Staged::new(),
         })
     }
 
@@ -241,6 +245,7 @@ impl<'a> Shard<'a> {
                     source.poll(started, batch, &mut sink)
                 };
                 self.drain_held();
+                self.publish_staged();
                 match polled {
                     Polled::Events(n) => work |= n > 0,
                     Polled::Idle => {}
@@ -272,6 +277,10 @@ impl<'a> Shard<'a> {
     /// Sends what is owed: shard-wide events, then resyncs that fit (stamped `now_ns`). True if
     /// it sent any.
     fn flush(&mut self, now_ns: u64) -> bool {
+        debug_assert!(
+            self.staged.is_empty(),
+            "every poll publishes what it staged"
+        );
         let mut sent = false;
         if let Some((first, count)) = self.owed_stale {
             if self
@@ -504,8 +513,15 @@ impl<'a> Shard<'a> {
         self.mark_dirty(locate, ResyncReason::Added);
     }
 
+    /// Publishes the staged level events; before any other push, so events keep their order.
+    fn publish_staged(&mut self) {
+        self.staged.publish(&mut self.rings.events);
+        self.published += self.staged.take_published();
+    }
+
     /// Pushes an event the caller made room for (or counts it as ring-full).
     fn push_event(&mut self, event: Event) {
+        self.publish_staged();
         if self.rings.events.push(event).is_ok() {
             self.published += 1;
         } else if let Some(locate) = event.locate() {
@@ -600,7 +616,7 @@ impl<'a> Shard<'a> {
             stats,
             owed_stale,
             owed_fresh,
-            published,
+            staged,
             ..
         } = self;
         let owed = owed_stale.is_some() || *owed_fresh;
@@ -621,9 +637,8 @@ impl<'a> Shard<'a> {
                 exchange_ns: change.timestamp,
                 ingest_ns,
             };
-            if !owed && rings.events.push(Event::Level(update)).is_ok() {
+            if !owed && staged.stage(&mut rings.events, Event::Level(update)) {
                 state.seq += 1;
-                *published += 1;
             } else {
                 stats.add(Counter::RingFull, 1);
                 state.mark_dirty(dirty, change.locate, ResyncReason::RingFull);
@@ -656,6 +671,7 @@ impl<'a> Shard<'a> {
     /// A new day: every book is emptied (once: a restart and the start-of-messages event that
     /// follows it are one day) and every published symbol resent (empty).
     fn new_day(&mut self) {
+        self.publish_staged();
         if !self.day_clean {
             self.books.clear_all();
             self.day_clean = true;
