@@ -918,6 +918,12 @@ impl<'a> Books<'a> {
     pub fn live_levels(&self) -> usize {
         self.levels.len()
     }
+
+    /// Queue chunks in use: never more than live orders plus live levels (see
+    /// [`super::queues`]).
+    pub fn queue_chunks(&self) -> usize {
+        self.queues.used()
+    }
 }
 
 impl std::fmt::Debug for Books<'_> {

@@ -142,6 +142,13 @@ impl ReferenceBooks {
         }
     }
 
+    /// Empties the book of `locate`, as [`super::Books::clear_book`] does.
+    pub fn clear_book(&mut self, locate: u16) {
+        self.orders.retain(|_, o| o.locate != locate);
+        self.books.remove(&locate);
+        self.queues.retain(|&(l, _, _), _| l != locate);
+    }
+
     /// The orders resting at one level as `(reference, shares)`, first to fill first.
     pub fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<(u64, u32)> {
         self.queues
