@@ -9,12 +9,16 @@
 //!   double-freed pool handle is an error; a failed NUMA binding falls back with a warning.
 //! - **No tokio, no protobuf.** The books take time from the messages, so they replay
 //!   deterministically; only [`runtime`] and [`source`] read the clock ([`clock::now_ns`]).
+//! - **Books are exact, L3 included.** [`book::Books`] is checked against the plain
+//!   [`book::reference`] model on 10 M-message streams and on arbitrary hostile sequences:
+//!   every level, every level's queue in time priority, and every order's place in it.
 //!
 //! The [`runtime`] runs shards: pinned threads that poll a [`source`], keep the books and talk to
 //! the control plane through rings only.
 //!
-//! `unsafe` lives only in [`ring`], [`arena`] (carving, binding, dropping carved values) and
-//! [`feed::binaryfile`] (the memory map of a capture file); each block carries its proof. The
+//! `unsafe` lives only in [`ring`], [`arena`] (carving, binding, dropping carved values),
+//! [`feed::binaryfile`] (the memory map of a capture file) and [`prefetch`] (the prefetch
+//! instruction); each block carries its proof. The
 //! ring is model-checked with loom (`RUSTFLAGS="--cfg loom"`); the ring, pool and arena
 //! regions run under Miri. The [`pool`] and the [`book`] are safe code.
 //!

@@ -418,8 +418,8 @@ mod tests {
                     .collect();
                 prop_assert_eq!(queues.used(), pinned.len());
             }
-            for q in 0..levels {
-                queues.drop_queue(tails[q]);
+            for tail in tails {
+                queues.drop_queue(tail);
             }
             prop_assert_eq!(queues.used(), 0);
         }
