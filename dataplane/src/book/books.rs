@@ -26,7 +26,7 @@
 //! unknown references, duplicate adds, over-executions and every capacity limit are counted in
 //! [`BookStats`], and a book that lost an order to a capacity limit is marked incomplete.
 
-use super::change::L2Change;
+use super::change::{ChangeSink, L2Change};
 use super::level_table::{Level, LevelTable};
 use super::op::Op;
 use super::order_store::{OrderStore, StoreError};
@@ -404,13 +404,13 @@ impl<'a> Books<'a> {
 
     /// Applies one message, calling `out` once for each price level it changed.
     #[inline]
-    pub fn apply(&mut self, message: &Message<'_>, out: &mut impl FnMut(L2Change)) {
+    pub fn apply(&mut self, message: &Message<'_>, out: &mut impl ChangeSink) {
         self.apply_op(Op::of(message), out);
     }
 
     /// Applies one message's [`Op`], calling `out` once for each price level it changed.
     #[inline]
-    pub fn apply_op(&mut self, op: Op, out: &mut impl FnMut(L2Change)) {
+    pub fn apply_op(&mut self, op: Op, out: &mut impl ChangeSink) {
         self.stats.messages += 1;
         match op {
             Op::Add {
@@ -490,7 +490,7 @@ impl<'a> Books<'a> {
         shares: u32,
         price: i64,
         timestamp: u64,
-        out: &mut impl FnMut(L2Change),
+        out: &mut impl ChangeSink,
     ) -> bool {
         let Some(book) = self.books.get_mut(locate as usize) else {
             self.stats.symbols_full += 1;
@@ -620,13 +620,7 @@ impl<'a> Books<'a> {
 
     /// Takes `shares` off the order in `reference`, removing it when none are left.
     #[inline]
-    fn reduce(
-        &mut self,
-        reference: u64,
-        shares: u32,
-        timestamp: u64,
-        out: &mut impl FnMut(L2Change),
-    ) {
+    fn reduce(&mut self, reference: u64, shares: u32, timestamp: u64, out: &mut impl ChangeSink) {
         let books = &self.books;
         let Some(order) = self.orders.get_mut(reference) else {
             self.stats.unknown_refs += 1;
@@ -700,7 +694,7 @@ impl<'a> Books<'a> {
         shares: u32,
         price: i64,
         timestamp: u64,
-        out: &mut impl FnMut(L2Change),
+        out: &mut impl ChangeSink,
     ) {
         let Some(old) = self.unlink(original, timestamp) else {
             self.stats.unknown_refs += 1;
@@ -726,9 +720,9 @@ impl<'a> Books<'a> {
     }
 
     #[inline(always)]
-    fn emit(&mut self, change: L2Change, out: &mut impl FnMut(L2Change)) {
+    fn emit(&mut self, change: L2Change, out: &mut impl ChangeSink) {
         self.stats.changes += 1;
-        out(change);
+        out.change(change);
     }
 
     /// A removal can only uncross a book: re-check only books that are crossed.

@@ -42,3 +42,20 @@ impl L2Change {
         }
     }
 }
+
+/// Where [`super::Books`] sends the changes of a message: any `FnMut(L2Change)`, or a type of
+/// its own whose [`ChangeSink::change`] is `#[inline(always)]`. A closure called from the
+/// book's several emit sites is often not inlined; the change then goes through the stack,
+/// and reading it back field-merged right after it was written field by field stalls on
+/// store forwarding. An always-inlined sink keeps the change in registers.
+pub trait ChangeSink {
+    /// One level changed.
+    fn change(&mut self, change: L2Change);
+}
+
+impl<F: FnMut(L2Change)> ChangeSink for F {
+    #[inline(always)]
+    fn change(&mut self, change: L2Change) {
+        self(change);
+    }
+}

@@ -21,6 +21,6 @@ pub mod side;
 pub mod stats;
 
 pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position, itch_price};
-pub use change::L2Change;
+pub use change::{ChangeSink, L2Change};
 pub use op::Op;
 pub use stats::BookStats;

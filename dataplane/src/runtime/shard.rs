@@ -26,7 +26,7 @@ use super::staged::Staged;
 use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
 use crate::book::change::L2Change;
-use crate::book::{Books, BooksConfig, Op};
+use crate::book::{Books, BooksConfig, ChangeSink, Op};
 use crate::clock::now_ns;
 use crate::feed::itch;
 use crate::ring::{Consumer, Producer};
@@ -619,31 +619,16 @@ impl<'a> Shard<'a> {
             staged,
             ..
         } = self;
-        let owed = owed_stale.is_some() || *owed_fresh;
-        books.apply_op(op, &mut |change: L2Change| {
-            let Some(state) = symbols.get_mut(change.locate as usize) else {
-                return;
-            };
-            if !state.active || state.dirty {
-                return;
-            }
-            let update = LevelUpdate {
-                locate: change.locate,
-                side: change.side,
-                price: change.price,
-                shares: change.shares,
-                orders: change.orders,
-                seq: state.seq + 1,
-                exchange_ns: change.timestamp,
-                ingest_ns,
-            };
-            if !owed && staged.stage(&mut rings.events, Event::Level(update)) {
-                state.seq += 1;
-            } else {
-                stats.add(Counter::RingFull, 1);
-                state.mark_dirty(dirty, change.locate, ResyncReason::RingFull);
-            }
-        });
+        let mut publish = LevelEvents {
+            symbols,
+            dirty,
+            events: &mut rings.events,
+            staged,
+            stats,
+            owed: owed_stale.is_some() || *owed_fresh,
+            ingest_ns,
+        };
+        books.apply_op(op, &mut publish);
     }
 
     /// A stock directory message named `locate`: decide who owns it and whether to publish.
@@ -690,6 +675,47 @@ impl<'a> Shard<'a> {
             self.stale = false;
             self.owed_stale = None;
             self.owed_fresh = true;
+        }
+    }
+}
+
+/// Turns the books' changes into level events, as they are made (see
+/// [`crate::book::ChangeSink`]: always inlined, so a change never goes through memory).
+struct LevelEvents<'s, 'a> {
+    symbols: &'s mut Region<'a, Symbol>,
+    dirty: &'s mut VecDeque<u16>,
+    events: &'s mut Producer<Event>,
+    staged: &'s mut Staged,
+    stats: &'s ShardStats,
+    /// Shard-wide events are owed: every change resyncs its symbol instead.
+    owed: bool,
+    ingest_ns: u64,
+}
+
+impl ChangeSink for LevelEvents<'_, '_> {
+    #[inline(always)]
+    fn change(&mut self, change: L2Change) {
+        let Some(state) = self.symbols.get_mut(change.locate as usize) else {
+            return;
+        };
+        if !state.active || state.dirty {
+            return;
+        }
+        let update = LevelUpdate {
+            locate: change.locate,
+            side: change.side,
+            price: change.price,
+            shares: change.shares,
+            orders: change.orders,
+            seq: state.seq + 1,
+            exchange_ns: change.timestamp,
+            ingest_ns: self.ingest_ns,
+        };
+        if !self.owed && self.staged.stage(self.events, Event::Level(update)) {
+            state.seq += 1;
+        } else {
+            self.stats.add(Counter::RingFull, 1);
+            state.mark_dirty(self.dirty, change.locate, ResyncReason::RingFull);
         }
     }
 }

@@ -42,8 +42,10 @@ impl Staged {
         }
     }
 
-    /// Stages `event` if `ring` will have room for it; false if the ring is full.
-    #[inline]
+    /// Stages `event` if `ring` will have room for it; false if the ring is full. Always
+    /// inlined: the event is then written once, into the stage, instead of being built on the
+    /// stack and copied (a copy read back right after its field-wise stores stalls).
+    #[inline(always)]
     pub fn stage(&mut self, ring: &mut Producer<Event>, event: Event) -> bool {
         if self.events.len() == STAGE {
             self.publish(ring);
