@@ -107,15 +107,11 @@ fn pinbook_ahead(bytes: &[u8]) -> Duration {
     let mut ahead = Lookahead::new();
     let start = Instant::now();
     for frame in Frames::new(bytes).flatten() {
-        if let Ok(message) = parse(frame)
-            && let Some(now) = ahead.push(&books, Op::of(&message))
-        {
-            books.apply_op(now, &mut |_| changes += 1);
+        if let Ok(message) = parse(frame) {
+            ahead.push(&mut books, Op::of(&message), &mut |_| changes += 1);
         }
     }
-    while let Some(now) = ahead.pop() {
-        books.apply_op(now, &mut |_| changes += 1);
-    }
+    ahead.drain(&mut books, &mut |_| changes += 1);
     let elapsed = start.elapsed();
     black_box((changes, books.live_orders()));
     elapsed

@@ -108,9 +108,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                 match itch::parse(bytes) {
                     Ok(message) => {
                         messages += 1;
-                        if let Some(now) = ahead.push(&books, Op::of(&message)) {
-                            books.apply_op(now, &mut |_| changes += 1);
-                        }
+                        ahead.push(&mut books, Op::of(&message), &mut |_| changes += 1);
                         None
                     }
                     Err(e) => {
@@ -151,9 +149,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             bar.set_position(consumed);
         }
     }
-    while let Some(now) = ahead.pop() {
-        books.apply_op(now, &mut |_| changes += 1);
-    }
+    ahead.drain(&mut books, &mut |_| changes += 1);
     let elapsed = started.elapsed();
     if errors.framing_lost > 0 {
         eprintln!(

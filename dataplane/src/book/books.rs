@@ -405,14 +405,15 @@ impl<'a> Books<'a> {
     /// Applies one message, calling `out` once for each price level it changed.
     #[inline]
     pub fn apply(&mut self, message: &Message<'_>, out: &mut impl ChangeSink) {
-        self.apply_op(Op::of(message), out);
+        self.apply_op(&Op::of(message), out);
     }
 
-    /// Applies one message's [`Op`], calling `out` once for each price level it changed.
+    /// Applies one message's [`Op`], calling `out` once for each price level it changed. The
+    /// op is read where it lies (see [`super::lookahead`]).
     #[inline]
-    pub fn apply_op(&mut self, op: Op, out: &mut impl ChangeSink) {
+    pub fn apply_op(&mut self, op: &Op, out: &mut impl ChangeSink) {
         self.stats.messages += 1;
-        match op {
+        match *op {
             Op::Add {
                 locate,
                 reference,

@@ -12,7 +12,7 @@
 //! applied `DEPTH` messages after it was pushed. Order of application is unchanged, so are
 //! the books: prefetches are only hints.
 
-use super::{Books, Op};
+use super::{Books, ChangeSink, Op};
 
 /// Messages held back: 16, about as many misses as a core keeps in flight.
 pub const DEPTH: usize = 16;
@@ -48,10 +48,16 @@ impl Lookahead {
         }
     }
 
-    /// Queues `op` and starts its loads; returns the oldest op once `DEPTH` are held: apply it
-    /// now.
+    /// Queues `op` and starts its loads; when `DEPTH` ops are held, first applies the oldest
+    /// to `books`, read where it lies (an op copied out and read back field by field right
+    /// away stalls on store forwarding).
     #[inline(always)]
-    pub fn push(&mut self, books: &Books<'_>, op: Op) -> Option<Op> {
+    pub fn push(&mut self, books: &mut Books<'_>, op: Op, out: &mut impl ChangeSink) {
+        if self.len == DEPTH {
+            books.apply_op(&self.ring[self.front], out);
+            self.front = (self.front + 1) % DEPTH;
+            self.len -= 1;
+        }
         books.prefetch(&op);
         if let Some(m) = self.pushed_ago(LEVELS_AT) {
             books.prefetch_levels(m);
@@ -59,14 +65,17 @@ impl Lookahead {
         if let Some(m) = self.pushed_ago(LISTS_AT) {
             books.prefetch_lists(m);
         }
-        if self.len == DEPTH {
-            let oldest = std::mem::replace(&mut self.ring[self.front], op);
-            self.front = (self.front + 1) % DEPTH;
-            return Some(oldest);
-        }
         self.ring[(self.front + self.len) % DEPTH] = op;
         self.len += 1;
-        None
+    }
+
+    /// Applies every op held, oldest first (at the end of the input).
+    pub fn drain(&mut self, books: &mut Books<'_>, out: &mut impl ChangeSink) {
+        while self.len > 0 {
+            books.apply_op(&self.ring[self.front], out);
+            self.front = (self.front + 1) % DEPTH;
+            self.len -= 1;
+        }
     }
 
     /// The op pushed `ago` pushes before the next one, if held.
@@ -76,18 +85,6 @@ impl Lookahead {
             return None;
         }
         Some(&self.ring[(self.front + self.len - ago) % DEPTH])
-    }
-
-    /// Takes the oldest message held, for draining at the end of the input.
-    #[inline]
-    pub fn pop(&mut self) -> Option<Op> {
-        if self.len == 0 {
-            return None;
-        }
-        let oldest = self.ring[self.front];
-        self.front = (self.front + 1) % DEPTH;
-        self.len -= 1;
-        Some(oldest)
     }
 
     /// Messages held.
@@ -104,17 +101,17 @@ impl Lookahead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::BooksConfig;
+    use crate::book::{BooksConfig, L2Change};
     use crate::feed::itch::encode::{self, EncHeader};
     use crate::feed::itch::{Side, parse};
 
     #[test]
-    fn messages_come_back_in_order_after_depth_pushes() {
-        let books = Books::new(
+    fn ops_are_applied_in_order_depth_pushes_later() {
+        let mut books = Books::new(
             BooksConfig {
                 max_orders: 64,
                 max_levels: 64,
-                max_levels_per_side: 8,
+                max_levels_per_side: 64,
                 max_symbols: 4,
             },
             None,
@@ -125,28 +122,24 @@ mod tests {
             tracking: 0,
             timestamp: 1,
         };
+        // each add opens its own level, so the changes name the adds in the order applied
         let frames: Vec<Vec<u8>> = (0..40u64)
-            .map(|r| encode::add_order(h, r, Side::Buy, 1, encode::stock("A"), 100, None))
-            .collect();
-        let mut ahead = Lookahead::new();
-        let mut out = Vec::new();
-        for frame in &frames {
-            if let Some(m) = ahead.push(&books, Op::of(&parse(frame).unwrap())) {
-                out.push(m);
-            }
-        }
-        assert_eq!(out.len(), 40 - DEPTH);
-        while let Some(m) = ahead.pop() {
-            out.push(m);
-        }
-        assert!(ahead.is_empty());
-        let refs: Vec<u64> = out
-            .iter()
-            .map(|m| match m {
-                Op::Add { reference, .. } => *reference,
-                _ => u64::MAX,
+            .map(|r| {
+                encode::add_order(h, r, Side::Buy, 1, encode::stock("A"), 100 + r as u32, None)
             })
             .collect();
-        assert_eq!(refs, (0..40).collect::<Vec<_>>());
+        let mut ahead = Lookahead::new();
+        let mut applied = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            ahead.push(
+                &mut books,
+                Op::of(&parse(frame).unwrap()),
+                &mut |c: L2Change| applied.push(c.price),
+            );
+            assert_eq!(applied.len(), (i + 1).saturating_sub(DEPTH));
+        }
+        ahead.drain(&mut books, &mut |c: L2Change| applied.push(c.price));
+        assert!(ahead.is_empty());
+        assert_eq!(applied, (100..140).collect::<Vec<u32>>());
     }
 }

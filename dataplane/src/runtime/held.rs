@@ -56,8 +56,8 @@ impl Held {
     }
 
     /// Decodes `bytes` and holds the message back and, if `wanted` says its stock locate is one
-    /// the books keep, starts loading its records; returns the oldest message once `DEPTH` are
-    /// held (handle it now).
+    /// the books keep, starts loading its records. The caller handles and pops the oldest
+    /// message first when [`Held::is_full`].
     #[inline]
     pub fn push(
         &mut self,
@@ -65,7 +65,7 @@ impl Held {
         ingest_ns: u64,
         books: &Books<'_>,
         wanted: impl Fn(u16) -> bool,
-    ) -> Option<Slot> {
+    ) {
         let mut slot = Slot {
             ingest_ns,
             kind: bytes.first().copied().unwrap_or(0),
@@ -87,13 +87,33 @@ impl Held {
             books.prefetch_lists(op);
         }
         if self.len == DEPTH {
-            let oldest = std::mem::replace(&mut self.slots[self.front], slot);
-            self.front = (self.front + 1) % DEPTH;
-            return Some(oldest);
+            // the caller did not take the oldest: it is dropped rather than overwritten
+            self.pop_front();
         }
         self.slots[(self.front + self.len) % DEPTH] = slot;
         self.len += 1;
-        None
+    }
+
+    /// True when `DEPTH` messages are held: handle the oldest before pushing another.
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len == DEPTH
+    }
+
+    /// The oldest message held, in place: read it where it lies (copying a slot out and
+    /// reading it back field by field stalls on store forwarding), then [`Held::pop_front`].
+    #[inline(always)]
+    pub fn front(&self) -> Option<&Slot> {
+        (self.len > 0).then(|| &self.slots[self.front])
+    }
+
+    /// Forgets the oldest message held.
+    #[inline(always)]
+    pub fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.front = (self.front + 1) % DEPTH;
+            self.len -= 1;
+        }
     }
 
     /// The op of the tracked message pushed `ago` pushes before the next one, if held.
@@ -104,18 +124,6 @@ impl Held {
         }
         let slot = &self.slots[(self.front + self.len - ago) % DEPTH];
         slot.op.as_ref().filter(|_| slot.tracked)
-    }
-
-    /// Takes the oldest message held.
-    #[inline]
-    pub fn pop(&mut self) -> Option<Slot> {
-        if self.len == 0 {
-            return None;
-        }
-        let oldest = self.slots[self.front];
-        self.front = (self.front + 1) % DEPTH;
-        self.len -= 1;
-        Some(oldest)
     }
 
     /// True when no message is held.
@@ -161,13 +169,16 @@ mod tests {
         let mut held = Held::new();
         let mut out = Vec::new();
         for (i, frame) in frames.iter().enumerate() {
-            if let Some(slot) = held.push(frame, i as u64, &books, |_| true) {
-                out.push(slot);
+            if held.is_full() {
+                out.push(*held.front().unwrap());
+                held.pop_front();
             }
+            held.push(frame, i as u64, &books, |_| true);
         }
         assert_eq!(out.len(), 40 - DEPTH);
-        while let Some(slot) = held.pop() {
-            out.push(slot);
+        while let Some(slot) = held.front() {
+            out.push(*slot);
+            held.pop_front();
         }
         assert!(held.is_empty());
         for (i, (slot, frame)) in out.iter().zip(&frames).enumerate() {

@@ -188,8 +188,6 @@ pub(super) struct Shard<'a> {
     /// No order has been applied since the books were last emptied for a new day (a restart
     /// and the start-of-messages event that follows it are one new day, not two).
     day_clean: bool,
-    /// Messages held back while their records load; empty between polls.
-    held: Held,
     /// Level events of this poll, published together at its end; empty between polls.
     staged: Staged,
 }
@@ -226,7 +224,6 @@ impl<'a> Shard<'a> {
             owed_fresh: false,
             published: 0,
             day_clean: false,
-            held: Held::new(),
             staged: Staged::new(),
         })
     }
@@ -234,6 +231,9 @@ impl<'a> Shard<'a> {
     /// Runs the loop until `stop` is set.
     pub(super) fn run(&mut self, source: &mut dyn FeedSource, stop: &AtomicBool) {
         let mut ended = false;
+        // Messages held back while their records load; empty between polls. Kept apart from
+        // `self` so a held message is handled where it lies, by reference.
+        let mut held = Held::new();
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
             let mut work = self.flush(started);
@@ -241,10 +241,10 @@ impl<'a> Shard<'a> {
             if !ended {
                 let batch = self.batch;
                 let polled = {
-                    let mut sink = |event: FeedEvent<'_>| self.on_feed(event, started);
+                    let mut sink = |event: FeedEvent<'_>| self.on_feed(&mut held, event, started);
                     source.poll(started, batch, &mut sink)
                 };
-                self.drain_held();
+                self.drain_held(&mut held);
                 self.publish_staged();
                 match polled {
                     Polled::Events(n) => work |= n > 0,
@@ -537,25 +537,30 @@ impl<'a> Shard<'a> {
     }
 
     /// Handles the messages held back, oldest first.
-    fn drain_held(&mut self) {
-        while let Some(slot) = self.held.pop() {
+    fn drain_held(&mut self, held: &mut Held) {
+        while let Some(slot) = held.front() {
             self.on_message(slot);
+            held.pop_front();
         }
     }
 
     /// One feed event. A message is held back a few messages while its records load
     /// ([`Held`]); anything else first lets every held message through.
-    fn on_feed(&mut self, event: FeedEvent<'_>, ingest_ns: u64) {
+    fn on_feed(&mut self, held: &mut Held, event: FeedEvent<'_>, ingest_ns: u64) {
         if let FeedEvent::Message(bytes) = event {
+            if held.is_full() {
+                if let Some(oldest) = held.front() {
+                    self.on_message(oldest);
+                }
+                held.pop_front();
+            }
             // a shard reads the whole feed: no loads for the books it does not keep
             let symbols = &self.symbols;
             let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
-            if let Some(slot) = self.held.push(bytes, ingest_ns, &self.books, tracked) {
-                self.on_message(slot);
-            }
+            held.push(bytes, ingest_ns, &self.books, tracked);
             return;
         }
-        self.drain_held();
+        self.drain_held(held);
         match event {
             FeedEvent::Message(_) => {}
             FeedEvent::Gap { first, count } => {
@@ -580,19 +585,21 @@ impl<'a> Shard<'a> {
         }
     }
 
-    fn on_message(&mut self, slot: Slot) {
+    fn on_message(&mut self, slot: &Slot) {
         if slot.kind == 0 {
             self.stats.add(Counter::ParseErrors, 1);
             return;
         }
         self.stats.count_message(slot.kind);
-        let Some(op) = slot.op else {
+        // read in place, not copied (see `Held::front`)
+        let Some(op) = &slot.op else {
             self.stats.add(Counter::ParseErrors, 1);
             return;
         };
         let (locate, ingest_ns) = (slot.locate, slot.ingest_ns);
         match op {
             Op::Directory { symbol, .. } => {
+                let symbol = *symbol;
                 self.books.apply_op(op, &mut |_| {});
                 self.on_listed(locate, symbol);
                 return;
