@@ -28,7 +28,7 @@
 
 use super::change::{ChangeSink, L2Change};
 use super::level_table::{Level, LevelTable};
-use super::op::Op;
+use super::op::{NewOrder, Op};
 use super::order_store::{OrderStore, StoreError};
 use super::price_lists::{MIN_BLOCK, PriceLists};
 use super::queues::{NIL, Queues};
@@ -328,12 +328,7 @@ impl<'a> Books<'a> {
     #[inline(always)]
     pub fn prefetch(&self, op: &Op) {
         match *op {
-            Op::Add {
-                locate,
-                side,
-                price,
-                ..
-            } => self.levels.prefetch(locate, side, price),
+            Op::Add(o) => self.levels.prefetch(o.locate, o.side, o.price),
             _ => {
                 if let Some(reference) = op.resting() {
                     self.orders.prefetch(reference);
@@ -346,14 +341,8 @@ impl<'a> Books<'a> {
     /// (and for a U the new price's level); for an A, the queue chunk it will write.
     #[inline(always)]
     pub fn prefetch_levels(&self, op: &Op) {
-        if let Op::Add {
-            locate,
-            side,
-            price,
-            ..
-        } = *op
-        {
-            self.prefetch_joining(locate, side, price);
+        if let Op::Add(o) = op {
+            self.prefetch_joining(o.locate, o.side, o.price);
             return;
         }
         if let Some(reference) = op.resting()
@@ -414,15 +403,8 @@ impl<'a> Books<'a> {
     pub fn apply_op(&mut self, op: &Op, out: &mut impl ChangeSink) {
         self.stats.messages += 1;
         match *op {
-            Op::Add {
-                locate,
-                reference,
-                side,
-                shares,
-                price,
-                timestamp,
-            } => {
-                self.add(locate, reference, side, shares, price, timestamp, out);
+            Op::Add(order) => {
+                self.add(order, out);
             }
             // E and C reduce alike: the resting order keeps its own price. X takes shares off
             // the same way.
@@ -481,18 +463,16 @@ impl<'a> Books<'a> {
     }
 
     /// Adds an order and emits its level. Returns false if it was not added.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn add(
-        &mut self,
-        locate: u16,
-        reference: u64,
-        side: Side,
-        shares: u32,
-        price: i64,
-        timestamp: u64,
-        out: &mut impl ChangeSink,
-    ) -> bool {
+    fn add(&mut self, new: NewOrder, out: &mut impl ChangeSink) -> bool {
+        let NewOrder {
+            locate,
+            reference,
+            side,
+            shares,
+            price,
+            timestamp,
+        } = new;
         let Some(book) = self.books.get_mut(locate as usize) else {
             self.stats.symbols_full += 1;
             return false;
@@ -705,7 +685,15 @@ impl<'a> Books<'a> {
         if !same_price {
             self.emit(old, out);
         }
-        let added = self.add(old.locate, new, old.side, shares, price, timestamp, out);
+        let joining = NewOrder {
+            locate: old.locate,
+            reference: new,
+            side: old.side,
+            shares,
+            price,
+            timestamp,
+        };
+        let added = self.add(joining, out);
         if !added && same_price {
             self.emit(old, out);
         }

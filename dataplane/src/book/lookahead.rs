@@ -32,6 +32,18 @@ pub struct Lookahead {
     len: usize,
 }
 
+/// Steps two and three for the ops pushed [`LEVELS_AT`] and [`LISTS_AT`] pushes before the
+/// one being pushed (the shard's held messages use it too).
+#[inline(always)]
+pub fn later_steps(books: &Books<'_>, levels: Option<&Op>, lists: Option<&Op>) {
+    if let Some(op) = levels {
+        books.prefetch_levels(op);
+    }
+    if let Some(op) = lists {
+        books.prefetch_lists(op);
+    }
+}
+
 impl Default for Lookahead {
     fn default() -> Self {
         Self::new()
@@ -59,12 +71,7 @@ impl Lookahead {
             self.len -= 1;
         }
         books.prefetch(&op);
-        if let Some(m) = self.pushed_ago(LEVELS_AT) {
-            books.prefetch_levels(m);
-        }
-        if let Some(m) = self.pushed_ago(LISTS_AT) {
-            books.prefetch_lists(m);
-        }
+        later_steps(books, self.pushed_ago(LEVELS_AT), self.pushed_ago(LISTS_AT));
         self.ring[(self.front + self.len) % DEPTH] = op;
         self.len += 1;
     }

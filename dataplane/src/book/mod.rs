@@ -22,5 +22,5 @@ pub mod stats;
 
 pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position, itch_price};
 pub use change::{ChangeSink, L2Change};
-pub use op::Op;
+pub use op::{NewOrder, Op};
 pub use stats::BookStats;

@@ -8,24 +8,28 @@
 
 use crate::feed::itch::{Message, Side};
 
+/// An order to rest: an A, or the new half of a U.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The book's stock locate.
+    pub locate: u16,
+    /// Order reference.
+    pub reference: u64,
+    /// Buy or sell.
+    pub side: Side,
+    /// Shares.
+    pub shares: u32,
+    /// Limit price.
+    pub price: i64,
+    /// Exchange time, ns since midnight.
+    pub timestamp: u64,
+}
+
 /// One message, as the books see it. Prices are `i64` as the books hold them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// A: an order rests.
-    Add {
-        /// The book's stock locate.
-        locate: u16,
-        /// Order reference.
-        reference: u64,
-        /// Buy or sell.
-        side: Side,
-        /// Shares.
-        shares: u32,
-        /// Limit price.
-        price: i64,
-        /// Exchange time, ns since midnight.
-        timestamp: u64,
-    },
+    Add(NewOrder),
     /// E or C: shares of an order executed (C's execution price is for the tape, not the
     /// book).
     Execute {
@@ -93,14 +97,14 @@ impl Op {
     #[inline(always)]
     pub fn of(message: &Message<'_>) -> Self {
         match message {
-            Message::AddOrder(m) => Op::Add {
+            Message::AddOrder(m) => Op::Add(NewOrder {
                 locate: m.header().stock_locate,
                 reference: m.order_ref(),
                 side: m.side(),
                 shares: m.shares(),
                 price: i64::from(m.price()),
                 timestamp: m.header().timestamp,
-            },
+            }),
             Message::OrderExecuted(m) => Op::Execute {
                 reference: m.order_ref(),
                 shares: m.executed_shares(),
@@ -179,14 +183,14 @@ mod tests {
         );
         assert_eq!(
             Op::of(&parse(&add).unwrap()),
-            Op::Add {
+            Op::Add(NewOrder {
                 locate: 7,
                 reference: 5,
                 side: Side::Sell,
                 shares: 300,
                 price: 1_234_500,
                 timestamp: 99,
-            }
+            })
         );
         let delete = encode::order_delete(h, 5);
         let op = Op::of(&parse(&delete).unwrap());

@@ -8,7 +8,7 @@
 //! command), so holding back never delays a message past the poll that brought it and never
 //! reorders it with anything.
 
-use crate::book::lookahead::{DEPTH, LEVELS_AT, LISTS_AT};
+use crate::book::lookahead::{DEPTH, LEVELS_AT, LISTS_AT, later_steps};
 use crate::book::{Books, Op};
 use crate::feed::itch;
 
@@ -80,12 +80,7 @@ impl Held {
             }
             slot.op = Some(op);
         }
-        if let Some(op) = self.pushed_ago(LEVELS_AT) {
-            books.prefetch_levels(op);
-        }
-        if let Some(op) = self.pushed_ago(LISTS_AT) {
-            books.prefetch_lists(op);
-        }
+        later_steps(books, self.pushed_ago(LEVELS_AT), self.pushed_ago(LISTS_AT));
         if self.len == DEPTH {
             // the caller did not take the oldest: it is dropped rather than overwritten
             self.pop_front();
