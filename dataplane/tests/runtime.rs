@@ -344,6 +344,38 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
 }
 
 #[test]
+fn messages_held_across_full_polls_are_never_stranded_or_reordered_with_commands() {
+    // A shard keeps its last few messages in flight across polls that fill their batch (64
+    // here); it must still handle them when the feed pauses on a batch boundary, and before a
+    // command that arrives while the feed streams.
+    let stream = generated(200_000, 8, 13);
+    let reference = reference_of(&stream);
+    let [aapl, msft] = ["AAPL", "MSFT"].map(|s| symbol_bytes(s).unwrap());
+    let configs = vec![ShardConfig {
+        publish: Publish::Only(vec![aapl]),
+        ..config(0, 1)
+    }];
+    let script = || stream.iter().cloned().map(Scripted::Message).collect();
+    let mut h = Harness::start(configs, script);
+    let boundary = 64 * 1_000;
+    h.release(boundary, boundary as u64, false);
+    h.settle();
+    h.assert_matches(&reference_of(&stream[..boundary]), &[1]);
+
+    // the rest at full speed, with a command landing somewhere inside it
+    for gate in &h.gates {
+        gate.open_to(stream.len());
+    }
+    h.plane
+        .execute(|id| Command::AddSymbol { id, symbol: msft }, WAIT)
+        .unwrap();
+    h.release(stream.len(), stream.len() as u64, false);
+    h.settle();
+    assert_eq!(h.mirror.resyncs[&2], [(ResyncReason::Added, false)]);
+    h.assert_matches(&reference, &[1, 2]);
+}
+
+#[test]
 fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
     let stream = generated(60_000, 6, 5);
     let script = || stream.iter().cloned().map(Scripted::Message).collect();

@@ -4,9 +4,10 @@
 //! A source lends a message's bytes only for its callback, so the shard decodes each message
 //! once, into an [`Op`] (nothing else of it is kept: no bytes are copied), starts loading its
 //! records, and handles it `DEPTH` messages later — or sooner: the shard drains the slots
-//! before anything else that must come after them (a gap, a restart, the end of a poll, a
-//! command), so holding back never delays a message past the poll that brought it and never
-//! reorders it with anything.
+//! before anything else that must come after them (a gap, a restart, a command) and at the end
+//! of any poll that did not fill its batch. So holding back never reorders a message with
+//! anything, and delays it past the poll that brought it only while the source has more
+//! waiting (the next poll follows at once), by at most `DEPTH` messages.
 
 use crate::book::lookahead::{DEPTH, LEVELS_AT, LISTS_AT, later_steps};
 use crate::book::{Books, Op};

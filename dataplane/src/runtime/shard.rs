@@ -237,6 +237,11 @@ impl<'a> Shard<'a> {
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
             let mut work = self.flush(started);
+            if !held.is_empty() && self.rings.commands.peek().is_some() {
+                // a command comes after every message taken before it
+                self.drain_held(&mut held);
+                self.publish_staged();
+            }
             work |= self.take_commands();
             if !ended {
                 let batch = self.batch;
@@ -244,7 +249,13 @@ impl<'a> Shard<'a> {
                     let mut sink = |event: FeedEvent<'_>| self.on_feed(&mut held, event, started);
                     source.poll(started, batch, &mut sink)
                 };
-                self.drain_held(&mut held);
+                // A full batch says the source has more waiting: the next poll follows at
+                // once, so the held messages stay in the pipeline (draining it at every poll
+                // left the last `DEPTH` messages of each batch without their later prefetch
+                // steps). Otherwise they are handled now, before the loop idles.
+                if !matches!(polled, Polled::Events(n) if n >= batch) {
+                    self.drain_held(&mut held);
+                }
                 self.publish_staged();
                 match polled {
                     Polled::Events(n) => work |= n > 0,
