@@ -17,6 +17,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("pinbook_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // The uint64 fields of ShardStats by name, so the counters of the data plane's table fill
+    // them by name (controlplane/src/stats_reply.rs).
+    let shard_stats = descriptors
+        .file
+        .iter()
+        .flat_map(|f| &f.message_type)
+        .find(|m| m.name() == "ShardStats")
+        .ok_or("admin.proto has no ShardStats")?;
+    let fields: Vec<String> = shard_stats
+        .field
+        .iter()
+        .filter(|f| f.r#type() == prost_types::field_descriptor_proto::Type::Uint64)
+        .map(|f| format!("    ({:?}, {}),\n", f.name(), f.number()))
+        .collect();
+    std::fs::write(
+        out.join("shard_stats_fields.rs"),
+        format!(
+            "/// The uint64 fields of `ShardStats`: (name, field number).\n\
+             pub const SHARD_STATS_FIELDS: &[(&str, u32)] = &[\n{}];\n",
+            fields.concat()
+        ),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

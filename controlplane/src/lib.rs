@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod queue;
 pub mod server;
+pub mod stats_reply;
 pub(crate) mod symbol;
 
 /// The generated pinbook.v1 messages, clients and servers.

@@ -68,69 +68,9 @@ fn describe() {
         "pinbook_feed_messages_total",
         "ITCH messages a shard took from its feed, by type letter."
     );
-    describe_counter!(
-        "pinbook_feed_parse_errors_total",
-        "Feed messages that could not be parsed."
-    );
-    describe_counter!(
-        "pinbook_book_unknown_references_total",
-        "Executions, cancels, deletes or replaces naming an order the books do not hold."
-    );
-    describe_counter!(
-        "pinbook_book_rejected_total",
-        "Book messages refused, by reason: duplicate_ref (an add reusing a live reference), \
-         overfill (more shares executed or cancelled than the order had), orders_full, \
-         levels_full, symbols_full (capacity limits: the book is marked incomplete; raise the \
-         books.* limit named)."
-    );
-    describe_counter!(
-        "pinbook_book_crossings_total",
-        "Times a book became crossed (best bid at or above best ask)."
-    );
-    describe_counter!(
-        "pinbook_feed_duplicates_total",
-        "Feed messages delivered again and dropped."
-    );
-    describe_counter!(
-        "pinbook_feed_malformed_total",
-        "Feed frames, packets or datagrams that could not be decoded or received."
-    );
-    describe_counter!(
-        "pinbook_feed_rejected_total",
-        "Feed input refused before it reached the books, by reason: foreign_sender (a datagram \
-         from another address than the feed's source), foreign_session (a MoldUDP64 packet of \
-         an unconfirmed other session), implausible_sequence (a sequence jump beyond the \
-         plausibility window that later packets did not confirm), framing_lost (a file's \
-         framing was lost; the books are flagged stale)."
-    );
-    describe_counter!(
-        "pinbook_feed_restarts_total",
-        "Times a looping or restarted feed began a new day."
-    );
-    describe_counter!(
-        "pinbook_feed_gaps_total",
-        "Gaps in the feed's sequence numbers."
-    );
-    describe_counter!(
-        "pinbook_feed_messages_lost_total",
-        "Messages lost in feed gaps."
-    );
-    describe_counter!(
-        "pinbook_event_ring_full_total",
-        "Level updates that did not fit in the event ring (the symbol is resent later)."
-    );
-    describe_counter!(
-        "pinbook_resyncs_total",
-        "Books resent in full by a shard (first books, ring overflows, new days, requests)."
-    );
-    describe_counter!(
-        "pinbook_events_published_total",
-        "Events a shard put in its event ring."
-    );
-    describe_counter!(
-        "pinbook_loop_iterations_total",
-        "Shard loop iterations, busy (did work) or idle."
-    );
+    for family in dataplane::runtime::counters::family::ALL {
+        describe_counter!(family.name, family.help);
+    }
     describe_gauge!(
         "pinbook_loop_busy_ratio",
         Unit::Percent,
@@ -264,42 +204,13 @@ impl Sampler {
                         .absolute(n);
                 }
             }
-            let counter = |name: &'static str, value: u64| {
-                metrics::counter!(name, &labels).absolute(value);
-            };
-            counter("pinbook_feed_parse_errors_total", s.parse_errors);
-            counter("pinbook_book_unknown_references_total", s.unknown_refs);
-            counter("pinbook_feed_gaps_total", s.gaps);
-            counter("pinbook_feed_duplicates_total", s.duplicates);
-            counter("pinbook_feed_malformed_total", s.malformed);
-            counter("pinbook_feed_restarts_total", s.restarts);
-            for (reason, n) in [
-                ("foreign_sender", s.foreign_sender),
-                ("foreign_session", s.foreign_session),
-                ("implausible_sequence", s.implausible_sequence),
-                ("framing_lost", s.framing_lost),
-            ] {
-                metrics::counter!("pinbook_feed_rejected_total", "shard" => shard.clone(), "core" => core.clone(), "reason" => reason)
-                    .absolute(n);
-            }
-            counter("pinbook_book_crossings_total", s.crossings);
-            for (reason, n) in [
-                ("duplicate_ref", s.duplicate_refs),
-                ("overfill", s.overfills),
-                ("orders_full", s.orders_full),
-                ("levels_full", s.levels_full),
-                ("symbols_full", s.symbols_full),
-            ] {
-                metrics::counter!("pinbook_book_rejected_total", "shard" => shard.clone(), "core" => core.clone(), "reason" => reason)
-                    .absolute(n);
-            }
-            counter("pinbook_feed_messages_lost_total", s.messages_lost);
-            counter("pinbook_event_ring_full_total", s.ring_full);
-            counter("pinbook_resyncs_total", s.resyncs);
-            counter("pinbook_events_published_total", s.events_published);
-            for (state, n) in [("busy", s.busy_iterations), ("idle", s.idle_iterations)] {
-                metrics::counter!("pinbook_loop_iterations_total", "shard" => shard.clone(), "core" => core.clone(), "state" => state)
-                    .absolute(n);
+            for (counter, value) in s.counters() {
+                let family = counter.family;
+                match (family.label, counter.label) {
+                    (Some(key), Some(label)) => metrics::counter!(family.name, "shard" => shard.clone(), "core" => core.clone(), key => label)
+                        .absolute(value),
+                    _ => metrics::counter!(family.name, &labels).absolute(value),
+                }
             }
             let gauge = |name: &'static str, value: f64| {
                 metrics::gauge!(name, &labels).set(value);

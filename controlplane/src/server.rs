@@ -115,49 +115,7 @@ impl Shared {
             .shards
             .iter()
             .zip(&self.shard_stats)
-            .map(|(info, stats)| {
-                let s = stats.snapshot();
-                let messages_by_type = (b'A'..=b'Z')
-                    .filter_map(|t| {
-                        let n = s.messages_of(t);
-                        (n > 0).then(|| ((t as char).to_string(), n))
-                    })
-                    .collect();
-                pb::ShardStats {
-                    shard: u32::from(info.id),
-                    core: info.core.unwrap_or(0) as u32,
-                    numa_node: info.node.map_or(-1, |n| n as i32),
-                    arena_bytes: info.arena_bytes as u64,
-                    messages_by_type,
-                    messages: s.messages(),
-                    parse_errors: s.parse_errors,
-                    unknown_refs: s.unknown_refs,
-                    gaps: s.gaps,
-                    messages_lost: s.messages_lost,
-                    ring_full: s.ring_full,
-                    resyncs: s.resyncs,
-                    events_published: s.events_published,
-                    busy_iterations: s.busy_iterations,
-                    idle_iterations: s.idle_iterations,
-                    max_loop_ns: s.max_loop_ns,
-                    ingest_to_publish_p50_ns: s.ingest_to_publish.quantile(0.5),
-                    ingest_to_publish_p99_ns: s.ingest_to_publish.quantile(0.99),
-                    ingest_to_publish_max_ns: s.ingest_to_publish.max_ns(),
-                    duplicate_refs: s.duplicate_refs,
-                    overfills: s.overfills,
-                    crossings: s.crossings,
-                    orders_full: s.orders_full,
-                    levels_full: s.levels_full,
-                    symbols_full: s.symbols_full,
-                    duplicates: s.duplicates,
-                    malformed: s.malformed,
-                    restarts: s.restarts,
-                    foreign_sender: s.foreign_sender,
-                    foreign_session: s.foreign_session,
-                    implausible_sequence: s.implausible_sequence,
-                    framing_lost: s.framing_lost,
-                }
-            })
+            .map(|(info, stats)| crate::stats_reply::shard_stats(info, &stats.snapshot()))
             .collect();
         pb::GetStatsResponse {
             shards,

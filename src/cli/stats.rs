@@ -53,50 +53,22 @@ async fn fetch(args: &StatsArgs, token: &str) -> Result<pb::GetStatsResponse> {
 
 /// busy / (busy + idle) iterations of the shard's loop, 0 before any.
 fn busy_ratio(s: &pb::ShardStats) -> f64 {
-    let total = s.busy_iterations.saturating_add(s.idle_iterations);
-    if total == 0 {
-        0.0
-    } else {
-        s.busy_iterations as f64 / total as f64
-    }
+    dataplane::runtime::counters::busy_ratio(s.busy_iterations, s.idle_iterations)
 }
 
+/// Every field of the reply by its proto name (the counters come from the data plane's
+/// table, see `controlplane::stats_reply`), and the busy ratio.
 fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
-    json!({
-        "shard": s.shard,
-        "core": s.core,
-        "numa_node": s.numa_node,
-        "arena_bytes": s.arena_bytes,
-        "messages": s.messages,
-        "messages_by_type": s.messages_by_type,
-        "parse_errors": s.parse_errors,
-        "unknown_refs": s.unknown_refs,
-        "duplicate_refs": s.duplicate_refs,
-        "overfills": s.overfills,
-        "crossings": s.crossings,
-        "orders_full": s.orders_full,
-        "levels_full": s.levels_full,
-        "symbols_full": s.symbols_full,
-        "duplicates": s.duplicates,
-        "malformed": s.malformed,
-        "restarts": s.restarts,
-        "foreign_sender": s.foreign_sender,
-        "foreign_session": s.foreign_session,
-        "implausible_sequence": s.implausible_sequence,
-        "framing_lost": s.framing_lost,
-        "gaps": s.gaps,
-        "messages_lost": s.messages_lost,
-        "ring_full": s.ring_full,
-        "resyncs": s.resyncs,
-        "events_published": s.events_published,
-        "busy_iterations": s.busy_iterations,
-        "idle_iterations": s.idle_iterations,
-        "busy_ratio": busy_ratio(s),
-        "max_loop_ns": s.max_loop_ns,
-        "ingest_to_publish_p50_ns": s.ingest_to_publish_p50_ns,
-        "ingest_to_publish_p99_ns": s.ingest_to_publish_p99_ns,
-        "ingest_to_publish_max_ns": s.ingest_to_publish_max_ns,
-    })
+    let mut object = serde_json::Map::new();
+    for (name, value) in controlplane::stats_reply::uint64_fields(s) {
+        object.insert(name.to_owned(), json!(value));
+    }
+    object.insert("shard".into(), json!(s.shard));
+    object.insert("core".into(), json!(s.core));
+    object.insert("numa_node".into(), json!(s.numa_node));
+    object.insert("messages_by_type".into(), json!(s.messages_by_type));
+    object.insert("busy_ratio".into(), json!(busy_ratio(s)));
+    serde_json::Value::Object(object)
 }
 
 /// Nanoseconds in the unit that keeps 3 significant digits readable.

@@ -21,6 +21,7 @@
 //! ack, after its effects are in the event ring.
 
 pub mod command;
+pub mod counters;
 pub mod event;
 pub mod held;
 pub mod idle;

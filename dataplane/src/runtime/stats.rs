@@ -34,6 +34,9 @@ use std::fmt;
 use crate::book::BookStats;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
+use super::counters::{BOOK_COUNTERS, book_values};
+pub use super::counters::{Counter, StatsSnapshot};
+
 /// Adds `n` to a counter only this thread writes: one load and one store, no lock prefix.
 #[inline(always)]
 fn bump(counter: &AtomicU64, n: u64) {
@@ -51,66 +54,6 @@ fn raise(counter: &AtomicU64, v: u64) {
 /// Number of ITCH message type letters counted one by one (`'A'..='Z'`).
 pub const MESSAGE_TYPES: usize = 26;
 
-/// An event counter of a shard, for [`ShardStats::add`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Counter {
-    /// ITCH messages that could not be parsed (too short, bad length for their type).
-    ParseErrors,
-    /// Gap events from the feed: each time messages were lost upstream.
-    Gaps,
-    /// Messages lost in those gaps (as far as the feed knows).
-    MessagesLost,
-    /// Messages delivered again by the feed and dropped.
-    Duplicates,
-    /// Frames or packets the feed could not decode and skipped.
-    Malformed,
-    /// MoldUDP64 heartbeats received.
-    Heartbeats,
-    /// Times a looping source started over (books cleared).
-    Restarts,
-    /// Times the event ring was full when the shard tried to publish (the symbol was marked
-    /// dirty for a resync).
-    RingFull,
-    /// Resyncs (clear + levels) the shard published.
-    Resyncs,
-    /// Events published to the event ring.
-    EventsPublished,
-    /// Commands taken from the command ring.
-    Commands,
-    /// Datagrams from a sender other than the configured source, dropped.
-    ForeignSender,
-    /// MoldUDP64 packets of an unconfirmed other session, dropped.
-    ForeignSession,
-    /// MoldUDP64 packets whose sequence jump was never confirmed, dropped.
-    ImplausibleSequence,
-    /// Times a file's framing was lost and recovered (each also a gap).
-    FramingLost,
-}
-
-impl Counter {
-    /// Every counter, in declaration order.
-    pub const ALL: [Self; 15] = [
-        Self::ParseErrors,
-        Self::Gaps,
-        Self::MessagesLost,
-        Self::Duplicates,
-        Self::Malformed,
-        Self::Heartbeats,
-        Self::Restarts,
-        Self::RingFull,
-        Self::Resyncs,
-        Self::EventsPublished,
-        Self::Commands,
-        Self::ForeignSender,
-        Self::ForeignSession,
-        Self::ImplausibleSequence,
-        Self::FramingLost,
-    ];
-
-    /// How many counters there are.
-    pub const COUNT: usize = Self::ALL.len();
-}
-
 /// The stats of one shard: counters written only by the shard thread, read lock-free by any
 /// thread (see the [module docs](self) for why single-writer `Relaxed` loads and stores are
 /// enough).
@@ -125,14 +68,9 @@ pub struct ShardStats {
     messages_other: AtomicU64,
     /// Event counters, indexed by `Counter as usize`.
     counters: [AtomicU64; Counter::COUNT],
-    // Book counters: totals copied from the books' `BookStats` by `publish_book`.
-    unknown_refs: AtomicU64,
-    duplicate_refs: AtomicU64,
-    overfills: AtomicU64,
-    crossings: AtomicU64,
-    orders_full: AtomicU64,
-    levels_full: AtomicU64,
-    symbols_full: AtomicU64,
+    /// Book counters: totals copied from the books' `BookStats` by `publish_book`, in the
+    /// order of the table in [`super::counters`].
+    book: [AtomicU64; BOOK_COUNTERS],
     // The shard loop.
     busy_iterations: AtomicU64,
     idle_iterations: AtomicU64,
@@ -153,13 +91,7 @@ impl ShardStats {
             messages_by_type: std::array::from_fn(|_| AtomicU64::new(0)),
             messages_other: AtomicU64::new(0),
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
-            unknown_refs: AtomicU64::new(0),
-            duplicate_refs: AtomicU64::new(0),
-            overfills: AtomicU64::new(0),
-            crossings: AtomicU64::new(0),
-            orders_full: AtomicU64::new(0),
-            levels_full: AtomicU64::new(0),
-            symbols_full: AtomicU64::new(0),
+            book: std::array::from_fn(|_| AtomicU64::new(0)),
             busy_iterations: AtomicU64::new(0),
             idle_iterations: AtomicU64::new(0),
             busy_ns_total: AtomicU64::new(0),
@@ -199,16 +131,12 @@ impl ShardStats {
         self.counters[counter as usize].load(Relaxed)
     }
 
-    /// Copies the current totals of the books' error counters: unknown and duplicate
-    /// references, overfills, crossings, and the three capacity limits. Shard thread only.
+    /// Copies the current totals of the books' counters that are exported (see the table in
+    /// [`super::counters`]). Shard thread only.
     pub fn publish_book(&self, book: &BookStats) {
-        self.unknown_refs.store(book.unknown_refs, Relaxed);
-        self.duplicate_refs.store(book.duplicate_refs, Relaxed);
-        self.overfills.store(book.overfills, Relaxed);
-        self.crossings.store(book.crossed, Relaxed);
-        self.orders_full.store(book.orders_full, Relaxed);
-        self.levels_full.store(book.levels_full, Relaxed);
-        self.symbols_full.store(book.symbols_full, Relaxed);
+        for (counter, total) in self.book.iter().zip(book_values(book)) {
+            counter.store(total, Relaxed);
+        }
     }
 
     /// Counts one iteration of the shard loop. A busy one (it did work) also adds `ns`, how
@@ -240,40 +168,23 @@ impl ShardStats {
 
     /// Reads every counter (any thread; allocates the histogram's counts).
     pub fn snapshot(&self) -> StatsSnapshot {
-        let c = |counter: Counter| self.counters[counter as usize].load(Relaxed);
+        let load = |c: &AtomicU64| c.load(Relaxed);
         StatsSnapshot {
-            messages_by_type: std::array::from_fn(|i| self.messages_by_type[i].load(Relaxed)),
-            messages_other: self.messages_other.load(Relaxed),
-            parse_errors: c(Counter::ParseErrors),
-            unknown_refs: self.unknown_refs.load(Relaxed),
-            duplicate_refs: self.duplicate_refs.load(Relaxed),
-            overfills: self.overfills.load(Relaxed),
-            crossings: self.crossings.load(Relaxed),
-            orders_full: self.orders_full.load(Relaxed),
-            levels_full: self.levels_full.load(Relaxed),
-            symbols_full: self.symbols_full.load(Relaxed),
-            gaps: c(Counter::Gaps),
-            messages_lost: c(Counter::MessagesLost),
-            duplicates: c(Counter::Duplicates),
-            malformed: c(Counter::Malformed),
-            heartbeats: c(Counter::Heartbeats),
-            restarts: c(Counter::Restarts),
-            ring_full: c(Counter::RingFull),
-            resyncs: c(Counter::Resyncs),
-            events_published: c(Counter::EventsPublished),
-            commands: c(Counter::Commands),
-            foreign_sender: c(Counter::ForeignSender),
-            foreign_session: c(Counter::ForeignSession),
-            implausible_sequence: c(Counter::ImplausibleSequence),
-            framing_lost: c(Counter::FramingLost),
-            busy_iterations: self.busy_iterations.load(Relaxed),
-            idle_iterations: self.idle_iterations.load(Relaxed),
-            busy_ns_total: self.busy_ns_total.load(Relaxed),
-            max_loop_ns: self.max_loop_ns.load(Relaxed),
-            orders_live: self.orders_live.load(Relaxed),
-            levels_live: self.levels_live.load(Relaxed),
+            messages_by_type: std::array::from_fn(|i| load(&self.messages_by_type[i])),
+            messages_other: load(&self.messages_other),
+            busy_ns_total: load(&self.busy_ns_total),
+            max_loop_ns: load(&self.max_loop_ns),
+            orders_live: load(&self.orders_live),
+            levels_live: load(&self.levels_live),
             ingest_to_publish: self.ingest_to_publish.snapshot(),
+            ..StatsSnapshot::default()
         }
+        .with_counters(
+            &std::array::from_fn(|i| load(&self.counters[i])),
+            &std::array::from_fn(|i| load(&self.book[i])),
+            load(&self.busy_iterations),
+            load(&self.idle_iterations),
+        )
     }
 }
 
@@ -286,101 +197,6 @@ impl Default for ShardStats {
 impl fmt::Debug for ShardStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ShardStats").field(&self.snapshot()).finish()
-    }
-}
-
-/// The counters of a [`ShardStats`] as read at one moment (per counter), for the control plane
-/// to export.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StatsSnapshot {
-    /// ITCH messages by type letter, index `type - b'A'` (see [`messages_of`](Self::messages_of)).
-    pub messages_by_type: [u64; MESSAGE_TYPES],
-    /// ITCH messages whose type byte is not `'A'..='Z'`.
-    pub messages_other: u64,
-    /// ITCH messages that could not be parsed.
-    pub parse_errors: u64,
-    /// Book: E, C, X, D or U naming an order reference the book does not hold.
-    pub unknown_refs: u64,
-    /// Book: A or F reusing a live order reference (the new order was ignored).
-    pub duplicate_refs: u64,
-    /// Book: executions or cancels of more shares than the order had.
-    pub overfills: u64,
-    /// Book: times a book became crossed (best bid ≥ best ask).
-    pub crossings: u64,
-    /// Book: adds dropped because the order store was full (`max_orders`).
-    pub orders_full: u64,
-    /// Book: adds dropped because no price level could be reserved.
-    pub levels_full: u64,
-    /// Book: messages for a stock locate above the configured symbol capacity.
-    pub symbols_full: u64,
-    /// Feed: gap events (each time messages were lost upstream).
-    pub gaps: u64,
-    /// Feed: messages lost in those gaps, as far as the feed knows.
-    pub messages_lost: u64,
-    /// Feed: messages delivered again and dropped.
-    pub duplicates: u64,
-    /// Feed: frames or packets that could not be decoded.
-    pub malformed: u64,
-    /// Feed: MoldUDP64 heartbeats.
-    pub heartbeats: u64,
-    /// Feed: times a looping source started over.
-    pub restarts: u64,
-    /// Rings: times the event ring was full.
-    pub ring_full: u64,
-    /// Rings: resyncs published.
-    pub resyncs: u64,
-    /// Rings: events published.
-    pub events_published: u64,
-    /// Rings: commands taken from the command ring.
-    pub commands: u64,
-    /// Feed: datagrams from a sender other than the configured source, dropped.
-    pub foreign_sender: u64,
-    /// Feed: MoldUDP64 packets of an unconfirmed other session, dropped.
-    pub foreign_session: u64,
-    /// Feed: MoldUDP64 packets whose sequence jump was never confirmed, dropped.
-    pub implausible_sequence: u64,
-    /// Feed: times a file's framing was lost and recovered.
-    pub framing_lost: u64,
-    /// Loop: iterations that did work.
-    pub busy_iterations: u64,
-    /// Loop: iterations that found no work.
-    pub idle_iterations: u64,
-    /// Loop: nanoseconds spent in busy iterations, in total.
-    pub busy_ns_total: u64,
-    /// Loop: the longest busy iteration, in nanoseconds.
-    pub max_loop_ns: u64,
-    /// Orders resting in the shard's books at the last busy iteration.
-    pub orders_live: u64,
-    /// Price levels in the shard's books at the last busy iteration.
-    pub levels_live: u64,
-    /// Time from a message's arrival to the publication of its event.
-    pub ingest_to_publish: HistogramSnapshot,
-}
-
-impl StatsSnapshot {
-    /// Messages of type `type_byte`; for a byte outside `'A'..='Z'`, all such messages
-    /// ([`messages_other`](Self::messages_other)).
-    pub fn messages_of(&self, type_byte: u8) -> u64 {
-        self.messages_by_type
-            .get(usize::from(type_byte.wrapping_sub(b'A')))
-            .copied()
-            .unwrap_or(self.messages_other)
-    }
-
-    /// Messages of every type.
-    pub fn messages(&self) -> u64 {
-        self.messages_by_type.iter().sum::<u64>() + self.messages_other
-    }
-
-    /// The share of loop iterations that did work: busy / (busy + idle), 0 when there were
-    /// none.
-    pub fn busy_ratio(&self) -> f64 {
-        let total = self.busy_iterations + self.idle_iterations;
-        if total == 0 {
-            0.0
-        } else {
-            self.busy_iterations as f64 / total as f64
-        }
     }
 }
 
