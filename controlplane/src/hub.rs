@@ -65,9 +65,8 @@ pub struct Policy {
 /// Counters the metrics read.
 #[derive(Debug, Default)]
 pub struct HubStats {
-    /// Snapshots sent, by reason: initial, slow consumer, upstream gap, ring overflow, new
-    /// day, requested.
-    pub snapshots: [AtomicU64; 6],
+    /// Snapshots sent, by reason, indexed by [`SnapshotReason`].
+    pub snapshots: [AtomicU64; SnapshotReason::ALL.len()],
     /// Subscribers closed for being too slow.
     pub slow_closes: AtomicU64,
     /// Upstream sequence breaks seen (a bug if ever non-zero).
@@ -76,27 +75,64 @@ pub struct HubStats {
     pub ring_occupancy: Vec<AtomicU64>,
 }
 
-/// Index into [`HubStats::snapshots`].
-fn snapshot_slot(reason: Option<ResyncReason>) -> usize {
-    match reason {
-        None => 0,
-        Some(ResyncReason::SlowConsumer) => 1,
-        Some(ResyncReason::UpstreamGap) => 2,
-        Some(ResyncReason::RingOverflow) => 3,
-        Some(ResyncReason::NewDay) => 4,
-        Some(ResyncReason::Requested | ResyncReason::Unspecified) => 5,
+/// Why a subscriber was sent a snapshot: the `reason` label of `pinbook_snapshots_sent_total`
+/// and the index of its count in [`HubStats::snapshots`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotReason {
+    /// The first snapshot of a subscription.
+    Initial,
+    /// The subscriber fell behind.
+    SlowConsumer,
+    /// The data plane lost messages (a feed gap).
+    UpstreamGap,
+    /// The data plane's event ring overflowed.
+    RingOverflow,
+    /// The feed began a new day.
+    NewDay,
+    /// Asked for (or a reason the data plane did not give).
+    Requested,
+}
+
+impl SnapshotReason {
+    /// Every reason, in index order.
+    pub const ALL: [Self; 6] = [
+        Self::Initial,
+        Self::SlowConsumer,
+        Self::UpstreamGap,
+        Self::RingOverflow,
+        Self::NewDay,
+        Self::Requested,
+    ];
+
+    /// Its label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::SlowConsumer => "slow_consumer",
+            Self::UpstreamGap => "upstream_gap",
+            Self::RingOverflow => "ring_overflow",
+            Self::NewDay => "new_day",
+            Self::Requested => "requested",
+        }
+    }
+
+    /// The reason of a snapshot sent for `resync` (`None`: a subscription's first).
+    fn of(resync: Option<ResyncReason>) -> Self {
+        match resync {
+            None => Self::Initial,
+            Some(ResyncReason::SlowConsumer) => Self::SlowConsumer,
+            Some(ResyncReason::UpstreamGap) => Self::UpstreamGap,
+            Some(ResyncReason::RingOverflow) => Self::RingOverflow,
+            Some(ResyncReason::NewDay) => Self::NewDay,
+            Some(ResyncReason::Requested | ResyncReason::Unspecified) => Self::Requested,
+        }
     }
 }
 
-/// Names of the [`HubStats::snapshots`] slots, for labels.
-pub const SNAPSHOT_REASONS: [&str; 6] = [
-    "initial",
-    "slow_consumer",
-    "upstream_gap",
-    "ring_overflow",
-    "new_day",
-    "requested",
-];
+/// Index into [`HubStats::snapshots`] of a snapshot sent for `reason`.
+fn snapshot_slot(reason: Option<ResyncReason>) -> usize {
+    SnapshotReason::of(reason) as usize
+}
 
 #[derive(Debug)]
 struct Subscriber {
@@ -894,6 +930,22 @@ pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_reasons_index_their_counts_and_have_distinct_names() {
+        for (i, reason) in SnapshotReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i);
+        }
+        assert_eq!(
+            SnapshotReason::of(Some(ResyncReason::NewDay)),
+            SnapshotReason::NewDay
+        );
+        let mut names: Vec<&str> = SnapshotReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SnapshotReason::ALL.len());
+        assert_eq!(snapshot_slot(None), SnapshotReason::Initial as usize);
+    }
     use crate::queue::Taken;
     use dataplane::runtime::event::LevelUpdate;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use dataplane::runtime::stats::LatencyHistogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::hub::SNAPSHOT_REASONS;
+use crate::hub::SnapshotReason;
 use crate::server::Shared;
 
 /// Why metrics could not start.
@@ -251,9 +251,9 @@ impl Sampler {
         for d in depths {
             depth.record(d as f64);
         }
-        for (i, reason) in SNAPSHOT_REASONS.iter().enumerate() {
-            metrics::counter!("pinbook_snapshots_sent_total", "reason" => *reason)
-                .absolute(shared.hub.stats.snapshots[i].load(Ordering::Relaxed));
+        for reason in SnapshotReason::ALL {
+            metrics::counter!("pinbook_snapshots_sent_total", "reason" => reason.name())
+                .absolute(shared.hub.stats.snapshots[reason as usize].load(Ordering::Relaxed));
         }
         metrics::counter!("pinbook_slow_consumer_closes_total")
             .absolute(shared.hub.stats.slow_closes.load(Ordering::Relaxed));
