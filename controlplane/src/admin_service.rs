@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dataplane::runtime::ExecuteError;
 use dataplane::runtime::command::{Applied, Command, CommandError};
+use dataplane::symbol::Symbol;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::count_reply;
@@ -30,17 +31,17 @@ impl AdminService {
     async fn command(
         &self,
         symbol: &str,
-        make: fn(u64, [u8; 8]) -> Command,
+        make: fn(u64, Symbol) -> Command,
         wanted: pb::SymbolState,
     ) -> Result<pb::SymbolInfo, Status> {
         self.shared.check_serving()?;
-        let (bytes, name) = crate::symbol::parse("symbol", symbol)?;
+        let symbol = crate::symbol::parse("symbol", symbol)?;
         let plane = Arc::clone(&self.shared.plane);
         let outcome = tokio::task::spawn_blocking(move || {
             plane
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .execute(|id| make(id, bytes), COMMAND_TIMEOUT)
+                .execute(|id| make(id, symbol), COMMAND_TIMEOUT)
         })
         .await
         .map_err(|e| Status::internal(format!("admin task failed: {e}")))?;
@@ -65,7 +66,7 @@ impl AdminService {
         // is answered once its book arrived, so that `levels` and `incomplete` describe it.
         let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
         loop {
-            let view = self.shared.hub.symbol(&name);
+            let view = self.shared.hub.symbol(symbol.as_str());
             let timed_out = tokio::time::Instant::now() >= deadline;
             let done = view.as_ref().is_some_and(|v| {
                 let published = wanted == pb::SymbolState::Published;
@@ -89,7 +90,7 @@ impl AdminService {
         &self,
         method: &str,
         request: Request<pb::SymbolRequest>,
-        make: fn(u64, [u8; 8]) -> Command,
+        make: fn(u64, Symbol) -> Command,
         wanted: pb::SymbolState,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
         let symbol = request.into_inner().symbol;

@@ -96,7 +96,7 @@ impl BookService {
         let mut seen = HashSet::new();
         let mut symbols = Vec::with_capacity(req.symbols.len());
         for s in &req.symbols {
-            let (_, name) = crate::symbol::parse("symbols", s)?;
+            let name = crate::symbol::parse("symbols", s)?.to_string();
             if !seen.insert(name.clone()) {
                 return Err(Status::invalid_argument(format!(
                     "symbols: {name:?} is named twice"
@@ -152,7 +152,7 @@ impl BookService {
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         self.shared.check_serving()?;
         let req = request.into_inner();
-        let (_, symbol) = crate::symbol::parse("symbol", &req.symbol)?;
+        let symbol = crate::symbol::parse("symbol", &req.symbol)?.to_string();
         let depth = self.depth(req.depth)?;
         Ok(Response::new(self.shared.hub.book(&symbol, depth)?))
     }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::feed::itch::Side;
 use dataplane::ring::Consumer;
-use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason, symbol_str};
+use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason};
 use dataplane::runtime::idle::{IdleStrategy, Idler};
 use tonic::Status;
 
@@ -498,7 +498,7 @@ impl Hub {
                 symbol,
                 seq,
             } => {
-                let name = symbol_str(&symbol).to_owned();
+                let name = symbol.to_string();
                 state.by_name.insert(name.clone(), locate);
                 let mirror = state
                     .mirrors
@@ -994,7 +994,7 @@ mod tests {
         let hub = Hub::new(1, policy());
         let added = Event::SymbolAdded {
             locate: 7,
-            symbol: *b"AAPL    ",
+            symbol: dataplane::symbol::Symbol::from_itch(*b"AAPL    "),
             seq: 1,
         };
         hub.apply(0, &[added]);
@@ -1044,7 +1044,7 @@ mod tests {
         let hub = Hub::new(1, policy);
         let added = Event::SymbolAdded {
             locate: 7,
-            symbol: *b"AAPL    ",
+            symbol: dataplane::symbol::Symbol::from_itch(*b"AAPL    "),
             seq: 1,
         };
         hub.apply(

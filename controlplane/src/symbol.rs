@@ -1,23 +1,22 @@
-//! Symbol names as the services take them: checked and normalised the way the data plane
-//! does ([`symbol_bytes`], [`symbol_str`]), so a name is looked up exactly as the hub stores it.
+//! Symbol names as the services take them: a [`Symbol`], checked and normalised by the data
+//! plane's [`Symbol::parse`], so a name is looked up exactly as the hub stores it (its
+//! [`Symbol::as_str`]).
 
-use dataplane::runtime::event::{symbol_bytes, symbol_str};
+use dataplane::symbol::Symbol;
 use tonic::Status;
 
-/// `given` as the data plane's 8 space-padded bytes and as the trimmed name the hub knows it
-/// by.
+/// `given` as a [`Symbol`].
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `field` if `given` is empty, longer than 8 bytes or not printable
 /// ASCII once trimmed.
-pub(crate) fn parse(field: &str, given: &str) -> Result<([u8; 8], String), Status> {
-    let bytes = symbol_bytes(given).ok_or_else(|| {
+pub(crate) fn parse(field: &str, given: &str) -> Result<Symbol, Status> {
+    Symbol::parse(given).ok_or_else(|| {
         Status::invalid_argument(format!(
             "{field}: {} is not a symbol (1 to 8 printable ASCII characters)",
             Echo(given)
         ))
-    })?;
-    Ok((bytes, symbol_str(&bytes).to_owned()))
+    })
 }
 
 /// Characters of a rejected input quoted back in an error, at most. A status message travels
@@ -46,11 +45,11 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_padded() {
         for given in ["AAPL", " AAPL", "AAPL  ", "\tAAPL\n"] {
-            let (bytes, name) = parse("symbol", given).unwrap();
-            assert_eq!(&bytes, b"AAPL    ", "{given:?}");
-            assert_eq!(name, "AAPL", "{given:?}");
+            let symbol = parse("symbol", given).unwrap();
+            assert_eq!(&symbol.to_itch(), b"AAPL    ", "{given:?}");
+            assert_eq!(symbol.as_str(), "AAPL", "{given:?}");
         }
-        assert_eq!(parse("symbol", "ABCDEFGH").unwrap().1, "ABCDEFGH");
+        assert_eq!(parse("symbol", "ABCDEFGH").unwrap().as_str(), "ABCDEFGH");
     }
 
     #[test]

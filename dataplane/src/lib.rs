@@ -45,5 +45,6 @@ pub mod prefetch;
 pub mod ring;
 pub mod runtime;
 pub mod source;
+pub mod symbol;
 pub mod sync;
 pub mod topology;

@@ -13,10 +13,11 @@ use dataplane::feed::generator::{Generator, GeneratorConfig};
 use dataplane::feed::itch::{Side, parse};
 use dataplane::ring::Consumer;
 use dataplane::runtime::command::{Applied, Command, CommandError};
-use dataplane::runtime::event::{Event, ResyncReason, symbol_bytes};
+use dataplane::runtime::event::{Event, ResyncReason};
 use dataplane::runtime::{DataPlane, ExecuteError, Publish, ShardConfig};
 use dataplane::source::FeedSource;
 use dataplane::source::memory::{Gate, MemorySource, Scripted};
+use dataplane::symbol::Symbol;
 use dataplane::topology::Topology;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -285,7 +286,7 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
     let reference_half = reference_of(&stream[..half]);
     let reference = reference_of(&stream);
     let mut c = config(0, 1);
-    c.publish = Publish::Only(vec![symbol_bytes("AAPL").unwrap()]);
+    c.publish = Publish::Only(vec![Symbol::parse("AAPL").unwrap()]);
     let script = || stream.iter().cloned().map(Scripted::Message).collect();
     let mut h = Harness::start(vec![c], script);
     h.release(half, half as u64, false);
@@ -301,7 +302,7 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
         .execute(
             |id| Command::AddSymbol {
                 id,
-                symbol: symbol_bytes("MSFT").unwrap(),
+                symbol: Symbol::parse("MSFT").unwrap(),
             },
             WAIT,
         )
@@ -316,7 +317,7 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
     let again = h.plane.execute(
         |id| Command::AddSymbol {
             id,
-            symbol: symbol_bytes("MSFT").unwrap(),
+            symbol: Symbol::parse("MSFT").unwrap(),
         },
         WAIT,
     );
@@ -327,7 +328,7 @@ fn a_symbol_added_halfway_gets_a_correct_book_at_once() {
     let unknown = h.plane.execute(
         |id| Command::AddSymbol {
             id,
-            symbol: symbol_bytes("NOPE").unwrap(),
+            symbol: Symbol::parse("NOPE").unwrap(),
         },
         WAIT,
     );
@@ -350,7 +351,7 @@ fn messages_held_across_full_polls_are_never_stranded_or_reordered_with_commands
     // command that arrives while the feed streams.
     let stream = generated(200_000, 8, 13);
     let reference = reference_of(&stream);
-    let [aapl, msft] = ["AAPL", "MSFT"].map(|s| symbol_bytes(s).unwrap());
+    let [aapl, msft] = ["AAPL", "MSFT"].map(|s| Symbol::parse(s).unwrap());
     let configs = vec![ShardConfig {
         publish: Publish::Only(vec![aapl]),
         ..config(0, 1)
@@ -383,7 +384,7 @@ fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
     h.release(30_000, 30_000, false);
     h.settle();
     let before = h.plane.shards()[0].stats().snapshot();
-    let symbol = symbol_bytes("AAPL").unwrap();
+    let symbol = Symbol::parse("AAPL").unwrap();
     let removed = h
         .plane
         .execute(|id| Command::RemoveSymbol { id, symbol }, WAIT)
@@ -428,7 +429,7 @@ fn operator_adds_and_removes_outlive_a_new_day() {
     };
     let total = messages(&script());
     // the generator lists AAPL, MSFT, NVDA … at locates 1, 2, 3 …
-    let [aapl, msft, nvda] = ["AAPL", "MSFT", "NVDA"].map(|s| symbol_bytes(s).unwrap());
+    let [aapl, msft, nvda] = ["AAPL", "MSFT", "NVDA"].map(|s| Symbol::parse(s).unwrap());
     let configs = vec![ShardConfig {
         publish: Publish::Only(vec![aapl, msft]),
         ..config(0, 1)

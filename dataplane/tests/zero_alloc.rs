@@ -272,8 +272,8 @@ fn the_shard_loop_allocates_nothing() {
             // events keep being drained while the commands wait for their acks, as the
             // control plane does
             commanded = true;
-            let symbol = *b"MSFT    ";
-            let commands: [fn(u64, [u8; 8]) -> Command; 2] = [
+            let symbol = dataplane::symbol::Symbol::from_itch(*b"MSFT    ");
+            let commands: [fn(u64, dataplane::symbol::Symbol) -> Command; 2] = [
                 |id, symbol| Command::RemoveSymbol { id, symbol },
                 |id, symbol| Command::AddSymbol { id, symbol },
             ];

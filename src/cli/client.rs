@@ -183,9 +183,8 @@ pub fn describe_status(status: &tonic::Status) -> String {
 /// A symbol argument checked and trimmed as the server does (1 to 8 printable ASCII
 /// characters), so the client asks for, and checks updates of, the name the server uses.
 pub fn parse_symbol(text: &str) -> std::result::Result<String, String> {
-    use dataplane::runtime::event::{symbol_bytes, symbol_str};
-    symbol_bytes(text)
-        .map(|bytes| symbol_str(&bytes).to_owned())
+    dataplane::symbol::Symbol::parse(text)
+        .map(|symbol| symbol.to_string())
         // clap quotes the value itself, once: saying it again doubles a long paste
         .ok_or_else(|| "it is not a symbol (1 to 8 printable ASCII characters)".to_owned())
 }

@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dataplane::runtime::event::symbol_bytes;
 use dataplane::runtime::{Publish, ShardConfig, default_idle};
 use dataplane::source::FeedSource;
 use dataplane::source::file::{FileOptions, FileSource, Pace};
 use dataplane::source::simulator::{Simulator, SimulatorOptions};
 use dataplane::source::udp::{ReceiverOptions, UdpSource};
+use dataplane::symbol::Symbol;
 use dataplane::topology::Topology;
 
 use super::{Config, ConfigError, CoresConfig, FeedSpec, IdleSpec, MAX_EVENT_RING, Secret};
@@ -63,7 +63,7 @@ impl Config {
             let mut list = Vec::with_capacity(self.symbols.len());
             for name in &self.symbols {
                 let bytes =
-                    symbol_bytes(name).ok_or_else(|| ConfigError::BadSymbol(name.clone()))?;
+                    Symbol::parse(name).ok_or_else(|| ConfigError::BadSymbol(name.clone()))?;
                 if !list.contains(&bytes) {
                     list.push(bytes);
                 }
@@ -794,7 +794,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             v.shard_configs(&t)[0].publish,
-            Publish::Only(vec![*b"AAPL    ", *b"MSFT    "])
+            Publish::Only(vec![
+                Symbol::from_itch(*b"AAPL    "),
+                Symbol::from_itch(*b"MSFT    ")
+            ])
         );
     }
 

@@ -36,6 +36,7 @@ use super::side::SideOrder;
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
 use crate::feed::itch::{Message, Side};
+use crate::symbol::Symbol;
 
 pub use super::level_table::Level as BookLevel;
 pub use super::order_store::Order;
@@ -111,7 +112,7 @@ pub enum BooksError {
 /// One symbol's book.
 #[derive(Clone, Copy, Debug)]
 pub struct Book {
-    symbol: [u8; 8],
+    symbol: Symbol,
     bids: SideOrder,
     asks: SideOrder,
     /// Orders resting in this book now.
@@ -127,7 +128,7 @@ pub struct Book {
 impl Book {
     const fn new() -> Self {
         Self {
-            symbol: *b"        ",
+            symbol: Symbol::from_itch(*b"        "),
             bids: SideOrder::new(Side::Buy),
             asks: SideOrder::new(Side::Sell),
             orders: 0,
@@ -201,7 +202,7 @@ impl<'s> BookView<'s> {
 
     /// The symbol from the stock directory (R) message, padding trimmed; empty if none came.
     pub fn symbol(&self) -> &'s str {
-        crate::feed::itch::alpha_str(&self.book.symbol).unwrap_or("")
+        self.book.symbol.as_str()
     }
 
     /// Bid levels, best (highest) first.

@@ -7,6 +7,7 @@
 //! copied to be held.
 
 use crate::feed::itch::{Message, Side};
+use crate::symbol::Symbol;
 
 /// An order to rest: an A, or the new half of a U.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +74,8 @@ pub enum Op {
     Directory {
         /// Stock locate.
         locate: u16,
-        /// Symbol, space-padded.
-        symbol: [u8; 8],
+        /// Symbol, as the feed sent it.
+        symbol: Symbol,
     },
     /// H: a trading state.
     Trading {
@@ -133,7 +134,7 @@ impl Op {
             },
             Message::StockDirectory(m) => Op::Directory {
                 locate: m.header().stock_locate,
-                symbol: *m.stock(),
+                symbol: Symbol::from_itch(*m.stock()),
             },
             Message::TradingAction(m) => Op::Trading {
                 locate: m.header().stock_locate,

@@ -29,6 +29,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::itch::Side;
 use super::itch::encode::{self, EncHeader};
+use crate::symbol::Symbol;
 
 /// Well-known tickers used for the first symbols, so a demo can subscribe to familiar names.
 const FAMOUS: [&str; 16] = [
@@ -94,9 +95,10 @@ struct Live {
     shares: u32,
 }
 
+/// One generated instrument.
 #[derive(Debug)]
-struct Symbol {
-    name: [u8; 8],
+struct Instrument {
+    name: Symbol,
     mid: u32,
     orders: Vec<Live>,
     halted: bool,
@@ -117,7 +119,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Generator {
     rng: Xoshiro256PlusPlus,
-    symbols: Vec<Symbol>,
+    symbols: Vec<Instrument>,
     /// Cumulative pick weights of the symbols (Zipf-like, s = 1).
     weights: Vec<f64>,
     phase: Phase,
@@ -143,8 +145,8 @@ impl Generator {
         // a full book gets a delete instead of an add, so the body never allocates
         let capacity = 2 * profile.target_depth();
         let symbols = (0..count)
-            .map(|i| Symbol {
-                name: encode::stock(&symbol_name(i as usize)),
+            .map(|i| Instrument {
+                name: Symbol::from_itch(encode::stock(&symbol_name(i as usize))),
                 mid: CENT * rng.random_range(500..50_000),
                 orders: Vec::with_capacity(capacity),
                 halted: false,
@@ -173,9 +175,7 @@ impl Generator {
 
     /// The symbol names, locate 1 first.
     pub fn symbol_names(&self) -> impl Iterator<Item = &str> {
-        self.symbols
-            .iter()
-            .map(|s| crate::feed::itch::alpha_str(&s.name).unwrap_or(""))
+        self.symbols.iter().map(|s| s.name.as_str())
     }
 
     /// The next `n` messages (unframed), one `Vec` each: for tests and in-memory feeds.
@@ -206,7 +206,7 @@ impl Generator {
                 } else {
                     Phase::Directory(next)
                 };
-                let name = self.symbols[i as usize].name;
+                let name = self.symbols[i as usize].name.to_itch();
                 out.extend_from_slice(&encode::stock_directory(self.header(i + 1), name));
             }
             Phase::StartOfSystemHours => {
@@ -220,7 +220,7 @@ impl Generator {
                 } else {
                     Phase::Trading(next)
                 };
-                let name = self.symbols[i as usize].name;
+                let name = self.symbols[i as usize].name.to_itch();
                 out.extend_from_slice(&encode::trading_action(
                     self.header(i + 1),
                     name,
@@ -277,7 +277,7 @@ impl Generator {
             return self.trade(s, out);
         }
         if roll < 38 {
-            let (name, mid) = (self.symbols[s].name, self.symbols[s].mid);
+            let (name, mid) = (self.symbols[s].name.to_itch(), self.symbols[s].mid);
             let imbalance = self.rng.random_range(0..10_000);
             out.extend_from_slice(&encode::noii(
                 self.header(locate),
@@ -297,7 +297,7 @@ impl Generator {
             }
             let sym = &mut self.symbols[s];
             sym.halted = !sym.halted;
-            let (state, name) = (if sym.halted { b'H' } else { b'T' }, sym.name);
+            let (state, name) = (if sym.halted { b'H' } else { b'T' }, sym.name.to_itch());
             out.extend_from_slice(&encode::trading_action(
                 self.header(locate),
                 name,
@@ -441,7 +441,7 @@ impl Generator {
         let reference = self.new_ref();
         let attribution = self.rng.random_ratio(1, 10).then_some(*b"NSDQ");
         let locate = s as u16 + 1;
-        let name = self.symbols[s].name;
+        let name = self.symbols[s].name.to_itch();
         encode::add_order_into(
             out,
             self.header(locate),
@@ -608,7 +608,7 @@ impl Generator {
         let shares = self.lot();
         let match_number = self.next_match;
         self.next_match += 1;
-        let name = self.symbols[s].name;
+        let name = self.symbols[s].name.to_itch();
         out.extend_from_slice(&encode::trade(
             self.header(s as u16 + 1),
             0,
@@ -744,7 +744,7 @@ mod tests {
             assert!(crate::feed::itch::parse(&buf).is_ok(), "{buf:?}");
         }
         for s in &g.symbols {
-            let name = crate::feed::itch::alpha_str(&s.name).unwrap_or("?");
+            let name = s.name.as_str();
             assert!(
                 s.orders.len() > DEEP_TARGET_DEPTH * 8 / 10,
                 "{name}: {} live orders",

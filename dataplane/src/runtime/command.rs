@@ -5,8 +5,8 @@
 //! are already in the event ring by then). Commands go to every shard: the one that owns the
 //! symbol acts, the others answer [`Applied::NotOwned`].
 
-use super::event::symbol_str;
 use super::idle::IdleStrategy;
+use crate::symbol::Symbol;
 
 /// A request to a shard.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -16,23 +16,23 @@ pub enum Command {
     AddSymbol {
         /// Sender's id, echoed in the ack.
         id: u64,
-        /// Symbol, space-padded to 8 bytes.
-        symbol: [u8; 8],
+        /// The symbol.
+        symbol: Symbol,
     },
     /// Stop publishing the symbol and free its book (orders back to the pool, levels back to
     /// the store). Adding it again later gives a book marked incomplete until the next day.
     RemoveSymbol {
         /// Sender's id.
         id: u64,
-        /// Symbol, space-padded.
-        symbol: [u8; 8],
+        /// The symbol.
+        symbol: Symbol,
     },
     /// Send the symbol's book again in full (a resync, reason `Requested`).
     Resync {
         /// Sender's id.
         id: u64,
-        /// Symbol, space-padded.
-        symbol: [u8; 8],
+        /// The symbol.
+        symbol: Symbol,
     },
     /// Change how the shard idles when there is no work.
     SetIdle {
@@ -85,14 +85,14 @@ pub enum Applied {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// No stock directory message named the symbol today.
-    #[error("unknown symbol {}: the feed has not listed it (check the spelling, or wait for its stock directory message)", symbol_str(.0))]
-    UnknownSymbol([u8; 8]),
+    #[error("unknown symbol {}: the feed has not listed it (check the spelling, or wait for its stock directory message)", .0)]
+    UnknownSymbol(Symbol),
     /// AddSymbol for a symbol already published.
-    #[error("symbol {} is already published", symbol_str(.0))]
-    AlreadyActive([u8; 8]),
+    #[error("symbol {} is already published", .0)]
+    AlreadyActive(Symbol),
     /// RemoveSymbol or Resync for a symbol not published.
-    #[error("symbol {} is not published: add it first", symbol_str(.0))]
-    NotActive([u8; 8]),
+    #[error("symbol {} is not published: add it first", .0)]
+    NotActive(Symbol),
 }
 
 /// A shard's answer to one command.

@@ -14,6 +14,7 @@
 //!   of the shard may be wrong, until the next start of day.
 
 use crate::feed::itch::Side;
+use crate::symbol::Symbol;
 
 /// One price level's new state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +77,8 @@ pub enum Event {
     SymbolAdded {
         /// Stock locate.
         locate: u16,
-        /// Symbol, space-padded as in ITCH.
-        symbol: [u8; 8],
+        /// Symbol.
+        symbol: Symbol,
         /// The symbol's sequence number.
         seq: u64,
     },
@@ -85,8 +86,8 @@ pub enum Event {
     SymbolRemoved {
         /// Stock locate.
         locate: u16,
-        /// Symbol, space-padded.
-        symbol: [u8; 8],
+        /// Symbol.
+        symbol: Symbol,
         /// The symbol's sequence number.
         seq: u64,
     },
@@ -119,21 +120,6 @@ impl Event {
     }
 }
 
-/// Symbol bytes as text, padding trimmed.
-pub fn symbol_str(symbol: &[u8; 8]) -> &str {
-    crate::feed::itch::alpha_str(symbol).unwrap_or("")
-}
-
-/// A symbol name as ITCH's 8 space-padded bytes, or `None` if it is empty, longer than 8
-/// bytes or not printable ASCII.
-pub fn symbol_bytes(name: &str) -> Option<[u8; 8]> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    Some(crate::feed::itch::encode::stock(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,16 +127,5 @@ mod tests {
     #[test]
     fn events_are_small_enough_to_copy() {
         assert!(size_of::<Event>() <= 64, "{}", size_of::<Event>());
-    }
-
-    #[test]
-    fn symbol_names_round_trip_and_bad_ones_are_refused() {
-        let b = symbol_bytes("AAPL").unwrap();
-        assert_eq!(&b, b"AAPL    ");
-        assert_eq!(symbol_str(&b), "AAPL");
-        assert_eq!(symbol_bytes(" MSFT "), Some(*b"MSFT    "));
-        for bad in ["", "TOOLONGNAME", "A B", "ÄPFEL"] {
-            assert_eq!(symbol_bytes(bad), None, "{bad:?}");
-        }
     }
 }

@@ -31,6 +31,7 @@ use crate::clock::now_ns;
 use crate::feed::itch;
 use crate::ring::{Consumer, Producer};
 use crate::source::{FeedEvent, FeedSource, Polled, Rejection};
+use crate::symbol::Symbol;
 
 /// Commands taken per loop iteration, so a burst of them cannot starve the feed.
 pub const COMMANDS_PER_ITERATION: usize = 8;
@@ -42,7 +43,7 @@ pub enum Publish {
     #[default]
     All,
     /// Only these (space-padded) symbols at first; more can be added at run time.
-    Only(Vec<[u8; 8]>),
+    Only(Vec<Symbol>),
 }
 
 /// Everything one shard needs to know.
@@ -67,7 +68,7 @@ pub struct ShardConfig {
     /// Which owned symbols are published.
     pub publish: Publish,
     /// Symbols placed on a given shard; every other locate goes to shard `locate % shards`.
-    pub assign: HashMap<[u8; 8], u16>,
+    pub assign: HashMap<Symbol, u16>,
     /// Called on the shard thread after startup, just before the loop (to set a scheduling
     /// policy, or to mark the thread in a test).
     pub on_start: Option<fn()>,
@@ -109,14 +110,14 @@ pub(super) fn arena_bytes(config: &ShardConfig) -> usize {
         config
             .books
             .max_symbols
-            .saturating_mul(size_of::<Symbol>())
+            .saturating_mul(size_of::<SymbolState>())
             .saturating_add(crate::arena::CACHE_LINE),
     )
 }
 
 /// Per-locate state, kept by the shard beside the books.
 #[derive(Clone, Copy, Debug)]
-struct Symbol {
+struct SymbolState {
     /// Sequence number of the symbol's last event.
     seq: u64,
     /// This shard owns the locate: it keeps its book.
@@ -131,7 +132,7 @@ struct Symbol {
     reason: ResyncReason,
 }
 
-impl Symbol {
+impl SymbolState {
     /// Owes a resync for `reason` and queues `locate` in `queue`, unless one is owed already
     /// (an Added resync stays Added: the consumer needs to know it is the first book).
     fn mark_dirty(&mut self, queue: &mut VecDeque<u16>, locate: u16, reason: ResyncReason) {
@@ -169,7 +170,7 @@ pub(super) struct Shard<'a> {
     id: u16,
     shards: u16,
     books: Books<'a>,
-    symbols: Region<'a, Symbol>,
+    symbols: Region<'a, SymbolState>,
     dirty: VecDeque<u16>,
     rings: ShardRings,
     stats: Arc<ShardStats>,
@@ -177,7 +178,7 @@ pub(super) struct Shard<'a> {
     batch: usize,
     /// Which symbols are published from their stock directory message on.
     publish: Publishing,
-    assign: HashMap<[u8; 8], u16>,
+    assign: HashMap<Symbol, u16>,
     /// Messages were lost since the day started.
     stale: bool,
     /// Shard-wide events owed to the ring, sent before anything else.
@@ -204,7 +205,7 @@ impl<'a> Shard<'a> {
         let books = Books::new(config.books, Some(arena))?;
         let shards = config.shards.max(1);
         let symbols = Region::new(Some(arena), config.books.max_symbols, |locate| {
-            Symbol::new(locate % shards as usize == config.id as usize)
+            SymbolState::new(locate % shards as usize == config.id as usize)
         })?;
         let publish = Publishing::new(&config.publish, config.books.max_symbols);
         Ok(Self {
@@ -495,11 +496,10 @@ impl<'a> Shard<'a> {
     }
 
     /// The locate of `symbol`: `Some` if this shard owns it, `None` if another does.
-    fn owned_locate(&self, symbol: [u8; 8]) -> Result<Option<u16>, CommandError> {
-        let name = super::event::symbol_str(&symbol);
+    fn owned_locate(&self, symbol: Symbol) -> Result<Option<u16>, CommandError> {
         let locate = self
             .books
-            .locate_of(name)
+            .locate_of(symbol.as_str())
             .ok_or(CommandError::UnknownSymbol(symbol))?;
         Ok(self
             .symbols
@@ -509,7 +509,7 @@ impl<'a> Shard<'a> {
     }
 
     /// Starts publishing `locate`: the added event, then its book as a resync.
-    fn activate(&mut self, locate: u16, symbol: [u8; 8]) {
+    fn activate(&mut self, locate: u16, symbol: Symbol) {
         let Some(state) = self.symbols.get_mut(locate as usize) else {
             return;
         };
@@ -650,7 +650,7 @@ impl<'a> Shard<'a> {
     }
 
     /// A stock directory message named `locate`: decide who owns it and whether to publish.
-    fn on_listed(&mut self, locate: u16, symbol: [u8; 8]) {
+    fn on_listed(&mut self, locate: u16, symbol: Symbol) {
         let owner = self
             .assign
             .get(&symbol)
@@ -700,7 +700,7 @@ impl<'a> Shard<'a> {
 /// Turns the books' changes into level events, as they are made (see
 /// [`crate::book::ChangeSink`]: always inlined, so a change never goes through memory).
 struct LevelEvents<'s, 'a> {
-    symbols: &'s mut Region<'a, Symbol>,
+    symbols: &'s mut Region<'a, SymbolState>,
     dirty: &'s mut VecDeque<u16>,
     events: &'s mut Producer<Event>,
     staged: &'s mut Staged,
@@ -744,9 +744,9 @@ impl ChangeSink for LevelEvents<'_, '_> {
 #[derive(Debug)]
 struct Publishing {
     /// `None`: every symbol.
-    configured: Option<HashSet<[u8; 8]>>,
+    configured: Option<HashSet<Symbol>>,
     /// The operator's last word per symbol: publish (added) or not (removed).
-    decided: HashMap<[u8; 8], bool>,
+    decided: HashMap<Symbol, bool>,
 }
 
 impl Publishing {
@@ -761,7 +761,7 @@ impl Publishing {
         }
     }
 
-    fn wants(&self, symbol: &[u8; 8]) -> bool {
+    fn wants(&self, symbol: &Symbol) -> bool {
         match self.decided.get(symbol) {
             Some(&publish) => publish,
             None => self
@@ -771,7 +771,7 @@ impl Publishing {
         }
     }
 
-    fn decide(&mut self, symbol: [u8; 8], publish: bool) {
+    fn decide(&mut self, symbol: Symbol, publish: bool) {
         self.decided.insert(symbol, publish);
     }
 }
