@@ -20,21 +20,33 @@
 //! [`Policy::window`], or stays lagging longer than [`Policy::stall`]; its stream also gives
 //! up on a client that takes nothing for [`Policy::stall`] ([`Hub::stalled`]).
 
+//!
+//! The module's parts: [`apply`] turns events into mirror changes and subscriber updates,
+//! [`subscriber`] holds the slow-consumer policy, [`stats`] the counters, [`event_thread`] the
+//! loop of an event thread.
+
+mod apply;
+mod event_thread;
+mod stats;
+mod subscriber;
+
 use ahash::AHashMap as HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dataplane::feed::itch::Side;
-use dataplane::ring::Consumer;
-use dataplane::runtime::event::{Event, ResyncReason as UpstreamReason};
-use dataplane::runtime::idle::{IdleStrategy, Idler};
+use dataplane::runtime::event::Event;
 use tonic::Status;
 
-use crate::deltas::{Change, Held, Top, send_change, send_diff, snapshot, touches, update};
+pub use event_thread::drain;
+use stats::snapshot_slot;
+pub use stats::{HubStats, SnapshotReason};
+use subscriber::Subscriber;
+
+use crate::deltas::{Held, Top, snapshot};
 use crate::mirror::Mirror;
-use crate::pb::{self, ResyncReason, book_update::Update};
-use crate::queue::{Pushed, Queue};
+use crate::pb::{self, ResyncReason};
+use crate::queue::Queue;
 
 /// How updates of one subscription are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,120 +72,6 @@ pub struct Policy {
     /// How long a subscriber's stream may wait for its client to take an update before the
     /// subscriber is treated as overflowed (see the module docs). At most `stall`.
     pub blocked: Duration,
-}
-
-/// Counters the metrics read.
-#[derive(Debug, Default)]
-pub struct HubStats {
-    /// Snapshots sent, by reason, indexed by [`SnapshotReason`].
-    pub snapshots: [AtomicU64; SnapshotReason::ALL.len()],
-    /// Subscribers closed for being too slow.
-    pub slow_closes: AtomicU64,
-    /// Upstream sequence breaks seen (a bug if ever non-zero).
-    pub upstream_seq_errors: AtomicU64,
-    /// Events waiting in each shard's event ring, as its event thread last saw.
-    pub ring_occupancy: Vec<AtomicU64>,
-}
-
-/// Why a subscriber was sent a snapshot: the `reason` label of `pinbook_snapshots_sent_total`
-/// and the index of its count in [`HubStats::snapshots`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SnapshotReason {
-    /// The first snapshot of a subscription.
-    Initial,
-    /// The subscriber fell behind.
-    SlowConsumer,
-    /// The data plane lost messages (a feed gap).
-    UpstreamGap,
-    /// The data plane's event ring overflowed.
-    RingOverflow,
-    /// The feed began a new day.
-    NewDay,
-    /// Asked for (or a reason the data plane did not give).
-    Requested,
-}
-
-impl SnapshotReason {
-    /// Every reason, in index order.
-    pub const ALL: [Self; 6] = [
-        Self::Initial,
-        Self::SlowConsumer,
-        Self::UpstreamGap,
-        Self::RingOverflow,
-        Self::NewDay,
-        Self::Requested,
-    ];
-
-    /// Its label value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Initial => "initial",
-            Self::SlowConsumer => "slow_consumer",
-            Self::UpstreamGap => "upstream_gap",
-            Self::RingOverflow => "ring_overflow",
-            Self::NewDay => "new_day",
-            Self::Requested => "requested",
-        }
-    }
-
-    /// The reason of a snapshot sent for `resync` (`None`: a subscription's first).
-    fn of(resync: Option<ResyncReason>) -> Self {
-        match resync {
-            None => Self::Initial,
-            Some(ResyncReason::SlowConsumer) => Self::SlowConsumer,
-            Some(ResyncReason::UpstreamGap) => Self::UpstreamGap,
-            Some(ResyncReason::RingOverflow) => Self::RingOverflow,
-            Some(ResyncReason::NewDay) => Self::NewDay,
-            Some(ResyncReason::Requested | ResyncReason::Unspecified) => Self::Requested,
-        }
-    }
-}
-
-/// Index into [`HubStats::snapshots`] of a snapshot sent for `reason`.
-fn snapshot_slot(reason: Option<ResyncReason>) -> usize {
-    SnapshotReason::of(reason) as usize
-}
-
-#[derive(Debug)]
-struct Subscriber {
-    queue: Arc<Queue>,
-    depth: usize,
-    mode: Mode,
-    held: HashMap<u16, Held>,
-    next_due: Instant,
-    resyncs: Vec<Instant>,
-    /// Since when its queue holds only resyncs and it waits for the stream to take them.
-    lagging: Option<Instant>,
-    /// Closed as too slow: it gets nothing more, and is counted once.
-    closed: bool,
-}
-
-impl Subscriber {
-    /// Closes it as too slow, after what is queued (its resyncs), and counts it once.
-    fn close_slow(&mut self, stats: &HubStats, why: String) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        stats.slow_closes.fetch_add(1, Ordering::Relaxed);
-        self.queue.close(Status::resource_exhausted(why));
-    }
-
-    /// Closes it if it has been lagging longer than `stall`; true if it is closed.
-    fn stalled_lagging(&mut self, stats: &HubStats, now: Instant, stall: Duration) -> bool {
-        if let Some(since) = self.lagging
-            && now.saturating_duration_since(since) > stall
-        {
-            self.close_slow(
-                stats,
-                format!(
-                    "subscriber too slow: it did not read its SLOW_CONSUMER resync within \
-                     {stall:?}; read faster, ask for less depth, or use MODE_CONFLATED"
-                ),
-            );
-        }
-        self.closed
-    }
 }
 
 #[derive(Debug, Default)]
@@ -416,10 +314,15 @@ impl Hub {
             Some(sub) if !sub.closed => sub.lagging.is_some(),
             _ => return,
         };
-        if !lagging {
-            self.lag(&mut state, id, now);
-        }
-        if let Some(sub) = state.subscribers.get_mut(&id) {
+        let State {
+            subscribers,
+            mirrors,
+            ..
+        } = &mut *state;
+        if let Some(sub) = subscribers.get_mut(&id) {
+            if !lagging {
+                sub.lag(mirrors, &self.policy, now);
+            }
             sub.close_slow(
                 &self.stats,
                 format!(
@@ -490,446 +393,14 @@ impl Hub {
         }
         self.send_conflated(&mut state);
     }
-
-    fn apply_one(&self, state: &mut State, shard: u16, event: Event) {
-        match event {
-            Event::SymbolAdded {
-                locate,
-                symbol,
-                seq,
-            } => {
-                let name = symbol.to_string();
-                state.by_name.insert(name.clone(), locate);
-                let mirror = state
-                    .mirrors
-                    .entry(locate)
-                    .or_insert_with(|| Mirror::new(name, locate, shard));
-                mirror.shard = shard;
-                mirror.published = true;
-                mirror.awaiting_book = true;
-                mirror.seq = seq;
-            }
-            Event::SymbolRemoved { locate, seq, .. } => {
-                if let Some(mirror) = state.mirrors.get_mut(&locate) {
-                    mirror.published = false;
-                    mirror.seq = seq;
-                    mirror.clear();
-                    mirror.rebuild = None;
-                }
-                let symbol = state
-                    .mirrors
-                    .get(&locate)
-                    .map(|m| m.symbol.clone())
-                    .unwrap_or_default();
-                for id in state.watchers.remove(&locate).unwrap_or_default() {
-                    if let Some(sub) = state.subscribers.get_mut(&id)
-                        && let Some(held) = sub.held.remove(&locate)
-                    {
-                        // a lagging client saw its updates only up to the first one dropped
-                        let seq = match sub.lagging {
-                            Some(_) => sub.queue.first_dropped(&symbol).map_or(held.seq, |f| f - 1),
-                            None => held.seq,
-                        };
-                        sub.queue.force(update(Update::Removed(pb::SymbolRemoved {
-                            symbol: symbol.clone(),
-                            seq: seq + 1,
-                        })));
-                    }
-                }
-            }
-            Event::Resync {
-                locate,
-                seq,
-                reason,
-                levels,
-                incomplete,
-                ..
-            } => {
-                let Some(mirror) = state.mirrors.get_mut(&locate) else {
-                    return;
-                };
-                self.check_seq(mirror, seq);
-                mirror.clear();
-                mirror.incomplete = incomplete;
-                mirror.awaiting_book = false;
-                if levels == 0 {
-                    mirror.rebuild = None;
-                    self.rebuilt(state, locate, reason);
-                } else {
-                    mirror.rebuild = Some((levels, reason));
-                }
-            }
-            Event::Level(l) => {
-                let Some(mirror) = state.mirrors.get_mut(&l.locate) else {
-                    return;
-                };
-                self.check_seq(mirror, l.seq);
-                mirror.set(l.side, l.price, l.shares, l.orders);
-                mirror.updates += 1;
-                if l.exchange_ns != 0 {
-                    mirror.last_exchange_ns = l.exchange_ns;
-                }
-                mirror.last_ingest_ns = l.ingest_ns;
-                if let Some((left, reason)) = mirror.rebuild {
-                    if left > 1 {
-                        mirror.rebuild = Some((left - 1, reason));
-                    } else {
-                        mirror.rebuild = None;
-                        self.rebuilt(state, l.locate, reason);
-                    }
-                    return;
-                }
-                self.changed(state, l.locate, l.side, l.price, l.exchange_ns, l.ingest_ns);
-            }
-            Event::Stale { first, count } => {
-                if let Some(s) = state.stale.get_mut(shard as usize) {
-                    *s = true;
-                }
-                let locates: Vec<u16> = state
-                    .mirrors
-                    .values()
-                    .filter(|m| m.shard == shard && m.published)
-                    .map(|m| m.locate)
-                    .collect();
-                let detail = if count == 0 {
-                    "the feed lost an unknown number of messages (its framing was lost)".to_owned()
-                } else {
-                    format!("feed lost {count} messages from sequence {first}")
-                };
-                for locate in locates {
-                    self.resync_watchers(state, locate, ResyncReason::UpstreamGap, &detail);
-                }
-            }
-            Event::Fresh => {
-                if let Some(s) = state.stale.get_mut(shard as usize) {
-                    *s = false;
-                }
-            }
-        }
-    }
-
-    fn check_seq(&self, mirror: &mut Mirror, seq: u64) {
-        if seq != mirror.seq + 1 {
-            self.stats
-                .upstream_seq_errors
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(symbol = %mirror.symbol, expected = mirror.seq + 1, got = seq, "data-plane sequence break");
-        }
-        mirror.seq = seq;
-    }
-
-    /// A data-plane resync of `locate` is complete: tell its watchers.
-    fn rebuilt(&self, state: &mut State, locate: u16, reason: UpstreamReason) {
-        let (reason, detail) = match reason {
-            UpstreamReason::Added => return,
-            UpstreamReason::RingFull => (
-                ResyncReason::RingOverflow,
-                "the data plane's event ring overflowed; the book is exact again",
-            ),
-            UpstreamReason::Requested => (ResyncReason::Requested, "resent on request"),
-            UpstreamReason::NewDay => (ResyncReason::NewDay, "a new trading day started"),
-        };
-        self.resync_watchers(state, locate, reason, detail);
-    }
-
-    /// Sends every watcher of `locate` a resync and a fresh snapshot.
-    fn resync_watchers(&self, state: &mut State, locate: u16, reason: ResyncReason, detail: &str) {
-        let State {
-            mirrors,
-            watchers,
-            subscribers,
-            stale,
-            ..
-        } = state;
-        let (Some(mirror), Some(ids)) = (mirrors.get(&locate), watchers.get(&locate)) else {
-            return;
-        };
-        // the book is read once, as deep as the deepest watcher sees it
-        let deepest = ids
-            .iter()
-            .filter_map(|id| subscribers.get(id))
-            .map(|sub| sub.depth)
-            .max()
-            .unwrap_or(0);
-        let mut top = Top::new(mirror, deepest, is_stale(stale, mirror.shard));
-        for id in ids {
-            let Some(sub) = subscribers.get_mut(id) else {
-                continue;
-            };
-            if sub.closed || sub.lagging.is_some() {
-                // its SLOW_CONSUMER resync already announced the break; the snapshot it gets
-                // on catching up is built from the book as it is then
-                continue;
-            }
-            let Some(held) = sub.held.get_mut(&locate) else {
-                continue;
-            };
-            self.resync_one(&sub.queue, held, sub.depth, &mut top, reason, detail);
-        }
-    }
-
-    /// Queues a resync of `top`'s symbol for one subscriber, then its snapshot at `depth`,
-    /// and counts the snapshot.
-    fn resync_one(
-        &self,
-        queue: &Queue,
-        held: &mut Held,
-        depth: usize,
-        top: &mut Top<'_>,
-        reason: ResyncReason,
-        detail: &str,
-    ) {
-        queue.force(update(Update::Resync(pb::Resync {
-            symbol: top.symbol().to_owned(),
-            reason: reason as i32,
-            detail: detail.to_owned(),
-        })));
-        for u in top.snapshot(held, depth) {
-            queue.force(u);
-        }
-        self.stats.snapshots[snapshot_slot(Some(reason))].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A level of `locate` changed: send the watchers whose view it touches what changed.
-    fn changed(
-        &self,
-        state: &mut State,
-        locate: u16,
-        side: Side,
-        price: u32,
-        exchange_ns: u64,
-        ingest_ns: u64,
-    ) {
-        let Some(ids) = state.watchers.get(&locate) else {
-            return;
-        };
-        let Some(mirror) = state.mirrors.get(&locate) else {
-            return;
-        };
-        let change = Change::of(mirror, side, price, (exchange_ns, ingest_ns));
-        let mut slow = Vec::new();
-        let mut now = None;
-        let mut clock = Clock::default();
-        for id in ids {
-            let Some(sub) = state.subscribers.get_mut(id) else {
-                continue;
-            };
-            if sub.closed {
-                continue;
-            }
-            if sub.lagging.is_some() {
-                // nothing is built for it until it has read its resyncs
-                let now = *now.get_or_insert_with(Instant::now);
-                sub.stalled_lagging(&self.stats, now, self.policy.stall);
-                continue;
-            }
-            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
-                // its client stopped reading: treated as an overflow now, before a whole queue
-                // of updates is built for it
-                slow.push(*id);
-                continue;
-            }
-            let depth = sub.depth;
-            let Some(held) = sub.held.get_mut(&locate) else {
-                continue;
-            };
-            if let Mode::Conflated(_) = sub.mode {
-                if !held.dirty {
-                    held.dirty = touches(mirror, held, depth, side, price);
-                }
-                continue;
-            }
-            match send_change(mirror, held, depth, &change, &sub.queue) {
-                Pushed::Queued => {}
-                Pushed::Full => slow.push(*id),
-                Pushed::Closed => {}
-            }
-        }
-        let now = now.unwrap_or_else(Instant::now);
-        for id in slow {
-            self.too_slow(state, id, now);
-        }
-    }
-
-    /// Sends due conflated subscribers what changed.
-    fn send_conflated(&self, state: &mut State) {
-        let Some(due) = state.conflated_due else {
-            return;
-        };
-        let now = Instant::now();
-        if now < due {
-            return;
-        }
-        let mut slow = Vec::new();
-        let State {
-            subscribers,
-            mirrors,
-            conflated_due,
-            ..
-        } = state;
-        let mut next_due: Option<Instant> = None;
-        let mut clock = Clock::default();
-        for (id, sub) in subscribers.iter_mut() {
-            let Mode::Conflated(interval) = sub.mode else {
-                continue;
-            };
-            if sub.closed || sub.lagging.is_some() {
-                // out of the schedule until it catches up (`catch_up` puts it back)
-                continue;
-            }
-            if now < sub.next_due {
-                next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
-                continue;
-            }
-            sub.next_due = now + interval;
-            next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
-            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
-                slow.push(*id);
-                continue;
-            }
-            for (locate, held) in sub.held.iter_mut().filter(|(_, h)| h.dirty) {
-                held.dirty = false;
-                let Some(mirror) = mirrors.get(locate) else {
-                    continue;
-                };
-                let at = (mirror.last_exchange_ns, mirror.last_ingest_ns);
-                if send_diff(mirror, held, sub.depth, &sub.queue, at.0, at.1) == Pushed::Full {
-                    slow.push(*id);
-                    break;
-                }
-            }
-        }
-        *conflated_due = next_due;
-        for id in slow {
-            self.too_slow(state, id, now);
-        }
-    }
-
-    /// Subscriber `id`'s queue overflowed: it lags (see [`Hub::lag`]), or is closed if this is
-    /// one overflow too many within the window.
-    fn too_slow(&self, state: &mut State, id: u64, now: Instant) {
-        let Some(sub) = state.subscribers.get_mut(&id) else {
-            return;
-        };
-        if sub.closed || sub.lagging.is_some() {
-            return;
-        }
-        sub.resyncs
-            .retain(|t| now.duration_since(*t) < self.policy.window);
-        sub.resyncs.push(now);
-        let overflows = sub.resyncs.len();
-        self.lag(state, id, now);
-        if overflows > self.policy.max_resyncs
-            && let Some(sub) = state.subscribers.get_mut(&id)
-        {
-            sub.close_slow(
-                &self.stats,
-                format!(
-                    "subscriber too slow: its queue of {} updates overflowed {overflows} times \
-                     within {:?}; read faster, ask for less depth, or use MODE_CONFLATED",
-                    self.policy.queue, self.policy.window
-                ),
-            );
-        }
-    }
-
-    /// Drops what subscriber `id` has queued (removals excepted), queues a SLOW_CONSUMER
-    /// resync of each symbol it holds, and marks it lagging: nothing more is built for it until
-    /// its stream has taken them ([`Hub::catch_up`]). O(symbols held), no book read: the
-    /// dropped updates are read and freed by its stream task ([`Queue::settle`]), off this
-    /// lock (30 subscribers overflowing on one event took 44 ms here when they were not; see
-    /// benches/grpc.rs, slow_consumers).
-    fn lag(&self, state: &mut State, id: u64, now: Instant) {
-        let State {
-            subscribers,
-            mirrors,
-            ..
-        } = state;
-        let Some(sub) = subscribers.get_mut(&id) else {
-            return;
-        };
-        // What was queued is dropped; the seqs restart from the first dropped update of each
-        // symbol when it catches up (`catch_up`), so they stay contiguous across the resync.
-        // A removal is the last word on its symbol: it is never dropped.
-        for removal in sub.queue.lag() {
-            sub.queue.force(removal);
-        }
-        let detail = format!(
-            "you fell behind (your queue of {} updates overflowed, or your connection took \
-             nothing for {:?}); queued updates were dropped; a fresh snapshot follows once you \
-             have read this",
-            self.policy.queue, self.policy.blocked
-        );
-        for locate in sub.held.keys() {
-            let Some(mirror) = mirrors.get(locate) else {
-                continue;
-            };
-            sub.queue.force(update(Update::Resync(pb::Resync {
-                symbol: mirror.symbol.clone(),
-                reason: ResyncReason::SlowConsumer as i32,
-                detail: detail.clone(),
-            })));
-        }
-        sub.lagging = Some(now);
-    }
-}
-
-/// [`dataplane::clock::now_ns`], read at most once per pass over the subscribers, and only when
-/// some subscriber's stream is waiting for its client.
-#[derive(Default)]
-struct Clock(Option<u64>);
-
-impl Clock {
-    /// True if `queue`'s stream has waited longer than `limit` for its client to take an
-    /// update.
-    fn blocked_too_long(&mut self, queue: &Queue, limit: Duration) -> bool {
-        let Some(since) = queue.blocked_since() else {
-            return false;
-        };
-        let now = *self.0.get_or_insert_with(dataplane::clock::now_ns);
-        now.saturating_sub(since) > u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)
-    }
-}
-
-/// How an event thread idles when its ring is empty: yield for about a millisecond of quiet
-/// (cheap when the core has nothing else to run), then sleep 50 µs per poll (a sleep costs its
-/// length plus the timer's slack in latency).
-const EVENT_THREAD_IDLE: IdleStrategy = IdleStrategy::Backoff {
-    spins: 0,
-    yields: 4096,
-    park: Duration::from_micros(50),
-};
-
-/// Empty polls between two [`Hub::tick`]s of an idle event thread.
-const TICK_EVERY: u64 = 64;
-
-/// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles as
-/// [`EVENT_THREAD_IDLE`] says when the ring stays empty, ticking the hub now and then.
-pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
-    let mut batch = Vec::with_capacity(1024);
-    let mut idler = Idler::new(EVENT_THREAD_IDLE);
-    let occupancy = hub.stats.ring_occupancy.get(shard as usize);
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(o) = occupancy {
-            o.store(events.len() as u64, Ordering::Relaxed);
-        }
-        events.pop_batch(1024, |e| batch.push(e));
-        if batch.is_empty() {
-            idler.idle();
-            if idler.streak().is_multiple_of(TICK_EVERY) {
-                hub.tick();
-            }
-            continue;
-        }
-        idler.reset();
-        hub.apply(shard, &batch);
-        batch.clear();
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::book_update::Update;
+    use dataplane::feed::itch::Side;
+    use dataplane::runtime::event::ResyncReason as UpstreamReason;
 
     #[test]
     fn snapshot_reasons_index_their_counts_and_have_distinct_names() {
