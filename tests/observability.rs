@@ -299,6 +299,18 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
             .expect("start pinbook subscribe"),
     );
     ok(&server.admin(&["symbols", "list"]), "symbols list");
+    // calls refused by a handler and by the token check are counted as well as answers
+    let missing = server
+        .command(&["book", "NOPE"])
+        .output()
+        .expect("run pinbook book");
+    assert!(!missing.status.success(), "book NOPE must fail");
+    let refused = server
+        .command(&["stats"])
+        .env("PINBOOK_ADMIN_TOKEN", "not-the-token")
+        .output()
+        .expect("run pinbook stats");
+    assert!(!refused.status.success(), "a wrong token must be refused");
 
     // Prometheus scrapes for ~10 s
     let (_prometheus, prom) = prometheus(dir.path(), &metrics, &agent);
@@ -337,6 +349,30 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         .write_all(body.as_bytes())
         .expect("pipe the scrape to promtool");
     let out = promtool.wait_with_output().expect("promtool check metrics");
+    for (method, code, exactly) in [
+        ("pinbook.v1.AdminService/ListSymbols", "OK", Some(1)),
+        ("pinbook.v1.BookService/GetBook", "NOT_FOUND", Some(1)),
+        (
+            "pinbook.v1.AdminService/GetStats",
+            "PERMISSION_DENIED",
+            Some(1),
+        ),
+        ("pinbook.v1.BookService/Subscribe", "OK", Some(1)),
+        ("pinbook.v1.BookService/GetBook", "OK", None),
+    ] {
+        let series = format!("pinbook_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} ");
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series}in the scrape:\n{body}"));
+        if let Some(n) = exactly {
+            assert_eq!(value.trim(), n.to_string(), "{series}");
+        }
+    }
+    assert!(
+        !body.contains("grpc.health") && !body.contains("ServerReflection"),
+        "only pinbook.v1 calls are counted"
+    );
     let said: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .chain(String::from_utf8_lossy(&out.stderr).lines())

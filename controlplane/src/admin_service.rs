@@ -9,7 +9,6 @@ use dataplane::runtime::command::{Applied, Command, CommandError};
 use dataplane::symbol::Symbol;
 use tonic::{Request, Response, Status};
 
-use crate::metrics::count_reply;
 use crate::pb;
 use crate::server::Shared;
 
@@ -84,20 +83,6 @@ impl AdminService {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-
-    /// AddSymbol or RemoveSymbol: runs the command and counts the call as `method`.
-    async fn symbol_call(
-        &self,
-        method: &str,
-        request: Request<pb::SymbolRequest>,
-        make: fn(u64, Symbol) -> Command,
-        wanted: pb::SymbolState,
-    ) -> Result<Response<pb::SymbolInfo>, Status> {
-        let symbol = request.into_inner().symbol;
-        let reply = self.command(&symbol, make, wanted).await.map(Response::new);
-        count_reply(&format!("pinbook.v1.AdminService/{method}"), &reply);
-        reply
-    }
 }
 
 #[tonic::async_trait]
@@ -106,26 +91,28 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call(
-            "AddSymbol",
-            request,
+        let symbol = request.into_inner().symbol;
+        self.command(
+            &symbol,
             |id, symbol| Command::AddSymbol { id, symbol },
             pb::SymbolState::Published,
         )
         .await
+        .map(Response::new)
     }
 
     async fn remove_symbol(
         &self,
         request: Request<pb::SymbolRequest>,
     ) -> Result<Response<pb::SymbolInfo>, Status> {
-        self.symbol_call(
-            "RemoveSymbol",
-            request,
+        let symbol = request.into_inner().symbol;
+        self.command(
+            &symbol,
             |id, symbol| Command::RemoveSymbol { id, symbol },
             pb::SymbolState::Removed,
         )
         .await
+        .map(Response::new)
     }
 
     async fn list_symbols(
@@ -139,28 +126,22 @@ impl pb::admin_service_server::AdminService for AdminService {
             .iter()
             .map(|s| self.shared.symbol_info(s))
             .collect();
-        let reply = Ok(Response::new(pb::ListSymbolsResponse { symbols }));
-        count_reply("pinbook.v1.AdminService/ListSymbols", &reply);
-        reply
+        Ok(Response::new(pb::ListSymbolsResponse { symbols }))
     }
 
     async fn get_stats(
         &self,
         _: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        let reply = Ok(Response::new(self.shared.stats()));
-        count_reply("pinbook.v1.AdminService/GetStats", &reply);
-        reply
+        Ok(Response::new(self.shared.stats()))
     }
 
     async fn get_config(
         &self,
         _: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        let reply = Ok(Response::new(pb::GetConfigResponse {
+        Ok(Response::new(pb::GetConfigResponse {
             toml: self.shared.config_toml.clone(),
-        }));
-        count_reply("pinbook.v1.AdminService/GetConfig", &reply);
-        reply
+        }))
     }
 }

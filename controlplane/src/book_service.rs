@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::hub::{Hub, Mode};
-use crate::metrics::{count_reply, record_tick_to_send};
+use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
 use crate::server::Shared;
@@ -60,18 +60,14 @@ impl pb::book_service_server::BookService for BookService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let reply = self.open(request).await;
-        count_reply("pinbook.v1.BookService/Subscribe", &reply);
-        reply
+        self.open(request).await
     }
 
     async fn get_book(
         &self,
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
-        let reply = self.snapshot(request);
-        count_reply("pinbook.v1.BookService/GetBook", &reply);
-        reply
+        self.snapshot(request)
     }
 }
 

@@ -23,6 +23,7 @@ pub mod hub;
 pub mod metrics;
 pub mod mirror;
 pub mod queue;
+pub mod request_count;
 pub mod server;
 pub mod stats_reply;
 pub(crate) mod symbol;

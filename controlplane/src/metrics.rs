@@ -262,7 +262,8 @@ impl Sampler {
     }
 }
 
-/// Counts one gRPC call by method and status code (handlers and the auth interceptor call it).
+/// Counts one gRPC call by method and status code (the server's
+/// [`CountRequests`](crate::request_count::CountRequests) layer calls it).
 pub fn count_request(method: &str, code: tonic::Code) {
     metrics::counter!(
         "pinbook_grpc_requests_total",
@@ -294,16 +295,6 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
-}
-
-/// Counts a finished call by method and the code of its reply.
-pub fn count_reply<T>(method: &str, reply: &Result<T, tonic::Status>) {
-    count_request(
-        method,
-        reply
-            .as_ref()
-            .map_or_else(tonic::Status::code, |_| tonic::Code::Ok),
-    );
 }
 
 /// The tick-to-send histogram: a stream task fetches it once and passes it to

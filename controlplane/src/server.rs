@@ -18,6 +18,7 @@ use crate::auth::BearerAuth;
 use crate::book_service::BookService;
 use crate::hub::{Hub, Policy, SymbolView, drain};
 use crate::pb;
+use crate::request_count::CountRequestsLayer;
 
 /// The encoded descriptor set of pinbook.v1, for reflection.
 pub const DESCRIPTOR_SET: &[u8] =
@@ -254,6 +255,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     let (stop_grpc, stopped) = oneshot::channel::<()>();
     let grpc = tokio::spawn(
         Server::builder()
+            .layer(CountRequestsLayer)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(16 << 20))

@@ -1,0 +1,95 @@
+//! [`CountRequests`]: a tower layer on the gRPC server that counts every pinbook.v1 call once,
+//! by method and status code, in `pinbook_grpc_requests_total` — rejected by the auth
+//! interceptor, refused by a handler, or answered. Handlers do not count.
+//!
+//! The code is the one the response starts with: a `grpc-status` header (a trailers-only
+//! response: every error tonic returns before a stream's first message, the interceptor's
+//! included), or OK for a response that began (a unary answer, or a stream that opened; how a
+//! stream ends later is not a request's outcome).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::Code;
+use tonic::codegen::http;
+use tower::{Layer, Service};
+
+use crate::metrics::count_request;
+
+/// The services counted: pinbook.v1's (health and reflection are not).
+const COUNTED: &str = "/pinbook.v1.";
+
+/// Wraps a service in [`CountRequests`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountRequestsLayer;
+
+impl<S> Layer<S> for CountRequestsLayer {
+    type Service = CountRequests<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountRequests { inner }
+    }
+}
+
+/// Counts each pinbook.v1 call once its response starts (see the module docs).
+#[derive(Clone, Debug)]
+pub struct CountRequests<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<http::Request<B>> for CountRequests<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // "/pinbook.v1.BookService/GetBook" is counted as "pinbook.v1.BookService/GetBook"
+        let path = request.uri().path();
+        let method = path
+            .starts_with(COUNTED)
+            .then(|| path.trim_start_matches('/').to_owned());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            if let (Some(method), Ok(response)) = (&method, &response) {
+                count_request(method, status_of(response.headers()));
+            }
+            response
+        })
+    }
+}
+
+/// The code a response starts with: its `grpc-status` header, or OK when it has none.
+fn status_of(headers: &http::HeaderMap) -> Code {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(Code::Ok, Code::from_i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_code_is_the_grpc_status_header_or_ok() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(status_of(&headers), Code::Ok);
+        headers.insert("grpc-status", http::HeaderValue::from_static("16"));
+        assert_eq!(status_of(&headers), Code::Unauthenticated);
+        headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(status_of(&headers), Code::NotFound);
+        headers.insert("grpc-status", http::HeaderValue::from_static("x"));
+        assert_eq!(status_of(&headers), Code::Ok);
+    }
+}
