@@ -9,8 +9,9 @@ use dataplane::runtime::command::{Applied, Command, CommandError};
 use dataplane::symbol::Symbol;
 use tonic::{Request, Response, Status};
 
+use crate::convert;
 use crate::pb;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// How long an admin call waits for the shards' acks.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +34,7 @@ impl AdminService {
         make: fn(u64, Symbol) -> Command,
         wanted: pb::SymbolState,
     ) -> Result<pb::SymbolInfo, Status> {
-        self.shared.check_serving()?;
+        self.shared.serving.check()?;
         let symbol = crate::symbol::parse("symbol", symbol)?;
         let plane = Arc::clone(&self.shared.plane);
         let outcome = tokio::task::spawn_blocking(move || {
@@ -72,7 +73,9 @@ impl AdminService {
                 v.published == published && (!published || v.settled)
             });
             match view {
-                Some(view) if done || timed_out => return Ok(self.shared.symbol_info(&view)),
+                Some(view) if done || timed_out => {
+                    return Ok(convert::symbol_info(&view, &self.shared.shards));
+                }
                 None if timed_out => {
                     return Err(Status::unavailable(
                         "the data plane acked, but its events did not arrive in time",
@@ -124,7 +127,7 @@ impl pb::admin_service_server::AdminService for AdminService {
             .hub
             .symbols()
             .iter()
-            .map(|s| self.shared.symbol_info(s))
+            .map(|s| convert::symbol_info(s, &self.shared.shards))
             .collect();
         Ok(Response::new(pb::ListSymbolsResponse { symbols }))
     }
@@ -133,7 +136,7 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         _: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
-        Ok(Response::new(self.shared.stats()))
+        Ok(Response::new(convert::stats(&self.shared)))
     }
 
     async fn get_config(

@@ -16,7 +16,7 @@ use crate::hub::{Hub, Mode};
 use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
-use crate::server::Shared;
+use crate::state::{Serving, StreamLimits};
 
 /// Most symbols one subscription may name.
 pub const MAX_SYMBOLS_PER_SUBSCRIPTION: usize = 1000;
@@ -30,17 +30,23 @@ const BATCH: usize = 256;
 /// The book service.
 #[derive(Debug, Clone)]
 pub struct BookService {
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
+    limits: StreamLimits,
+    serving: Arc<Serving>,
 }
 
 impl BookService {
-    /// The service over `shared`.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    /// The service over `hub`'s books, within `limits`, answering while `serving` says so.
+    pub fn new(hub: Arc<Hub>, limits: StreamLimits, serving: Arc<Serving>) -> Self {
+        Self {
+            hub,
+            limits,
+            serving,
+        }
     }
 
     fn depth(&self, depth: u32) -> Result<usize, Status> {
-        let max = self.shared.max_depth;
+        let max = self.limits.max_depth;
         if depth == 0 || depth as usize > max {
             return Err(Status::invalid_argument(format!(
                 "depth: {depth} is out of range; ask for 1..={max} levels per side"
@@ -76,7 +82,7 @@ impl BookService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<UpdateStream>, Status> {
-        self.shared.check_serving()?;
+        self.serving.check()?;
         let req = request.into_inner();
         if req.symbols.is_empty() {
             return Err(Status::invalid_argument(
@@ -120,14 +126,14 @@ impl BookService {
                 )
             }
         };
-        let (id, queue) = self.shared.hub.subscribe(&symbols, depth, mode)?;
+        let (id, queue) = self.hub.subscribe(&symbols, depth, mode)?;
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         // What ends the stream goes out after everything sent before it, even when the client
         // has stopped reading and `tx` is full: queued resyncs first, then the status.
         let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
-        let hub = Arc::clone(&self.shared.hub);
-        let heartbeat = self.shared.heartbeat;
-        let stall = self.shared.stall;
+        let hub = Arc::clone(&self.hub);
+        let heartbeat = self.limits.heartbeat;
+        let stall = self.limits.stall;
         tokio::spawn(async move {
             let ended = stream(&hub, id, &queue, &tx, heartbeat, stall).await;
             if let Some((rest, status)) = ended {
@@ -146,11 +152,11 @@ impl BookService {
         &self,
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
-        self.shared.check_serving()?;
+        self.serving.check()?;
         let req = request.into_inner();
         let symbol = crate::symbol::parse("symbol", &req.symbol)?.to_string();
         let depth = self.depth(req.depth)?;
-        Ok(Response::new(self.shared.hub.book(&symbol, depth)?))
+        Ok(Response::new(self.hub.book(&symbol, depth)?))
     }
 }
 

@@ -8,6 +8,9 @@
 //!   the subscription contract documented in proto/pinbook/v1/book.proto.
 //! - [`checksum`] is the CRC-32 every snapshot and delta carries; `deltas` builds the
 //!   snapshots and deltas each subscriber gets.
+//! - [`state`] is what the services, the metrics and the server share (no protobuf types);
+//!   [`convert`] and [`stats_reply`] build the admin replies from it; [`request_count`] counts
+//!   every call once, as a layer on the server; [`metrics`] exports the rest to Prometheus.
 //!
 //! It knows nothing of ITCH: the only types it shares with the data plane are the command and
 //! event structs carried by the rings. This crate never uses `unsafe`.
@@ -18,6 +21,7 @@ pub mod auth;
 pub mod book_service;
 pub mod checksum;
 pub mod config;
+pub mod convert;
 pub(crate) mod deltas;
 pub mod hub;
 pub mod metrics;
@@ -25,6 +29,7 @@ pub mod mirror;
 pub mod queue;
 pub mod request_count;
 pub mod server;
+pub mod state;
 pub mod stats_reply;
 pub(crate) mod symbol;
 

@@ -14,7 +14,7 @@ use dataplane::runtime::stats::LatencyHistogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::hub::SnapshotReason;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Why metrics could not start.
 #[derive(Debug, thiserror::Error)]

@@ -12,13 +12,16 @@ use dataplane::runtime::{DataPlane, ShardInfo};
 use tokio::sync::oneshot;
 use tonic::Status;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
 
 use crate::admin_service::AdminService;
 use crate::auth::BearerAuth;
 use crate::book_service::BookService;
-use crate::hub::{Hub, Policy, SymbolView, drain};
+use crate::hub::{Hub, Policy, drain};
 use crate::pb;
 use crate::request_count::CountRequestsLayer;
+pub use crate::state::Shared;
+use crate::state::{Serving, StreamLimits};
 
 /// The encoded descriptor set of pinbook.v1, for reflection.
 pub const DESCRIPTOR_SET: &[u8] =
@@ -45,84 +48,6 @@ pub struct ServerOptions {
     pub config_toml: String,
     /// How long shutdown may take before streams are dropped.
     pub shutdown_timeout: Duration,
-}
-
-/// State the services share.
-#[derive(Debug)]
-pub struct Shared {
-    /// Mirrors and subscribers.
-    pub hub: Arc<Hub>,
-    /// The data plane, for commands.
-    pub plane: Arc<Mutex<DataPlane>>,
-    /// Each shard's startup report.
-    pub shards: Vec<ShardInfo>,
-    /// Each shard's stats.
-    pub shard_stats: Vec<Arc<ShardStats>>,
-    /// Deepest subscription allowed.
-    pub max_depth: usize,
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// How long a stream waits for its client to take an update before closing it as too
-    /// slow ([`Policy::stall`]).
-    pub stall: Duration,
-    /// The effective configuration.
-    pub config_toml: String,
-    /// Books are warm and the server is not shutting down.
-    pub serving: AtomicBool,
-}
-
-impl Shared {
-    /// UNAVAILABLE while warming up or shutting down.
-    ///
-    /// # Errors
-    /// The status to return.
-    pub fn check_serving(&self) -> Result<(), Status> {
-        if self.serving.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(Status::unavailable(
-                "pinbook is warming up or shutting down; retry shortly",
-            ))
-        }
-    }
-
-    /// The admin view of one symbol.
-    pub fn symbol_info(&self, s: &SymbolView) -> pb::SymbolInfo {
-        let core = self
-            .shards
-            .get(s.shard as usize)
-            .and_then(|i| i.core)
-            .unwrap_or(0);
-        pb::SymbolInfo {
-            symbol: s.symbol.clone(),
-            state: if s.published {
-                pb::SymbolState::Published as i32
-            } else {
-                pb::SymbolState::Removed as i32
-            },
-            shard: u32::from(s.shard),
-            core: core as u32,
-            updates: s.updates,
-            levels: s.levels as u32,
-            stock_locate: u32::from(s.locate),
-            incomplete: s.incomplete,
-            stale: s.stale,
-        }
-    }
-
-    /// Per-shard stats for GetStats.
-    pub fn stats(&self) -> pb::GetStatsResponse {
-        let shards = self
-            .shards
-            .iter()
-            .zip(&self.shard_stats)
-            .map(|(info, stats)| crate::stats_reply::shard_stats(info, &stats.snapshot()))
-            .collect();
-        pb::GetStatsResponse {
-            shards,
-            subscribers: self.hub.subscribers() as u64,
-        }
-    }
 }
 
 /// Why the server did not start.
@@ -158,7 +83,7 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Shared state (for metrics and tests).
     pub shared: Arc<Shared>,
-    health: tonic_health::server::HealthReporter,
+    health: HealthReporter,
     stop_grpc: Option<oneshot::Sender<()>>,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_events: Arc<AtomicBool>,
@@ -184,72 +109,43 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         .collect();
     let hub = Arc::new(Hub::new(shards.len(), options.policy));
     let stop_events = Arc::new(AtomicBool::new(false));
-    let mut event_threads = Vec::new();
-    for (i, shard) in plane.shards_mut().iter_mut().enumerate() {
-        let Some(events) = shard.take_events() else {
-            continue;
-        };
-        let hub = Arc::clone(&hub);
-        let stop = Arc::clone(&stop_events);
-        let core = (!options.control_cores.is_empty())
-            .then(|| options.control_cores[i % options.control_cores.len()]);
-        let id = shard.info().id;
-        let thread = std::thread::Builder::new()
-            .name(format!("pinbook-events-{id}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                }
-                drain(&hub, id, events, &stop);
-            })
-            .map_err(|source| ServerError::Spawn { shard: id, source })?;
-        event_threads.push(thread);
-    }
+    let event_threads =
+        spawn_event_threads(&mut plane, &hub, &stop_events, &options.control_cores)?;
+    let serving = Arc::new(Serving::default());
     let shared = Arc::new(Shared {
         hub: Arc::clone(&hub),
         plane: Arc::new(Mutex::new(plane)),
         shards,
         shard_stats,
-        max_depth: options.max_depth,
-        heartbeat: options.heartbeat,
-        stall: options.policy.stall,
         config_toml: options.config_toml.clone(),
-        serving: AtomicBool::new(false),
+        serving: Arc::clone(&serving),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    for service in SERVICES {
-        health
-            .set_service_status(service, tonic_health::ServingStatus::NotServing)
-            .await;
-    }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    set_health(&health, tonic_health::ServingStatus::NotServing).await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
-
-    let listener = tokio::net::TcpListener::bind(options.grpc_addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: options.grpc_addr,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: options.grpc_addr,
-        source,
-    })?;
+    let (listener, local_addr) = bind(options.grpc_addr).await?;
     let admin = pb::admin_service_server::AdminServiceServer::with_interceptor(
         AdminService::new(Arc::clone(&shared)),
         BearerAuth::new(Some(options.admin_token.clone()), "admin"),
     );
+    let limits = StreamLimits {
+        max_depth: options.max_depth,
+        heartbeat: options.heartbeat,
+        stall: options.policy.stall,
+    };
     let book = pb::book_service_server::BookServiceServer::with_interceptor(
-        BookService::new(Arc::clone(&shared)),
+        BookService::new(Arc::clone(&hub), limits, serving),
         BearerAuth::new(options.book_token.clone(), "book"),
     );
     let (stop_grpc, stopped) = oneshot::channel::<()>();
@@ -281,31 +177,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
                 },
             ),
     );
-
-    // Warm once every shard published a book.
-    {
-        let shared = Arc::clone(&shared);
-        let health = health.clone();
-        tokio::spawn(async move {
-            // Warm: every shard has taken messages from its feed and a first book is out. (A
-            // shard need not publish anything itself: `--symbols` may name none of its own.)
-            while !(shared.hub.any_published()
-                && shared
-                    .shard_stats
-                    .iter()
-                    .all(|s| s.snapshot().messages() > 0))
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            shared.serving.store(true, Ordering::Release);
-            for service in SERVICES {
-                health
-                    .set_service_status(service, tonic_health::ServingStatus::Serving)
-                    .await;
-            }
-            tracing::info!("books are warm: serving");
-        });
-    }
+    tokio::spawn(serve_when_warm(Arc::clone(&shared), health.clone()));
 
     Ok(Running {
         local_addr,
@@ -319,16 +191,78 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     })
 }
 
+/// One event thread per shard, draining its event ring into `hub` until `stop`; pinned to
+/// `control_cores` round robin (not pinned when empty).
+fn spawn_event_threads(
+    plane: &mut DataPlane,
+    hub: &Arc<Hub>,
+    stop: &Arc<AtomicBool>,
+    control_cores: &[usize],
+) -> Result<Vec<JoinHandle<()>>, ServerError> {
+    let mut threads = Vec::new();
+    for (i, shard) in plane.shards_mut().iter_mut().enumerate() {
+        let Some(events) = shard.take_events() else {
+            continue;
+        };
+        let hub = Arc::clone(hub);
+        let stop = Arc::clone(stop);
+        let core = (!control_cores.is_empty()).then(|| control_cores[i % control_cores.len()]);
+        let id = shard.info().id;
+        let thread = std::thread::Builder::new()
+            .name(format!("pinbook-events-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                }
+                drain(&hub, id, events, &stop);
+            })
+            .map_err(|source| ServerError::Spawn { shard: id, source })?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
+/// Sets every service's health to `status`.
+async fn set_health(health: &HealthReporter, status: tonic_health::ServingStatus) {
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Binds the gRPC listener; returns it with the address it got.
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Marks the server serving once it is warm: every shard has taken messages from its feed
+/// and a first book is out. (A shard need not publish anything itself: `--symbols` may name
+/// none of its own.)
+async fn serve_when_warm(shared: Arc<Shared>, health: HealthReporter) {
+    while !(shared.hub.any_published()
+        && shared
+            .shard_stats
+            .iter()
+            .all(|s| s.snapshot().messages() > 0))
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shared.serving.set(true);
+    set_health(&health, tonic_health::ServingStatus::Serving).await;
+    tracing::info!("books are warm: serving");
+}
+
 impl Running {
     /// Shuts down: health NOT_SERVING, open streams end with UNAVAILABLE "shutting down", the
     /// server stops accepting, event threads and shards stop. Bounded by the shutdown timeout.
     pub async fn shutdown(mut self) {
-        self.shared.serving.store(false, Ordering::Release);
-        for service in SERVICES {
-            self.health
-                .set_service_status(service, tonic_health::ServingStatus::NotServing)
-                .await;
-        }
+        self.shared.serving.set(false);
+        set_health(&self.health, tonic_health::ServingStatus::NotServing).await;
         self.shared
             .hub
             .close_all(&Status::unavailable("pinbook is shutting down"));

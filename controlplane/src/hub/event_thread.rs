@@ -22,7 +22,7 @@ const EVENT_THREAD_IDLE: IdleStrategy = IdleStrategy::Backoff {
 const TICK_EVERY: u64 = 64;
 
 /// Drains `events` into `hub` until `stop` is set: the body of one event thread. Idles as
-/// [`EVENT_THREAD_IDLE`] says when the ring stays empty, ticking the hub now and then.
+/// `EVENT_THREAD_IDLE` says when the ring stays empty, ticking the hub now and then.
 pub fn drain(hub: &Hub, shard: u16, mut events: Consumer<Event>, stop: &AtomicBool) {
     let mut batch = Vec::with_capacity(1024);
     let mut idler = Idler::new(EVENT_THREAD_IDLE);

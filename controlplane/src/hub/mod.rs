@@ -21,9 +21,9 @@
 //! up on a client that takes nothing for [`Policy::stall`] ([`Hub::stalled`]).
 
 //!
-//! The module's parts: [`apply`] turns events into mirror changes and subscriber updates,
-//! [`subscriber`] holds the slow-consumer policy, [`stats`] the counters, [`event_thread`] the
-//! loop of an event thread.
+//! The module's parts: `apply` turns events into mirror changes and subscriber updates,
+//! `subscriber` holds the slow-consumer policy, `stats` the counters, `event_thread` the loop
+//! of an event thread ([`drain`]).
 
 mod apply;
 mod event_thread;
