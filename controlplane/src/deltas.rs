@@ -10,7 +10,8 @@ use dataplane::clock::now_ns;
 use dataplane::feed::itch::Side;
 
 use crate::checksum::{CHECKSUM_LEVELS, checksum};
-use crate::mirror::{Lvl, Mirror};
+use crate::contract::Level;
+use crate::mirror::Mirror;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Pushed, Queue};
 
@@ -21,8 +22,8 @@ pub const CHUNK_LEVELS: usize = 32_768;
 #[derive(Debug)]
 pub(crate) struct Held {
     pub(crate) seq: u64,
-    pub(crate) bids: Vec<Lvl>,
-    pub(crate) asks: Vec<Lvl>,
+    pub(crate) bids: Vec<Level>,
+    pub(crate) asks: Vec<Level>,
     /// Changed since the last conflated send.
     pub(crate) dirty: bool,
 }
@@ -33,15 +34,7 @@ pub(crate) fn update(update: Update) -> BookUpdate {
     }
 }
 
-pub(crate) fn level(l: &Lvl) -> pb::Level {
-    pb::Level {
-        price: l.price,
-        shares: l.shares,
-        orders: l.orders,
-    }
-}
-
-pub(crate) fn checksum_of(bids: &[Lvl], asks: &[Lvl], depth: usize) -> u32 {
+pub(crate) fn checksum_of(bids: &[Level], asks: &[Level], depth: usize) -> u32 {
     checksum(
         bids.iter().map(|l| (l.price, l.shares)),
         asks.iter().map(|l| (l.price, l.shares)),
@@ -55,8 +48,8 @@ pub(crate) struct Top<'a> {
     mirror: &'a Mirror,
     stale: bool,
     depth: usize,
-    bids: Vec<Lvl>,
-    asks: Vec<Lvl>,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
     /// Checksums by `min(depth, CHECKSUM_LEVELS)`, computed when first asked for.
     sums: [Option<u32>; CHECKSUM_LEVELS + 1],
 }
@@ -80,7 +73,7 @@ impl<'a> Top<'a> {
     }
 
     /// The best `depth` levels of each side; `depth` is at most what was read.
-    fn sides(&self, depth: usize) -> (&[Lvl], &[Lvl]) {
+    fn sides(&self, depth: usize) -> (&[Level], &[Level]) {
         debug_assert!(depth <= self.depth, "{depth} > {}", self.depth);
         (
             &self.bids[..depth.min(self.bids.len())],
@@ -104,7 +97,7 @@ impl<'a> Top<'a> {
     fn message(
         &self,
         seq: u64,
-        (bids, asks): (&[Lvl], &[Lvl]),
+        (bids, asks): (&[Level], &[Level]),
         checksum: u32,
         last_chunk: bool,
         send_ns: u64,
@@ -112,8 +105,8 @@ impl<'a> Top<'a> {
         pb::BookSnapshot {
             symbol: self.mirror.symbol.clone(),
             seq,
-            bids: bids.iter().map(level).collect(),
-            asks: asks.iter().map(level).collect(),
+            bids: bids.iter().map(|&l| l.into()).collect(),
+            asks: asks.iter().map(|&l| l.into()).collect(),
             checksum,
             timestamps: Some(pb::Timestamps {
                 exchange_ns: self.mirror.last_exchange_ns,
@@ -183,14 +176,14 @@ pub(crate) fn send_diff(
     exchange_ns: u64,
     ingest_ns: u64,
 ) -> Pushed {
-    let mut deltas: Vec<(pb::Side, Lvl)> = Vec::new();
-    let mut changes: Vec<(pb::Side, Lvl)> = Vec::new();
+    let mut deltas: Vec<(pb::Side, Level)> = Vec::new();
+    let mut changes: Vec<(pb::Side, Level)> = Vec::new();
     for (side, ours, old) in [
         (pb::Side::Bid, Side::Buy, &held.bids),
         (pb::Side::Ask, Side::Sell, &held.asks),
     ] {
         let new = mirror.top(ours, depth);
-        let old_by_price: HashMap<u32, Lvl> = old.iter().map(|l| (l.price, *l)).collect();
+        let old_by_price: HashMap<u32, Level> = old.iter().map(|l| (l.price, *l)).collect();
         let new_prices: std::collections::HashSet<u32> = new.iter().map(|l| l.price).collect();
         for gone in old.iter().filter(|o| !new_prices.contains(&o.price)) {
             deltas.push((side, removal(gone.price)));
@@ -226,7 +219,7 @@ pub(crate) struct Change {
     pub(crate) side: Side,
     pub(crate) price: u32,
     /// The level now; `None` if it is gone.
-    pub(crate) level: Option<Lvl>,
+    pub(crate) level: Option<Level>,
     /// Exchange and ingest time of the event.
     pub(crate) at: (u64, u64),
 }
@@ -265,7 +258,7 @@ pub(crate) fn send_change(
     };
     let held_it = old.iter().any(|l| l.price == price);
     let full = old.len() >= depth;
-    let mut deltas: Vec<(pb::Side, Lvl)> = Vec::with_capacity(2);
+    let mut deltas: Vec<(pb::Side, Level)> = Vec::with_capacity(2);
     match (held_it, now) {
         (true, Some(level)) => deltas.push((pb_side, level)),
         (true, None) => {
@@ -290,8 +283,8 @@ pub(crate) fn send_change(
     send_deltas(mirror, held, depth, queue, &deltas, at)
 }
 
-pub(crate) fn removal(price: u32) -> Lvl {
-    Lvl {
+pub(crate) fn removal(price: u32) -> Level {
+    Level {
         price,
         shares: 0,
         orders: 0,
@@ -305,7 +298,7 @@ pub(crate) fn send_deltas(
     held: &mut Held,
     depth: usize,
     queue: &Queue,
-    deltas: &[(pb::Side, Lvl)],
+    deltas: &[(pb::Side, Level)],
     (exchange_ns, ingest_ns): (u64, u64),
 ) -> Pushed {
     let send_ns = now_ns();
@@ -320,7 +313,7 @@ pub(crate) fn send_deltas(
             symbol: mirror.symbol.clone(),
             seq,
             side: side as i32,
-            level: Some(level(&lvl)),
+            level: Some(lvl.into()),
             checksum: checksum_of(&held.bids, &held.asks, depth),
             timestamps: Some(pb::Timestamps {
                 exchange_ns,
@@ -338,7 +331,7 @@ pub(crate) fn send_deltas(
 }
 
 /// Applies one delta to a side held best first, as a client does.
-pub(crate) fn apply(book: &mut Vec<Lvl>, side: pb::Side, lvl: Lvl) {
+pub(crate) fn apply(book: &mut Vec<Level>, side: pb::Side, lvl: Level) {
     let pos = book.iter().position(|l| l.price == lvl.price);
     match (pos, lvl.shares) {
         (Some(i), 0) => {
@@ -374,7 +367,7 @@ mod tests {
     }
 
     /// Replays the queued deltas as a client would and checks each checksum.
-    fn client_view(queue: &Queue, depth: usize, book: &mut [Vec<Lvl>; 2], seq: &mut u64) {
+    fn client_view(queue: &Queue, depth: usize, book: &mut [Vec<Level>; 2], seq: &mut u64) {
         let mut out = Vec::new();
         queue.take(usize::MAX, &mut out).unwrap();
         for u in out {
@@ -389,7 +382,7 @@ mod tests {
             apply(
                 &mut book[i],
                 side,
-                Lvl {
+                Level {
                     price: l.price,
                     shares: l.shares,
                     orders: l.orders,

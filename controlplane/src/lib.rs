@@ -21,6 +21,7 @@ pub mod auth;
 pub mod book_service;
 pub mod checksum;
 pub mod config;
+pub mod contract;
 pub mod convert;
 pub(crate) mod deltas;
 pub mod hub;

@@ -6,16 +6,7 @@ use std::collections::BTreeMap;
 
 use dataplane::feed::itch::Side;
 
-/// One level as the API sends it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lvl {
-    /// ITCH ticks.
-    pub price: u32,
-    /// Aggregate shares.
-    pub shares: u64,
-    /// Orders.
-    pub orders: u32,
-}
+use crate::contract::Level;
 
 /// One symbol's L2 book and what the control plane knows of it.
 #[derive(Debug, Default)]
@@ -84,7 +75,7 @@ impl Mirror {
     }
 
     /// The best `n` levels of `side`, best first.
-    pub fn top(&self, side: Side, n: usize) -> Vec<Lvl> {
+    pub fn top(&self, side: Side, n: usize) -> Vec<Level> {
         match side {
             Side::Buy => self.bids.iter().rev().take(n).map(lvl).collect(),
             Side::Sell => self.asks.iter().take(n).map(lvl).collect(),
@@ -92,7 +83,7 @@ impl Mirror {
     }
 
     /// The level at `price` on `side`, if there is one.
-    pub fn level(&self, side: Side, price: u32) -> Option<Lvl> {
+    pub fn level(&self, side: Side, price: u32) -> Option<Level> {
         let map = match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
@@ -101,7 +92,7 @@ impl Mirror {
     }
 
     /// The `i`-th best level of `side` (0 is the best).
-    pub fn nth(&self, side: Side, i: usize) -> Option<Lvl> {
+    pub fn nth(&self, side: Side, i: usize) -> Option<Level> {
         match side {
             Side::Buy => self.bids.iter().rev().nth(i).map(lvl),
             Side::Sell => self.asks.iter().nth(i).map(lvl),
@@ -126,8 +117,8 @@ impl Mirror {
 }
 
 /// A level of one side's map as the API sends it.
-fn lvl((&price, &(shares, orders)): (&u32, &(u64, u32))) -> Lvl {
-    Lvl {
+fn lvl((&price, &(shares, orders)): (&u32, &(u64, u32))) -> Level {
+    Level {
         price,
         shares,
         orders,

@@ -2,12 +2,11 @@
 //! 127.0.0.1:0, real tonic clients. Every update a client receives is checked against the
 //! contract (seq contiguity, checksums), and the books it ends with against the reference book.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use controlplane::checksum::checksum;
+use controlplane::contract::Checker;
 use controlplane::hub::Policy;
 use controlplane::pb::admin_service_client::AdminServiceClient;
 use controlplane::pb::book_service_client::BookServiceClient;
@@ -140,15 +139,10 @@ fn symbol(symbol: &str) -> Request<pb::SymbolRequest> {
     )
 }
 
-/// Price → (shares, orders), bids then asks.
-type Sides = [BTreeMap<u32, (u64, u32)>; 2];
-
-/// A client's view of its subscription, checking the contract on every update.
-#[derive(Default)]
+/// A client's view of its subscription: the books held by the contract's own checker
+/// (`controlplane::contract`), every update checked, any violation a failure.
 struct Client {
-    depth: usize,
-    books: HashMap<String, Sides>,
-    seq: HashMap<String, u64>,
+    checker: Checker,
     resyncs: Vec<(String, i32)>,
     removed: Vec<String>,
     heartbeats: u64,
@@ -158,80 +152,42 @@ struct Client {
 impl Client {
     fn new(depth: usize) -> Self {
         Client {
-            depth,
-            ..Client::default()
+            checker: Checker::learning(depth),
+            resyncs: Vec::new(),
+            removed: Vec::new(),
+            heartbeats: 0,
+            updates: 0,
         }
-    }
-
-    fn checksum(&self, symbol: &str) -> u32 {
-        let book = &self.books[symbol];
-        let flat = |(p, (s, _)): (&u32, &(u64, u32))| (*p, *s);
-        checksum(
-            book[0].iter().rev().map(flat),
-            book[1].iter().map(flat),
-            self.depth,
-        )
-    }
-
-    fn next_seq(&mut self, symbol: &str, seq: u64) {
-        let last = self.seq.entry(symbol.to_owned()).or_insert(0);
-        assert_eq!(seq, *last + 1, "{symbol}: seq {seq} after {last}");
-        *last = seq;
     }
 
     fn apply(&mut self, update: pb::BookUpdate) {
         self.updates += 1;
-        match update.update.expect("an update") {
-            Update::Snapshot(s) => {
-                self.next_seq(&s.symbol, s.seq);
-                let book = self.books.entry(s.symbol.clone()).or_default();
-                // a snapshot's first chunk replaces the book; we only get single chunks here
-                *book = Default::default();
-                for l in &s.bids {
-                    book[0].insert(l.price, (l.shares, l.orders));
-                }
-                for l in &s.asks {
-                    book[1].insert(l.price, (l.shares, l.orders));
-                }
-                assert!(s.last_chunk);
-                assert_eq!(s.checksum, self.checksum(&s.symbol), "snapshot checksum");
-                assert!(s.bids.len() <= self.depth && s.asks.len() <= self.depth);
+        let found = match update.update.expect("an update") {
+            Update::Snapshot(s) => self.checker.snapshot(&s),
+            Update::Delta(d) => self.checker.delta(&d),
+            Update::Heartbeat(_) => {
+                self.heartbeats += 1;
+                Vec::new()
             }
-            Update::Delta(d) => {
-                self.next_seq(&d.symbol, d.seq);
-                let l = d.level.unwrap();
-                let side = if d.side == pb::Side::Bid as i32 { 0 } else { 1 };
-                let book = self
-                    .books
-                    .get_mut(&d.symbol)
-                    .expect("a delta after a snapshot");
-                if l.shares == 0 {
-                    assert!(
-                        book[side].remove(&l.price).is_some(),
-                        "removing a level not held"
-                    );
-                } else {
-                    book[side].insert(l.price, (l.shares, l.orders));
-                }
-                assert!(book[side].len() <= self.depth, "depth enforced");
-                assert_eq!(d.checksum, self.checksum(&d.symbol), "delta checksum {d:?}");
+            Update::Resync(r) => {
+                let found = self.checker.resync(&r);
+                self.resyncs.push((r.symbol, r.reason));
+                found
             }
-            Update::Heartbeat(_) => self.heartbeats += 1,
-            Update::Resync(r) => self.resyncs.push((r.symbol, r.reason)),
             Update::Removed(r) => {
-                self.next_seq(&r.symbol, r.seq);
-                self.books.remove(&r.symbol);
+                let found = self.checker.removed(&r);
                 self.removed.push(r.symbol);
+                found
             }
-        }
+        };
+        assert!(found.is_empty(), "contract violations: {found:?}");
     }
 
     fn levels(&self, symbol: &str, side: Side) -> Vec<(u32, u64, u32)> {
-        let book = &self.books[symbol];
-        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        let book = self.checker.book(symbol).expect("a book of the symbol");
         match side {
-            Side::Buy => book[0].iter().rev().map(flat).collect(),
-            Side::Sell => book[1].iter().map(flat).collect(),
+            Side::Buy => book.bids().map(Into::into).collect(),
+            Side::Sell => book.asks().map(Into::into).collect(),
         }
     }
 

@@ -8,7 +8,9 @@ use controlplane::pb::{self, book_service_client::BookServiceClient};
 use serde_json::json;
 
 use super::client::{self, ServerArgs};
-use super::ladder::{self, Row};
+use controlplane::contract::Level;
+
+use super::ladder;
 use super::subscribe::Violations;
 
 /// Arguments of `pinbook book`.
@@ -32,12 +34,7 @@ pub struct BookArgs {
 /// Fetches the book and prints it.
 pub fn run(args: &BookArgs) -> Result<()> {
     let book = client::runtime()?.block_on(fetch(args))?;
-    let rows = |levels: &[pb::Level]| -> Vec<Row> {
-        levels
-            .iter()
-            .map(|l| (l.price, l.shares, l.orders))
-            .collect()
-    };
+    let rows = |levels: &[pb::Level]| -> Vec<Level> { levels.iter().map(Level::from).collect() };
     let (bids, asks) = (rows(&book.bids), rows(&book.asks));
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -77,8 +74,8 @@ pub fn run(args: &BookArgs) -> Result<()> {
     }
     out.flush()?;
     let expected = checksum(
-        bids.iter().map(|&(p, s, _)| (p, s)),
-        asks.iter().map(|&(p, s, _)| (p, s)),
+        bids.iter().map(|l| (l.price, l.shares)),
+        asks.iter().map(|l| (l.price, l.shares)),
         args.depth as usize,
     );
     if expected != book.checksum {

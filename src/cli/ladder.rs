@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-/// One price level as `(price in ticks, shares, orders)`.
-pub type Row = (u32, u64, u32);
+use controlplane::contract::Level;
 
 /// ITCH integer ticks (4 implied decimals) as dollars: `1502300` → `150.2300`.
 pub fn dollars(ticks: u32) -> String {
@@ -14,8 +13,8 @@ pub fn dollars(ticks: u32) -> String {
 /// `depth` rows.
 pub fn write_ladder(
     out: &mut impl Write,
-    bids: impl IntoIterator<Item = Row>,
-    asks: impl IntoIterator<Item = Row>,
+    bids: impl IntoIterator<Item = impl Into<Level>>,
+    asks: impl IntoIterator<Item = impl Into<Level>>,
     depth: usize,
 ) -> std::io::Result<()> {
     writeln!(
@@ -23,11 +22,11 @@ pub fn write_ladder(
         "  {:>12} {:>10} {:>6} | {:>12} {:>10} {:>6}",
         "bid", "shares", "orders", "ask", "shares", "orders"
     )?;
-    let bids: Vec<Row> = bids.into_iter().take(depth).collect();
-    let asks: Vec<Row> = asks.into_iter().take(depth).collect();
-    let cell = |row: Option<&Row>| match row {
-        Some(&(price, shares, orders)) => {
-            format!("{:>12} {shares:>10} {orders:>6}", dollars(price))
+    let bids: Vec<Level> = bids.into_iter().take(depth).map(Into::into).collect();
+    let asks: Vec<Level> = asks.into_iter().take(depth).map(Into::into).collect();
+    let cell = |row: Option<&Level>| match row {
+        Some(l) => {
+            format!("{:>12} {:>10} {:>6}", dollars(l.price), l.shares, l.orders)
         }
         None => format!("{:>12} {:>10} {:>6}", "", "", ""),
     };
@@ -41,9 +40,11 @@ pub fn write_ladder(
 }
 
 /// A side as JSON: `[[price, shares, orders], ...]`, best first.
-pub fn json_side(rows: impl IntoIterator<Item = Row>) -> serde_json::Value {
-    rows.into_iter()
-        .map(|(p, s, o)| serde_json::json!([p, s, o]))
+pub fn json_side(levels: impl IntoIterator<Item = impl Into<Level>>) -> serde_json::Value {
+    levels
+        .into_iter()
+        .map(Into::into)
+        .map(|l: Level| serde_json::json!([l.price, l.shares, l.orders]))
         .collect()
 }
 

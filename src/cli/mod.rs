@@ -2,7 +2,6 @@
 
 pub mod book;
 pub mod client;
-pub mod contract;
 pub mod generate;
 pub mod ladder;
 pub mod publish;

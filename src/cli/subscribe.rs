@@ -13,8 +13,8 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::client::{self, ServerArgs};
-use super::contract::Checker;
 use super::ladder::{self, dollars};
+use controlplane::contract::{Checker, Phase};
 
 /// Arguments of `pinbook subscribe`.
 #[derive(clap::Args, Debug)]
@@ -380,7 +380,7 @@ impl Session {
             if held.incomplete {
                 flags.push("INCOMPLETE");
             }
-            if held.phase != super::contract::Phase::Live {
+            if held.phase != Phase::Live {
                 flags.push("(awaiting snapshot)");
             }
             let _ = writeln!(screen, "{symbol}  seq {}  {}", held.seq, flags.join(" "));

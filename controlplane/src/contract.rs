@@ -1,13 +1,59 @@
 //! The subscription contract (proto/pinbook/v1/book.proto), checked from the client's side:
 //! the books a subscriber holds, rebuilt from snapshots and deltas, and every way the stream
-//! can break the contract.
+//! can break the contract. `pinbook subscribe` and the gRPC tests hold their books with it;
+//! [`Level`] is the one price level of the control plane (the hub's mirrors keep theirs too).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use controlplane::checksum::checksum;
-use controlplane::pb;
+use crate::checksum::checksum;
+use crate::pb;
 
-use super::ladder::Row;
+/// One price level as the API sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// ITCH ticks (4 implied decimals).
+    pub price: u32,
+    /// Aggregate shares.
+    pub shares: u64,
+    /// Orders.
+    pub orders: u32,
+}
+
+impl From<&pb::Level> for Level {
+    fn from(l: &pb::Level) -> Self {
+        Self {
+            price: l.price,
+            shares: l.shares,
+            orders: l.orders,
+        }
+    }
+}
+
+impl From<Level> for pb::Level {
+    fn from(l: Level) -> Self {
+        Self {
+            price: l.price,
+            shares: l.shares,
+            orders: l.orders,
+        }
+    }
+}
+
+impl From<(u32, u64, u32)> for Level {
+    fn from((price, shares, orders): (u32, u64, u32)) -> Self {
+        Self {
+            price,
+            shares,
+            orders,
+        }
+    }
+}
+
+impl From<Level> for (u32, u64, u32) {
+    fn from(l: Level) -> Self {
+        (l.price, l.shares, l.orders)
+    }
+}
 
 /// Where a symbol's stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,22 +102,41 @@ impl Held {
     }
 
     /// Bids best (highest) first.
-    pub fn bids(&self) -> impl Iterator<Item = Row> + '_ {
-        self.bids.iter().rev().map(|(&p, &(s, o))| (p, s, o))
+    pub fn bids(&self) -> impl Iterator<Item = Level> + '_ {
+        self.bids
+            .iter()
+            .rev()
+            .map(|(&price, &(shares, orders))| Level {
+                price,
+                shares,
+                orders,
+            })
     }
 
     /// Asks best (lowest) first.
-    pub fn asks(&self) -> impl Iterator<Item = Row> + '_ {
-        self.asks.iter().map(|(&p, &(s, o))| (p, s, o))
+    pub fn asks(&self) -> impl Iterator<Item = Level> + '_ {
+        self.asks.iter().map(|(&price, &(shares, orders))| Level {
+            price,
+            shares,
+            orders,
+        })
     }
 
     /// The contract's checksum of the book held, over `depth` levels.
     pub fn checksum(&self, depth: usize) -> u32 {
         checksum(
-            self.bids().map(|(p, s, _)| (p, s)),
-            self.asks().map(|(p, s, _)| (p, s)),
+            self.bids().map(|l| (l.price, l.shares)),
+            self.asks().map(|l| (l.price, l.shares)),
             depth,
         )
+    }
+
+    /// True if a level of `side` at `price` is held.
+    fn holds(&self, side: pb::Side, price: u32) -> bool {
+        match side {
+            pb::Side::Ask => self.asks.contains_key(&price),
+            _ => self.bids.contains_key(&price),
+        }
     }
 
     fn set(&mut self, side: pb::Side, level: &pb::Level) {
@@ -92,6 +157,8 @@ impl Held {
 #[derive(Debug)]
 pub struct Checker {
     depth: usize,
+    /// Symbols are taken as they first come, instead of only those asked for.
+    learning: bool,
     /// Symbols asked for, in the order asked, still held.
     order: Vec<String>,
     held: HashMap<String, Held>,
@@ -103,9 +170,19 @@ impl Checker {
     pub fn new(symbols: &[String], depth: usize) -> Self {
         Self {
             depth,
+            learning: false,
             order: symbols.to_vec(),
             held: symbols.iter().map(|s| (s.clone(), Held::new())).collect(),
             removed: HashSet::new(),
+        }
+    }
+
+    /// Books for whatever symbols the stream brings (a test, or a client that does not know
+    /// what its subscription covers), each first held from its first update on.
+    pub fn learning(depth: usize) -> Self {
+        Self {
+            learning: true,
+            ..Self::new(&[], depth)
         }
     }
 
@@ -117,7 +194,6 @@ impl Checker {
     }
 
     /// The book of `symbol`, if held.
-    #[cfg(test)]
     pub fn book(&self, symbol: &str) -> Option<&Held> {
         self.held.get(symbol)
     }
@@ -126,6 +202,10 @@ impl Checker {
     fn held_mut(&mut self, symbol: &str) -> Result<&mut Held, String> {
         if self.removed.contains(symbol) {
             return Err(format!("{symbol}: an update after SymbolRemoved"));
+        }
+        if self.learning && !self.held.contains_key(symbol) {
+            self.order.push(symbol.to_owned());
+            self.held.insert(symbol.to_owned(), Held::new());
         }
         self.held.get_mut(symbol).ok_or_else(|| {
             format!("{symbol}: an update for a symbol this subscription did not ask for")
@@ -234,7 +314,18 @@ impl Checker {
         Self::check_seq(held, &d.symbol, d.seq, &mut found);
         let side = pb::Side::try_from(d.side).unwrap_or(pb::Side::Unspecified);
         match (side, &d.level) {
-            (pb::Side::Bid | pb::Side::Ask, Some(level)) => held.set(side, level),
+            (pb::Side::Bid | pb::Side::Ask, Some(level)) => {
+                if level.shares == 0 && !held.holds(side, level.price) {
+                    found.push(format!(
+                        "{} seq {}: a delta removes {} {}, a level not held",
+                        d.symbol,
+                        d.seq,
+                        side.as_str_name(),
+                        level.price
+                    ));
+                }
+                held.set(side, level);
+            }
             _ => found.push(format!(
                 "{} seq {}: a delta without a side or a level",
                 d.symbol, d.seq
@@ -336,8 +427,46 @@ mod tests {
                 .is_empty()
         );
         let book = c.book("AAPL").unwrap();
-        assert_eq!(book.bids().next(), Some((100, 5, 1)));
+        assert_eq!(
+            book.bids().next(),
+            Some(Level {
+                price: 100,
+                shares: 5,
+                orders: 1
+            })
+        );
         assert_eq!(book.asks().count(), 0);
+    }
+
+    #[test]
+    fn removing_a_level_not_held_is_a_violation() {
+        let mut c = checker();
+        c.snapshot(&snap(1, vec![level(100, 5)], vec![], true));
+        let v = c.delta(&delta(
+            2,
+            pb::Side::Bid,
+            level(99, 0),
+            checksum([(100, 5)], [], 10),
+        ));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("a level not held"), "{v:?}");
+    }
+
+    #[test]
+    fn a_learning_checker_holds_what_comes_and_still_checks_it() {
+        let mut c = Checker::learning(10);
+        assert!(
+            c.snapshot(&snap(1, vec![level(100, 5)], vec![], true))
+                .is_empty()
+        );
+        assert_eq!(c.books().count(), 1);
+        let v = c.delta(&delta(
+            3,
+            pb::Side::Bid,
+            level(100, 6),
+            checksum([(100, 6)], [], 10),
+        ));
+        assert!(v.iter().any(|f| f.contains("seq 3 after 1")), "{v:?}");
     }
 
     #[test]
