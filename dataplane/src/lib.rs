@@ -40,6 +40,7 @@ pub mod arena;
 pub mod book;
 pub mod clock;
 pub mod feed;
+pub mod nil;
 pub mod pool;
 pub mod prefetch;
 pub mod ring;

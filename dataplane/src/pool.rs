@@ -28,7 +28,7 @@ use std::fmt;
 use crate::arena::{Arena, ArenaError, Region};
 
 /// End of the free list.
-const NIL: u32 = u32::MAX;
+use crate::nil::NIL;
 
 /// The largest capacity a pool supports (indices are `u32`, one value marks the list end).
 pub const MAX_CAPACITY: usize = NIL as usize;

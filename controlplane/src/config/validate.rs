@@ -1,7 +1,6 @@
 //! [`Config::validate`] and its result, [`Validated`]: the checks that can be made before
 //! anything starts, and the shard configs and feed sources the data plane is started with.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -434,7 +433,6 @@ impl Validated {
                     IdleSpec::Fixed(strategy) => strategy,
                 },
                 publish: self.publish.clone(),
-                assign: HashMap::new(),
                 on_start: None,
             })
             .collect()
@@ -1016,7 +1014,6 @@ mod tests {
             assert_eq!(shard.event_ring, 1024);
             assert_eq!(shard.batch, 64);
             assert_eq!(shard.publish, Publish::All);
-            assert!(shard.assign.is_empty());
             assert!(shard.on_start.is_none());
             // cpu 2 is left for the OS, so the data cores are shared with nothing: spin
             assert_eq!(shard.idle, IdleStrategy::Spin);

@@ -252,15 +252,15 @@ impl Arena {
         let ptr = self.reserve::<T>(len)?;
         for i in 0..len {
             let value = init(i);
-            // `reserve` returned room for `len` aligned `T`s that nothing else can reach (the
-            // offset has moved past it for good).
-            // SAFETY: so writing element `i < len` is in bounds and aliases nothing.
+            // SAFETY: `reserve` returned room for `len` aligned `T`s that nothing else can reach
+            // (the offset has moved past it for good), so writing element `i < len` is in bounds
+            // and aliases nothing.
             unsafe { ptr.add(i).write(value) };
         }
-        // All `len` elements were initialised above; the memory is aligned, inside the mapping
-        // (or dangling and zero-sized), lives until the arena is dropped — which the `&self`
-        // borrow prevents while the slice exists — and bump regions are never handed out twice.
-        // SAFETY: so this is the only reference to `len` initialised, live values.
+        // SAFETY: All `len` elements were initialised above; the memory is aligned, inside the
+        // mapping (or dangling and zero-sized), lives until the arena is dropped — which the
+        // `&self` borrow prevents while the slice exists — and bump regions are never handed out
+        // twice, so this is the only reference to `len` initialised, live values.
         Ok(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) })
     }
 

@@ -29,7 +29,7 @@ use crate::arena::{Arena, ArenaError, Region};
 pub const PER_CHUNK: usize = 6;
 
 /// No chunk: the tail of an empty queue, or the end of a chain.
-pub const NIL: u32 = u32::MAX;
+pub use crate::nil::NIL;
 
 /// Bits of a slot that number the entry within its chunk.
 const ENTRY_BITS: u32 = 3;

@@ -37,7 +37,7 @@ pub const TOP: usize = 8;
 pub const FREE_END: i64 = i64::MIN + (1 << 32);
 
 /// No next free position.
-const NIL: u32 = u32::MAX;
+use crate::nil::NIL;
 
 /// No room left in the shard's price lists for this side's list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -67,8 +67,6 @@ pub struct ShardConfig {
     pub idle: IdleStrategy,
     /// Which owned symbols are published.
     pub publish: Publish,
-    /// Symbols placed on a given shard; every other locate goes to shard `locate % shards`.
-    pub assign: HashMap<Symbol, u16>,
     /// Called on the shard thread after startup, just before the loop (to set a scheduling
     /// policy, or to mark the thread in a test).
     pub on_start: Option<fn()>,
@@ -93,7 +91,6 @@ impl ShardConfig {
             batch: 64,
             idle: IdleStrategy::for_tests(),
             publish: Publish::All,
-            assign: HashMap::new(),
             on_start: None,
         }
     }
@@ -178,7 +175,6 @@ pub(super) struct Shard<'a> {
     batch: usize,
     /// Which symbols are published from their stock directory message on.
     publish: Publishing,
-    assign: HashMap<Symbol, u16>,
     /// Messages were lost since the day started.
     stale: bool,
     /// Shard-wide events owed to the ring, sent before anything else.
@@ -219,7 +215,6 @@ impl<'a> Shard<'a> {
             idler: Idler::new(config.idle),
             batch: config.batch.max(1),
             publish,
-            assign: config.assign.clone(),
             stale: false,
             owed_stale: None,
             owed_fresh: false,
@@ -651,11 +646,8 @@ impl<'a> Shard<'a> {
 
     /// A stock directory message named `locate`: decide who owns it and whether to publish.
     fn on_listed(&mut self, locate: u16, symbol: Symbol) {
-        let owner = self
-            .assign
-            .get(&symbol)
-            .copied()
-            .unwrap_or(locate % self.shards);
+        // a locate belongs to shard `locate % shards`
+        let owner = locate % self.shards;
         let publish = self.publish.wants(&symbol);
         let Some(state) = self.symbols.get_mut(locate as usize) else {
             return;
