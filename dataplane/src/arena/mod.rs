@@ -344,16 +344,16 @@ impl Arena {
         if !supported {
             return Placement::Unknown("hwloc cannot query page locations on this system".into());
         }
-        // The pointer covers the `capacity` mapped bytes, which live as long as `self`.
-        // `Cell<MaybeUninit<u8>>` has the layout of `u8`, claims nothing about the bytes
-        // (carved values may have padding) and, being interior-mutable, creating it is no
-        // access and does not invalidate carved `&mut` slices. hwloc only passes the address
-        // range to the kernel; it never reads or writes the bytes.
         let (base, len) = (
             self.base.as_ptr().cast::<Cell<MaybeUninit<u8>>>(),
             self.capacity,
         );
-        // SAFETY: so this view of the mapping is valid and aliases nothing it could break.
+        // SAFETY: the pointer covers the `capacity` mapped bytes, which live as long as `self`.
+        // `Cell<MaybeUninit<u8>>` has the layout of `u8`, claims nothing about the bytes (carved
+        // values may have padding) and, being interior-mutable, creating it is no access and does
+        // not invalidate carved `&mut` slices. hwloc only passes the address range to the kernel;
+        // it never reads or writes the bytes. So this view of the mapping is valid and aliases
+        // nothing it could break.
         let view = unsafe { std::slice::from_raw_parts(base, len) };
         match hwloc.area_memory_location::<_, NodeSet>(view, MemoryBindingFlags::empty()) {
             Ok(set) => {
