@@ -1,7 +1,7 @@
 //! `itch::parse` never panics on any input, and accepts a frame only at its type's length.
 
 use dataplane::feed::binaryfile::{FrameError, Frames};
-use dataplane::feed::itch::{self, Message, ParseError, message_len};
+use dataplane::feed::itch::{self, Message, ParseError, length_of as message_len};
 use proptest::prelude::*;
 
 /// Every ITCH 5.0 type byte.

@@ -1061,7 +1061,7 @@ mod tests {
     }
 
     #[test]
-    fn feed_itch_view_constants_match_message_len() {
+    fn feed_itch_view_constants_match_length_of() {
         let pairs = [
             (SystemEvent::KIND, SystemEvent::LEN),
             (StockDirectory::KIND, StockDirectory::LEN),
@@ -1095,7 +1095,7 @@ mod tests {
         ];
         for (kind, len) in pairs {
             assert_eq!(
-                super::super::message_len(kind),
+                super::super::length_of(kind),
                 Some(len),
                 "{}",
                 char::from(kind)

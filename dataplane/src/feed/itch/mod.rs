@@ -141,144 +141,101 @@ fn show(byte: &u8) -> impl fmt::Display {
     Show(*byte)
 }
 
-/// One decoded ITCH 5.0 message, borrowing the frame it was parsed from.
-#[derive(Clone, Copy, Debug)]
-pub enum Message<'a> {
-    /// `S` system event.
-    SystemEvent(SystemEvent<'a>),
-    /// `R` stock directory.
-    StockDirectory(StockDirectory<'a>),
-    /// `H` stock trading action.
-    TradingAction(TradingAction<'a>),
-    /// `Y` Reg SHO short sale price test restriction.
-    RegShoRestriction(RegShoRestriction<'a>),
-    /// `L` market participant position.
-    MarketParticipantPosition(MarketParticipantPosition<'a>),
-    /// `V` MWCB decline level.
-    MwcbDeclineLevel(MwcbDeclineLevel<'a>),
-    /// `W` MWCB status.
-    MwcbStatus(MwcbStatus<'a>),
-    /// `K` IPO quoting period update.
-    IpoQuotingPeriod(IpoQuotingPeriod<'a>),
-    /// `J` LULD auction collar.
-    LuldAuctionCollar(LuldAuctionCollar<'a>),
-    /// `h` operational halt.
-    OperationalHalt(OperationalHalt<'a>),
-    /// `A` add order, or `F` add order with MPID attribution.
-    AddOrder(AddOrder<'a>),
-    /// `E` order executed.
-    OrderExecuted(OrderExecuted<'a>),
-    /// `C` order executed with price.
-    OrderExecutedWithPrice(OrderExecutedWithPrice<'a>),
-    /// `X` order cancel.
-    OrderCancel(OrderCancel<'a>),
-    /// `D` order delete.
-    OrderDelete(OrderDelete<'a>),
-    /// `U` order replace.
-    OrderReplace(OrderReplace<'a>),
-    /// `P` trade (non-cross).
-    Trade(Trade<'a>),
-    /// `Q` cross trade.
-    CrossTrade(CrossTrade<'a>),
-    /// `B` broken trade.
-    BrokenTrade(BrokenTrade<'a>),
-    /// `I` net order imbalance indicator.
-    Noii(Noii<'a>),
-    /// `N` retail price improvement indicator.
-    Rpii(Rpii<'a>),
-    /// `O` direct listing with capital raise price discovery.
-    DirectListingPriceDiscovery(DirectListingPriceDiscovery<'a>),
+/// The ITCH 5.0 message types, declared once: each type byte with its view (whose `LEN` is
+/// the type's fixed length) and what it is. From it come [`Message`], [`Message::header`],
+/// [`Message::kind`], [`length_of`] and [`parse`]. The add order, two type bytes (`A`, and `F`
+/// with attribution) of two lengths with a side to check, is written out beside it.
+macro_rules! messages {
+    ($($kind:literal => $view:ident: $what:literal;)*) => {
+        /// One decoded ITCH 5.0 message, borrowing the frame it was parsed from.
+        #[derive(Clone, Copy, Debug)]
+        pub enum Message<'a> {
+            /// `A` add order, or `F` add order with MPID attribution.
+            AddOrder(AddOrder<'a>),
+            $(
+                #[doc = concat!("`", stringify!($kind), "` ", $what, ".")]
+                $view($view<'a>),
+            )*
+        }
+
+        impl Message<'_> {
+            /// The common header.
+            #[inline]
+            pub fn header(&self) -> Header {
+                match self {
+                    Message::AddOrder(m) => m.header(),
+                    $(Message::$view(m) => m.header(),)*
+                }
+            }
+
+            /// The type byte (`A` or `F` for [`Message::AddOrder`]).
+            #[inline]
+            pub fn kind(&self) -> u8 {
+                match self {
+                    Message::AddOrder(m) => m.kind(),
+                    $(Message::$view(_) => $view::KIND,)*
+                }
+            }
+        }
+
+        /// The fixed length of an ITCH 5.0 message of type `kind`, or `None` for a type byte
+        /// that ITCH 5.0 does not define (`F`, an add with attribution, is 40 bytes; `A` is 36).
+        #[inline]
+        pub const fn length_of(kind: u8) -> Option<usize> {
+            Some(match kind {
+                b'A' => AddOrder::LEN_A,
+                b'F' => AddOrder::LEN_F,
+                $($kind => $view::LEN,)*
+                _ => return None,
+            })
+        }
+
+        /// Decodes one ITCH 5.0 message. `frame` is exactly the message: no length prefix,
+        /// nothing after it.
+        ///
+        /// Never panics, whatever the input.
+        ///
+        /// # Errors
+        /// [`ParseError::Empty`] for an empty frame, [`ParseError::UnknownType`] for a type
+        /// byte that ITCH 5.0 does not define, [`ParseError::WrongLength`] for a length other
+        /// than the type's fixed one, and [`ParseError::InvalidField`] for an add order
+        /// (`A`/`F`) whose side is not `B` or `S`.
+        #[inline]
+        pub fn parse(frame: &[u8]) -> Result<Message<'_>, ParseError> {
+            let Some(&kind) = frame.first() else {
+                return Err(ParseError::Empty);
+            };
+            Ok(match kind {
+                b'A' | b'F' => Message::AddOrder(add_order(kind, frame)?),
+                $($kind => Message::$view($view(exact(kind, frame)?)),)*
+                _ => return Err(ParseError::UnknownType { kind }),
+            })
+        }
+    };
 }
 
-impl Message<'_> {
-    /// The common header.
-    #[inline]
-    pub fn header(&self) -> Header {
-        match self {
-            Message::SystemEvent(m) => m.header(),
-            Message::StockDirectory(m) => m.header(),
-            Message::TradingAction(m) => m.header(),
-            Message::RegShoRestriction(m) => m.header(),
-            Message::MarketParticipantPosition(m) => m.header(),
-            Message::MwcbDeclineLevel(m) => m.header(),
-            Message::MwcbStatus(m) => m.header(),
-            Message::IpoQuotingPeriod(m) => m.header(),
-            Message::LuldAuctionCollar(m) => m.header(),
-            Message::OperationalHalt(m) => m.header(),
-            Message::AddOrder(m) => m.header(),
-            Message::OrderExecuted(m) => m.header(),
-            Message::OrderExecutedWithPrice(m) => m.header(),
-            Message::OrderCancel(m) => m.header(),
-            Message::OrderDelete(m) => m.header(),
-            Message::OrderReplace(m) => m.header(),
-            Message::Trade(m) => m.header(),
-            Message::CrossTrade(m) => m.header(),
-            Message::BrokenTrade(m) => m.header(),
-            Message::Noii(m) => m.header(),
-            Message::Rpii(m) => m.header(),
-            Message::DirectListingPriceDiscovery(m) => m.header(),
-        }
-    }
-
-    /// The type byte (`A` or `F` for [`Message::AddOrder`]).
-    #[inline]
-    pub fn kind(&self) -> u8 {
-        match self {
-            Message::SystemEvent(_) => SystemEvent::KIND,
-            Message::StockDirectory(_) => StockDirectory::KIND,
-            Message::TradingAction(_) => TradingAction::KIND,
-            Message::RegShoRestriction(_) => RegShoRestriction::KIND,
-            Message::MarketParticipantPosition(_) => MarketParticipantPosition::KIND,
-            Message::MwcbDeclineLevel(_) => MwcbDeclineLevel::KIND,
-            Message::MwcbStatus(_) => MwcbStatus::KIND,
-            Message::IpoQuotingPeriod(_) => IpoQuotingPeriod::KIND,
-            Message::LuldAuctionCollar(_) => LuldAuctionCollar::KIND,
-            Message::OperationalHalt(_) => OperationalHalt::KIND,
-            Message::AddOrder(m) => m.kind(),
-            Message::OrderExecuted(_) => OrderExecuted::KIND,
-            Message::OrderExecutedWithPrice(_) => OrderExecutedWithPrice::KIND,
-            Message::OrderCancel(_) => OrderCancel::KIND,
-            Message::OrderDelete(_) => OrderDelete::KIND,
-            Message::OrderReplace(_) => OrderReplace::KIND,
-            Message::Trade(_) => Trade::KIND,
-            Message::CrossTrade(_) => CrossTrade::KIND,
-            Message::BrokenTrade(_) => BrokenTrade::KIND,
-            Message::Noii(_) => Noii::KIND,
-            Message::Rpii(_) => Rpii::KIND,
-            Message::DirectListingPriceDiscovery(_) => DirectListingPriceDiscovery::KIND,
-        }
-    }
-}
-
-/// The fixed length of message type `kind`, or `None` if ITCH 5.0 has no such type.
-#[inline]
-pub const fn message_len(kind: u8) -> Option<usize> {
-    Some(match kind {
-        b'S' => 12,
-        b'R' => 39,
-        b'H' => 25,
-        b'Y' => 20,
-        b'L' => 26,
-        b'V' => 35,
-        b'W' => 12,
-        b'K' => 28,
-        b'J' => 35,
-        b'h' => 21,
-        b'A' => 36,
-        b'F' => 40,
-        b'E' => 31,
-        b'C' => 36,
-        b'X' => 23,
-        b'D' => 19,
-        b'U' => 35,
-        b'P' => 44,
-        b'Q' => 40,
-        b'B' => 19,
-        b'I' => 50,
-        b'N' => 20,
-        b'O' => 48,
-        _ => return None,
-    })
+messages! {
+    b'S' => SystemEvent: "system event";
+    b'R' => StockDirectory: "stock directory";
+    b'H' => TradingAction: "stock trading action";
+    b'Y' => RegShoRestriction: "Reg SHO short sale price test restriction";
+    b'L' => MarketParticipantPosition: "market participant position";
+    b'V' => MwcbDeclineLevel: "MWCB decline level";
+    b'W' => MwcbStatus: "MWCB status";
+    b'K' => IpoQuotingPeriod: "IPO quoting period update";
+    b'J' => LuldAuctionCollar: "LULD auction collar";
+    b'h' => OperationalHalt: "operational halt";
+    b'E' => OrderExecuted: "order executed";
+    b'C' => OrderExecutedWithPrice: "order executed with price";
+    b'X' => OrderCancel: "order cancel";
+    b'D' => OrderDelete: "order delete";
+    b'U' => OrderReplace: "order replace";
+    b'P' => Trade: "trade (non-cross)";
+    b'Q' => CrossTrade: "cross trade";
+    b'B' => BrokenTrade: "broken trade";
+    b'I' => Noii: "net order imbalance indicator";
+    b'N' => Rpii: "retail price improvement indicator";
+    b'O' => DirectListingPriceDiscovery: "direct listing with capital raise price discovery";
 }
 
 /// An alpha field without its right-hand space padding: `Ok` if it is ASCII, else `Err` with
@@ -294,38 +251,6 @@ pub fn alpha_str(field: &[u8]) -> Result<&str, &[u8]> {
     } else {
         Err(trimmed)
     }
-}
-
-/// The fixed length of an ITCH 5.0 message of type `kind`, or `None` for a type byte that ITCH
-/// 5.0 does not define (`F`, an add with attribution, is 40 bytes; `A` is 36).
-#[inline]
-pub const fn length_of(kind: u8) -> Option<usize> {
-    Some(match kind {
-        b'A' => AddOrder::LEN_A,
-        b'F' => AddOrder::LEN_F,
-        b'E' => OrderExecuted::LEN,
-        b'C' => OrderExecutedWithPrice::LEN,
-        b'X' => OrderCancel::LEN,
-        b'D' => OrderDelete::LEN,
-        b'U' => OrderReplace::LEN,
-        b'P' => Trade::LEN,
-        b'Q' => CrossTrade::LEN,
-        b'B' => BrokenTrade::LEN,
-        b'I' => Noii::LEN,
-        b'N' => Rpii::LEN,
-        b'S' => SystemEvent::LEN,
-        b'R' => StockDirectory::LEN,
-        b'H' => TradingAction::LEN,
-        b'Y' => RegShoRestriction::LEN,
-        b'L' => MarketParticipantPosition::LEN,
-        b'V' => MwcbDeclineLevel::LEN,
-        b'W' => MwcbStatus::LEN,
-        b'K' => IpoQuotingPeriod::LEN,
-        b'J' => LuldAuctionCollar::LEN,
-        b'h' => OperationalHalt::LEN,
-        b'O' => DirectListingPriceDiscovery::LEN,
-        _ => return None,
-    })
 }
 
 /// The longest ITCH 5.0 message (NOII, `I`, 50 bytes): a frame longer than this holds none.
@@ -364,68 +289,28 @@ fn check_side(kind: u8, base: &[u8; 36]) -> Result<(), ParseError> {
     }
 }
 
-/// Decodes one ITCH 5.0 message. `frame` is exactly the message: no length prefix, nothing
-/// after it.
-///
-/// Never panics, whatever the input.
-///
-/// # Errors
-/// [`ParseError::Empty`] for an empty frame, [`ParseError::UnknownType`] for a type byte that
-/// ITCH 5.0 does not define, [`ParseError::WrongLength`] for a length other than the type's
-/// fixed one, and [`ParseError::InvalidField`] for an add order (`A`/`F`) whose side is not
-/// `B` or `S`.
-#[inline]
-pub fn parse(frame: &[u8]) -> Result<Message<'_>, ParseError> {
-    let Some(&kind) = frame.first() else {
-        return Err(ParseError::Empty);
+/// An add order: `A` (36 bytes) or `F` (40, with attribution), its side checked.
+#[inline(always)]
+fn add_order(kind: u8, frame: &[u8]) -> Result<AddOrder<'_>, ParseError> {
+    if kind == b'A' {
+        let base = exact::<36>(kind, frame)?;
+        check_side(kind, base)?;
+        return Ok(AddOrder {
+            base,
+            attribution: None,
+        });
+    }
+    let wrong = ParseError::WrongLength {
+        kind,
+        expected: AddOrder::LEN_F,
+        got: frame.len(),
     };
-    Ok(match kind {
-        b'A' => {
-            let base = exact::<36>(kind, frame)?;
-            check_side(kind, base)?;
-            Message::AddOrder(AddOrder {
-                base,
-                attribution: None,
-            })
-        }
-        b'F' => {
-            let wrong = ParseError::WrongLength {
-                kind,
-                expected: AddOrder::LEN_F,
-                got: frame.len(),
-            };
-            let (base, rest) = frame.split_first_chunk::<36>().ok_or(wrong)?;
-            let attribution = <&[u8; 4]>::try_from(rest).map_err(|_| wrong)?;
-            check_side(kind, base)?;
-            Message::AddOrder(AddOrder {
-                base,
-                attribution: Some(attribution),
-            })
-        }
-        b'E' => Message::OrderExecuted(OrderExecuted(exact(kind, frame)?)),
-        b'C' => Message::OrderExecutedWithPrice(OrderExecutedWithPrice(exact(kind, frame)?)),
-        b'X' => Message::OrderCancel(OrderCancel(exact(kind, frame)?)),
-        b'D' => Message::OrderDelete(OrderDelete(exact(kind, frame)?)),
-        b'U' => Message::OrderReplace(OrderReplace(exact(kind, frame)?)),
-        b'P' => Message::Trade(Trade(exact(kind, frame)?)),
-        b'Q' => Message::CrossTrade(CrossTrade(exact(kind, frame)?)),
-        b'B' => Message::BrokenTrade(BrokenTrade(exact(kind, frame)?)),
-        b'I' => Message::Noii(Noii(exact(kind, frame)?)),
-        b'N' => Message::Rpii(Rpii(exact(kind, frame)?)),
-        b'S' => Message::SystemEvent(SystemEvent(exact(kind, frame)?)),
-        b'R' => Message::StockDirectory(StockDirectory(exact(kind, frame)?)),
-        b'H' => Message::TradingAction(TradingAction(exact(kind, frame)?)),
-        b'Y' => Message::RegShoRestriction(RegShoRestriction(exact(kind, frame)?)),
-        b'L' => Message::MarketParticipantPosition(MarketParticipantPosition(exact(kind, frame)?)),
-        b'V' => Message::MwcbDeclineLevel(MwcbDeclineLevel(exact(kind, frame)?)),
-        b'W' => Message::MwcbStatus(MwcbStatus(exact(kind, frame)?)),
-        b'K' => Message::IpoQuotingPeriod(IpoQuotingPeriod(exact(kind, frame)?)),
-        b'J' => Message::LuldAuctionCollar(LuldAuctionCollar(exact(kind, frame)?)),
-        b'h' => Message::OperationalHalt(OperationalHalt(exact(kind, frame)?)),
-        b'O' => {
-            Message::DirectListingPriceDiscovery(DirectListingPriceDiscovery(exact(kind, frame)?))
-        }
-        _ => return Err(ParseError::UnknownType { kind }),
+    let (base, rest) = frame.split_first_chunk::<36>().ok_or(wrong)?;
+    let attribution = <&[u8; 4]>::try_from(rest).map_err(|_| wrong)?;
+    check_side(kind, base)?;
+    Ok(AddOrder {
+        base,
+        attribution: Some(attribution),
     })
 }
 
@@ -481,19 +366,6 @@ mod tests {
         let mut v = vec![b' '; len];
         v[0] = kind;
         v
-    }
-
-    #[test]
-    fn feed_itch_message_len_matches_spec_table() {
-        for (kind, len) in ALL {
-            assert_eq!(message_len(kind), Some(len), "{}", char::from(kind));
-        }
-        let known = ALL.map(|(k, _)| k);
-        for kind in 0..=u8::MAX {
-            if !known.contains(&kind) {
-                assert_eq!(message_len(kind), None, "{kind:#04x}");
-            }
-        }
     }
 
     #[test]
