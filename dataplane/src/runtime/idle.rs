@@ -91,7 +91,8 @@ impl IdleStrategy {
 
     /// The strategy tests should give their loops: a few spins, then yields, then 20 µs parks,
     /// so a test loop waiting for work leaves the CPU to the rest of the test run (and to
-    /// parallel builds) on a 2-core machine.
+    /// parallel builds) on a 2-core machine. With the `test-support` feature.
+    #[cfg(any(test, feature = "test-support"))]
     pub const fn for_tests() -> Self {
         Self::Backoff {
             spins: 64,

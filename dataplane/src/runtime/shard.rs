@@ -75,7 +75,9 @@ pub struct ShardConfig {
 impl ShardConfig {
     /// Shard `id` of `shards` as tests and examples run it: unpinned, yielding when idle
     /// ([`IdleStrategy::for_tests`]), publishing every symbol, with books for 65,536 orders
-    /// and 256 symbols and a 16 K-event ring. Change fields with struct update syntax.
+    /// and 256 symbols and a 16 K-event ring. Change fields with struct update syntax. With the
+    /// `test-support` feature.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(id: u16, shards: u16) -> Self {
         Self {
             id,
