@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use controlplane::config::{self, ServeArgs};
-use controlplane::hub::Policy;
 use controlplane::server::{self, ServerOptions};
 use dataplane::runtime::DataPlane;
 use dataplane::topology::Topology;
@@ -59,23 +58,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         validated.feed_sources()?,
     )
     .context("cannot start the data plane")?;
-    let options = ServerOptions {
-        grpc_addr: c.grpc_addr,
-        max_depth: c.subscribers.max_depth as usize,
-        heartbeat: validated.heartbeat(),
-        policy: Policy {
-            queue: c.subscribers.queue,
-            max_resyncs: c.subscribers.max_resyncs as usize,
-            window: validated.resync_window(),
-            stall: validated.stall(),
-            blocked: validated.blocked(),
-        },
-        admin_token,
-        book_token: validated.book_token().map(|t| t.expose().to_owned()),
-        control_cores: validated.control_cores().to_vec(),
-        config_toml: c.to_toml()?,
-        shutdown_timeout: validated.shutdown(),
-    };
+    let options = validated.server_options(admin_token)?;
     let control = validated.control_cores().to_vec();
     let next = AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
