@@ -171,6 +171,25 @@ fn replay_reports_bad_input_clearly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("99 messages"), "{stdout}");
     assert!(stdout.contains(r#"frames {"truncated": 1}"#), "{stdout}");
+
+    // two bytes spliced in at a frame boundary: the framing is lost once, and said so
+    let mut at = 0;
+    while at < bytes.len() / 2 {
+        at += 2 + usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    }
+    let spliced = dir.path().join("spliced.itch");
+    std::fs::write(
+        &spliced,
+        [&bytes[..at], &[0xFF, 0xFF][..], &bytes[at..]].concat(),
+    )
+    .expect("write the spliced file");
+    let out = pinbook(&["replay", spliced.to_str().expect("a UTF-8 path")]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the framing was lost once (a damaged or spliced file?)"),
+        "{stderr}"
+    );
 }
 
 /// What a receiver saw of a `pinbook publish` run.

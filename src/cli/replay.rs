@@ -152,12 +152,15 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     ahead.drain(&mut books, &mut |_| changes += 1);
     let elapsed = started.elapsed();
     if errors.framing_lost > 0 {
+        let times = match errors.framing_lost {
+            1 => "once".to_owned(),
+            n => format!("{n} times"),
+        };
         eprintln!(
-            "pinbook: {}: the framing was lost {} times (a damaged or spliced file?) and found \
+            "pinbook: {}: the framing was lost {times} (a damaged or spliced file?) and found \
              again further on; messages in the skipped stretches are missing, so books may be \
              wrong",
             args.file.display(),
-            errors.framing_lost
         );
     }
     if let Some(bar) = progress {
