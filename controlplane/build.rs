@@ -31,6 +31,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|f| f.r#type() == prost_types::field_descriptor_proto::Type::Uint64)
         .map(|f| format!("    ({:?}, {}),\n", f.name(), f.number()))
         .collect();
+    // Every pinbook.v1 method as "pinbook.v1.Service/Method": the only values the request
+    // counter labels a call with (controlplane/src/request_count.rs).
+    let methods: Vec<String> = descriptors
+        .file
+        .iter()
+        .filter(|f| f.package() == "pinbook.v1")
+        .flat_map(|f| &f.service)
+        .flat_map(|s| {
+            s.method
+                .iter()
+                .map(move |m| format!("    \"pinbook.v1.{}/{}\",\n", s.name(), m.name()))
+        })
+        .collect();
+    std::fs::write(
+        out.join("pinbook_methods.rs"),
+        format!(
+            "/// Every pinbook.v1 method, as `pinbook.v1.Service/Method`.\n\
+             pub const METHODS: &[&str] = &[\n{}];\n",
+            methods.concat()
+        ),
+    )?;
     std::fs::write(
         out.join("shard_stats_fields.rs"),
         format!(

@@ -12,8 +12,10 @@
 //!   [`convert`] and [`stats_reply`] build the admin replies from it; [`request_count`] counts
 //!   every call once, as a layer on the server; [`metrics`] exports the rest to Prometheus.
 //!
-//! It knows nothing of ITCH: the only types it shares with the data plane are the command and
-//! event structs carried by the rings. This crate never uses `unsafe`.
+//! It knows nothing of ITCH: what it shares with the data plane is the command and event
+//! structs carried by the rings, the shards' stats with their counter table
+//! (`dataplane::runtime::counters`) and `dataplane::symbol::Symbol`. This crate never uses
+//! `unsafe`.
 #![forbid(unsafe_code)]
 
 pub mod admin_service;

@@ -264,10 +264,10 @@ impl Sampler {
 
 /// Counts one gRPC call by method and status code (the server's
 /// [`CountRequests`](crate::request_count::CountRequests) layer calls it).
-pub fn count_request(method: &str, code: tonic::Code) {
+pub fn count_request(method: &'static str, code: tonic::Code) {
     metrics::counter!(
         "pinbook_grpc_requests_total",
-        "method" => method.to_owned(),
+        "method" => method,
         "code" => code_name(code)
     )
     .increment(1);

@@ -6,6 +6,10 @@
 //! response: every error tonic returns before a stream's first message, the interceptor's
 //! included), or OK for a response that began (a unary answer, or a stream that opened; how a
 //! stream ends later is not a request's outcome).
+//!
+//! The `method` label is one of pinbook.v1's methods ([`METHODS`], listed by the build from
+//! the proto) or [`UNKNOWN`] for any other path under `/pinbook.v1.`: a client cannot create
+//! series by making paths up.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +23,26 @@ use crate::metrics::count_request;
 
 /// The services counted: pinbook.v1's (health and reflection are not).
 const COUNTED: &str = "/pinbook.v1.";
+
+/// The `method` label of a call to a path under `/pinbook.v1.` that names no method.
+pub const UNKNOWN: &str = "pinbook.v1 (unknown method)";
+
+include!(concat!(env!("OUT_DIR"), "/pinbook_methods.rs"));
+
+/// The `method` label of a request for `path`, if it is counted.
+fn label(path: &str) -> Option<&'static str> {
+    let name = path.strip_prefix('/')?;
+    if !path.starts_with(COUNTED) {
+        return None;
+    }
+    Some(
+        METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == name)
+            .unwrap_or(UNKNOWN),
+    )
+}
 
 /// Wraps a service in [`CountRequests`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,14 +77,11 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // "/pinbook.v1.BookService/GetBook" is counted as "pinbook.v1.BookService/GetBook"
-        let path = request.uri().path();
-        let method = path
-            .starts_with(COUNTED)
-            .then(|| path.trim_start_matches('/').to_owned());
+        let method = label(request.uri().path());
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
-            if let (Some(method), Ok(response)) = (&method, &response) {
+            if let (Some(method), Ok(response)) = (method, &response) {
                 count_request(method, status_of(response.headers()));
             }
             response
@@ -80,6 +101,29 @@ fn status_of(headers: &http::HeaderMap) -> Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_pinbook_methods_are_labelled_by_name() {
+        assert!(METHODS.len() >= 7, "{METHODS:?}");
+        assert_eq!(
+            label("/pinbook.v1.BookService/GetBook"),
+            Some("pinbook.v1.BookService/GetBook")
+        );
+        assert_eq!(
+            label("/pinbook.v1.AdminService/AddSymbol"),
+            Some("pinbook.v1.AdminService/AddSymbol")
+        );
+        for made_up in [
+            "/pinbook.v1.BookService/Nope",
+            "/pinbook.v1.X/Y",
+            "/pinbook.v1.",
+        ] {
+            assert_eq!(label(made_up), Some(UNKNOWN), "{made_up}");
+        }
+        for other in ["/grpc.health.v1.Health/Check", "/", ""] {
+            assert_eq!(label(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn the_code_is_the_grpc_status_header_or_ok() {

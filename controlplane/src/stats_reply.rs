@@ -2,8 +2,9 @@
 //!
 //! The data plane declares its counters once (`dataplane::runtime::counters`); `admin.proto`
 //! gives each a `uint64` field of the same name. The build lists those fields with their
-//! numbers, and the counters go onto the wire by name, so neither this file nor the CLI lists
-//! them again. A counter without a field is caught by this module's tests.
+//! numbers, and the counters go onto the wire by name, so neither this file nor `pinbook stats
+//! --json` lists them again (its text form picks and words them for people). A counter without
+//! a field is caught by this module's tests.
 
 use dataplane::runtime::ShardInfo;
 use dataplane::runtime::stats::StatsSnapshot;

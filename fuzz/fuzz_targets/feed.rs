@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use dataplane::feed::binaryfile::{FrameError, Frames};
-use dataplane::feed::itch::{self, Message, message_len};
+use dataplane::feed::itch::{self, Message, length_of};
 use dataplane::feed::moldudp64::{Packet, PacketKind, SequenceTracker};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 fn itch_frame(frame: &[u8], sink: &mut String) {
     match itch::parse(frame) {
         Ok(m) => {
-            assert_eq!(Some(frame.len()), message_len(frame[0]));
+            assert_eq!(Some(frame.len()), length_of(frame[0]));
             assert_eq!(m.kind(), frame[0]);
             let h = m.header();
             assert_eq!(h.kind, frame[0]);

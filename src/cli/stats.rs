@@ -119,8 +119,8 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
         (
             "gaps",
             format!(
-                "{} ({} messages lost), {} duplicates, {} restarts",
-                s.gaps, s.messages_lost, s.duplicates, s.restarts
+                "{} ({} messages lost), {} duplicates, {} restarts, {} heartbeats",
+                s.gaps, s.messages_lost, s.duplicates, s.restarts, s.heartbeats
             ),
         ),
         (
@@ -134,6 +134,7 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
         ("ring full", s.ring_full.to_string()),
         ("resyncs", s.resyncs.to_string()),
         ("events", s.events_published.to_string()),
+        ("commands", s.commands.to_string()),
         (
             "busy ratio",
             format!(

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::client::{self, ServerArgs};
 use super::ladder::{self, dollars};
-use controlplane::contract::{Checker, Phase};
+use controlplane::contract::{Checker, Level, Phase};
 
 /// Arguments of `pinbook subscribe`.
 #[derive(clap::Args, Debug)]
@@ -295,9 +295,7 @@ impl Session {
     }
 
     fn show_snapshot(&mut self, s: &pb::BookSnapshot) -> Result<()> {
-        let rows = |levels: &[pb::Level]| {
-            ladder::json_side(levels.iter().map(|l| (l.price, l.shares, l.orders)))
-        };
+        let rows = |levels: &[pb::Level]| ladder::json_side(levels.iter().map(Level::from));
         let t = s.timestamps.unwrap_or_default();
         if self.json {
             let j = json!({

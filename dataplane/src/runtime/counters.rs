@@ -97,7 +97,7 @@ pub mod family {
         EVENTS_PUBLISHED = "pinbook_events_published_total":
             "Events a shard put in its event ring.";
         COMMANDS = "pinbook_commands_total":
-            "Commands (symbol adds and removes, resync requests) a shard took from the control plane.";
+            "Commands a shard took from the control plane (each goes to every shard): symbol adds and removes, resync requests, idle changes.";
         LOOP_ITERATIONS = "pinbook_loop_iterations_total" ["state"]:
             "Shard loop iterations, busy (did work) or idle.";
     }
@@ -125,6 +125,9 @@ macro_rules! counters {
 
         /// How many counters are copied from [`BookStats`].
         pub(super) const BOOK_COUNTERS: usize = [$(stringify!($bfield)),*].len();
+
+        /// How many counters the shard loop keeps.
+        pub(super) const LOOP_COUNTERS: usize = [$(stringify!($lfield)),*].len();
 
         /// The book counters' totals, in table order.
         pub(super) fn book_values(book: &BookStats) -> [u64; BOOK_COUNTERS] {
@@ -175,15 +178,14 @@ macro_rules! counters {
                 mut self,
                 added: &[u64; Counter::COUNT],
                 book: &[u64; BOOK_COUNTERS],
-                busy_iterations: u64,
-                idle_iterations: u64,
+                loops: &[u64; LOOP_COUNTERS],
             ) -> Self {
                 let mut added = added.iter().copied();
                 let mut book = book.iter().copied();
+                let mut loops = loops.iter().copied();
                 $(self.$afield = added.next().unwrap_or_default();)*
                 $(self.$bfield = book.next().unwrap_or_default();)*
-                self.busy_iterations = busy_iterations;
-                self.idle_iterations = idle_iterations;
+                $(self.$lfield = loops.next().unwrap_or_default();)*
                 self
             }
         }
@@ -315,7 +317,7 @@ mod tests {
     fn every_counter_reads_its_own_field() {
         let added: [u64; Counter::COUNT] = std::array::from_fn(|i| 100 + i as u64);
         let book: [u64; BOOK_COUNTERS] = std::array::from_fn(|i| 200 + i as u64);
-        let s = StatsSnapshot::default().with_counters(&added, &book, 300, 301);
+        let s = StatsSnapshot::default().with_counters(&added, &book, &[300, 301]);
         let values: Vec<u64> = s.counters().map(|(_, v)| v).collect();
         let want: Vec<u64> = added
             .iter()

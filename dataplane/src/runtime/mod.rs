@@ -13,7 +13,7 @@
 //! thread or ring sits between the feed and the books. A file is memory-mapped once per shard
 //! (the pages are shared); UDP needs a multicast group for several shards (each joins it); the
 //! simulator is deterministic, so each shard runs the same one. A locate goes to shard
-//! `locate % shards` unless [`ShardConfig::assign`] places its symbol.
+//! `locate % shards`.
 //!
 //! Guarantees: after startup a shard's loop allocates nothing and makes no syscall besides the
 //! feed read and its idle strategy's yield or park (tests/zero_alloc.rs checks the first on the

@@ -182,8 +182,8 @@ impl ShardStats {
         .with_counters(
             &std::array::from_fn(|i| load(&self.counters[i])),
             &std::array::from_fn(|i| load(&self.book[i])),
-            load(&self.busy_iterations),
-            load(&self.idle_iterations),
+            // in the order of the table's `of_the_loop` (its length is checked here)
+            &[load(&self.busy_iterations), load(&self.idle_iterations)],
         )
     }
 }

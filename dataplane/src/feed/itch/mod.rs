@@ -141,19 +141,20 @@ fn show(byte: &u8) -> impl fmt::Display {
     Show(*byte)
 }
 
-/// The ITCH 5.0 message types, declared once: each type byte with its view (whose `LEN` is
-/// the type's fixed length) and what it is. From it come [`Message`], [`Message::header`],
-/// [`Message::kind`], [`length_of`] and [`parse`]. The add order, two type bytes (`A`, and `F`
-/// with attribution) of two lengths with a side to check, is written out beside it.
+/// The ITCH 5.0 message types, listed once by their views (each view declares its type byte
+/// `KIND` and fixed length `LEN` in `messages.rs`). From the list come [`Message`],
+/// [`Message::header`], [`Message::kind`], [`length_of`] and [`parse`]. The add order, two type
+/// bytes (`A`, and `F` with attribution) of two lengths with a side to check, is written out
+/// beside it.
 macro_rules! messages {
-    ($($kind:literal => $view:ident: $what:literal;)*) => {
+    ($($view:ident: $what:literal;)*) => {
         /// One decoded ITCH 5.0 message, borrowing the frame it was parsed from.
         #[derive(Clone, Copy, Debug)]
         pub enum Message<'a> {
             /// `A` add order, or `F` add order with MPID attribution.
             AddOrder(AddOrder<'a>),
             $(
-                #[doc = concat!("`", stringify!($kind), "` ", $what, ".")]
+                #[doc = concat!("[`", stringify!($view), "`]: ", $what, ".")]
                 $view($view<'a>),
             )*
         }
@@ -185,7 +186,7 @@ macro_rules! messages {
             Some(match kind {
                 b'A' => AddOrder::LEN_A,
                 b'F' => AddOrder::LEN_F,
-                $($kind => $view::LEN,)*
+                $($view::KIND => $view::LEN,)*
                 _ => return None,
             })
         }
@@ -207,7 +208,7 @@ macro_rules! messages {
             };
             Ok(match kind {
                 b'A' | b'F' => Message::AddOrder(add_order(kind, frame)?),
-                $($kind => Message::$view($view(exact(kind, frame)?)),)*
+                $($view::KIND => Message::$view($view(exact(kind, frame)?)),)*
                 _ => return Err(ParseError::UnknownType { kind }),
             })
         }
@@ -215,27 +216,27 @@ macro_rules! messages {
 }
 
 messages! {
-    b'S' => SystemEvent: "system event";
-    b'R' => StockDirectory: "stock directory";
-    b'H' => TradingAction: "stock trading action";
-    b'Y' => RegShoRestriction: "Reg SHO short sale price test restriction";
-    b'L' => MarketParticipantPosition: "market participant position";
-    b'V' => MwcbDeclineLevel: "MWCB decline level";
-    b'W' => MwcbStatus: "MWCB status";
-    b'K' => IpoQuotingPeriod: "IPO quoting period update";
-    b'J' => LuldAuctionCollar: "LULD auction collar";
-    b'h' => OperationalHalt: "operational halt";
-    b'E' => OrderExecuted: "order executed";
-    b'C' => OrderExecutedWithPrice: "order executed with price";
-    b'X' => OrderCancel: "order cancel";
-    b'D' => OrderDelete: "order delete";
-    b'U' => OrderReplace: "order replace";
-    b'P' => Trade: "trade (non-cross)";
-    b'Q' => CrossTrade: "cross trade";
-    b'B' => BrokenTrade: "broken trade";
-    b'I' => Noii: "net order imbalance indicator";
-    b'N' => Rpii: "retail price improvement indicator";
-    b'O' => DirectListingPriceDiscovery: "direct listing with capital raise price discovery";
+    SystemEvent: "system event";
+    StockDirectory: "stock directory";
+    TradingAction: "stock trading action";
+    RegShoRestriction: "Reg SHO short sale price test restriction";
+    MarketParticipantPosition: "market participant position";
+    MwcbDeclineLevel: "MWCB decline level";
+    MwcbStatus: "MWCB status";
+    IpoQuotingPeriod: "IPO quoting period update";
+    LuldAuctionCollar: "LULD auction collar";
+    OperationalHalt: "operational halt";
+    OrderExecuted: "order executed";
+    OrderExecutedWithPrice: "order executed with price";
+    OrderCancel: "order cancel";
+    OrderDelete: "order delete";
+    OrderReplace: "order replace";
+    Trade: "trade (non-cross)";
+    CrossTrade: "cross trade";
+    BrokenTrade: "broken trade";
+    Noii: "net order imbalance indicator";
+    Rpii: "retail price improvement indicator";
+    DirectListingPriceDiscovery: "direct listing with capital raise price discovery";
 }
 
 /// An alpha field without its right-hand space padding: `Ok` if it is ASCII, else `Err` with
