@@ -91,8 +91,8 @@ impl<T> Shared<T> {
     fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
         let i = pos & self.mask;
         debug_assert!(i < self.slots.len());
-        // SAFETY: `slots.len() == mask + 1`, set in `ring` and never changed, so `pos & mask` is in
-        // bounds.
+        // `slots.len() == mask + 1`, set in `ring` and never changed.
+        // SAFETY: so `pos & mask` is in bounds.
         unsafe { self.slots.get_unchecked(i) }
     }
 }
@@ -118,10 +118,11 @@ impl<T> Slots<T> {
     /// The slot that index `pos` maps to.
     #[inline(always)]
     fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // SAFETY: `first` points at the first of `mask + 1` slots of the shared buffer, which the
-        // handle holding this view keeps alive through its `Arc` (the buffer is never reallocated).
-        // Slots are only accessed through `UnsafeCell`, so a shared reference to one is fine, hence
-        // `first + (pos & mask)` is a live, in-bounds slot.
+        // `first` points at the first of `mask + 1` slots of the shared buffer, which the
+        // handle holding this view keeps alive through its `Arc` (the buffer is never
+        // reallocated). Slots are only accessed through `UnsafeCell`, so a shared reference
+        // to one is fine.
+        // SAFETY: hence `first + (pos & mask)` is a live, in-bounds slot.
         unsafe { self.first.add(pos & self.mask).as_ref() }
     }
 }
@@ -135,9 +136,9 @@ impl<T> Drop for Shared<T> {
         let mut pos = head;
         while pos != tail {
             self.slot(pos).with_mut(|p| {
-                // SAFETY: `head <= pos < tail`: the slot holds an initialised item that no one else
-                // can reach any more, and each index is visited once, so the item is initialised
-                // and dropped exactly once.
+                // `head <= pos < tail`: the slot holds an initialised item that no one else
+                // can reach any more, and each index is visited once.
+                // SAFETY: so the item is initialised and dropped exactly once.
                 unsafe { (*p).assume_init_drop() }
             });
             pos = pos.wrapping_add(1);
@@ -247,15 +248,15 @@ impl<T> Producer<T> {
         let start = self.tail & self.slots.mask;
         let first = n.min(self.slots.mask + 1 - start);
         let base = self.slots.first.as_ptr().cast::<T>();
-        // SAFETY: `UnsafeCell<MaybeUninit<T>>` has the layout of `T` (both wrappers are
+        // `UnsafeCell<MaybeUninit<T>>` has the layout of `T` (both wrappers are
         // `repr(transparent)`), and `first` points at the start of the `mask + 1` slots, with
-        // provenance over all of them (`Slots::of`). The `n` slots from `tail` on are free (`n <=
-        // free`, counted against the consumer's head seen with Acquire), so the consumer does not
-        // read them before the `Release` store below; they are written through the cells' interior
-        // mutability. `start + first <= mask + 1` and `n - first <= start`, so both copies stay in
-        // the buffer, and `items` cannot overlap it (it is borrowed shared while the buffer is only
-        // reachable through this handle and the consumer), so both copies write only free,
-        // in-bounds slots from a disjoint source.
+        // provenance over all of them (`Slots::of`). The `n` slots from `tail` on are free
+        // (`n <= free`, counted against the consumer's head seen with Acquire), so the consumer
+        // does not read them before the `Release` store below; they are written through the
+        // cells' interior mutability. `start + first <= mask + 1` and `n - first <= start`,
+        // so both copies stay in the buffer, and `items` cannot overlap it (it is borrowed
+        // shared while the buffer is only reachable through this handle and the consumer).
+        // SAFETY: so both copies write only free, in-bounds slots from a disjoint source.
         unsafe {
             std::ptr::copy_nonoverlapping(items.as_ptr(), base.add(start), first);
             std::ptr::copy_nonoverlapping(items.as_ptr().add(first), base, n - first);
@@ -314,10 +315,10 @@ impl<T> Producer<T> {
     fn write(&self, pos: usize, value: T) {
         debug_assert!(pos.wrapping_sub(self.cached_head) < self.slots.capacity);
         self.slots.slot(pos).with_mut(|p| {
-            // SAFETY: Callers only pass `tail <= pos < cached_head + capacity` (checked against the
-            // free count just before): the consumer finished with the slot (its `head` passed it,
-            // seen with Acquire) and will not read it before we publish, so the slot is empty and
-            // only this handle writes it.
+            // Callers only pass `tail <= pos < cached_head + capacity` (checked against the
+            // free count just before): the consumer finished with the slot (its `head` passed
+            // it, seen with Acquire) and will not read it before we publish.
+            // SAFETY: so the slot is empty and only this handle writes it.
             unsafe { p.write(MaybeUninit::new(value)) }
         });
     }
@@ -454,10 +455,10 @@ impl<T> Consumer<T> {
     fn read(&self, pos: usize) -> T {
         debug_assert!(self.cached_tail.wrapping_sub(pos) > 0);
         self.slots.slot(pos).with(|p| {
-            // SAFETY: Callers only pass `head <= pos < cached_tail`: the producer initialised the
-            // slot and published it (seen with Acquire), and callers advance `head` past `pos`
-            // before anyone could read it again, so the item is initialised and moved out exactly
-            // once.
+            // Callers only pass `head <= pos < cached_tail`: the producer initialised the slot
+            // and published it (seen with Acquire), and callers advance `head` past `pos`
+            // before anyone could read it again.
+            // SAFETY: so the item is initialised and moved out exactly once.
             unsafe { (*p).assume_init_read() }
         })
     }

@@ -252,15 +252,15 @@ impl Arena {
         let ptr = self.reserve::<T>(len)?;
         for i in 0..len {
             let value = init(i);
-            // SAFETY: `reserve` returned room for `len` aligned `T`s that nothing else can reach
-            // (the offset has moved past it for good), so writing element `i < len` is in bounds
-            // and aliases nothing.
+            // `reserve` returned room for `len` aligned `T`s that nothing else can reach (the
+            // offset has moved past it for good).
+            // SAFETY: so writing element `i < len` is in bounds and aliases nothing.
             unsafe { ptr.add(i).write(value) };
         }
-        // SAFETY: All `len` elements were initialised above; the memory is aligned, inside the
-        // mapping (or dangling and zero-sized), lives until the arena is dropped — which the
-        // `&self` borrow prevents while the slice exists — and bump regions are never handed out
-        // twice, so this is the only reference to `len` initialised, live values.
+        // All `len` elements were initialised above; the memory is aligned, inside the mapping
+        // (or dangling and zero-sized), lives until the arena is dropped — which the `&self`
+        // borrow prevents while the slice exists — and bump regions are never handed out twice.
+        // SAFETY: so this is the only reference to `len` initialised, live values.
         Ok(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) })
     }
 
@@ -344,16 +344,16 @@ impl Arena {
         if !supported {
             return Placement::Unknown("hwloc cannot query page locations on this system".into());
         }
+        // The pointer covers the `capacity` mapped bytes, which live as long as `self`.
+        // `Cell<MaybeUninit<u8>>` has the layout of `u8`, claims nothing about the bytes
+        // (carved values may have padding) and, being interior-mutable, creating it is no
+        // access and does not invalidate carved `&mut` slices. hwloc only passes the address
+        // range to the kernel; it never reads or writes the bytes.
         let (base, len) = (
             self.base.as_ptr().cast::<Cell<MaybeUninit<u8>>>(),
             self.capacity,
         );
-        // SAFETY: the pointer covers the `capacity` mapped bytes, which live as long as `self`.
-        // `Cell<MaybeUninit<u8>>` has the layout of `u8`, claims nothing about the bytes (carved
-        // values may have padding) and, being interior-mutable, creating it is no access and does
-        // not invalidate carved `&mut` slices. hwloc only passes the address range to the kernel;
-        // it never reads or writes the bytes. So this view of the mapping is valid and aliases
-        // nothing it could break.
+        // SAFETY: so this view of the mapping is valid and aliases nothing it could break.
         let view = unsafe { std::slice::from_raw_parts(base, len) };
         match hwloc.area_memory_location::<_, NodeSet>(view, MemoryBindingFlags::empty()) {
             Ok(set) => {

@@ -83,10 +83,11 @@ impl<T> Drop for Region<'_, T> {
             && std::mem::needs_drop::<T>()
         {
             let values: *mut [T] = *values;
-            // SAFETY: The slice was carved for this region alone (arena regions never overlap and
-            // are never handed out twice), every element was initialised by `carve_with`, and this
-            // is the last use of it: the region is being dropped and the arena never reads or drops
-            // carved values, so each value is initialised and dropped exactly once.
+            // The slice was carved for this region alone (arena regions never overlap and are
+            // never handed out twice), every element was initialised by `carve_with`, and this
+            // is the last use of it: the region is being dropped and the arena never reads or
+            // drops carved values.
+            // SAFETY: so each value is initialised and dropped exactly once.
             unsafe { std::ptr::drop_in_place(values) };
         }
     }
