@@ -229,8 +229,11 @@ impl<'a> Shard<'a> {
     /// Runs the loop until `stop` is set.
     pub(super) fn run(&mut self, source: &mut dyn FeedSource, stop: &AtomicBool) {
         let mut ended = false;
-        // Messages held back while their records load; empty between polls. Kept apart from
-        // `self` so a held message is handled where it lies, by reference.
+        // Messages held back while their records load: empty between polls except after one
+        // that filled its batch (see below). Kept apart from `self` so a held message is
+        // handled where it lies, by reference. (A message carried into the next poll keeps its
+        // own ingest time in its events; the loop's ingest-to-publish sample starts at that
+        // poll, so it under-reports such a message by one poll.)
         let mut held = Held::new();
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
