@@ -1,4 +1,4 @@
-//! Compiles proto/pinbook/v1/*.proto with protox (pure Rust: no system `protoc`) and keeps the
+//! Compiles proto/pinbook/v2/*.proto with protox (pure Rust: no system `protoc`) and keeps the
 //! descriptor set for gRPC reflection.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");
-    let files = ["pinbook/v1/book.proto", "pinbook/v1/admin.proto"];
+    let files = ["pinbook/v2/book.proto", "pinbook/v2/admin.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
@@ -31,23 +31,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|f| f.r#type() == prost_types::field_descriptor_proto::Type::Uint64)
         .map(|f| format!("    ({:?}, {}),\n", f.name(), f.number()))
         .collect();
-    // Every pinbook.v1 method as "pinbook.v1.Service/Method": the only values the request
+    // Every pinbook.v2 method as "pinbook.v2.Service/Method": the only values the request
     // counter labels a call with (controlplane/src/request_count.rs).
     let methods: Vec<String> = descriptors
         .file
         .iter()
-        .filter(|f| f.package() == "pinbook.v1")
+        .filter(|f| f.package() == "pinbook.v2")
         .flat_map(|f| &f.service)
         .flat_map(|s| {
             s.method
                 .iter()
-                .map(move |m| format!("    \"pinbook.v1.{}/{}\",\n", s.name(), m.name()))
+                .map(move |m| format!("    \"pinbook.v2.{}/{}\",\n", s.name(), m.name()))
         })
         .collect();
     std::fs::write(
         out.join("pinbook_methods.rs"),
         format!(
-            "/// Every pinbook.v1 method, as `pinbook.v1.Service/Method`.\n\
+            "/// Every pinbook.v2 method, as `pinbook.v2.Service/Method`.\n\
              pub const METHODS: &[&str] = &[\n{}];\n",
             methods.concat()
         ),

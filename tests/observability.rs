@@ -350,15 +350,15 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
         .expect("pipe the scrape to promtool");
     let out = promtool.wait_with_output().expect("promtool check metrics");
     for (method, code, exactly) in [
-        ("pinbook.v1.AdminService/ListSymbols", "OK", Some(1)),
-        ("pinbook.v1.BookService/GetBook", "NOT_FOUND", Some(1)),
+        ("pinbook.v2.AdminService/ListSymbols", "OK", Some(1)),
+        ("pinbook.v2.BookService/GetBook", "NOT_FOUND", Some(1)),
         (
-            "pinbook.v1.AdminService/GetStats",
+            "pinbook.v2.AdminService/GetStats",
             "PERMISSION_DENIED",
             Some(1),
         ),
-        ("pinbook.v1.BookService/Subscribe", "OK", Some(1)),
-        ("pinbook.v1.BookService/GetBook", "OK", None),
+        ("pinbook.v2.BookService/Subscribe", "OK", Some(1)),
+        ("pinbook.v2.BookService/GetBook", "OK", None),
     ] {
         let series = format!("pinbook_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} ");
         let value = body
@@ -371,7 +371,7 @@ fn metrics_pass_promtool_and_feed_every_dashboard_query() {
     }
     assert!(
         !body.contains("grpc.health") && !body.contains("ServerReflection"),
-        "only pinbook.v1 calls are counted"
+        "only pinbook.v2 calls are counted"
     );
     let said: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

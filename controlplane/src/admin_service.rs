@@ -1,4 +1,4 @@
-//! `pinbook.v1.AdminService`: symbols at run time, stats, config. Every call passes the
+//! `pinbook.v2.AdminService`: symbols at run time, stats, config. Every call passes the
 //! bearer-token interceptor first (see `auth`).
 
 use std::sync::Arc;

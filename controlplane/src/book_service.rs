@@ -1,4 +1,4 @@
-//! `pinbook.v1.BookService`: Subscribe and GetBook, served from the hub's mirrors.
+//! `pinbook.v2.BookService`: Subscribe and GetBook, served from the hub's mirrors.
 
 use std::collections::HashSet;
 use std::pin::Pin;

@@ -1,7 +1,7 @@
-//! The checksum every snapshot and delta carries (documented in proto/pinbook/v1/book.proto).
+//! The checksum every snapshot and delta carries (documented in proto/pinbook/v2/book.proto).
 //!
 //! CRC-32 (IEEE) over the best `min(depth, 10)` levels of each side of the book the client
-//! holds: bids best first, then asks best first, each level as `price: u32 BE` then
+//! holds: bids best first, then asks best first, each level as `price: i64 BE` then
 //! `shares: u64 BE`.
 
 /// Levels per side the checksum covers at most.
@@ -10,8 +10,8 @@ pub const CHECKSUM_LEVELS: usize = 10;
 /// The checksum of a book given its sides best first as `(price, shares)`; only the first
 /// `min(depth, 10)` levels of each side count.
 pub fn checksum(
-    bids: impl IntoIterator<Item = (u32, u64)>,
-    asks: impl IntoIterator<Item = (u32, u64)>,
+    bids: impl IntoIterator<Item = (i64, u64)>,
+    asks: impl IntoIterator<Item = (i64, u64)>,
     depth: usize,
 ) -> u32 {
     let n = depth.min(CHECKSUM_LEVELS);
@@ -27,11 +27,11 @@ pub fn checksum(
 mod tests {
     use super::*;
 
-    /// The vectors published in proto/pinbook/v1/checksum_vectors.txt, checked against the
+    /// The vectors published in proto/pinbook/v2/checksum_vectors.txt, checked against the
     /// implementation: `depth | bids | asks | crc` per line.
     #[test]
     fn published_vectors_hold() {
-        let text = include_str!("../../proto/pinbook/v1/checksum_vectors.txt");
+        let text = include_str!("../../proto/pinbook/v2/checksum_vectors.txt");
         let mut checked = 0;
         for line in text
             .lines()
@@ -41,7 +41,7 @@ mod tests {
             let [depth, bids, asks, crc] = fields[..] else {
                 panic!("bad vector line {line:?}");
             };
-            let levels = |s: &str| -> Vec<(u32, u64)> {
+            let levels = |s: &str| -> Vec<(i64, u64)> {
                 s.split_whitespace()
                     .map(|l| {
                         let (p, q) = l.split_once('x').unwrap();
@@ -63,12 +63,12 @@ mod tests {
     #[test]
     fn the_bytes_are_big_endian_price_then_shares() {
         let mut bytes = Vec::new();
-        bytes.extend_from_slice(&1_000_000u32.to_be_bytes());
+        bytes.extend_from_slice(&1_000_000i64.to_be_bytes());
         bytes.extend_from_slice(&300u64.to_be_bytes());
         assert_eq!(checksum([(1_000_000, 300)], [], 5), crc32fast::hash(&bytes));
         assert_eq!(checksum([], [], 10), 0);
         // levels past min(depth, 10) do not count
-        let deep: Vec<(u32, u64)> = (0..20).map(|i| (100 - i, 1)).collect();
+        let deep: Vec<(i64, u64)> = (0..20).map(|i| (100 - i, 1)).collect();
         assert_eq!(
             checksum(deep.clone(), [], 10),
             checksum(deep[..10].to_vec(), [], 50)

@@ -190,6 +190,22 @@ pub struct FileConfig {
     pub looping: bool,
 }
 
+impl FileConfig {
+    /// The pace these settings ask for (validation refuses both set at once).
+    pub fn pace(&self) -> dataplane::source::file::Pace {
+        use dataplane::source::file::Pace;
+        if self.rate > 0 {
+            Pace::Rate(self.rate)
+        } else if self.timestamps_speed > 0.0 {
+            Pace::Timestamps {
+                speed: self.timestamps_speed,
+            }
+        } else {
+            Pace::Unpaced
+        }
+    }
+}
+
 /// `[udp]`: how a `udp:ADDR` feed is received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

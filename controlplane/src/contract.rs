@@ -1,4 +1,4 @@
-//! The subscription contract (proto/pinbook/v1/book.proto), checked from the client's side:
+//! The subscription contract (proto/pinbook/v2/book.proto), checked from the client's side:
 //! the books a subscriber holds, rebuilt from snapshots and deltas, and every way the stream
 //! can break the contract. `pinbook subscribe` and the gRPC tests hold their books with it;
 //! [`Level`] is the one price level of the control plane (the hub's mirrors keep theirs too).
@@ -12,7 +12,7 @@ use crate::pb;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Level {
     /// ITCH ticks (4 implied decimals).
-    pub price: u32,
+    pub price: i64,
     /// Aggregate shares.
     pub shares: u64,
     /// Orders.
@@ -39,8 +39,8 @@ impl From<Level> for pb::Level {
     }
 }
 
-impl From<(u32, u64, u32)> for Level {
-    fn from((price, shares, orders): (u32, u64, u32)) -> Self {
+impl From<(i64, u64, u32)> for Level {
+    fn from((price, shares, orders): (i64, u64, u32)) -> Self {
         Self {
             price,
             shares,
@@ -49,7 +49,7 @@ impl From<(u32, u64, u32)> for Level {
     }
 }
 
-impl From<Level> for (u32, u64, u32) {
+impl From<Level> for (i64, u64, u32) {
     fn from(l: Level) -> Self {
         (l.price, l.shares, l.orders)
     }
@@ -72,9 +72,9 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Held {
     /// Bids by price: the best is the last.
-    pub bids: BTreeMap<u32, (u64, u32)>,
+    pub bids: BTreeMap<i64, (u64, u32)>,
     /// Asks by price: the best is the first.
-    pub asks: BTreeMap<u32, (u64, u32)>,
+    pub asks: BTreeMap<i64, (u64, u32)>,
     /// The seq of the last update of the symbol, 0 before any.
     pub seq: u64,
     /// Where the stream of the symbol stands.
@@ -83,6 +83,8 @@ pub struct Held {
     pub incomplete: bool,
     /// The last snapshot said the book may be wrong after a feed gap.
     pub stale: bool,
+    /// Prices are integers × 10^`price_exponent`, as the last snapshot said.
+    pub price_exponent: i8,
     /// A checksum mismatch was reported since the last snapshot (later ones would only repeat
     /// it: the book stays wrong until a snapshot replaces it).
     diverged: bool,
@@ -97,6 +99,7 @@ impl Held {
             phase: Phase::First,
             incomplete: false,
             stale: false,
+            price_exponent: 0,
             diverged: false,
         }
     }
@@ -132,7 +135,7 @@ impl Held {
     }
 
     /// True if a level of `side` at `price` is held.
-    fn holds(&self, side: pb::Side, price: u32) -> bool {
+    fn holds(&self, side: pb::Side, price: i64) -> bool {
         match side {
             pb::Side::Ask => self.asks.contains_key(&price),
             _ => self.bids.contains_key(&price),
@@ -268,6 +271,7 @@ impl Checker {
             Err(v) => return vec![v],
         };
         Self::check_seq(held, &s.symbol, s.seq, &mut found);
+        held.price_exponent = i8::try_from(s.price_exponent).unwrap_or_default();
         if held.phase != Phase::InSnapshot {
             held.bids.clear();
             held.asks.clear();
@@ -369,7 +373,7 @@ impl Checker {
 mod tests {
     use super::*;
 
-    fn level(price: u32, shares: u64) -> pb::Level {
+    fn level(price: i64, shares: u64) -> pb::Level {
         pb::Level {
             price,
             shares,

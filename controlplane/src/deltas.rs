@@ -116,6 +116,7 @@ impl<'a> Top<'a> {
             last_chunk,
             incomplete: self.mirror.incomplete,
             stale: self.stale,
+            price_exponent: i32::from(self.mirror.price_exponent),
         }
     }
 
@@ -183,8 +184,8 @@ pub(crate) fn send_diff(
         (pb::Side::Ask, Side::Sell, &held.asks),
     ] {
         let new = mirror.top(ours, depth);
-        let old_by_price: HashMap<u32, Level> = old.iter().map(|l| (l.price, *l)).collect();
-        let new_prices: std::collections::HashSet<u32> = new.iter().map(|l| l.price).collect();
+        let old_by_price: HashMap<i64, Level> = old.iter().map(|l| (l.price, *l)).collect();
+        let new_prices: std::collections::HashSet<i64> = new.iter().map(|l| l.price).collect();
         for gone in old.iter().filter(|o| !new_prices.contains(&o.price)) {
             deltas.push((side, removal(gone.price)));
         }
@@ -205,7 +206,7 @@ pub(crate) fn send_diff(
 
 /// True if the change of (`side`, `price`) affects the best `depth` levels held: the level is
 /// held, or it is now within the best `depth`.
-pub(crate) fn touches(mirror: &Mirror, held: &Held, depth: usize, side: Side, price: u32) -> bool {
+pub(crate) fn touches(mirror: &Mirror, held: &Held, depth: usize, side: Side, price: i64) -> bool {
     let old = match side {
         Side::Buy => &held.bids,
         Side::Sell => &held.asks,
@@ -217,7 +218,7 @@ pub(crate) fn touches(mirror: &Mirror, held: &Held, depth: usize, side: Side, pr
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Change {
     pub(crate) side: Side,
-    pub(crate) price: u32,
+    pub(crate) price: i64,
     /// The level now; `None` if it is gone.
     pub(crate) level: Option<Level>,
     /// Exchange and ingest time of the event.
@@ -226,7 +227,7 @@ pub(crate) struct Change {
 
 impl Change {
     /// The change of (`side`, `price`) once applied to `mirror`.
-    pub(crate) fn of(mirror: &Mirror, side: Side, price: u32, at: (u64, u64)) -> Self {
+    pub(crate) fn of(mirror: &Mirror, side: Side, price: i64, at: (u64, u64)) -> Self {
         Self {
             side,
             price,
@@ -283,7 +284,7 @@ pub(crate) fn send_change(
     send_deltas(mirror, held, depth, queue, &deltas, at)
 }
 
-pub(crate) fn removal(price: u32) -> Level {
+pub(crate) fn removal(price: i64) -> Level {
     Level {
         price,
         shares: 0,
@@ -396,10 +397,10 @@ mod tests {
     fn deep_snapshots_are_chunked_in_order_with_the_checksum_last() {
         let mut mirror = Mirror::new("T".into(), 1, 0);
         let (bids, asks) = (CHUNK_LEVELS + 5, CHUNK_LEVELS + 7);
-        for i in 0..bids as u32 {
+        for i in 0..bids as i64 {
             mirror.set(Side::Buy, 1_000_000 - i, 100, 1);
         }
-        for i in 0..asks as u32 {
+        for i in 0..asks as i64 {
             mirror.set(Side::Sell, 2_000_000 + i, 100, 1);
         }
         let depth = bids.max(asks);
@@ -425,7 +426,7 @@ mod tests {
             got_asks.extend(s.asks.iter().map(|l| l.price));
         }
         let prices =
-            |side| -> Vec<u32> { mirror.top(side, depth).iter().map(|l| l.price).collect() };
+            |side| -> Vec<i64> { mirror.top(side, depth).iter().map(|l| l.price).collect() };
         assert_eq!(got_bids, prices(Side::Buy));
         assert_eq!(got_asks, prices(Side::Sell));
         assert_eq!(h.seq, 3);
@@ -443,9 +444,10 @@ mod tests {
     #[test]
     fn one_read_of_the_book_serves_every_depth() {
         let mut mirror = Mirror::new("T".into(), 1, 0);
-        for p in 0..20 {
-            mirror.set(Side::Buy, 100 - p, 10 + u64::from(p), 1);
-            mirror.set(Side::Sell, 101 + p, 20 + u64::from(p), 2);
+        for p in 0..20u32 {
+            let price = i64::from(p);
+            mirror.set(Side::Buy, 100 - price, 10 + u64::from(p), 1);
+            mirror.set(Side::Sell, 101 + price, 20 + u64::from(p), 2);
         }
         let mut top = Top::new(&mirror, 15, false);
         for depth in [15, 1, 3, 10, 12, 3] {
@@ -480,7 +482,7 @@ mod tests {
         #[test]
         fn deltas_keep_the_held_depth_exact(
             depth in 1usize..6,
-            changes in proptest::collection::vec((any::<bool>(), 90u32..110, 0u64..3), 1..200),
+            changes in proptest::collection::vec((any::<bool>(), 90i64..110, 0u64..3), 1..200),
             conflate_every in 1usize..8,
         ) {
             let mut mirror = Mirror::new("T".into(), 1, 0);

@@ -1,11 +1,11 @@
 //! The pinbook control plane: everything that runs off the pinned cores.
 //!
-//! - [`server`] starts the gRPC server over a started data plane: `pinbook.v1.BookService`
-//!   (Subscribe, GetBook), `pinbook.v1.AdminService` (bearer-token protected), grpc.health.v1
+//! - [`server`] starts the gRPC server over a started data plane: `pinbook.v2.BookService`
+//!   (Subscribe, GetBook), `pinbook.v2.AdminService` (bearer-token protected), grpc.health.v1
 //!   and reflection (v1 and v1alpha).
 //! - [`hub`] holds the L2 mirror books, rebuilt from the data plane's event rings by one event
 //!   thread per shard, and the subscribers with their bounded queues ([`queue`]); it enforces
-//!   the subscription contract documented in proto/pinbook/v1/book.proto.
+//!   the subscription contract documented in proto/pinbook/v2/book.proto.
 //! - [`checksum`] is the CRC-32 every snapshot and delta carries; `deltas` builds the
 //!   snapshots and deltas each subscriber gets.
 //! - [`state`] is what the services, the metrics and the server share (no protobuf types);
@@ -29,6 +29,7 @@ pub(crate) mod deltas;
 pub mod hub;
 pub mod metrics;
 pub mod mirror;
+pub mod price;
 pub mod queue;
 pub mod request_count;
 pub mod server;
@@ -36,8 +37,8 @@ pub mod state;
 pub mod stats_reply;
 pub(crate) mod symbol;
 
-/// The generated pinbook.v1 messages, clients and servers.
+/// The generated pinbook.v2 messages, clients and servers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
-    tonic::include_proto!("pinbook.v1");
+    tonic::include_proto!("pinbook.v2");
 }

@@ -17,6 +17,8 @@ pub struct Mirror {
     pub locate: u16,
     /// The shard that owns it.
     pub shard: u16,
+    /// Its prices are integers × 10^`price_exponent`.
+    pub price_exponent: i8,
     /// Published by its shard right now.
     pub published: bool,
     /// The upstream sequence number of the last event applied.
@@ -35,8 +37,8 @@ pub struct Mirror {
     pub last_exchange_ns: u64,
     /// See `last_exchange_ns`.
     pub last_ingest_ns: u64,
-    bids: BTreeMap<u32, (u64, u32)>,
-    asks: BTreeMap<u32, (u64, u32)>,
+    bids: BTreeMap<i64, (u64, u32)>,
+    asks: BTreeMap<i64, (u64, u32)>,
 }
 
 impl Mirror {
@@ -51,7 +53,7 @@ impl Mirror {
     }
 
     /// Sets a level; 0 shares removes it.
-    pub fn set(&mut self, side: Side, price: u32, shares: u64, orders: u32) {
+    pub fn set(&mut self, side: Side, price: i64, shares: u64, orders: u32) {
         let map = match side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
@@ -83,7 +85,7 @@ impl Mirror {
     }
 
     /// The level at `price` on `side`, if there is one.
-    pub fn level(&self, side: Side, price: u32) -> Option<Level> {
+    pub fn level(&self, side: Side, price: i64) -> Option<Level> {
         let map = match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
@@ -100,7 +102,7 @@ impl Mirror {
     }
 
     /// True if `price` is among the best `n` levels of `side`, or would be if it existed.
-    pub fn within(&self, side: Side, price: u32, n: usize) -> bool {
+    pub fn within(&self, side: Side, price: i64, n: usize) -> bool {
         // fewer than `n` levels strictly better than `price`
         let Some(skip) = n.checked_sub(1) else {
             return false;
@@ -117,7 +119,7 @@ impl Mirror {
 }
 
 /// A level of one side's map as the API sends it.
-fn lvl((&price, &(shares, orders)): (&u32, &(u64, u32))) -> Level {
+fn lvl((&price, &(shares, orders)): (&i64, &(u64, u32))) -> Level {
     Level {
         price,
         shares,

@@ -1,4 +1,4 @@
-//! [`CountRequests`]: a tower layer on the gRPC server that counts every pinbook.v1 call once,
+//! [`CountRequests`]: a tower layer on the gRPC server that counts every pinbook.v2 call once,
 //! by method and status code, in `pinbook_grpc_requests_total` — rejected by the auth
 //! interceptor, refused by a handler, or answered. Handlers do not count.
 //!
@@ -7,8 +7,8 @@
 //! included), or OK for a response that began (a unary answer, or a stream that opened; how a
 //! stream ends later is not a request's outcome).
 //!
-//! The `method` label is one of pinbook.v1's methods ([`METHODS`], listed by the build from
-//! the proto) or [`UNKNOWN`] for any other path under `/pinbook.v1.`: a client cannot create
+//! The `method` label is one of pinbook.v2's methods ([`METHODS`], listed by the build from
+//! the proto) or [`UNKNOWN`] for any other path under `/pinbook.v2.`: a client cannot create
 //! series by making paths up.
 
 use std::future::Future;
@@ -21,11 +21,11 @@ use tower::{Layer, Service};
 
 use crate::metrics::count_request;
 
-/// The services counted: pinbook.v1's (health and reflection are not).
-const COUNTED: &str = "/pinbook.v1.";
+/// The services counted: pinbook.v2's (health and reflection are not).
+const COUNTED: &str = "/pinbook.v2.";
 
-/// The `method` label of a call to a path under `/pinbook.v1.` that names no method.
-pub const UNKNOWN: &str = "pinbook.v1 (unknown method)";
+/// The `method` label of a call to a path under `/pinbook.v2.` that names no method.
+pub const UNKNOWN: &str = "pinbook.v2 (unknown method)";
 
 include!(concat!(env!("OUT_DIR"), "/pinbook_methods.rs"));
 
@@ -56,7 +56,7 @@ impl<S> Layer<S> for CountRequestsLayer {
     }
 }
 
-/// Counts each pinbook.v1 call once its response starts (see the module docs).
+/// Counts each pinbook.v2 call once its response starts (see the module docs).
 #[derive(Clone, Debug)]
 pub struct CountRequests<S> {
     inner: S,
@@ -76,7 +76,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // "/pinbook.v1.BookService/GetBook" is counted as "pinbook.v1.BookService/GetBook"
+        // "/pinbook.v2.BookService/GetBook" is counted as "pinbook.v2.BookService/GetBook"
         let method = label(request.uri().path());
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -106,17 +106,17 @@ mod tests {
     fn only_pinbook_methods_are_labelled_by_name() {
         assert!(METHODS.len() >= 7, "{METHODS:?}");
         assert_eq!(
-            label("/pinbook.v1.BookService/GetBook"),
-            Some("pinbook.v1.BookService/GetBook")
+            label("/pinbook.v2.BookService/GetBook"),
+            Some("pinbook.v2.BookService/GetBook")
         );
         assert_eq!(
-            label("/pinbook.v1.AdminService/AddSymbol"),
-            Some("pinbook.v1.AdminService/AddSymbol")
+            label("/pinbook.v2.AdminService/AddSymbol"),
+            Some("pinbook.v2.AdminService/AddSymbol")
         );
         for made_up in [
-            "/pinbook.v1.BookService/Nope",
-            "/pinbook.v1.X/Y",
-            "/pinbook.v1.",
+            "/pinbook.v2.BookService/Nope",
+            "/pinbook.v2.X/Y",
+            "/pinbook.v2.",
         ] {
             assert_eq!(label(made_up), Some(UNKNOWN), "{made_up}");
         }

@@ -23,7 +23,7 @@ use crate::request_count::CountRequestsLayer;
 pub use crate::state::Shared;
 use crate::state::{Serving, StreamLimits};
 
-/// The encoded descriptor set of pinbook.v1, for reflection.
+/// The encoded descriptor set of pinbook.v2, for reflection.
 pub const DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pinbook_descriptor.bin"));
 
@@ -92,7 +92,7 @@ pub struct Running {
 }
 
 /// The health service names reported.
-const SERVICES: [&str; 3] = ["", "pinbook.v1.BookService", "pinbook.v1.AdminService"];
+const SERVICES: [&str; 3] = ["", "pinbook.v2.BookService", "pinbook.v2.AdminService"];
 
 /// Starts the server over a started data plane. Health is NOT_SERVING until every shard has
 /// taken messages from its feed and a first book has been published.

@@ -183,7 +183,7 @@ impl Client {
         assert!(found.is_empty(), "contract violations: {found:?}");
     }
 
-    fn levels(&self, symbol: &str, side: Side) -> Vec<(u32, u64, u32)> {
+    fn levels(&self, symbol: &str, side: Side) -> Vec<(i64, u64, u32)> {
         let book = self.checker.book(symbol).expect("a book of the symbol");
         match side {
             Side::Buy => book.bids().map(Into::into).collect(),
@@ -285,7 +285,7 @@ async fn fixture(
     (Server::start(stream, policy).await, n as u64, expected)
 }
 
-fn top(reference: &ReferenceBooks, locate: u16, side: Side, n: usize) -> Vec<(u32, u64, u32)> {
+fn top(reference: &ReferenceBooks, locate: u16, side: Side, n: usize) -> Vec<(i64, u64, u32)> {
     reference.levels(locate, side).into_iter().take(n).collect()
 }
 
@@ -351,7 +351,7 @@ async fn subscribers_get_a_snapshot_then_deltas_and_end_with_the_reference_book(
         .await
         .unwrap()
         .into_inner();
-    let bids: Vec<(u32, u64, u32)> = book
+    let bids: Vec<(i64, u64, u32)> = book
         .bids
         .iter()
         .map(|l| (l.price, l.shares, l.orders))
@@ -625,7 +625,7 @@ async fn health_follows_warmup_and_shutdown_ends_open_streams() {
     server.gate.open();
     server.warm("AAPL").await;
     let status = health
-        .check(check("pinbook.v1.BookService"))
+        .check(check("pinbook.v2.BookService"))
         .await
         .unwrap()
         .into_inner()
@@ -654,8 +654,8 @@ async fn health_follows_warmup_and_shutdown_ends_open_streams() {
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
         for wanted in [
-            "pinbook.v1.BookService",
-            "pinbook.v1.AdminService",
+            "pinbook.v2.BookService",
+            "pinbook.v2.AdminService",
             "grpc.health.v1.Health",
         ] {
             assert!(names.iter().any(|n| n == wanted), "{names:?}");

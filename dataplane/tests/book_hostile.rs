@@ -6,7 +6,7 @@
 //! its queue must equal the reference's.
 
 use dataplane::book::reference::ReferenceBooks;
-use dataplane::book::{Books, BooksConfig, itch_price};
+use dataplane::book::{Books, BooksConfig};
 use dataplane::feed::itch::encode::{self, EncHeader};
 use dataplane::feed::itch::{Side, parse};
 use proptest::prelude::*;
@@ -86,9 +86,9 @@ fn check(
             let want = reference.levels(locate, side);
             let book = books.view(locate).expect("within capacity");
             prop_assert!(!book.incomplete(), "capacity is ample");
-            let got: Vec<(u32, u64, u32)> = book
+            let got: Vec<(i64, u64, u32)> = book
                 .side(side)
-                .map(|l| (itch_price(l.price), l.shares, l.orders))
+                .map(|l| (l.price, l.shares, l.orders))
                 .collect();
             prop_assert_eq!(
                 &got,
@@ -101,7 +101,7 @@ fn check(
             for &(price, _, _) in &want {
                 let queue = reference.queue(locate, side, price);
                 let got: Vec<(u64, u32)> = book
-                    .queue(side, i64::from(price))
+                    .queue(side, price)
                     .map(|o| (o.reference, o.shares))
                     .collect();
                 prop_assert_eq!(&got, &queue, "queue at {} after step {}", price, step);

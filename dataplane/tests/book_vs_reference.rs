@@ -6,15 +6,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dataplane::book::reference::ReferenceBooks;
-use dataplane::book::{Books, BooksConfig, L2Change, itch_price};
+use dataplane::book::{Books, BooksConfig, L2Change};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::{Side, parse};
 
-type Levels = Vec<(u32, u64, u32)>;
+type Levels = Vec<(i64, u64, u32)>;
 
 /// Price → (shares, orders) per (locate, side), built from change records alone.
 #[derive(Default)]
-struct Mirror(HashMap<(u16, bool), BTreeMap<u32, (u64, u32)>>);
+struct Mirror(HashMap<(u16, bool), BTreeMap<i64, (u64, u32)>>);
 
 impl Mirror {
     fn apply(&mut self, c: L2Change) {
@@ -32,7 +32,7 @@ impl Mirror {
         let Some(map) = self.0.get(&(locate, side == Side::Buy)) else {
             return Vec::new();
         };
-        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        let flat = |(p, (s, o)): (&i64, &(u64, u32))| (*p, *s, *o);
         match side {
             Side::Buy => map.iter().rev().map(flat).collect(),
             Side::Sell => map.iter().map(flat).collect(),
@@ -45,7 +45,7 @@ fn fast_levels(books: &mut Books<'_>, locate: u16, side: Side) -> Levels {
         .book(locate)
         .map(|b| {
             b.side(side)
-                .map(|l| (itch_price(l.price), l.shares, l.orders))
+                .map(|l| (l.price, l.shares, l.orders))
                 .collect()
         })
         .unwrap_or_default()
@@ -68,7 +68,7 @@ fn compare_queues(
         let got: Vec<(u64, u32)> = books
             .book(locate)
             .map(|b| {
-                b.queue(side, i64::from(price))
+                b.queue(side, price)
                     .map(|o| (o.reference, o.shares))
                     .collect()
             })

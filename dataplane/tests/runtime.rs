@@ -31,7 +31,7 @@ fn config(id: u16, shards: u16) -> ShardConfig {
 }
 
 /// Price → (shares, orders), bids then asks.
-type Sides = [BTreeMap<u32, (u64, u32)>; 2];
+type Sides = [BTreeMap<i64, (u64, u32)>; 2];
 
 /// L2 books rebuilt from events alone, checking every symbol's sequence is contiguous.
 #[derive(Default)]
@@ -96,12 +96,12 @@ impl Mirror {
         n
     }
 
-    fn levels(&self, locate: u16, side: Side) -> Vec<(u32, u64, u32)> {
+    fn levels(&self, locate: u16, side: Side) -> Vec<(i64, u64, u32)> {
         let Some(book) = self.books.get(&locate) else {
             return Vec::new();
         };
         let map = &book[side as usize % 2];
-        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        let flat = |(p, (s, o)): (&i64, &(u64, u32))| (*p, *s, *o);
         match side {
             Side::Buy => map.iter().rev().map(flat).collect(),
             Side::Sell => map.iter().map(flat).collect(),

@@ -81,6 +81,7 @@ impl Harness {
                     FeedEvent::EndOfSession => Ev::End,
                     FeedEvent::Restart => Ev::Restart,
                     FeedEvent::Rejected(why) => Ev::Rejected(why),
+                    FeedEvent::Decoded { .. } => unreachable!("a UDP source hands ITCH bytes"),
                 })
             });
             match polled {

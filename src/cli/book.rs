@@ -43,6 +43,7 @@ pub fn run(args: &BookArgs) -> Result<()> {
             "{}",
             json!({
                 "symbol": book.symbol,
+                "price_exponent": book.price_exponent,
                 "bids": ladder::json_side(bids.iter().copied()),
                 "asks": ladder::json_side(asks.iter().copied()),
                 "checksum": book.checksum,
@@ -70,6 +71,7 @@ pub fn run(args: &BookArgs) -> Result<()> {
             bids.iter().copied(),
             asks.iter().copied(),
             args.depth as usize,
+            i8::try_from(book.price_exponent).unwrap_or_default(),
         )?;
     }
     out.flush()?;

@@ -1,4 +1,5 @@
-//! `pinbook replay`: build every book from an ITCH 5.0 BinaryFILE as fast as possible.
+//! `pinbook replay`: build every book from an ITCH 5.0 BinaryFILE, or from Databento DBN MBO
+//! files, as fast as possible.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -6,30 +7,42 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use controlplane::config::FeedSpec;
+use controlplane::price::decimal;
 use dataplane::arena::Arena;
 use dataplane::book::books::BookLevel as Level;
 use dataplane::book::lookahead::Lookahead;
-use dataplane::book::{BookView, Books, BooksConfig, Op, itch_price};
+use dataplane::book::{BookView, Books, BooksConfig, Op};
 use dataplane::feed::binaryfile::{
     BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
 };
 use dataplane::feed::itch::{self, ParseError};
+use dataplane::source::dbn::DbnSource;
+use dataplane::source::file::{FileOptions, Pace};
+use dataplane::source::{FeedEvent, FeedSource, Polled};
 use dataplane::topology::Topology;
 use serde_json::json;
 
 /// Arguments of `pinbook replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// The BinaryFILE to replay (u16 length, message, repeated), e.g. from `pinbook gen`.
-    pub file: PathBuf,
+    /// The ITCH BinaryFILE to replay (u16 length, message, repeated), e.g. from `pinbook gen`
+    /// (the same as `--feed file:PATH`).
+    #[arg(required_unless_present = "feed", conflicts_with = "feed")]
+    pub file: Option<PathBuf>,
+    /// The feed to replay: `file:PATH` (ITCH BinaryFILE) or `dbn:PATH[,PATH…]` (Databento DBN
+    /// MBO files, `.dbn` or `.dbn.zst`, played in order as one session).
+    #[arg(long)]
+    pub feed: Option<FeedSpec>,
     /// Only print these symbols' books (comma-separated); all listed books by default.
     #[arg(long, value_delimiter = ',')]
     pub symbols: Vec<String>,
     /// Levels per side to print.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub depth: u32,
-    /// Print one JSON object on stdout: {"messages": N, "books": {SYMBOL: {"bids": [[price,
-    /// shares, orders], ...], "asks": [...]}}}, prices in ITCH integer units, best first.
+    /// Print one JSON object on stdout: {"messages": N, "books": {SYMBOL: {"price_exponent": E,
+    /// "bids": [[price, shares, orders], ...], "asks": [...]}}}, best first, prices integers in
+    /// the feed's own unit (price × 10^E: ITCH E = -4, DBN E = -9).
     #[arg(long)]
     pub json: bool,
     /// Live orders the books can hold.
@@ -50,6 +63,10 @@ pub struct ReplayArgs {
 #[derive(Debug, Default)]
 struct Errors {
     frames: BTreeMap<&'static str, u64>,
+    /// DBN records refused, by reason.
+    rejected: BTreeMap<String, u64>,
+    /// DBN files or records that could not be decoded.
+    undecodable: u64,
     /// Times the framing was lost and found again further on (the books may be wrong).
     framing_lost: u64,
     parse: BTreeMap<&'static str, u64>,
@@ -75,9 +92,22 @@ impl Errors {
     }
 }
 
-/// Replays the file and prints the books.
+/// What a replay did.
+struct Replayed {
+    /// What was replayed, for the report.
+    what: String,
+    messages: u64,
+    changes: u64,
+    errors: Errors,
+}
+
+/// Replays the feed and prints the books.
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let file = BinaryFile::open(&args.file)?;
+    let feed = match (&args.feed, &args.file) {
+        (Some(feed), _) => feed.clone(),
+        (None, Some(file)) => FeedSpec::File(file.clone()),
+        (None, None) => anyhow::bail!("name a file to replay, or --feed file:PATH|dbn:PATH,…"),
+    };
     let config = BooksConfig {
         max_orders: args.max_orders,
         max_levels: args.max_levels,
@@ -89,13 +119,66 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let arena = Arena::new(&topology, None, config.arena_bytes())
         .context("cannot reserve memory for the books")?;
     let mut books = Books::new(config, Some(&arena)).context("cannot reserve the books")?;
-    let progress = progress_bar(file.len() as u64);
+    let started = Instant::now();
+    let replayed = match &feed {
+        FeedSpec::File(path) => replay_itch(path, &mut books)?,
+        FeedSpec::Dbn(paths) => replay_dbn(paths, &mut books, args.max_symbols)?,
+        other => anyhow::bail!("replay reads files: --feed file:PATH or dbn:PATH,…, not {other}"),
+    };
+    let Replayed {
+        what,
+        messages,
+        changes,
+        errors,
+    } = replayed;
+    let elapsed = started.elapsed();
 
+    let stats = books.stats();
+    if stats.orders_full + stats.levels_full + stats.symbols_full > 0 {
+        eprintln!(
+            "pinbook: the books ran out of room ({} orders, {} levels and {} symbols refused), so \
+             the books marked INCOMPLETE are wrong: raise --max-orders (now {}), --max-levels \
+             (now {}) or --max-symbols (now {}) and replay again",
+            stats.orders_full,
+            stats.levels_full,
+            stats.symbols_full,
+            args.max_orders,
+            args.max_levels,
+            args.max_symbols,
+        );
+    }
+    books.settle_all();
+    let selected = select(&books, &args.symbols);
+    if selected.is_empty() && !args.symbols.is_empty() {
+        anyhow::bail!(
+            "none of the symbols {} is in {}'s stock directory (it lists {} symbols; run without \
+             --symbols to see them)",
+            args.symbols.join(","),
+            what,
+            books.listed().count()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        print_json(&mut out, messages, &selected, args.depth as usize)?;
+    } else {
+        print_text(&mut out, &what, messages, elapsed, &errors, &books, changes)?;
+        for book in &selected {
+            print_book(&mut out, book, args.depth as usize)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Builds the books from an ITCH BinaryFILE, prefetching ahead as a shard does.
+fn replay_itch(path: &std::path::Path, books: &mut Books<'_>) -> Result<Replayed> {
+    let file = BinaryFile::open(path)?;
+    let progress = progress_bar(file.len() as u64);
     let mut errors = Errors::default();
     let mut messages = 0u64;
     let mut changes = 0u64;
     let mut consumed = 0u64;
-    let started = Instant::now();
     let all = file.bytes();
     // `frames` walks `all[base..]`: after a framing loss it starts over where framing is sound
     let mut base = 0;
@@ -108,7 +191,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                 match itch::parse(bytes) {
                     Ok(message) => {
                         messages += 1;
-                        ahead.push(&mut books, Op::of(&message), &mut |_| changes += 1);
+                        ahead.push(books, Op::of(&message), &mut |_| changes += 1);
                         None
                     }
                     Err(e) => {
@@ -149,8 +232,10 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             bar.set_position(consumed);
         }
     }
-    ahead.drain(&mut books, &mut |_| changes += 1);
-    let elapsed = started.elapsed();
+    ahead.drain(books, &mut |_| changes += 1);
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
     if errors.framing_lost > 0 {
         let times = match errors.framing_lost {
             1 => "once".to_owned(),
@@ -160,51 +245,62 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             "pinbook: {}: the framing was lost {times} (a damaged or spliced file?) and found \
              again further on; messages in the skipped stretches are missing, so books may be \
              wrong",
-            args.file.display(),
+            path.display(),
         );
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    Ok(Replayed {
+        what: path.display().to_string(),
+        messages,
+        changes,
+        errors,
+    })
+}
 
-    let stats = books.stats();
-    if stats.orders_full + stats.levels_full + stats.symbols_full > 0 {
-        eprintln!(
-            "pinbook: the books ran out of room ({} orders, {} levels and {} symbols refused), so \
-             the books marked INCOMPLETE are wrong: raise --max-orders (now {}), --max-levels \
-             (now {}) or --max-symbols (now {}) and replay again",
-            stats.orders_full,
-            stats.levels_full,
-            stats.symbols_full,
-            args.max_orders,
-            args.max_levels,
-            args.max_symbols,
-        );
-    }
-    books.settle_all();
-    let selected = select(&books, &args.symbols);
-    if selected.is_empty() && !args.symbols.is_empty() {
-        anyhow::bail!(
-            "none of the symbols {} is in {}'s stock directory (it lists {} symbols; run without \
-             --symbols to see them)",
-            args.symbols.join(","),
-            args.file.display(),
-            books.listed().count()
-        );
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        print_json(&mut out, messages, &selected, args.depth as usize)?;
-    } else {
-        print_text(
-            &mut out, &args.file, messages, elapsed, &errors, &books, changes,
-        )?;
-        for book in &selected {
-            print_book(&mut out, book, args.depth as usize)?;
+/// Builds the books from DBN MBO files through the service's own source (every record
+/// decoded by the `dbn` crate and translated as a shard does), prefetching ahead.
+fn replay_dbn(paths: &[PathBuf], books: &mut Books<'_>, max_symbols: usize) -> Result<Replayed> {
+    let options = FileOptions {
+        pace: Pace::Unpaced,
+        looping: false,
+    };
+    let mut source = DbnSource::open(paths, options, max_symbols)?;
+    let mut errors = Errors::default();
+    let mut messages = 0u64;
+    let mut changes = 0u64;
+    let mut ahead = Lookahead::new();
+    loop {
+        let polled = source.poll(0, 4096, &mut |event| match event {
+            FeedEvent::Decoded { op, action, .. } => {
+                if action != 0 {
+                    messages += 1;
+                }
+                ahead.push(books, op, &mut |_| changes += 1);
+            }
+            FeedEvent::Rejected(why) => {
+                *errors.rejected.entry(format!("{why:?}")).or_default() += 1;
+            }
+            FeedEvent::Malformed { .. } => errors.undecodable += 1,
+            _ => {}
+        });
+        if polled == Polled::Ended {
+            break;
         }
     }
-    out.flush()?;
-    Ok(())
+    ahead.drain(books, &mut |_| changes += 1);
+    if errors.undecodable > 0 {
+        eprintln!(
+            "pinbook: {} DBN file(s) ended on an undecodable record; the records after it are \
+             missing, so books may be wrong",
+            errors.undecodable
+        );
+    }
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    Ok(Replayed {
+        what: format!("dbn:{}", names.join(",")),
+        messages,
+        changes,
+        errors,
+    })
 }
 
 /// The books to print: the asked-for symbols (warning about unknown ones), else all listed.
@@ -237,16 +333,10 @@ fn progress_bar(bytes: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn triples(levels: impl Iterator<Item = Level>, depth: usize) -> Vec<[u64; 3]> {
+fn triples(levels: impl Iterator<Item = Level>, depth: usize) -> Vec<(i64, u64, u32)> {
     levels
         .take(depth)
-        .map(|l| {
-            [
-                u64::from(itch_price(l.price)),
-                l.shares,
-                u64::from(l.orders),
-            ]
-        })
+        .map(|l| (l.price, l.shares, l.orders))
         .collect()
 }
 
@@ -261,7 +351,11 @@ fn print_json(
         .map(|b| {
             (
                 b.symbol().to_owned(),
-                json!({"bids": triples(b.bids(), depth), "asks": triples(b.asks(), depth)}),
+                json!({
+                    "price_exponent": b.price_exponent(),
+                    "bids": triples(b.bids(), depth),
+                    "asks": triples(b.asks(), depth),
+                }),
             )
         })
         .collect();
@@ -270,7 +364,7 @@ fn print_json(
 
 fn print_text(
     out: &mut impl Write,
-    path: &std::path::Path,
+    what: &str,
     messages: u64,
     elapsed: Duration,
     errors: &Errors,
@@ -280,22 +374,25 @@ fn print_text(
     let secs = elapsed.as_secs_f64().max(1e-9);
     writeln!(
         out,
-        "replayed {}: {messages} messages in {elapsed:.2?}: {:.2} M msg/s, {:.1} ns/msg, {changes} level changes",
-        path.display(),
+        "replayed {what}: {messages} messages in {elapsed:.2?}: {:.2} M msg/s, {:.1} ns/msg, {changes} level changes",
         messages as f64 / secs / 1e6,
         secs * 1e9 / (messages.max(1) as f64),
     )?;
     let s = books.stats();
     writeln!(
         out,
-        "errors: frames {:?}, framing lost {}, parse {:?}; book: {} unknown refs, {} duplicate refs, {} overfills, \
+        "errors: frames {:?}, framing lost {}, parse {:?}, records refused {:?}, undecodable {}; \
+         book: {} unknown refs, {} duplicate refs, {} overfills, {} modifies of unknown orders, \
          {} crossings, capacity hits: {} orders, {} levels, {} symbols",
         errors.frames,
         errors.framing_lost,
         errors.parse,
+        errors.rejected,
+        errors.undecodable,
         s.unknown_refs,
         s.duplicate_refs,
         s.overfills,
+        s.modify_unknown,
         s.crossed,
         s.orders_full,
         s.levels_full,
@@ -339,17 +436,13 @@ fn print_book(out: &mut impl Write, book: &BookView<'_>, depth: usize) -> std::i
     )?;
     let bids = triples(book.bids(), depth);
     let asks = triples(book.asks(), depth);
-    let cell = |l: Option<&[u64; 3]>| match l {
-        Some([p, s, o]) => format!("{:>12} {s:>10} {o:>6}", price(*p)),
+    let exponent = book.price_exponent();
+    let cell = |l: Option<&(i64, u64, u32)>| match l {
+        Some(&(p, s, o)) => format!("{:>12} {s:>10} {o:>6}", decimal(p, exponent)),
         None => format!("{:>12} {:>10} {:>6}", "", "", ""),
     };
     for i in 0..bids.len().max(asks.len()) {
         writeln!(out, "  {} | {}", cell(bids.get(i)), cell(asks.get(i)))?;
     }
     Ok(())
-}
-
-/// ITCH integer price (4 implied decimals) as dollars.
-fn price(ticks: u64) -> String {
-    format!("{}.{:04}", ticks / 10_000, ticks % 10_000)
 }

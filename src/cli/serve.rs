@@ -90,7 +90,7 @@ async fn serve(
     let addr = running.local_addr;
     println!("pinbook: metrics on http://{metrics_at}/metrics");
     println!(
-        "pinbook: gRPC on {addr} (health, reflection, pinbook.v1.BookService, pinbook.v1.AdminService)"
+        "pinbook: gRPC on {addr} (health, reflection, pinbook.v2.BookService, pinbook.v2.AdminService)"
     );
     println!("pinbook: try  pinbook subscribe AAPL --addr {addr}");
     println!("pinbook:      grpcurl -plaintext {addr} list");

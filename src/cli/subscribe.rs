@@ -13,8 +13,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::client::{self, ServerArgs};
-use super::ladder::{self, dollars};
+use super::ladder;
 use controlplane::contract::{Checker, Level, Phase};
+use controlplane::price::decimal;
 
 /// Arguments of `pinbook subscribe`.
 #[derive(clap::Args, Debug)]
@@ -297,9 +298,11 @@ impl Session {
     fn show_snapshot(&mut self, s: &pb::BookSnapshot) -> Result<()> {
         let rows = |levels: &[pb::Level]| ladder::json_side(levels.iter().map(Level::from));
         let t = s.timestamps.unwrap_or_default();
+        let exponent = i8::try_from(s.price_exponent).unwrap_or_default();
         if self.json {
             let j = json!({
                 "symbol": s.symbol, "seq": s.seq, "type": "snapshot",
+                "price_exponent": s.price_exponent,
                 "bids": rows(&s.bids), "asks": rows(&s.asks),
                 "checksum": s.checksum, "last_chunk": s.last_chunk,
                 "incomplete": s.incomplete, "stale": s.stale,
@@ -309,7 +312,7 @@ impl Session {
         } else if !self.terminal {
             let best = |l: Option<&pb::Level>| {
                 l.map_or("-".to_owned(), |l| {
-                    format!("{} x {}", dollars(l.price), l.shares)
+                    format!("{} x {}", decimal(l.price, exponent), l.shares)
                 })
             };
             writeln!(
@@ -341,6 +344,10 @@ impl Session {
         };
         let level = d.level.unwrap_or_default();
         let t = d.timestamps.unwrap_or_default();
+        let exponent = self
+            .checker
+            .book(&d.symbol)
+            .map_or(0, |held| held.price_exponent);
         if self.json {
             let j = json!({
                 "symbol": d.symbol, "seq": d.seq, "type": "delta", "side": side,
@@ -355,7 +362,7 @@ impl Session {
                 "{} seq {} delta {side} {} x {} ({} orders)",
                 d.symbol,
                 d.seq,
-                dollars(level.price),
+                decimal(level.price, exponent),
                 level.shares,
                 level.orders
             )?;
@@ -383,7 +390,13 @@ impl Session {
             }
             let _ = writeln!(screen, "{symbol}  seq {}  {}", held.seq, flags.join(" "));
             let mut ladder = Vec::new();
-            ladder::write_ladder(&mut ladder, held.bids(), held.asks(), self.depth)?;
+            ladder::write_ladder(
+                &mut ladder,
+                held.bids(),
+                held.asks(),
+                self.depth,
+                held.price_exponent,
+            )?;
             screen.push_str(&String::from_utf8_lossy(&ladder));
             screen.push('\n');
         }

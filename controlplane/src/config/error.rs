@@ -36,10 +36,10 @@ pub enum ConfigError {
     )]
     Serialize(String),
 
-    /// A feed that is none of the three kinds.
+    /// A feed that is none of the four kinds.
     #[error(
-        "unknown feed {given:?}: use sim, file:PATH or udp:ADDR[@SOURCE] (e.g. \
-         udp:239.1.1.1:26400@10.0.0.5)"
+        "unknown feed {given:?}: use sim, file:PATH (ITCH), dbn:PATH[,PATH…] (Databento MBO) or \
+         udp:ADDR[@SOURCE] (e.g. udp:239.1.1.1:26400@10.0.0.5)"
     )]
     UnknownFeed {
         /// What was given.
@@ -48,6 +48,12 @@ pub enum ConfigError {
     /// `file:` with no path.
     #[error("feed \"file:\" names no file; write file:PATH")]
     EmptyFeedPath,
+    /// `dbn:` with no path, or an empty one between commas.
+    #[error("feed {given:?} names an empty file; write dbn:PATH or dbn:PATH,PATH,… (no spaces)")]
+    EmptyDbnPath {
+        /// What was given.
+        given: String,
+    },
     /// `udp:` with an address (or a source after `@`) that does not parse.
     #[error(
         "feed {given:?}: {reason}; write udp:IP:PORT or udp:IP:PORT@SOURCE_IP[:PORT], e.g. \

@@ -1,5 +1,5 @@
 //! [`FeedSpec`]: which feed the shards read, as written in the config (`sim`, `file:PATH`,
-//! `udp:ADDR`, `udp:ADDR@SOURCE`).
+//! `dbn:PATH[,PATH…]`, `udp:ADDR`, `udp:ADDR@SOURCE`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,7 +13,8 @@ use super::ConfigError;
 /// Where the shards' ITCH messages come from. Every shard reads the whole feed through a
 /// source of its own (see `dataplane::runtime`).
 ///
-/// Written as `sim`, `file:PATH` or `udp:ADDR[@SOURCE]` (`SOURCE` an `IP` or `IP:PORT`);
+/// Written as `sim`, `file:PATH`, `dbn:PATH[,PATH…]` or `udp:ADDR[@SOURCE]` (`SOURCE` an `IP`
+/// or `IP:PORT`);
 /// [`Display`](fmt::Display) prints the same form (a path that is not UTF-8 lossily, and
 /// serializing it fails).
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Deserialize)]
@@ -24,6 +25,9 @@ pub enum FeedSpec {
     Simulator,
     /// A NASDAQ BinaryFILE (`[file]` says how fast it is read).
     File(PathBuf),
+    /// Databento DBN market-by-order files (`.dbn` or `.dbn.zst`), played in order as one
+    /// session (`[file]` says how fast).
+    Dbn(Vec<PathBuf>),
     /// MoldUDP64 on a UDP address: an IPv4 multicast group, or a local unicast address.
     Udp {
         /// The group or local address to bind.
@@ -45,6 +49,15 @@ impl FromStr for FeedSpec {
                 return Err(ConfigError::EmptyFeedPath);
             }
             return Ok(Self::File(PathBuf::from(path)));
+        }
+        if let Some(paths) = s.strip_prefix("dbn:") {
+            let paths: Vec<PathBuf> = paths.split(',').map(PathBuf::from).collect();
+            if paths.iter().any(|p| p.as_os_str().is_empty()) {
+                return Err(ConfigError::EmptyDbnPath {
+                    given: s.to_owned(),
+                });
+            }
+            return Ok(Self::Dbn(paths));
         }
         if let Some(rest) = s.strip_prefix("udp:") {
             let bad = |reason: String| ConfigError::BadFeedAddress {
@@ -83,9 +96,12 @@ impl TryFrom<String> for FeedSpec {
 
 impl serde::Serialize for FeedSpec {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if let Self::File(path) = self
-            && path.to_str().is_none()
-        {
+        let paths = match self {
+            Self::File(path) => std::slice::from_ref(path),
+            Self::Dbn(paths) => paths.as_slice(),
+            _ => &[],
+        };
+        if let Some(path) = paths.iter().find(|p| p.to_str().is_none()) {
             return Err(serde::ser::Error::custom(format!(
                 "feed file {} is not UTF-8",
                 path.display()
@@ -100,6 +116,14 @@ impl fmt::Display for FeedSpec {
         match self {
             Self::Simulator => f.write_str("sim"),
             Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Dbn(paths) => {
+                f.write_str("dbn:")?;
+                for (i, path) in paths.iter().enumerate() {
+                    let comma = if i > 0 { "," } else { "" };
+                    write!(f, "{comma}{}", path.display())?;
+                }
+                Ok(())
+            }
             Self::Udp { addr, source } => {
                 write!(f, "udp:{addr}")?;
                 match source {
@@ -131,6 +155,14 @@ mod tests {
                 FeedSpec::File("/data/day.itch".into()),
             ),
             ("file:rel/a:b", FeedSpec::File("rel/a:b".into())),
+            (
+                "dbn:/d/a.dbn.zst",
+                FeedSpec::Dbn(vec!["/d/a.dbn.zst".into()]),
+            ),
+            (
+                "dbn:a.dbn,b.dbn.zst",
+                FeedSpec::Dbn(vec!["a.dbn".into(), "b.dbn.zst".into()]),
+            ),
             ("udp:239.1.1.1:26400", udp("239.1.1.1:26400", None)),
             ("udp:[::1]:9000", udp("[::1]:9000", None)),
             (

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use dataplane::runtime::{Publish, ShardConfig, default_idle};
 use dataplane::source::FeedSource;
-use dataplane::source::file::{FileOptions, FileSource, Pace};
+use dataplane::source::dbn::DbnSource;
+use dataplane::source::file::{FileOptions, FileSource};
 use dataplane::source::simulator::{Simulator, SimulatorOptions};
 use dataplane::source::udp::{ReceiverOptions, UdpSource};
 use dataplane::symbol::Symbol;
@@ -164,7 +165,7 @@ impl Config {
                     });
                 }
             }
-            FeedSpec::File(path) => {
+            FeedSpec::File(_) | FeedSpec::Dbn(_) => {
                 let file = &self.file;
                 if !(file.timestamps_speed.is_finite() && file.timestamps_speed >= 0.0) {
                     return Err(ConfigError::FileSpeed(file.timestamps_speed));
@@ -175,7 +176,14 @@ impl Config {
                         speed: file.timestamps_speed,
                     });
                 }
-                check_feed_file(path)?;
+                let paths = match &self.feed {
+                    FeedSpec::File(path) => std::slice::from_ref(path),
+                    FeedSpec::Dbn(paths) => paths.as_slice(),
+                    _ => &[],
+                };
+                for path in paths {
+                    check_feed_file(path)?;
+                }
             }
             FeedSpec::Udp { addr, .. } => match addr.ip() {
                 IpAddr::V6(ip) if ip.is_multicast() => {
@@ -485,18 +493,23 @@ impl Validated {
                         seed: c.simulator.seed,
                         rate: c.simulator.rate,
                     })),
-                    FeedSpec::File(path) => {
-                        let pace = if c.file.rate > 0 {
-                            Pace::Rate(c.file.rate)
-                        } else if c.file.timestamps_speed > 0.0 {
-                            Pace::Timestamps {
-                                speed: c.file.timestamps_speed,
-                            }
-                        } else {
-                            Pace::Unpaced
-                        };
+                    FeedSpec::Dbn(paths) => {
                         let options = FileOptions {
-                            pace,
+                            pace: c.file.pace(),
+                            looping: c.file.looping,
+                        };
+                        Box::new(
+                            DbnSource::open(paths, options, c.books.max_symbols).map_err(|e| {
+                                ConfigError::FileSource {
+                                    path: paths.first().cloned().unwrap_or_default(),
+                                    reason: e.to_string(),
+                                }
+                            })?,
+                        )
+                    }
+                    FeedSpec::File(path) => {
+                        let options = FileOptions {
+                            pace: c.file.pace(),
                             looping: c.file.looping,
                         };
                         Box::new(FileSource::open(path, options).map_err(|e| {

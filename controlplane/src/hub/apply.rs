@@ -22,6 +22,7 @@ impl Hub {
                 locate,
                 symbol,
                 seq,
+                price_exponent,
             } => {
                 let name = symbol.to_string();
                 state.by_name.insert(name.clone(), locate);
@@ -30,6 +31,7 @@ impl Hub {
                     .entry(locate)
                     .or_insert_with(|| Mirror::new(name, locate, shard));
                 mirror.shard = shard;
+                mirror.price_exponent = price_exponent;
                 mirror.published = true;
                 mirror.awaiting_book = true;
                 mirror.seq = seq;
@@ -153,6 +155,10 @@ impl Hub {
             ),
             UpstreamReason::Requested => (ResyncReason::Requested, "resent on request"),
             UpstreamReason::NewDay => (ResyncReason::NewDay, "a new trading day started"),
+            UpstreamReason::Cleared => (
+                ResyncReason::Cleared,
+                "the feed cleared the book (a clear or a snapshot)",
+            ),
         };
         self.resync_watchers(state, locate, reason, detail);
     }
@@ -221,7 +227,7 @@ impl Hub {
         state: &mut State,
         locate: u16,
         side: Side,
-        price: u32,
+        price: i64,
         exchange_ns: u64,
         ingest_ns: u64,
     ) {

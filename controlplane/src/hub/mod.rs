@@ -2,7 +2,7 @@
 //!
 //! Each event thread (pinned to a control-plane core) drains its shard's event ring, applies
 //! the events to the mirrors, and turns each change of a subscribed book into updates for its
-//! subscribers' queues, under the subscription contract of proto/pinbook/v1/book.proto:
+//! subscribers' queues, under the subscription contract of proto/pinbook/v2/book.proto:
 //! per-subscription `seq`, depth enforced, checksums, resyncs on every discontinuity.
 //!
 //! One mutex guards the mirrors and the subscribers. The event threads take it once per batch
@@ -430,7 +430,7 @@ mod tests {
         }
     }
 
-    fn level(seq: u64, price: u32) -> Event {
+    fn level(seq: u64, price: i64) -> Event {
         Event::Level(LevelUpdate {
             locate: 7,
             side: Side::Buy,
@@ -467,6 +467,7 @@ mod tests {
             locate: 7,
             symbol: dataplane::symbol::Symbol::from_itch(*b"AAPL    "),
             seq: 1,
+            price_exponent: -4,
         };
         hub.apply(0, &[added]);
         let view = hub.symbol("AAPL").unwrap();
@@ -517,6 +518,7 @@ mod tests {
             locate: 7,
             symbol: dataplane::symbol::Symbol::from_itch(*b"AAPL    "),
             seq: 1,
+            price_exponent: -4,
         };
         hub.apply(
             0,
@@ -572,7 +574,7 @@ mod tests {
         assert_eq!(seq, 3);
         // then stops reading: the queue overflows once, then holds the resync alone however
         // much the book moves, and no snapshot is built
-        let events: Vec<Event> = (6..2_006).map(|s| level(s, 200 + s as u32)).collect();
+        let events: Vec<Event> = (6..2_006).map(|s| level(s, 200 + s as i64)).collect();
         hub.apply(0, &events);
         assert_eq!(slow_snapshots(&hub), 0);
         assert_eq!(queue.len(), 1);
@@ -624,7 +626,7 @@ mod tests {
         follow(&taken(&queue), &mut seq, &mut awaiting);
         let mut next = 4;
         let mut burst = |hub: &Hub| {
-            let events: Vec<Event> = (next..next + 20).map(|s| level(s, s as u32)).collect();
+            let events: Vec<Event> = (next..next + 20).map(|s| level(s, s as i64)).collect();
             next += 20;
             hub.apply(0, &events);
         };
@@ -698,7 +700,7 @@ mod tests {
         let (_, queue) = hub
             .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
             .unwrap();
-        let events: Vec<Event> = (4..24).map(|s| level(s, s as u32)).collect();
+        let events: Vec<Event> = (4..24).map(|s| level(s, s as i64)).collect();
         hub.apply(0, &events);
         assert!(queue.is_lagging());
         std::thread::sleep(Duration::from_millis(5));
@@ -752,7 +754,7 @@ mod tests {
         let mut next = 4;
         while !queue.is_lagging() {
             std::thread::sleep(Duration::from_millis(2));
-            let events: Vec<Event> = (next..next + 5).map(|s| level(s, s as u32)).collect();
+            let events: Vec<Event> = (next..next + 5).map(|s| level(s, s as i64)).collect();
             next += 5;
             hub.apply(0, &events);
             assert!(next < 1_000, "never overflowed");

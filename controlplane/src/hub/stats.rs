@@ -34,17 +34,20 @@ pub enum SnapshotReason {
     NewDay,
     /// Asked for (or a reason the data plane did not give).
     Requested,
+    /// The feed cleared the book (DBN clear or snapshot).
+    Cleared,
 }
 
 impl SnapshotReason {
     /// Every reason, in index order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Initial,
         Self::SlowConsumer,
         Self::UpstreamGap,
         Self::RingOverflow,
         Self::NewDay,
         Self::Requested,
+        Self::Cleared,
     ];
 
     /// Its label value.
@@ -56,6 +59,7 @@ impl SnapshotReason {
             Self::RingOverflow => "ring_overflow",
             Self::NewDay => "new_day",
             Self::Requested => "requested",
+            Self::Cleared => "cleared",
         }
     }
 
@@ -67,6 +71,7 @@ impl SnapshotReason {
             Some(ResyncReason::UpstreamGap) => Self::UpstreamGap,
             Some(ResyncReason::RingOverflow) => Self::RingOverflow,
             Some(ResyncReason::NewDay) => Self::NewDay,
+            Some(ResyncReason::Cleared) => Self::Cleared,
             Some(ResyncReason::Requested | ResyncReason::Unspecified) => Self::Requested,
         }
     }

@@ -120,6 +120,8 @@ pub struct Book {
     /// Bumped by [`Books::clear_book`]: orders of an earlier epoch are gone.
     epoch: u32,
     trading_state: u8,
+    /// Prices are integers × 10^`price_exponent` (from the directory entry).
+    price_exponent: i8,
     listed: bool,
     crossed: bool,
     incomplete: bool,
@@ -134,6 +136,7 @@ impl Book {
             orders: 0,
             epoch: 0,
             trading_state: 0,
+            price_exponent: crate::feed::itch::PRICE_EXPONENT,
             listed: false,
             crossed: false,
             incomplete: false,
@@ -174,13 +177,6 @@ fn resting(orders: &OrderStore<'_>, epoch: u32, reference: u64, slot: u32) -> Op
         .get(reference)
         .filter(|o| o.slot == slot && o.epoch == epoch)
         .copied()
-}
-
-/// An ITCH price from a price the books hold. Exact for every price an ITCH message put there
-/// (`u32` widens to `i64` losslessly); anything outside `u32` saturates.
-#[inline(always)]
-pub fn itch_price(price: i64) -> u32 {
-    u32::try_from(price.max(0)).unwrap_or(u32::MAX)
 }
 
 /// A read-only view of one book, its side lists compacted ([`Books::book`]).
@@ -256,6 +252,11 @@ impl<'s> BookView<'s> {
     /// `Q` quotation only), or 0 if none came.
     pub fn trading_state(&self) -> u8 {
         self.book.trading_state
+    }
+
+    /// The book's prices are integers × 10^`price_exponent` (-4 for ITCH, -9 for DBN).
+    pub fn price_exponent(&self) -> i8 {
+        self.book.price_exponent
     }
 
     /// True when best bid ≥ best ask. Flagged, not asserted: feeds do cross briefly.
@@ -448,9 +449,22 @@ impl<'a> Books<'a> {
                 self.stats.replaces += 1;
                 self.replace(original, new, shares, price, timestamp, out);
             }
-            Op::Directory { locate, symbol } => match self.books.get_mut(locate as usize) {
+            Op::Modify(order) => {
+                self.stats.modifies += 1;
+                self.modify(order, out);
+            }
+            Op::Clear { locate } => {
+                self.stats.clears += 1;
+                self.clear_book(locate);
+            }
+            Op::Directory {
+                locate,
+                symbol,
+                price_exponent,
+            } => match self.books.get_mut(locate as usize) {
                 Some(book) => {
                     book.symbol = symbol;
+                    book.price_exponent = price_exponent;
                     book.listed = true;
                 }
                 None => self.stats.symbols_full += 1,
@@ -682,7 +696,7 @@ impl<'a> Books<'a> {
             self.stats.unknown_refs += 1;
             return;
         };
-        let same_price = i64::from(old.price) == price;
+        let same_price = old.price == price;
         if !same_price {
             self.emit(old, out);
         }
@@ -699,6 +713,35 @@ impl<'a> Books<'a> {
             self.emit(old, out);
         }
         self.uncross(old.locate);
+    }
+
+    /// DBN M: a smaller (or equal) size at the same price keeps the order's place; any other
+    /// change sends it to the back of its new price, like a replace by itself. An order the
+    /// book does not hold joins as a new one.
+    fn modify(&mut self, new: NewOrder, out: &mut impl ChangeSink) {
+        let books = &self.books;
+        let held = self
+            .orders
+            .get(new.reference)
+            .filter(|o| current(books, o))
+            .map(|o| (o.price, o.shares));
+        match held {
+            None => {
+                self.stats.modify_unknown += 1;
+                self.add(new, out);
+            }
+            Some((price, shares)) if price == new.price && new.shares <= shares => {
+                self.reduce(new.reference, shares - new.shares, new.timestamp, out);
+            }
+            Some(_) => self.replace(
+                new.reference,
+                new.reference,
+                new.shares,
+                new.price,
+                new.timestamp,
+                out,
+            ),
+        }
     }
 
     /// Frees the order of `reference`, which was cleared with its book ([`current`] is false).
@@ -1003,7 +1046,7 @@ mod tests {
         }
     }
 
-    fn change(locate: u16, side: Side, price: u32, shares: u64, orders: u32) -> L2Change {
+    fn change(locate: u16, side: Side, price: i64, shares: u64, orders: u32) -> L2Change {
         L2Change {
             locate,
             side,

@@ -11,8 +11,8 @@ pub struct L2Change {
     pub locate: u16,
     /// Which side of the book.
     pub side: Side,
-    /// Price in integer ticks (4 implied decimals).
-    pub price: u32,
+    /// Price in the feed's integer units (see [`super::BookView::price_exponent`]).
+    pub price: i64,
     /// Aggregate shares resting at the price after the change.
     pub shares: u64,
     /// Number of orders resting at the price after the change.
@@ -35,7 +35,7 @@ impl L2Change {
         Self {
             locate,
             side,
-            price: super::books::itch_price(price),
+            price,
             shares,
             orders,
             timestamp,

@@ -147,6 +147,6 @@ mod tests {
         }
         ahead.drain(&mut books, &mut |c: L2Change| applied.push(c.price));
         assert!(ahead.is_empty());
-        assert_eq!(applied, (100..140).collect::<Vec<u32>>());
+        assert_eq!(applied, (100..140).collect::<Vec<i64>>());
     }
 }

@@ -20,7 +20,7 @@ pub mod reference;
 pub mod side;
 pub mod stats;
 
-pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position, itch_price};
+pub use books::{BookView, Books, BooksConfig, BooksError, Order, Position};
 pub use change::{ChangeSink, L2Change};
 pub use op::{NewOrder, Op};
 pub use stats::BookStats;

@@ -9,7 +9,7 @@
 use crate::feed::itch::{Message, Side};
 use crate::symbol::Symbol;
 
-/// An order to rest: an A, or the new half of a U.
+/// An order to rest: an A, or the new half of a U (or a DBN A or M).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewOrder {
     /// The book's stock locate.
@@ -26,7 +26,8 @@ pub struct NewOrder {
     pub timestamp: u64,
 }
 
-/// One message, as the books see it. Prices are `i64` as the books hold them.
+/// One message (ITCH) or record (DBN MBO), as the books see it. Prices are `i64` as the books
+/// hold them, in the feed's own unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// A: an order rests.
@@ -70,12 +71,24 @@ pub enum Op {
         /// Exchange time.
         timestamp: u64,
     },
-    /// R: a stock directory entry names a locate.
+    /// DBN M: the order's price and shares become these. It keeps its place in the queue only
+    /// when its price stays and its shares do not grow; otherwise it joins the back of its
+    /// (new) price. An order the book does not hold is added (as Databento's reference book
+    /// does), and counted.
+    Modify(NewOrder),
+    /// DBN R (or the first record of a snapshot): every order of the book goes.
+    Clear {
+        /// Stock locate.
+        locate: u16,
+    },
+    /// R: a stock directory entry names a locate (DBN: the file's symbology does).
     Directory {
         /// Stock locate.
         locate: u16,
         /// Symbol, as the feed sent it.
         symbol: Symbol,
+        /// The book's prices are integers × 10^`price_exponent`.
+        price_exponent: i8,
     },
     /// H: a trading state.
     Trading {
@@ -135,6 +148,7 @@ impl Op {
             Message::StockDirectory(m) => Op::Directory {
                 locate: m.header().stock_locate,
                 symbol: Symbol::from_itch(*m.stock()),
+                price_exponent: crate::feed::itch::PRICE_EXPONENT,
             },
             Message::TradingAction(m) => Op::Trading {
                 locate: m.header().stock_locate,
@@ -147,13 +161,14 @@ impl Op {
         }
     }
 
-    /// The reference of the resting order the op changes first (E, C, X, D, U).
+    /// The reference of the resting order the op changes first (E, C, X, D, U, M).
     #[inline(always)]
     pub const fn resting(&self) -> Option<u64> {
         match *self {
             Op::Execute { reference, .. }
             | Op::Cancel { reference, .. }
-            | Op::Delete { reference, .. } => Some(reference),
+            | Op::Delete { reference, .. }
+            | Op::Modify(NewOrder { reference, .. }) => Some(reference),
             Op::Replace { original, .. } => Some(original),
             _ => None,
         }

@@ -14,12 +14,12 @@ use crate::feed::itch::{Message, Side};
 struct RefOrder {
     locate: u16,
     side: Side,
-    price: u32,
+    price: i64,
     shares: u32,
 }
 
 /// One side: price → (aggregate shares, order count).
-type SideMap = BTreeMap<u32, (u64, u32)>;
+type SideMap = BTreeMap<i64, (u64, u32)>;
 
 /// Every book, the simple way.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub struct ReferenceBooks {
     orders: HashMap<u64, RefOrder>,
     books: HashMap<u16, (SideMap, SideMap)>,
     /// Each level's references, first to fill first.
-    queues: HashMap<(u16, Side, u32), Vec<u64>>,
+    queues: HashMap<(u16, Side, i64), Vec<u64>>,
     symbols: HashMap<u16, String>,
 }
 
@@ -44,7 +44,7 @@ impl ReferenceBooks {
                 m.order_ref(),
                 m.header().stock_locate,
                 m.side(),
-                m.price(),
+                i64::from(m.price()),
                 m.shares(),
             ),
             Message::OrderExecuted(m) => self.reduce(m.order_ref(), m.executed_shares()),
@@ -58,7 +58,7 @@ impl ReferenceBooks {
                         m.new_order_ref(),
                         old.locate,
                         old.side,
-                        m.price(),
+                        i64::from(m.price()),
                         m.shares(),
                     );
                 }
@@ -71,7 +71,7 @@ impl ReferenceBooks {
         }
     }
 
-    fn add(&mut self, reference: u64, locate: u16, side: Side, price: u32, shares: u32) {
+    fn add(&mut self, reference: u64, locate: u16, side: Side, price: i64, shares: u32) {
         if shares == 0 || self.orders.contains_key(&reference) {
             return;
         }
@@ -131,11 +131,11 @@ impl ReferenceBooks {
     }
 
     /// The levels of one side as `(price, shares, orders)`, best first.
-    pub fn levels(&self, locate: u16, side: Side) -> Vec<(u32, u64, u32)> {
+    pub fn levels(&self, locate: u16, side: Side) -> Vec<(i64, u64, u32)> {
         let Some((bids, asks)) = self.books.get(&locate) else {
             return Vec::new();
         };
-        let flat = |(p, (s, o)): (&u32, &(u64, u32))| (*p, *s, *o);
+        let flat = |(p, (s, o)): (&i64, &(u64, u32))| (*p, *s, *o);
         match side {
             Side::Buy => bids.iter().rev().map(flat).collect(),
             Side::Sell => asks.iter().map(flat).collect(),
@@ -150,7 +150,7 @@ impl ReferenceBooks {
     }
 
     /// The orders resting at one level as `(reference, shares)`, first to fill first.
-    pub fn queue(&self, locate: u16, side: Side, price: u32) -> Vec<(u64, u32)> {
+    pub fn queue(&self, locate: u16, side: Side, price: i64) -> Vec<(u64, u32)> {
         self.queues
             .get(&(locate, side, price))
             .map(|queue| {

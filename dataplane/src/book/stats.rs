@@ -16,6 +16,12 @@ pub struct BookStats {
     pub deletes: u64,
     /// Replaces (U).
     pub replaces: u64,
+    /// Modifies (DBN M).
+    pub modifies: u64,
+    /// Modifies naming an order the book did not hold, added as new orders.
+    pub modify_unknown: u64,
+    /// Books cleared by the feed (DBN R, or a snapshot's start).
+    pub clears: u64,
     /// Messages that do not change a book (P, Q, B, I, N, …), adds of 0 shares, and adds at a
     /// price a book side cannot hold (see `book::side`; never an ITCH price).
     pub skipped: u64,

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod binaryfile;
+pub mod dbn;
 pub mod generator;
 pub mod itch;
 pub mod moldudp64;

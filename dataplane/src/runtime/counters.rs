@@ -83,7 +83,17 @@ pub mod family {
              from another address than the feed's source), foreign_session (a MoldUDP64 packet of \
              an unconfirmed other session), implausible_sequence (a sequence jump beyond the \
              plausibility window that later packets did not confirm), framing_lost (a file's \
-             framing was lost; the books are flagged stale).";
+             framing was lost; the books are flagged stale), and for DBN records: \
+             undefined_price (an add or modify at UNDEF_PRICE), no_side (an add or modify with \
+             side N), unsupported_record (not MBO, or a top-of-book or price-level record), \
+             unknown_instrument (an instrument the file's symbology does not name, or beyond \
+             books.max_symbols).";
+        RECORDS = "pinbook_feed_records_total" ["action"]:
+            "DBN market-by-order records by action: add, cancel, modify, clear, trade, fill, \
+             none, other (any other byte).";
+        MODIFY_UNKNOWN = "pinbook_book_modify_unknown_total":
+            "DBN modifies naming an order the book did not hold, added as new orders (as \
+             Databento's reference book does).";
         RESTARTS = "pinbook_feed_restarts_total":
             "Times a looping or restarted feed began a new day.";
         GAPS = "pinbook_feed_gaps_total":
@@ -227,6 +237,30 @@ counters! {
         ImplausibleSequence implausible_sequence => FEED_REJECTED["implausible_sequence"];
         /// Feed: times a file's framing was lost and recovered (each also a gap).
         FramingLost framing_lost => FEED_REJECTED["framing_lost"];
+        /// Feed: DBN adds or modifies at the undefined price, refused.
+        UndefinedPrice undefined_price => FEED_REJECTED["undefined_price"];
+        /// Feed: DBN adds or modifies with side N, refused.
+        NoSide no_side => FEED_REJECTED["no_side"];
+        /// Feed: DBN records pinbook does not apply (not MBO, TOB or MBP records, unknown actions).
+        UnsupportedRecord unsupported_record => FEED_REJECTED["unsupported_record"];
+        /// Feed: DBN records for an instrument the symbology does not name (or past capacity).
+        UnknownInstrument unknown_instrument => FEED_REJECTED["unknown_instrument"];
+        /// Feed: DBN add records.
+        RecordsAdd records_add => RECORDS["add"];
+        /// Feed: DBN cancel records.
+        RecordsCancel records_cancel => RECORDS["cancel"];
+        /// Feed: DBN modify records.
+        RecordsModify records_modify => RECORDS["modify"];
+        /// Feed: DBN clear-book records.
+        RecordsClear records_clear => RECORDS["clear"];
+        /// Feed: DBN trade records.
+        RecordsTrade records_trade => RECORDS["trade"];
+        /// Feed: DBN fill records.
+        RecordsFill records_fill => RECORDS["fill"];
+        /// Feed: DBN records with action none.
+        RecordsNone records_none => RECORDS["none"];
+        /// Feed: DBN records with any other action byte.
+        RecordsOther records_other => RECORDS["other"];
     }
     from_book {
         /// Book: E, C, X, D or U naming an order reference the book does not hold.
@@ -243,6 +277,8 @@ counters! {
         levels_full = levels_full => BOOK_REJECTED["levels_full"];
         /// Book: messages for a stock locate above the configured symbol capacity.
         symbols_full = symbols_full => BOOK_REJECTED["symbols_full"];
+        /// Book: DBN modifies of orders the book did not hold, added as new orders.
+        modify_unknown = modify_unknown => MODIFY_UNKNOWN;
     }
     of_the_loop {
         /// Loop: iterations that did work.

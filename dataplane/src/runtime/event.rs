@@ -23,8 +23,9 @@ pub struct LevelUpdate {
     pub locate: u16,
     /// Bid or ask.
     pub side: Side,
-    /// Price in ITCH ticks (4 implied decimals).
-    pub price: u32,
+    /// Price in the feed's integer units: `price × 10^price_exponent` (the exponent comes with
+    /// [`Event::SymbolAdded`]).
+    pub price: i64,
     /// Aggregate shares at the level; 0 removes the level.
     pub shares: u64,
     /// Orders at the level.
@@ -50,6 +51,9 @@ pub enum ResyncReason {
     /// The feed started a new day (a looping file started over, or a new MoldUDP64 session):
     /// the books were cleared.
     NewDay,
+    /// The feed cleared the symbol's book (a DBN clear, or the start of a DBN snapshot): this
+    /// is its book as the feed rebuilt it.
+    Cleared,
 }
 
 /// An event from a shard.
@@ -81,6 +85,8 @@ pub enum Event {
         symbol: Symbol,
         /// The symbol's sequence number.
         seq: u64,
+        /// Its prices are integers × 10^`price_exponent` (-4 for ITCH, -9 for DBN).
+        price_exponent: i8,
     },
     /// The shard stopped publishing this symbol and freed its book.
     SymbolRemoved {

@@ -13,6 +13,10 @@ use crate::book::lookahead::{DEPTH, LEVELS_AT, LISTS_AT, later_steps};
 use crate::book::{Books, Op};
 use crate::feed::itch;
 
+/// The kind of a record its source decoded (DBN): counted by its source's action when it
+/// arrived, never as an ITCH type (no ITCH message starts with this byte and parses).
+pub const DECODED: u8 = 0xFF;
+
 /// One held message.
 #[derive(Clone, Copy, Debug)]
 pub struct Slot {
@@ -22,7 +26,7 @@ pub struct Slot {
     pub ingest_ns: u64,
     /// Its stock locate (0 if it did not parse).
     pub locate: u16,
-    /// Its type byte (0 for an empty message).
+    /// Its ITCH type byte (0 for an empty message), or [`DECODED`].
     pub kind: u8,
     /// Its stock locate is one the books keep: its records are worth loading.
     tracked: bool,
@@ -73,13 +77,40 @@ impl Held {
             ..Slot::EMPTY
         };
         if let Ok(message) = itch::parse(bytes) {
-            let op = Op::of(&message);
+            slot.op = Some(Op::of(&message));
             slot.locate = message.header().stock_locate;
+        }
+        self.hold(slot, books, wanted);
+    }
+
+    /// Holds back a record its source decoded itself (DBN), for the book of `locate`, as
+    /// [`Held::push`] does a message. Its kind is [`DECODED`].
+    #[inline]
+    pub fn push_decoded(
+        &mut self,
+        op: Op,
+        locate: u16,
+        ingest_ns: u64,
+        books: &Books<'_>,
+        wanted: impl Fn(u16) -> bool,
+    ) {
+        let slot = Slot {
+            op: Some(op),
+            ingest_ns,
+            locate,
+            kind: DECODED,
+            tracked: false,
+        };
+        self.hold(slot, books, wanted);
+    }
+
+    #[inline(always)]
+    fn hold(&mut self, mut slot: Slot, books: &Books<'_>, wanted: impl Fn(u16) -> bool) {
+        if let Some(op) = &slot.op {
             slot.tracked = wanted(slot.locate);
             if slot.tracked {
-                books.prefetch(&op);
+                books.prefetch(op);
             }
-            slot.op = Some(op);
         }
         later_steps(books, self.pushed_ago(LEVELS_AT), self.pushed_ago(LISTS_AT));
         if self.len == DEPTH {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::command::{Ack, Applied, Command, CommandError};
 use super::event::{Event, LevelUpdate, ResyncReason};
-use super::held::{Held, Slot};
+use super::held::{DECODED, Held, Slot};
 use super::idle::{IdleStrategy, Idler};
 use super::staged::Staged;
 use super::stats::{Counter, ShardStats};
@@ -235,6 +235,8 @@ impl<'a> Shard<'a> {
         // own ingest time in its events; the loop's ingest-to-publish sample starts at that
         // poll, so it under-reports such a message by one poll.)
         let mut held = Held::new();
+        // a grouped source's poll ends a group: all of it is applied before it is published
+        let grouped = source.grouped();
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
             let mut work = self.flush(started);
@@ -254,7 +256,7 @@ impl<'a> Shard<'a> {
                 // once, so the held messages stay in the pipeline (draining it at every poll
                 // left the last `DEPTH` messages of each batch without their later prefetch
                 // steps). Otherwise they are handled now, before the loop idles.
-                if !matches!(polled, Polled::Events(n) if n >= batch) {
+                if grouped || !matches!(polled, Polled::Events(n) if n >= batch) {
                     self.drain_held(&mut held);
                 }
                 self.publish_staged();
@@ -364,7 +366,7 @@ impl<'a> Shard<'a> {
                 Event::Level(LevelUpdate {
                     locate,
                     side,
-                    price: crate::book::books::itch_price(level.price),
+                    price: level.price,
                     shares: level.shares,
                     orders: level.orders,
                     seq,
@@ -516,10 +518,17 @@ impl<'a> Shard<'a> {
         state.active = true;
         state.seq += 1;
         let seq = state.seq;
+        let price_exponent = self
+            .books
+            .view(locate)
+            .map_or(crate::feed::itch::PRICE_EXPONENT, |book| {
+                book.price_exponent()
+            });
         self.push_event(Event::SymbolAdded {
             locate,
             symbol,
             seq,
+            price_exponent,
         });
         self.mark_dirty(locate, ResyncReason::Added);
     }
@@ -571,9 +580,24 @@ impl<'a> Shard<'a> {
             held.push(bytes, ingest_ns, &self.books, tracked);
             return;
         }
+        if let FeedEvent::Decoded { op, locate, action } = event {
+            if let Some(counter) = record_counter(action) {
+                self.stats.add(counter, 1);
+            }
+            if held.is_full() {
+                if let Some(oldest) = held.front() {
+                    self.on_message(oldest);
+                }
+                held.pop_front();
+            }
+            let symbols = &self.symbols;
+            let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
+            held.push_decoded(op, locate, ingest_ns, &self.books, tracked);
+            return;
+        }
         self.drain_held(held);
         match event {
-            FeedEvent::Message(_) => {}
+            FeedEvent::Message(_) | FeedEvent::Decoded { .. } => {}
             FeedEvent::Gap { first, count } => {
                 self.stats.add(Counter::Gaps, 1);
                 self.stats.add(Counter::MessagesLost, count);
@@ -601,7 +625,9 @@ impl<'a> Shard<'a> {
             self.stats.add(Counter::ParseErrors, 1);
             return;
         }
-        self.stats.count_message(slot.kind);
+        if slot.kind != DECODED {
+            self.stats.count_message(slot.kind);
+        }
         // read in place, not copied (see `Held::front`)
         let Some(op) = &slot.op else {
             self.stats.add(Counter::ParseErrors, 1);
@@ -626,6 +652,14 @@ impl<'a> Shard<'a> {
             return;
         }
         self.day_clean = false;
+        if let Op::Clear { .. } = op {
+            // the feed rebuilds the book from here: it is sent whole once the group that
+            // cleared it is published (a DBN source ends a poll only at a group's end)
+            self.publish_staged();
+            self.books.apply_op(op, &mut |_| {});
+            self.mark_dirty(locate, ResyncReason::Cleared);
+            return;
+        }
         let Self {
             books,
             symbols,
@@ -780,5 +814,24 @@ const fn rejection_counter(why: Rejection) -> Counter {
         Rejection::ForeignSession => Counter::ForeignSession,
         Rejection::ImplausibleSequence => Counter::ImplausibleSequence,
         Rejection::FramingLost => Counter::FramingLost,
+        Rejection::UndefinedPrice => Counter::UndefinedPrice,
+        Rejection::NoSide => Counter::NoSide,
+        Rejection::UnsupportedRecord => Counter::UnsupportedRecord,
+        Rejection::UnknownInstrument => Counter::UnknownInstrument,
     }
+}
+
+/// The counter of a DBN record's action byte; none for 0 (an op its source made itself).
+const fn record_counter(action: u8) -> Option<Counter> {
+    Some(match action {
+        0 => return None,
+        b'A' => Counter::RecordsAdd,
+        b'C' => Counter::RecordsCancel,
+        b'M' => Counter::RecordsModify,
+        b'R' => Counter::RecordsClear,
+        b'T' => Counter::RecordsTrade,
+        b'F' => Counter::RecordsFill,
+        b'N' => Counter::RecordsNone,
+        _ => Counter::RecordsOther,
+    })
 }

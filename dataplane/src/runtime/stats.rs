@@ -493,6 +493,9 @@ mod tests {
             orders_full: 13,
             levels_full: 14,
             symbols_full: 15,
+            modifies: 16,
+            modify_unknown: 17,
+            clears: 18,
         };
         stats.publish_book(&book);
         let s = stats.snapshot();
@@ -504,9 +507,10 @@ mod tests {
                 s.crossings,
                 s.orders_full,
                 s.levels_full,
-                s.symbols_full
+                s.symbols_full,
+                s.modify_unknown
             ],
-            [9, 10, 11, 12, 13, 14, 15]
+            [9, 10, 11, 12, 13, 14, 15, 17]
         );
         // Totals are stored, not added.
         book.unknown_refs = 20;

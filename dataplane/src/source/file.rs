@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::pacer::Pacer;
+use super::pacer::TimestampPace;
 use super::{FeedEvent, FeedSource, Polled, Rejection};
 use crate::feed::binaryfile::{
     BinaryFile, FrameError, Frames, OpenError, Resync, find_framing, framing_lost_at,
@@ -54,44 +55,6 @@ pub enum FileSourceError {
         /// The speed given.
         speed: f64,
     },
-}
-
-/// Pacing by the file's own timestamps.
-#[derive(Debug, Clone, Copy)]
-struct TimestampPace {
-    speed: f64,
-    /// The clock when the first message was released.
-    start_ns: Option<u64>,
-    /// The first timestamp of the current pass.
-    first_ts: Option<u64>,
-    /// Recorded nanoseconds of the passes before this one, so a loop continues smoothly.
-    base_ns: u64,
-    /// The largest `ts - first_ts` of this pass.
-    pass_span_ns: u64,
-    /// The clock time the frame at the offset is due; an idle poll compares with it alone.
-    waiting_until: u64,
-}
-
-impl TimestampPace {
-    /// When a message stamped `ts` is due on the local clock (`now` starts the replay).
-    fn due_ns(&mut self, ts: Option<u64>, now: u64) -> u64 {
-        let start = *self.start_ns.get_or_insert(now);
-        // A message too short to carry a timestamp goes with the one before it.
-        let ts = ts.or(self.first_ts.map(|first| first + self.pass_span_ns));
-        let Some(ts) = ts else { return start };
-        let first = *self.first_ts.get_or_insert(ts);
-        let since_first = ts.saturating_sub(first);
-        self.pass_span_ns = self.pass_span_ns.max(since_first);
-        let recorded = self.base_ns.saturating_add(since_first);
-        start.saturating_add((recorded as f64 / self.speed) as u64)
-    }
-
-    /// A new pass begins where the last one ended.
-    fn restart(&mut self) {
-        self.base_ns = self.base_ns.saturating_add(self.pass_span_ns);
-        self.first_ts = None;
-        self.pass_span_ns = 0;
-    }
 }
 
 #[derive(Debug)]

@@ -1,5 +1,8 @@
 //! Feed sources: where a shard's ITCH messages come from, behind one trait.
 //!
+//! - [`dbn::DbnSource`]: Databento DBN market-by-order files (plain or zstd), played in order
+//!   as one session, as fast as possible or paced by their `ts_event`; records come decoded
+//!   ([`FeedEvent::Decoded`]), a group of records (`F_LAST`) never split across polls.
 //! - [`file::FileSource`]: a NASDAQ BinaryFILE, as fast as possible or paced (messages per
 //!   second, or the file's own timestamps scaled), optionally looping.
 //! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, judged by a
@@ -20,6 +23,7 @@
 //! messages of the stock locates it owns (every ITCH message carries its locate in the
 //! header). See `runtime` for why.
 
+pub mod dbn;
 pub mod file;
 pub mod memory;
 pub mod mold_receiver;
@@ -27,11 +31,25 @@ pub mod pacer;
 pub mod simulator;
 pub mod udp;
 
+use crate::book::Op;
+
 /// What a source hands its shard, in feed order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedEvent<'a> {
     /// One ITCH 5.0 message, unframed (the type byte first).
     Message(&'a [u8]),
+    /// One record the source decoded itself (a DBN MBO record), as the op it asks of the book
+    /// of `locate`. `action` is the record's action byte (`A`, `C`, `M`, `R`, `T`, `F`, `N`),
+    /// counted by the shard, or 0 for an op the source made itself (a directory entry from the
+    /// file's symbology, the clear that starts a snapshot), not counted.
+    Decoded {
+        /// What the record asks of the books.
+        op: Op,
+        /// The book it is for.
+        locate: u16,
+        /// The record's action byte.
+        action: u8,
+    },
     /// Messages were lost upstream: `count` messages from sequence `first` (MoldUDP64) or an
     /// unreadable stretch of a file (`first` and `count` 0: unknown). Every book the shard
     /// keeps is stale from here on.
@@ -77,6 +95,16 @@ pub enum Rejection {
     /// A file's framing was lost (a frame longer than any ITCH message, or a run of
     /// unparseable frames); the source skipped ahead to where framing is sound again.
     FramingLost,
+    /// A DBN record that would rest or move an order at the undefined price (`UNDEF_PRICE`).
+    UndefinedPrice,
+    /// A DBN add or modify with side `N`: no book side can hold it.
+    NoSide,
+    /// A DBN record pinbook does not apply: not MBO, a top-of-book or price-level record
+    /// (`F_TOB`, `F_MBP`), or an unknown action.
+    UnsupportedRecord,
+    /// A DBN record for an instrument the file's symbology does not name, or beyond the
+    /// configured symbol capacity.
+    UnknownInstrument,
 }
 
 /// The result of one poll.
@@ -97,6 +125,13 @@ pub trait FeedSource: Send {
     /// [`crate::clock::now_ns`] for this poll (the shard reads the clock once per loop
     /// iteration); paced sources release what is due by then.
     fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled;
+
+    /// True when every poll ends at the end of a group of records (DBN `F_LAST`) whose book
+    /// changes must be published together: the shard then applies every record of a poll
+    /// before it publishes, instead of holding the last few over to the next poll.
+    fn grouped(&self) -> bool {
+        false
+    }
 
     /// One line for the startup log ("file /data/day.itch at 1000000 msg/s, looping").
     fn describe(&self) -> String;

@@ -535,6 +535,7 @@ mod tests {
             FeedEvent::EndOfSession => Ev::End,
             FeedEvent::Restart => Ev::Restart,
             FeedEvent::Rejected(why) => Ev::Rejected(why),
+            FeedEvent::Decoded { .. } => unreachable!("MoldUDP64 carries ITCH bytes"),
         }
     }
 

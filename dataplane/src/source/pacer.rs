@@ -217,3 +217,42 @@ mod tests {
         assert_eq!(slow.allowance(u64::MAX, 10), 0);
     }
 }
+
+/// Pacing by a file's own timestamps (ITCH BinaryFILE, DBN): a message stamped `ts` is due once
+/// `now - start >= (ts - first_ts) / speed`, passes of a looping file following each other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TimestampPace {
+    pub(crate) speed: f64,
+    /// The clock when the first message was released.
+    pub(crate) start_ns: Option<u64>,
+    /// The first timestamp of the current pass.
+    pub(crate) first_ts: Option<u64>,
+    /// Recorded nanoseconds of the passes before this one, so a loop continues smoothly.
+    pub(crate) base_ns: u64,
+    /// The largest `ts - first_ts` of this pass.
+    pub(crate) pass_span_ns: u64,
+    /// The clock time the frame at the offset is due; an idle poll compares with it alone.
+    pub(crate) waiting_until: u64,
+}
+
+impl TimestampPace {
+    /// When a message stamped `ts` is due on the local clock (`now` starts the replay).
+    pub(crate) fn due_ns(&mut self, ts: Option<u64>, now: u64) -> u64 {
+        let start = *self.start_ns.get_or_insert(now);
+        // A message too short to carry a timestamp goes with the one before it.
+        let ts = ts.or(self.first_ts.map(|first| first + self.pass_span_ns));
+        let Some(ts) = ts else { return start };
+        let first = *self.first_ts.get_or_insert(ts);
+        let since_first = ts.saturating_sub(first);
+        self.pass_span_ns = self.pass_span_ns.max(since_first);
+        let recorded = self.base_ns.saturating_add(since_first);
+        start.saturating_add((recorded as f64 / self.speed) as u64)
+    }
+
+    /// A new pass begins where the last one ended.
+    pub(crate) fn restart(&mut self) {
+        self.base_ns = self.base_ns.saturating_add(self.pass_span_ns);
+        self.first_ts = None;
+        self.pass_span_ns = 0;
+    }
+}

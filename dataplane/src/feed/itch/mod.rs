@@ -257,6 +257,9 @@ pub fn alpha_str(field: &[u8]) -> Result<&str, &[u8]> {
 /// The longest ITCH 5.0 message (NOII, `I`, 50 bytes): a frame longer than this holds none.
 pub const MAX_MESSAGE_LEN: usize = Noii::LEN;
 
+/// ITCH prices are integers with 4 implied decimals: price × 10^-4 dollars.
+pub const PRICE_EXPONENT: i8 = -4;
+
 /// True if `frame` has a type byte ITCH 5.0 defines and that type's exact length: what every
 /// frame of a soundly framed stream holds. (Field values are not checked; see [`parse`].)
 #[inline]
