@@ -414,7 +414,7 @@ mod tests {
         let msg = toml::from_str::<Config>("feed = \"ftp:x\"\n")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("use sim, file:PATH or udp:ADDR"), "{msg}");
+        assert!(msg.contains("use sim, file:PATH (ITCH), dbn:PATH"), "{msg}");
         let msg = toml::from_str::<Config>("idle = \"nap\"\n")
             .unwrap_err()
             .to_string();

@@ -1,4 +1,5 @@
-//! `pinbook gen`: write a deterministic synthetic ITCH 5.0 BinaryFILE.
+//! `pinbook gen`: write a deterministic synthetic ITCH 5.0 BinaryFILE, or the same stream as
+//! a Databento DBN MBO file.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -6,14 +7,25 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use dataplane::book::Op;
 use dataplane::feed::binaryfile::write_frame;
+use dataplane::feed::dbn::write::{self as dbn_write, FromItch, START_NS};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
+use dataplane::feed::itch;
+use dbn::encode::{DbnEncodable, EncodeRecord};
 
 /// Arguments of `pinbook gen`.
 #[derive(clap::Args, Debug)]
 pub struct GenArgs {
-    /// The file to write (NASDAQ BinaryFILE: u16 length, message, repeated).
+    /// The file to write: a NASDAQ BinaryFILE (u16 length, message, repeated), or with
+    /// `--format dbn` a DBN MBO file (zstd-compressed when the name ends in `.zst`).
     pub out: PathBuf,
+    /// `itch`, or `dbn`: the same stream restated as the MBO records Databento would send for
+    /// it (each ITCH message one group; instrument ids are the stock locates; prices × 10^5,
+    /// from ITCH's 1e-4 to DBN's 1e-9; executions as trade, fill and cancel; some partial
+    /// cancels as modifies). Both build the same books.
+    #[arg(long, value_enum, default_value_t = GenFormat::Itch)]
+    pub format: GenFormat,
     /// Total messages, the opening directory and the three closing system events included.
     #[arg(long, short = 'n', default_value_t = 1_000_000)]
     pub messages: u64,
@@ -29,6 +41,15 @@ pub struct GenArgs {
     /// executions and replaces picking uniformly among live orders, prices over ±5 % of the mid.
     #[arg(long, value_enum, default_value_t = GenProfile::Touch)]
     pub profile: GenProfile,
+}
+
+/// `--format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenFormat {
+    /// NASDAQ ITCH 5.0 BinaryFILE.
+    Itch,
+    /// Databento DBN, MBO schema.
+    Dbn,
 }
 
 /// `--profile`: see [`Profile`].
@@ -63,7 +84,7 @@ pub fn run(args: &GenArgs) -> Result<()> {
     }
     let file =
         File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let out = BufWriter::with_capacity(1 << 20, file);
     let mut generator = Generator::with_profile(
         GeneratorConfig {
             symbols: args.symbols,
@@ -72,24 +93,21 @@ pub fn run(args: &GenArgs) -> Result<()> {
         args.profile.into(),
     );
     let started = Instant::now();
-    let mut message = Vec::with_capacity(64);
-    let mut bytes = 0u64;
-    for _ in 0..args.messages - 3 {
-        message.clear();
-        generator.next_into(&mut message);
-        write_frame(&mut out, &message)?;
-        bytes += 2 + message.len() as u64;
-    }
-    for event in generator.closing() {
-        write_frame(&mut out, &event)?;
-        bytes += 2 + event.len() as u64;
-    }
-    out.flush()
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let what = match args.format {
+        GenFormat::Itch => {
+            write_itch(out, &mut generator, args.messages)?;
+            "ITCH".to_owned()
+        }
+        GenFormat::Dbn => {
+            let records = write_dbn(out, &mut generator, args)?;
+            format!("DBN MBO, {records} records")
+        }
+    };
+    let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     let elapsed = started.elapsed();
     let names: Vec<&str> = generator.symbol_names().take(8).collect();
     eprintln!(
-        "wrote {} messages ({:.1} MiB, profile {:?}) for {} symbols to {} in {:.2?} ({:.1} M msg/s); symbols: {}{}",
+        "wrote {} messages ({what}, {:.1} MiB, profile {:?}) for {} symbols to {} in {:.2?} ({:.1} M msg/s); symbols: {}{}",
         args.messages,
         bytes as f64 / (1 << 20) as f64,
         args.profile,
@@ -105,4 +123,77 @@ pub fn run(args: &GenArgs) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// Writes `messages` ITCH messages as a BinaryFILE.
+fn write_itch(mut out: impl Write, generator: &mut Generator, messages: u64) -> Result<()> {
+    let mut message = Vec::with_capacity(64);
+    for _ in 0..messages - 3 {
+        message.clear();
+        generator.next_into(&mut message);
+        write_frame(&mut out, &message)?;
+    }
+    for event in generator.closing() {
+        write_frame(&mut out, &event)?;
+    }
+    out.flush().context("cannot write the file")?;
+    Ok(())
+}
+
+/// Writes the records of `args.messages` ITCH messages as a DBN MBO file (see
+/// [`FromItch`]); returns the records written.
+fn write_dbn(out: impl Write, generator: &mut Generator, args: &GenArgs) -> Result<u64> {
+    let symbols: Vec<(String, u32)> = generator
+        .symbol_names()
+        .zip(1u32..)
+        .map(|(name, id)| (name.to_owned(), id))
+        .collect();
+    let metadata = dbn_write::metadata("PINBOOK.GEN", &symbols, START_NS);
+    let zstd = args.out.extension().is_some_and(|e| e == "zst");
+    if zstd {
+        let mut encoder = dbn::encode::dbn::Encoder::with_zstd(out, &metadata)?;
+        let records = encode_stream(&mut encoder, generator, args.messages)?;
+        encoder.flush().context("cannot write the file")?;
+        Ok(records)
+    } else {
+        let mut encoder = dbn::encode::dbn::Encoder::new(out, &metadata)?;
+        let records = encode_stream(&mut encoder, generator, args.messages)?;
+        encoder.flush().context("cannot write the file")?;
+        Ok(records)
+    }
+}
+
+fn encode_stream(
+    encoder: &mut impl EncodeRecord,
+    generator: &mut Generator,
+    messages: u64,
+) -> Result<u64> {
+    let mut from_itch = FromItch::new();
+    let mut message = Vec::with_capacity(64);
+    let mut group = Vec::with_capacity(4);
+    let mut records = 0u64;
+    for _ in 0..messages - 3 {
+        message.clear();
+        generator.next_into(&mut message);
+        let parsed = itch::parse(&message).context("the generator wrote a bad message")?;
+        let header = parsed.header();
+        group.clear();
+        from_itch.records(
+            header.stock_locate,
+            &Op::of(&parsed),
+            header.timestamp,
+            &mut group,
+        );
+        for mbo in &group {
+            encode(encoder, &mbo.record())?;
+            records += 1;
+        }
+    }
+    Ok(records)
+}
+
+fn encode(encoder: &mut impl EncodeRecord, record: &impl DbnEncodable) -> Result<()> {
+    encoder
+        .encode_record(record)
+        .context("cannot encode a DBN record")
 }

@@ -26,8 +26,10 @@ pub struct ServeArgs {
     /// Where the Prometheus metrics endpoint listens.
     #[arg(long, value_name = "IP:PORT", env = "PINBOOK_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// The feed: sim, file:PATH or udp:IP:PORT[@SOURCE_IP[:PORT]] (datagrams from any other
-    /// sender than SOURCE are rejected).
+    /// The feed: sim, file:PATH (ITCH BinaryFILE), dbn:PATH[,PATH…] (Databento DBN MBO files,
+    /// played in order as one session) or udp:IP:PORT[@SOURCE_IP[:PORT]] (datagrams from any
+    /// other sender than SOURCE are rejected). --file-rate, --file-timestamps and --loop pace
+    /// both file kinds.
     #[arg(long, value_name = "FEED", env = "PINBOOK_FEED", value_parser = parse_feed)]
     pub feed: Option<FeedSpec>,
     /// Symbols to publish from the start, comma-separated; an empty list publishes all.
@@ -63,9 +65,13 @@ pub struct ServeArgs {
     /// Simulator: number of symbols (1 to 65535).
     #[arg(long, value_name = "N", env = "PINBOOK_SIM_SYMBOLS")]
     pub sim_symbols: Option<u32>,
-    /// File feed: messages per second (0 = as fast as possible).
+    /// File feeds: messages (DBN: records) per second (0 = as fast as possible).
     #[arg(long, value_name = "MSGS", env = "PINBOOK_FILE_RATE")]
     pub file_rate: Option<u64>,
+    /// File feeds: pace by the file's own timestamps (ITCH: its timestamps; DBN: `ts_event`),
+    /// this many times faster than recorded (1 = real time, 0 = off); `[file] timestamps_speed`.
+    #[arg(long, value_name = "X", env = "PINBOOK_SPEED")]
+    pub speed: Option<f64>,
     /// File feed: start over at the end (`--loop`, or `--loop=false` to override the file).
     #[arg(
         long = "loop",
@@ -176,6 +182,9 @@ pub fn load_with(
     }
     if let Some(v) = a.sim_symbols {
         config.simulator.symbols = v;
+    }
+    if let Some(v) = a.speed {
+        config.file.timestamps_speed = v;
     }
     if let Some(v) = a.file_rate {
         config.file.rate = v;
@@ -329,7 +338,7 @@ data = [1]
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("use sim, file:PATH or udp:ADDR[@SOURCE]"),
+            err.contains("use sim, file:PATH (ITCH), dbn:PATH[,PATH…] (Databento MBO) or udp:ADDR"),
             "{err}"
         );
         let err = Cli::try_parse_from(["x", "--idle", "nap"])

@@ -193,14 +193,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_kinds_list_the_three_forms() {
+    fn unknown_kinds_list_the_four_forms() {
         for bad in ["", "simulator", "SIM", "tcp:1.2.3.4:5", "/data/day.itch"] {
             let msg = bad.parse::<FeedSpec>().unwrap_err().to_string();
             assert_eq!(
                 msg,
                 format!(
-                    "unknown feed {bad:?}: use sim, file:PATH or udp:ADDR[@SOURCE] (e.g. \
-                     udp:239.1.1.1:26400@10.0.0.5)"
+                    "unknown feed {bad:?}: use sim, file:PATH (ITCH), dbn:PATH[,PATH…] \
+                     (Databento MBO) or udp:ADDR[@SOURCE] (e.g. udp:239.1.1.1:26400@10.0.0.5)"
                 )
             );
         }

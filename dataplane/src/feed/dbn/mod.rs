@@ -28,6 +28,8 @@
 //! it never ends a poll inside a group, so the books' changes of one event are published
 //! together.
 
+pub mod write;
+
 use std::collections::HashMap;
 
 use dbn::{MboMsg, Metadata, SType, UNDEF_PRICE};
