@@ -298,9 +298,17 @@ impl StatsSnapshot {
             .unwrap_or(self.messages_other)
     }
 
-    /// Messages of every type.
+    /// Feed messages of every type: ITCH messages and DBN records alike.
     pub fn messages(&self) -> u64 {
-        self.messages_by_type.iter().sum::<u64>() + self.messages_other
+        let records = self.records_add
+            + self.records_cancel
+            + self.records_modify
+            + self.records_clear
+            + self.records_trade
+            + self.records_fill
+            + self.records_none
+            + self.records_other;
+        self.messages_by_type.iter().sum::<u64>() + self.messages_other + records
     }
 
     /// The share of loop iterations that did work (see [`busy_ratio`]).

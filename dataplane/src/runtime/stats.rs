@@ -424,6 +424,18 @@ mod tests {
             s.foreign_session,
             s.implausible_sequence,
             s.framing_lost,
+            s.undefined_price,
+            s.no_side,
+            s.unsupported_record,
+            s.unknown_instrument,
+            s.records_add,
+            s.records_cancel,
+            s.records_modify,
+            s.records_clear,
+            s.records_trade,
+            s.records_fill,
+            s.records_none,
+            s.records_other,
         ];
         let want: Vec<u64> = (0..Counter::COUNT as u64).map(|i| 1100 + i).collect();
         assert_eq!(got.to_vec(), want);
@@ -448,6 +460,18 @@ mod tests {
             implausible_sequence: s.implausible_sequence,
             framing_lost: s.framing_lost,
             commands: s.commands,
+            undefined_price: s.undefined_price,
+            no_side: s.no_side,
+            unsupported_record: s.unsupported_record,
+            unknown_instrument: s.unknown_instrument,
+            records_add: s.records_add,
+            records_cancel: s.records_cancel,
+            records_modify: s.records_modify,
+            records_clear: s.records_clear,
+            records_trade: s.records_trade,
+            records_fill: s.records_fill,
+            records_none: s.records_none,
+            records_other: s.records_other,
             ..StatsSnapshot::default()
         };
         assert_eq!(s, untouched);
