@@ -497,3 +497,165 @@ fn a_generated_stream_builds_the_same_books_as_itch_and_as_dbn() {
     assert!(compared > 100, "the books have levels: {compared}");
     assert!(rejections(&r).is_empty());
 }
+
+/// Hostile and clumsy input: arbitrary records against a plain model of what the books must
+/// hold, and damaged files, which must never panic the source.
+mod hostile {
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The books as the documented semantics say, by the simplest means: orders by id
+    /// (references are global, as in the books), each with its instrument.
+    #[derive(Default)]
+    struct Model {
+        /// id → (instrument, side, price, size).
+        orders: HashMap<u64, (u32, u8, i64, u32)>,
+        in_snapshot: HashMap<u32, bool>,
+    }
+
+    impl Model {
+        fn apply(&mut self, m: &Mbo) {
+            let flags = m.flags;
+            if flags & (TOB | MBP) != 0 || ![ES, NQ].contains(&m.instrument) {
+                return;
+            }
+            let snapshot = flags & SNAPSHOT != 0;
+            let was = self
+                .in_snapshot
+                .insert(m.instrument, snapshot)
+                .unwrap_or(false);
+            if snapshot && !was && m.action != b'R' {
+                self.orders.retain(|_, o| o.0 != m.instrument);
+            }
+            let sided = matches!(m.side, b'B' | b'A') && m.price != UNDEF_PRICE;
+            match m.action {
+                b'A' if sided && m.size > 0 => {
+                    self.orders.entry(m.order_id).or_insert((
+                        m.instrument,
+                        m.side,
+                        m.price,
+                        m.size,
+                    ));
+                }
+                b'C' => {
+                    if let Some(o) = self.orders.get_mut(&m.order_id) {
+                        o.3 = o.3.saturating_sub(m.size);
+                        if o.3 == 0 {
+                            self.orders.remove(&m.order_id);
+                        }
+                    }
+                }
+                b'M' if sided => match self.orders.get_mut(&m.order_id) {
+                    Some(_) if m.size == 0 => {
+                        self.orders.remove(&m.order_id);
+                    }
+                    Some(o) => {
+                        o.2 = m.price;
+                        o.3 = m.size;
+                    }
+                    None if m.size > 0 => {
+                        self.orders
+                            .insert(m.order_id, (m.instrument, m.side, m.price, m.size));
+                    }
+                    None => {}
+                },
+                b'R' => self.orders.retain(|_, o| o.0 != m.instrument),
+                _ => {}
+            }
+        }
+
+        fn levels(&self, instrument: u32, side: u8) -> Vec<(i64, u64, u32)> {
+            let mut book: BTreeMap<i64, (u64, u32)> = BTreeMap::new();
+            for &(i, s, price, size) in self.orders.values() {
+                if i == instrument && s == side {
+                    let l = book.entry(price).or_default();
+                    l.0 += u64::from(size);
+                    l.1 += 1;
+                }
+            }
+            let rows = book.into_iter().map(|(p, (s, o))| (p, s, o));
+            if side == b'B' {
+                rows.rev().collect()
+            } else {
+                rows.collect()
+            }
+        }
+    }
+
+    fn record() -> impl Strategy<Value = Mbo> {
+        (
+            prop::sample::select(b"ACMRTFNZ".to_vec()),
+            prop::sample::select(b"BAN".to_vec()),
+            0u64..24,
+            prop_oneof![8 => (-6i64..6).prop_map(|t| P + t * TICK), 1 => Just(UNDEF_PRICE), 1 => (-6i64..6).prop_map(|t| t * TICK)],
+            prop_oneof![1 => Just(0u32), 8 => 1u32..6, 1 => Just(u32::MAX)],
+            prop::sample::select(vec![0u8, LAST, LAST, LAST, SNAPSHOT, SNAPSHOT | LAST, TOB | LAST, MBP]),
+            prop::sample::select(vec![ES, ES, NQ, 999]),
+        )
+            .prop_map(|(action, side, order_id, price, size, flags, instrument)| Mbo {
+                instrument,
+                action,
+                side,
+                order_id,
+                price,
+                size,
+                flags,
+                ts: START_NS,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_records_leave_the_books_as_the_model_says(
+            records in prop::collection::vec(record(), 0..300)
+        ) {
+            let mut model = Model::default();
+            for r in &records {
+                model.apply(r);
+            }
+            let r = replay(&records);
+            for (name, id) in [("ESH4", ES), ("NQH4", NQ)] {
+                let locate = r.books.locate_of(name).unwrap();
+                let view = r.books.view(locate).unwrap();
+                for (side, byte) in [(Side::Buy, b'B'), (Side::Sell, b'A')] {
+                    let got: Vec<(i64, u64, u32)> =
+                        view.side(side).map(|l| (l.price, l.shares, l.orders)).collect();
+                    prop_assert_eq!(got, model.levels(id, byte), "{} {:?}", name, side);
+                }
+            }
+        }
+
+        #[test]
+        fn damaged_files_never_panic_the_source(
+            at in 0usize..4096,
+            junk in prop::collection::vec(any::<u8>(), 1..64),
+            cut in prop::option::of(0usize..4096),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("d.dbn");
+            let records: Vec<Mbo> = (1..60).map(|id| mbo(b'A', b'B', id, P - TICK * (id as i64 % 7), 1)).collect();
+            write(&path, &symbols(), &records);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = at % bytes.len();
+            let end = (at + junk.len()).min(bytes.len());
+            bytes[at..end].copy_from_slice(&junk[..end - at]);
+            if let Some(cut) = cut {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let options = FileOptions { pace: Pace::Unpaced, looping: false };
+            if let Ok(mut source) = DbnSource::open(std::slice::from_ref(&path), options, 16) {
+                let mut polls = 0;
+                while source.poll(0, 64, &mut |_| {}) != Polled::Ended {
+                    polls += 1;
+                    prop_assert!(polls < 10_000, "the source ends");
+                }
+            }
+        }
+    }
+}

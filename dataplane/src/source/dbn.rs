@@ -16,7 +16,10 @@
 //! second, or the records' own `ts_event` scaled; a group waits as a whole.
 //!
 //! **Errors.** A file that cannot be opened, is not DBN, or is not of the MBO schema is refused
-//! when the source is built, naming the file. A record the crate cannot decode ends that file
+//! when the source is built, naming the file. The stream reaches the crate through a
+//! [`FramingGuard`], which ends it at a damaged length that would misalign the records after
+//! it (the crate reads records in place and trusts their framing). A record the crate cannot
+//! decode, or the end the guard puts to a damaged file, ends that file
 //! with [`FeedEvent::Malformed`] and a [`FeedEvent::Gap`] of unknown size (the books are
 //! flagged stale); the next file follows. Records of other schemas are refused
 //! ([`Rejection::UnsupportedRecord`]).
@@ -29,18 +32,20 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use dbn::decode::{DbnMetadata, DecodeRecordRef, DynDecoder};
+use dbn::decode::{DbnMetadata, DecodeRecordRef, DynReader};
 use dbn::{MboMsg, Metadata, Schema, VersionUpgradePolicy};
 
 use super::file::{FileOptions, Pace};
 use super::pacer::{Pacer, TimestampPace};
 use super::{FeedEvent, FeedSource, Polled, Rejection};
 use crate::feed::dbn::Translator;
+use crate::feed::dbn::framing::FramingGuard;
 
 /// The most records a poll hands over past its `max` to finish a group.
 pub const MAX_GROUP: usize = 1 << 20;
 
-type Decoder = DynDecoder<'static, BufReader<File>>;
+/// The crate's decoder over the file, decompressed, through the framing guard.
+type Decoder = dbn::decode::dbn::Decoder<FramingGuard<DynReader<'static, BufReader<File>>>>;
 
 /// Why a [`DbnSource`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +111,18 @@ impl std::fmt::Debug for DbnSource {
     }
 }
 
-/// Opens `path` and checks it is a DBN MBO file.
+/// Opens `path` (plain or zstd) and checks it is a DBN MBO file.
 fn open(path: &Path) -> Result<Decoder, DbnSourceError> {
-    let decoder = DynDecoder::from_file(path, VersionUpgradePolicy::UpgradeToV3).map_err(|e| {
-        DbnSourceError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
+    let refused = |e: dbn::Error| DbnSourceError::Open {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let reader = DynReader::from_file(path).map_err(refused)?;
+    let decoder = dbn::decode::dbn::Decoder::with_upgrade_policy(
+        FramingGuard::new(reader),
+        VersionUpgradePolicy::UpgradeToV3,
+    )
+    .map_err(refused)?;
     let schema = decoder.metadata().schema;
     if schema != Some(Schema::Mbo) {
         return Err(DbnSourceError::Schema {

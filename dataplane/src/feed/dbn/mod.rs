@@ -28,6 +28,7 @@
 //! it never ends a poll inside a group, so the books' changes of one event are published
 //! together.
 
+pub mod framing;
 pub mod write;
 
 use std::collections::HashMap;
