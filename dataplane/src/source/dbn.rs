@@ -242,14 +242,35 @@ impl DbnSource {
                     );
                 }
             }
-            match decoder.decode_record_ref() {
-                Ok(Some(record)) => match record.get::<MboMsg>() {
+            let decoded = decoder.decode_record_ref();
+            // an MBO record too short to hold one: the crate's `get` would panic on it
+            let short = |record: &dbn::RecordRef<'_>| {
+                let header = record.header();
+                header.rtype == dbn::rtype::MBO
+                    && header.record_size() < std::mem::size_of::<MboMsg>()
+            };
+            match decoded {
+                Ok(Some(record)) if !short(&record) => match record.get::<MboMsg>() {
                     Some(mbo) => return Some(*mbo),
                     None => {
                         sink(FeedEvent::Rejected(Rejection::UnsupportedRecord));
                         *events += 1;
                     }
                 },
+                Ok(Some(_)) => {
+                    tracing::warn!(
+                        "{}: an MBO record shorter than one (a damaged file); going on with the \
+                         next file",
+                        path.display()
+                    );
+                    sink(FeedEvent::Malformed {
+                        what: "short DBN record",
+                    });
+                    sink(FeedEvent::Gap { first: 0, count: 0 });
+                    *events += 2;
+                    self.decoder = None;
+                    self.file += 1;
+                }
                 Ok(None) => {
                     self.decoder = None;
                     self.file += 1;
