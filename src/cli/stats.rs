@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use controlplane::pb::{self, admin_service_client::AdminServiceClient};
+use dataplane::runtime::counters::{COUNTERS, Family, family};
 use serde_json::json;
 
 use super::client::{self, AdminArgs};
@@ -71,6 +72,24 @@ fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
+/// Every counter of `family` as `VALUE LABEL`, in the table's order (so a reason added to the
+/// table shows here without a line of its own).
+fn labelled(s: &pb::ShardStats, family: &Family) -> String {
+    let fields = controlplane::stats_reply::uint64_fields(s);
+    COUNTERS
+        .iter()
+        .filter(|c| c.family == family)
+        .map(|c| {
+            let value = fields
+                .iter()
+                .find(|(name, _)| *name == c.name)
+                .map_or(0, |&(_, v)| v);
+            format!("{value} {}", c.label.unwrap_or(c.name).replace('_', " "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Nanoseconds in the unit that keeps 3 significant digits readable.
 fn duration(ns: u64) -> String {
     match ns {
@@ -123,13 +142,11 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
                 s.gaps, s.messages_lost, s.duplicates, s.restarts, s.heartbeats
             ),
         ),
+        ("rejected", labelled(s, &family::FEED_REJECTED)),
+        ("dbn records", labelled(s, &family::RECORDS)),
         (
-            "rejected",
-            format!(
-                "{} foreign sender, {} foreign session, {} implausible sequence, \
-                 {} framing lost",
-                s.foreign_sender, s.foreign_session, s.implausible_sequence, s.framing_lost
-            ),
+            "dbn modifies",
+            format!("{} of unknown orders (added)", s.modify_unknown),
         ),
         ("ring full", s.ring_full.to_string()),
         ("resyncs", s.resyncs.to_string()),
