@@ -231,9 +231,19 @@ fn report() {
     let per_pass = decode_only(&days);
     // ≥ 10 M records under `cargo bench`
     let passes = common::scale(10_000_000u64.div_ceil(per_pass), 1);
-    let config = BooksConfig {
-        max_symbols: 16,
-        ..BooksConfig::default()
+    // `serve`'s default books (sized for a NASDAQ day), or DBN_BENCH_ORDERS=N: books sized to
+    // this session (N orders, 16 k levels)
+    let config = match std::env::var("DBN_BENCH_ORDERS") {
+        Ok(n) => BooksConfig {
+            max_orders: n.parse().expect("a number"),
+            max_levels: 1 << 14,
+            max_levels_per_side: 1 << 13,
+            max_symbols: 16,
+        },
+        Err(_) => BooksConfig {
+            max_symbols: 16,
+            ..BooksConfig::default()
+        },
     };
     let mut books = Books::new(config, None).expect("books fit");
     let mut translator = Translator::new(16);

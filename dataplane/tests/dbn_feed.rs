@@ -659,3 +659,49 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn records_are_paced_by_ts_event_and_a_group_waits_whole() {
+    const MS: u64 = 1_000_000;
+    let at = |id: u64, ts: u64, flags: u8| Mbo {
+        ts: START_NS + ts,
+        flags,
+        ..mbo(b'A', b'B', id, P - TICK * id as i64, 1)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paced.dbn");
+    write(
+        &path,
+        &symbols(),
+        &[
+            at(1, 0, LAST),
+            at(2, MS, 0),
+            at(3, MS, LAST),
+            at(4, 2 * MS, LAST),
+        ],
+    );
+    let options = FileOptions {
+        pace: Pace::Timestamps { speed: 1.0 },
+        looping: false,
+    };
+    let mut source = DbnSource::open(&[path], options, 16).unwrap();
+    let mut adds_at = |now: u64| {
+        let mut adds = 0;
+        let polled = source.poll(now, 64, &mut |e| {
+            if let FeedEvent::Decoded { op: Op::Add(_), .. } = e {
+                adds += 1;
+            }
+        });
+        (adds, polled)
+    };
+    let t0 = 5_000 * MS;
+    assert_eq!(adds_at(t0).0, 1, "the first record at once");
+    assert_eq!(
+        adds_at(t0 + MS / 2),
+        (0, Polled::Idle),
+        "the next group is 1 ms on"
+    );
+    assert_eq!(adds_at(t0 + MS).0, 2, "the group of two, whole");
+    assert_eq!(adds_at(t0 + 2 * MS - 1), (0, Polled::Idle));
+    assert_eq!(adds_at(t0 + 2 * MS).0, 1);
+}

@@ -31,7 +31,7 @@
 pub mod framing;
 pub mod write;
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 use dbn::{MboMsg, Metadata, SType, UNDEF_PRICE};
 
@@ -78,8 +78,8 @@ impl Translator {
     /// A translator for books of `max_symbols` locates (locates 1 to `max_symbols - 1`).
     pub fn new(max_symbols: usize) -> Self {
         Self {
-            by_id: HashMap::new(),
-            by_name: HashMap::new(),
+            by_id: HashMap::default(),
+            by_name: HashMap::default(),
             named_by_mappings: false,
             next_locate: 1,
             max_symbols,
@@ -171,6 +171,15 @@ impl Translator {
         Some(locate)
     }
 
+    /// Names an instrument met without a mapping by its id, when the file has no mappings at
+    /// all. False when it cannot be named.
+    fn name_by_id(&mut self, id: u32, out: &mut impl FnMut(FeedEvent<'static>)) -> bool {
+        !self.named_by_mappings
+            && Symbol::parse(&id.to_string())
+                .and_then(|symbol| self.name(id, symbol, out))
+                .is_some()
+    }
+
     /// The book the translator gave instrument `id`, if any.
     pub fn locate_of(&self, id: u32) -> Option<u16> {
         self.by_id.get(&id).map(|i| i.locate)
@@ -186,34 +195,23 @@ impl Translator {
             return;
         }
         let id = mbo.hd.instrument_id;
-        let instrument = match self.by_id.get(&id) {
-            Some(&instrument) => instrument,
-            None => {
-                // a file without mappings: the instrument is named by its id
-                let named = (!self.named_by_mappings)
-                    .then(|| Symbol::parse(&id.to_string()))
-                    .flatten()
-                    .and_then(|symbol| self.name(id, symbol, out));
-                match named.and_then(|_| self.by_id.get(&id).copied()) {
-                    Some(instrument) => instrument,
-                    None => {
-                        out(FeedEvent::Rejected(Rejection::UnknownInstrument));
-                        return;
-                    }
-                }
-            }
+        if !self.by_id.contains_key(&id) && !self.name_by_id(id, out) {
+            out(FeedEvent::Rejected(Rejection::UnknownInstrument));
+            return;
+        }
+        let Some(instrument) = self.by_id.get_mut(&id) else {
+            return;
         };
         let locate = instrument.locate;
         let snapshot = mbo.flags.is_snapshot();
-        if snapshot && !instrument.in_snapshot && action != b'R' {
+        let starts_snapshot = snapshot && !instrument.in_snapshot && action != b'R';
+        instrument.in_snapshot = snapshot;
+        if starts_snapshot {
             out(FeedEvent::Decoded {
                 op: Op::Clear { locate },
                 locate,
                 action: 0,
             });
-        }
-        if let Some(i) = self.by_id.get_mut(&id) {
-            i.in_snapshot = snapshot;
         }
         let timestamp = mbo.hd.ts_event;
         let order = |side| NewOrder {
