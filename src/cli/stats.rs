@@ -172,8 +172,26 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
             ),
         ),
     ];
+    // a feed's own rows only: ITCH message types, or DBN records and modifies
+    let dbn = s.records_add
+        + s.records_cancel
+        + s.records_modify
+        + s.records_clear
+        + s.records_trade
+        + s.records_fill
+        + s.records_none
+        + s.records_other
+        > 0;
+    let itch = !s.messages_by_type.is_empty();
     for (name, value) in rows {
-        writeln!(out, "  {name:<15} {value}")?;
+        let shown = match name {
+            "msg types" => itch,
+            "dbn records" | "dbn modifies" => dbn,
+            _ => true,
+        };
+        if shown {
+            writeln!(out, "  {name:<15} {value}")?;
+        }
     }
     Ok(())
 }
