@@ -325,12 +325,18 @@ impl<'a> Books<'a> {
     }
 
     /// The first of three steps that load what `op` will touch before [`Books::apply_op`]
-    /// needs it (see [`super::lookahead`]): its order record (E, C, X, D, U) or its level's
-    /// line (A). Each step reads only what the one before loaded; none changes anything.
+    /// needs it (see [`super::lookahead`]): its order record (E, C, X, D, U, M) or its level's
+    /// line and the record it will take (A). Each step reads only what the one before loaded;
+    /// none changes anything.
     #[inline(always)]
     pub fn prefetch(&self, op: &Op) {
         match *op {
-            Op::Add(o) => self.levels.prefetch(o.locate, o.side, o.price),
+            Op::Add(o) => {
+                self.levels.prefetch(o.locate, o.side, o.price);
+                // next to the last add's for a rising ITCH reference (a line in cache); for a
+                // sparse DBN order id a random record of the table, the miss an add waited on
+                self.orders.prefetch(o.reference);
+            }
             _ => {
                 if let Some(reference) = op.resting() {
                     self.orders.prefetch(reference);
