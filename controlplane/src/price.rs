@@ -9,8 +9,13 @@ pub fn decimal(price: i64, exponent: i8) -> String {
     let sign = if price < 0 { "-" } else { "" };
     let magnitude = price.unsigned_abs();
     if exponent >= 0 {
-        let scaled = u128::from(magnitude) * 10u128.pow(u32::from(exponent.unsigned_abs()));
-        return format!("{sign}{scaled}");
+        // zeros appended: no arithmetic to overflow, whatever exponent the wire carried
+        let zeros = if magnitude == 0 {
+            0
+        } else {
+            usize::from(exponent.unsigned_abs())
+        };
+        return format!("{sign}{magnitude}{}", "0".repeat(zeros));
     }
     let places = usize::from(exponent.unsigned_abs());
     let digits = format!("{magnitude:0>width$}", width = places + 1);
@@ -37,5 +42,8 @@ mod tests {
         assert_eq!(decimal(i64::MAX, -9), "9223372036.854775807");
         assert_eq!(decimal(42, 0), "42");
         assert_eq!(decimal(-42, 2), "-4200");
+        assert_eq!(decimal(7, 127).len(), 128, "no overflow on any exponent");
+        assert_eq!(decimal(0, 40), "0");
+        assert_eq!(decimal(5, -128).len(), 130);
     }
 }

@@ -705,3 +705,27 @@ fn records_are_paced_by_ts_event_and_a_group_waits_whole() {
     assert_eq!(adds_at(t0 + 2 * MS - 1), (0, Polled::Idle));
     assert_eq!(adds_at(t0 + 2 * MS).0, 1);
 }
+
+#[test]
+fn a_name_mapped_to_several_ids_in_one_file_is_not_served() {
+    // a continuous symbol across a roll: one book would mix two contracts
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roll.dbn");
+    let mut md = metadata("TEST", &symbols(), START_NS);
+    let mut second = md.mappings[0].intervals[0].clone();
+    second.symbol = "5602".to_owned();
+    md.mappings[0].intervals.push(second);
+    let out = BufWriter::new(File::create(&path).unwrap());
+    let mut encoder = dbn::encode::dbn::Encoder::new(out, &md).unwrap();
+    let mut nq = mbo(b'A', b'B', 2, P, 1);
+    nq.instrument = NQ;
+    for r in [mbo(b'A', b'B', 1, P, 1), nq] {
+        encoder.encode_record(&r.record()).unwrap();
+    }
+    encoder.flush().unwrap();
+    drop(encoder);
+    let r = replay_with(&[path], 64);
+    assert_eq!(r.books.locate_of("ESH4"), None, "ESH4 is not named");
+    assert!(r.books.locate_of("NQH4").is_some(), "NQH4 is");
+    assert_eq!(rejections(&r), [Rejection::UnknownInstrument]);
+}

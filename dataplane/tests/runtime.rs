@@ -354,6 +354,9 @@ fn messages_held_across_full_polls_are_never_stranded_or_reordered_with_commands
     let [aapl, msft] = ["AAPL", "MSFT"].map(|s| Symbol::parse(s).unwrap());
     let configs = vec![ShardConfig {
         publish: Publish::Only(vec![aapl]),
+        // room for every event of the stream: a consumer starved of its core (a loaded
+        // machine) must not turn into ring-full resyncs, which this test does not expect
+        event_ring: 1 << 19,
         ..config(0, 1)
     }];
     let script = || stream.iter().cloned().map(Scripted::Message).collect();

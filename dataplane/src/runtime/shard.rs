@@ -235,8 +235,12 @@ impl<'a> Shard<'a> {
         // own ingest time in its events; the loop's ingest-to-publish sample starts at that
         // poll, so it under-reports such a message by one poll.)
         let mut held = Held::new();
-        // a grouped source's poll ends a group: all of it is applied before it is published
+        // a grouped source's poll ends a group: all of it is applied before it is published,
+        // and its level events are staged whole until then
         let grouped = source.grouped();
+        if grouped {
+            self.staged = Staged::for_groups();
+        }
         while !stop.load(Ordering::Relaxed) {
             let started = now_ns();
             let mut work = self.flush(started);
@@ -653,9 +657,9 @@ impl<'a> Shard<'a> {
         }
         self.day_clean = false;
         if let Op::Clear { .. } = op {
-            // the feed rebuilds the book from here: it is sent whole once the group that
-            // cleared it is published (a DBN source ends a poll only at a group's end)
-            self.publish_staged();
+            // the feed rebuilds the book from here: it is sent whole by the next loop's flush,
+            // after the poll's groups are published (a DBN source ends a poll only at a group's
+            // end); its changes until then are not sent (the symbol is dirty)
             self.books.apply_op(op, &mut |_| {});
             self.mark_dirty(locate, ResyncReason::Cleared);
             return;

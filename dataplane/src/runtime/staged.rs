@@ -16,6 +16,10 @@ use crate::ring::Producer;
 /// Events staged at most before they are published.
 pub const STAGE: usize = 256;
 
+/// Events a stage for a grouped source (DBN) holds: a poll's groups are published together,
+/// never part of one ([`Staged::for_groups`]).
+pub const GROUP_STAGE: usize = 4096;
+
 /// Level events waiting for the end of the poll.
 #[derive(Debug)]
 pub struct Staged {
@@ -24,6 +28,10 @@ pub struct Staged {
     room: usize,
     /// Events published since [`Staged::take_published`] was last called.
     published: u64,
+    /// Events staged at most.
+    capacity: usize,
+    /// A full stage publishes (false: it refuses the event, as a full ring does).
+    publish_when_full: bool,
 }
 
 impl Default for Staged {
@@ -39,6 +47,21 @@ impl Staged {
             events: Vec::with_capacity(STAGE),
             room: 0,
             published: 0,
+            capacity: STAGE,
+            publish_when_full: true,
+        }
+    }
+
+    /// A stage for a grouped source: [`GROUP_STAGE`] events, never published before the end
+    /// of the poll. An event beyond them is refused like one the ring has no room for (the
+    /// caller counts it and resyncs the symbol after the poll), so no group is ever published
+    /// in part.
+    pub fn for_groups() -> Self {
+        Self {
+            events: Vec::with_capacity(GROUP_STAGE),
+            capacity: GROUP_STAGE,
+            publish_when_full: false,
+            ..Self::new()
         }
     }
 
@@ -47,7 +70,10 @@ impl Staged {
     /// stack and copied (a copy read back right after its field-wise stores stalls).
     #[inline(always)]
     pub fn stage(&mut self, ring: &mut Producer<Event>, event: Event) -> bool {
-        if self.events.len() == STAGE {
+        if self.events.len() == self.capacity {
+            if !self.publish_when_full {
+                return false;
+            }
             self.publish(ring);
         }
         if self.events.len() >= self.room {
@@ -93,6 +119,21 @@ mod tests {
 
     fn event(i: u64) -> Event {
         Event::Stale { first: i, count: 1 }
+    }
+
+    #[test]
+    fn a_stage_for_groups_never_publishes_before_the_poll_ends() {
+        let (mut producer, mut consumer) = ring::ring::<Event>(GROUP_STAGE * 2);
+        let mut staged = Staged::for_groups();
+        for i in 0..GROUP_STAGE as u64 {
+            assert!(staged.stage(&mut producer, event(i)));
+        }
+        assert!(consumer.pop().is_none(), "nothing published while staging");
+        // one more is refused (the symbol is resynced after the poll), not published early
+        assert!(!staged.stage(&mut producer, event(GROUP_STAGE as u64)));
+        assert!(consumer.pop().is_none());
+        staged.publish(&mut producer);
+        assert_eq!(staged.take_published(), GROUP_STAGE as u64);
     }
 
     #[test]

@@ -118,9 +118,11 @@ fn open(path: &Path) -> Result<Decoder, DbnSourceError> {
         reason: e.to_string(),
     };
     let reader = DynReader::from_file(path).map_err(refused)?;
+    // As the file is: `MboMsg` is the same in DBN versions 1 to 3, and upgrading other records
+    // (which are refused anyway) runs the crate's `unwrap`s on damaged ones
     let decoder = dbn::decode::dbn::Decoder::with_upgrade_policy(
         FramingGuard::new(reader),
-        VersionUpgradePolicy::UpgradeToV3,
+        VersionUpgradePolicy::AsIs,
     )
     .map_err(refused)?;
     let schema = decoder.metadata().schema;
@@ -194,18 +196,18 @@ impl DbnSource {
 
     /// Takes the next record of this pass, opening files as needed and first handing over what
     /// a file's start brings (directory ops naming its instruments) and what cannot be a record
-    /// (counted in `events`). `None` when the pass is over.
-    fn next_record(
-        &mut self,
-        sink: &mut dyn FnMut(FeedEvent<'_>),
-        events: &mut usize,
-    ) -> Option<MboMsg> {
+    /// (counted in `events`; then [`Next::Handed`], so the caller keeps to its budget). A file's
+    /// end closes any group it left open.
+    fn next_record(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>), events: &mut usize) -> Next {
         if let Some(record) = self.next.take() {
-            return Some(record);
+            return Next::Record(record);
         }
         loop {
-            let path = self.paths.get(self.file)?;
+            let Some(path) = self.paths.get(self.file) else {
+                return Next::PassOver;
+            };
             if self.decoder.is_none() {
+                self.in_group = false;
                 match open(path) {
                     Ok(decoder) => {
                         self.decoder = Some(decoder);
@@ -220,7 +222,7 @@ impl DbnSource {
                         sink(FeedEvent::Gap { first: 0, count: 0 });
                         *events += 2;
                         self.file += 1;
-                        continue;
+                        return Next::Handed;
                     }
                 }
             }
@@ -251,10 +253,11 @@ impl DbnSource {
             };
             match decoded {
                 Ok(Some(record)) if !short(&record) => match record.get::<MboMsg>() {
-                    Some(mbo) => return Some(*mbo),
+                    Some(mbo) => return Next::Record(*mbo),
                     None => {
                         sink(FeedEvent::Rejected(Rejection::UnsupportedRecord));
                         *events += 1;
+                        return Next::Handed;
                     }
                 },
                 Ok(Some(_)) => {
@@ -270,6 +273,7 @@ impl DbnSource {
                     *events += 2;
                     self.decoder = None;
                     self.file += 1;
+                    return Next::Handed;
                 }
                 Ok(None) => {
                     self.decoder = None;
@@ -287,10 +291,21 @@ impl DbnSource {
                     *events += 2;
                     self.decoder = None;
                     self.file += 1;
+                    return Next::Handed;
                 }
             }
         }
     }
+}
+
+/// What [`DbnSource::next_record`] found.
+enum Next {
+    /// A record to translate.
+    Record(MboMsg),
+    /// Something other than a record was handed over (a refusal, a damaged file's gap).
+    Handed,
+    /// The pass over the files is over.
+    PassOver,
 }
 
 impl FeedSource for DbnSource {
@@ -311,22 +326,26 @@ impl FeedSource for DbnSource {
             if (full && !self.in_group) || events >= max.saturating_add(MAX_GROUP) {
                 break;
             }
-            let Some(mbo) = self.next_record(sink, &mut events) else {
-                if self.options.looping && self.records > 0 {
-                    self.file = 0;
-                    self.records = 0;
+            let mbo = match self.next_record(sink, &mut events) {
+                Next::Record(mbo) => mbo,
+                Next::Handed => continue,
+                Next::PassOver => {
                     self.in_group = false;
-                    if let Pacing::Timestamps(t) = &mut self.pacing {
-                        t.restart();
+                    if self.options.looping && self.records > 0 {
+                        self.file = 0;
+                        self.records = 0;
+                        if let Pacing::Timestamps(t) = &mut self.pacing {
+                            t.restart();
+                        }
+                        sink(FeedEvent::Restart);
+                        events += 1;
+                        continue;
                     }
-                    sink(FeedEvent::Restart);
+                    sink(FeedEvent::EndOfSession);
                     events += 1;
-                    continue;
+                    self.ended = true;
+                    break;
                 }
-                sink(FeedEvent::EndOfSession);
-                events += 1;
-                self.ended = true;
-                break;
             };
             if let (false, Pacing::Timestamps(t)) = (self.in_group, &mut self.pacing) {
                 let due = t.due_ns(Some(mbo.hd.ts_event), now);

@@ -95,37 +95,43 @@ impl Translator {
         out: &mut impl FnMut(FeedEvent<'static>),
     ) -> Vec<Unnamed> {
         let mut unnamed = Vec::new();
-        // a file's snapshot is a new one, even if the last file ended in a snapshot
-        for instrument in self.by_id.values_mut() {
-            instrument.in_snapshot = false;
-        }
+        // ids are named per file (a later file may give an id to another name, or none); the
+        // names keep their books. A file's snapshot is a new one, even after one that ended in
+        // a snapshot.
+        self.by_id.clear();
         self.named_by_mappings =
             metadata.stype_out == SType::InstrumentId && !metadata.mappings.is_empty();
         if !self.named_by_mappings {
             return unnamed;
         }
         for mapping in &metadata.mappings {
+            let refuse = |why| Unnamed {
+                raw_symbol: mapping.raw_symbol.clone(),
+                why,
+            };
             let Some(symbol) = Symbol::parse(&mapping.raw_symbol) else {
-                unnamed.push(Unnamed {
-                    raw_symbol: mapping.raw_symbol.clone(),
-                    why: "names are at most 8 printable ASCII bytes",
-                });
+                unnamed.push(refuse("names are at most 8 printable ASCII bytes"));
                 continue;
             };
+            let mut ids: Vec<u32> = Vec::with_capacity(mapping.intervals.len());
             for interval in &mapping.intervals {
-                let Ok(id) = interval.symbol.parse::<u32>() else {
-                    unnamed.push(Unnamed {
-                        raw_symbol: mapping.raw_symbol.clone(),
-                        why: "its mapping is not an instrument id",
-                    });
-                    continue;
-                };
-                if self.name(id, symbol, out).is_none() {
-                    unnamed.push(Unnamed {
-                        raw_symbol: mapping.raw_symbol.clone(),
-                        why: "books.max_symbols instruments are named already",
-                    });
+                match interval.symbol.parse::<u32>() {
+                    Ok(id) if !ids.contains(&id) => ids.push(id),
+                    Ok(_) => {}
+                    Err(_) => unnamed.push(refuse("its mapping is not an instrument id")),
                 }
+            }
+            match ids[..] {
+                [] => {}
+                [id] => {
+                    if self.name(id, symbol, out).is_none() {
+                        unnamed.push(refuse("books.max_symbols instruments are named already"));
+                    }
+                }
+                _ => unnamed.push(refuse(
+                    "it maps to several instrument ids in this file (a roll, or a continuous \
+                     symbol): one book would mix them",
+                )),
             }
         }
         unnamed
