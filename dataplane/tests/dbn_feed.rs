@@ -729,3 +729,21 @@ fn a_name_mapped_to_several_ids_in_one_file_is_not_served() {
     assert!(r.books.locate_of("NQH4").is_some(), "NQH4 is");
     assert_eq!(rejections(&r), [Rejection::UnknownInstrument]);
 }
+
+#[test]
+fn informational_flags_change_nothing() {
+    // F_BAD_TS_RECV (every snapshot record has it), F_MAYBE_BAD_BOOK and F_PUBLISHER_SPECIFIC
+    // say something about the record, not about what it does to the book
+    use dbn::flags::{BAD_TS_RECV, MAYBE_BAD_BOOK, PUBLISHER_SPECIFIC};
+    let flagged = |m: Mbo, extra: u8| Mbo {
+        flags: m.flags | extra,
+        ..m
+    };
+    let r = replay(&[
+        flagged(mbo(b'A', b'B', 1, P, 5), BAD_TS_RECV),
+        flagged(mbo(b'A', b'B', 2, P, 3), MAYBE_BAD_BOOK),
+        flagged(mbo(b'C', b'B', 1, P, 2), PUBLISHER_SPECIFIC),
+    ]);
+    assert_eq!(levels(&r, Side::Buy), [(P, 6, 2)]);
+    assert!(rejections(&r).is_empty());
+}
