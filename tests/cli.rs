@@ -330,3 +330,60 @@ fn publish_reports_bad_arguments_clearly() {
         assert_eq!(out.status.code(), Some(2), "{bad:?} is a usage error");
     }
 }
+
+#[test]
+fn replay_orders_lists_every_levels_queue_as_the_reference_book_holds_it() {
+    use dataplane::book::reference::ReferenceBooks;
+    use dataplane::feed::binaryfile::{BinaryFile, Frames};
+    use dataplane::feed::itch::{Side, parse};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = generate(
+        dir.path(),
+        &["--messages", "50000", "--symbols", "4", "--seed", "9"],
+    );
+    let mut reference = ReferenceBooks::new();
+    let bytes = BinaryFile::open(&file).expect("the generated file");
+    for frame in Frames::new(bytes.bytes()).flatten() {
+        if let Ok(message) = parse(frame) {
+            reference.apply(&message);
+        }
+    }
+    let out = pinbook(&[
+        "replay",
+        file.to_str().expect("a UTF-8 path"),
+        "--json",
+        "--orders",
+        "--depth",
+        "1000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut compared = 0;
+    for locate in reference.locates() {
+        let Some(symbol) = reference.symbol(locate) else {
+            continue;
+        };
+        let book = &json["books"][symbol];
+        for (side, key, levels) in [
+            (Side::Buy, "bid_orders", "bids"),
+            (Side::Sell, "ask_orders", "asks"),
+        ] {
+            let want: Vec<Vec<(u64, u32)>> = reference
+                .levels(locate, side)
+                .iter()
+                .map(|&(price, _, _)| reference.queue(locate, side, price))
+                .collect();
+            let got: Vec<Vec<(u64, u32)>> = serde_json::from_value(book[key].clone())
+                .expect("[[reference, shares], …] per level");
+            assert_eq!(got, want, "{symbol} {key}");
+            assert_eq!(book[levels].as_array().map(Vec::len), Some(want.len()));
+            compared += want.iter().map(Vec::len).sum::<usize>();
+        }
+    }
+    assert!(compared > 100, "orders compared: {compared}");
+}

@@ -36,13 +36,16 @@ fn recorded(name: &str) -> PathBuf {
 /// A side: price → (size, orders).
 type Side = BTreeMap<i64, (u64, u32)>;
 
-/// An MBO book as Databento documents the actions: A adds, C takes its size off (the order
-/// goes at 0), M sets price and size (an unknown order is added), R empties, T/F/N change
-/// nothing; a run of `F_SNAPSHOT` records starts from an empty book unless it starts with R.
+/// An MBO book as Databento documents the actions: A adds at the back of its level, C takes its
+/// size off (the order goes at 0), M sets price and size (keeping its place only at the same
+/// price with no more size; an unknown order is added), R empties, T/F/N change nothing; a run
+/// of `F_SNAPSHOT` records starts from an empty book unless it starts with R.
 #[derive(Default)]
 struct Model {
     /// id → (side, price, size).
     orders: HashMap<u64, (u8, i64, u32)>,
+    /// (side, price) → ids, first to fill first.
+    queues: HashMap<(u8, i64), Vec<u64>>,
     in_snapshot: bool,
     records: u64,
 }

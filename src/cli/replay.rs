@@ -16,7 +16,7 @@ use dataplane::book::{BookView, Books, BooksConfig, Op};
 use dataplane::feed::binaryfile::{
     BinaryFile, FrameError, Frames, framing_lost_at, resume_after_loss,
 };
-use dataplane::feed::itch::{self, ParseError};
+use dataplane::feed::itch::{self, ParseError, Side};
 use dataplane::source::dbn::DbnSource;
 use dataplane::source::file::{FileOptions, Pace};
 use dataplane::source::{FeedEvent, FeedSource, Polled};
@@ -45,6 +45,11 @@ pub struct ReplayArgs {
     /// the feed's own unit (price × 10^E: ITCH E = -4, DBN E = -9).
     #[arg(long)]
     pub json: bool,
+    /// With --json, add to each book "bid_orders" and "ask_orders": for each level shown in
+    /// "bids"/"asks", in the same order, its orders first to fill first as [reference, shares]
+    /// pairs (DBN: the order id as the reference).
+    #[arg(long, requires = "json")]
+    pub orders: bool,
     /// Live orders the books can hold.
     #[arg(long, default_value_t = BooksConfig::default().max_orders)]
     pub max_orders: usize,
@@ -160,7 +165,13 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        print_json(&mut out, messages, &selected, args.depth as usize)?;
+        print_json(
+            &mut out,
+            messages,
+            &selected,
+            args.depth as usize,
+            args.orders,
+        )?;
     } else {
         print_text(&mut out, &what, messages, elapsed, &errors, &books, changes)?;
         for book in &selected {
@@ -340,23 +351,39 @@ fn triples(levels: impl Iterator<Item = Level>, depth: usize) -> Vec<(i64, u64, 
         .collect()
 }
 
+/// Each of the best `depth` levels of `side`: its orders, first to fill first, as
+/// `[reference, shares]`.
+fn queues(book: &BookView<'_>, side: Side, depth: usize) -> Vec<Vec<(u64, u32)>> {
+    book.side(side)
+        .take(depth)
+        .map(|level| {
+            book.queue(side, level.price)
+                .map(|o| (o.reference, o.shares))
+                .collect()
+        })
+        .collect()
+}
+
 fn print_json(
     out: &mut impl Write,
     messages: u64,
     books: &[BookView<'_>],
     depth: usize,
+    orders: bool,
 ) -> std::io::Result<()> {
     let books: serde_json::Map<String, serde_json::Value> = books
         .iter()
         .map(|b| {
-            (
-                b.symbol().to_owned(),
-                json!({
-                    "price_exponent": b.price_exponent(),
-                    "bids": triples(b.bids(), depth),
-                    "asks": triples(b.asks(), depth),
-                }),
-            )
+            let mut book = json!({
+                "price_exponent": b.price_exponent(),
+                "bids": triples(b.bids(), depth),
+                "asks": triples(b.asks(), depth),
+            });
+            if orders {
+                book["bid_orders"] = json!(queues(b, Side::Buy, depth));
+                book["ask_orders"] = json!(queues(b, Side::Sell, depth));
+            }
+            (b.symbol().to_owned(), book)
         })
         .collect();
     writeln!(out, "{}", json!({"messages": messages, "books": books}))
