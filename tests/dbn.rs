@@ -77,38 +77,76 @@ impl Model {
         model
     }
 
+    fn push(&mut self, id: u64, side: u8, price: i64, size: u32) {
+        if size > 0 && !self.orders.contains_key(&id) {
+            self.orders.insert(id, (side, price, size));
+            self.queues.entry((side, price)).or_default().push(id);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some((side, price, _)) = self.orders.remove(&id)
+            && let Some(queue) = self.queues.get_mut(&(side, price))
+        {
+            queue.retain(|&x| x != id);
+            if queue.is_empty() {
+                self.queues.remove(&(side, price));
+            }
+        }
+    }
+
     fn apply(&mut self, m: &MboMsg) {
         self.records += 1;
         let action = m.action as u8;
         let snapshot = m.flags.is_snapshot();
         if snapshot && !self.in_snapshot && action != b'R' {
             self.orders.clear();
+            self.queues.clear();
         }
         self.in_snapshot = snapshot;
+        let id = m.order_id;
         match action {
-            b'A' => {
-                self.orders
-                    .insert(m.order_id, (m.side as u8, m.price, m.size));
-            }
+            b'A' => self.push(id, m.side as u8, m.price, m.size),
             b'C' => {
-                if let Some(o) = self.orders.get_mut(&m.order_id) {
+                if let Some(o) = self.orders.get_mut(&id) {
                     o.2 = o.2.saturating_sub(m.size);
                     if o.2 == 0 {
-                        self.orders.remove(&m.order_id);
+                        self.remove(id);
                     }
                 }
             }
-            b'M' => {
-                let side = self.orders.get(&m.order_id).map_or(m.side as u8, |o| o.0);
-                if m.size == 0 {
-                    self.orders.remove(&m.order_id);
-                } else {
-                    self.orders.insert(m.order_id, (side, m.price, m.size));
+            b'M' => match self.orders.get(&id).copied() {
+                None => self.push(id, m.side as u8, m.price, m.size),
+                Some((_, price, size)) if price == m.price && m.size <= size => {
+                    if m.size == 0 {
+                        self.remove(id);
+                    } else if let Some(o) = self.orders.get_mut(&id) {
+                        o.2 = m.size;
+                    }
                 }
+                Some((side, ..)) => {
+                    self.remove(id);
+                    self.push(id, side, m.price, m.size);
+                }
+            },
+            b'R' => {
+                self.orders.clear();
+                self.queues.clear();
             }
-            b'R' => self.orders.clear(),
             _ => {}
         }
+    }
+
+    /// The queue of (`side`, `price`) as `[id, size]`, first to fill first.
+    fn queue(&self, side: u8, price: i64) -> Vec<[i64; 2]> {
+        self.queues
+            .get(&(side, price))
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| [*id as i64, i64::from(self.orders[id].2)])
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Bids and asks, best first, as `[price, size, orders]`.
@@ -152,6 +190,7 @@ fn replay_json(paths: &[PathBuf], symbol: &str) -> serde_json::Value {
             "--feed",
             &feed(paths),
             "--json",
+            "--orders",
             "--depth",
             "100000",
         ])
@@ -194,12 +233,59 @@ fn the_two_esh4_days_replay_to_the_models_book() {
     );
     // the best bid as the recorded session ended, 4810.00 (a readable check of the unit)
     assert_eq!(want.0[0][0], 4_810_000_000_000);
+    assert_same_queues("replay ESH4", &model, book, &want);
+}
+
+/// `[[id, size], …]` per level from JSON.
+fn queues(v: &serde_json::Value) -> Vec<Vec<[i64; 2]>> {
+    v.as_array()
+        .expect("an array of levels")
+        .iter()
+        .map(|level| {
+            level
+                .as_array()
+                .expect("an array of orders")
+                .iter()
+                .map(|o| {
+                    [
+                        o[0].as_i64().expect("an id"),
+                        o[1].as_i64().expect("a size"),
+                    ]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every level's queue, in time priority (the L3 state), as the model keeps it.
+fn assert_same_queues(
+    what: &str,
+    model: &Model,
+    book: &serde_json::Value,
+    levels: &(Vec<[i64; 3]>, Vec<[i64; 3]>),
+) {
+    for (side, byte, key, rows) in [
+        ("bids", b'B', "bid_orders", &levels.0),
+        ("asks", b'A', "ask_orders", &levels.1),
+    ] {
+        let got = queues(&book[key]);
+        assert_eq!(got.len(), rows.len(), "{what}: {side} queues");
+        for (level, queue) in rows.iter().zip(&got) {
+            assert_eq!(
+                queue,
+                &model.queue(byte, level[0]),
+                "{what}: the queue of {side} {} ([id, size], first to fill first)",
+                level[0]
+            );
+        }
+    }
 }
 
 #[test]
 fn two_seconds_of_esm4_starting_with_a_clear_replay_to_the_models_book() {
     let paths = vec![recorded(ESM4)];
-    let want = Model::play(&paths, "ESM4").sides();
+    let model = Model::play(&paths, "ESM4");
+    let want = model.sides();
     let replayed = replay_json(&paths, "ESM4");
     let book = &replayed["books"]["ESM4"];
     assert_same_book(
@@ -207,6 +293,7 @@ fn two_seconds_of_esm4_starting_with_a_clear_replay_to_the_models_book() {
         (rows(&book["bids"]), rows(&book["asks"])),
         &want,
     );
+    assert_same_queues("replay ESM4", &model, book, &want);
 }
 
 #[test]
