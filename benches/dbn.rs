@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use dataplane::book::lookahead::Lookahead;
 use dataplane::book::{Books, BooksConfig};
 use dataplane::feed::dbn::Translator;
-use dataplane::feed::dbn::framing::FramingGuard;
+use dataplane::feed::dbn::framing::guarded_decoder;
 use dataplane::source::FeedEvent;
 use dbn::decode::{DbnMetadata, DecodeRecordRef, DynReader};
 use dbn::{MboMsg, VersionUpgradePolicy};
@@ -54,7 +54,7 @@ fn days() -> Vec<Vec<u8>> {
 type Decoder<'a> = dbn::decode::dbn::Decoder<&'a [u8]>;
 
 fn decoder(bytes: &[u8]) -> Decoder<'_> {
-    Decoder::with_upgrade_policy(bytes, VersionUpgradePolicy::UpgradeToV3).expect("a DBN stream")
+    Decoder::with_upgrade_policy(bytes, VersionUpgradePolicy::AsIs).expect("a DBN stream")
 }
 
 /// Decodes every record; returns how many.
@@ -78,11 +78,7 @@ fn decode_pinbook(days: &[Vec<u8>], books: &mut Books<'_>, translator: &mut Tran
     let mut ahead = Lookahead::new();
     let mut changes = 0u64;
     for day in days {
-        let mut d = dbn::decode::dbn::Decoder::with_upgrade_policy(
-            FramingGuard::new(day.as_slice()),
-            VersionUpgradePolicy::UpgradeToV3,
-        )
-        .expect("a DBN stream");
+        let mut d = guarded_decoder(day.as_slice()).expect("a DBN stream");
         let mut push = |event: FeedEvent<'static>| {
             if let FeedEvent::Decoded { op, .. } = event {
                 ahead.push(books, op, &mut |_| changes += 1);
@@ -181,11 +177,7 @@ fn grouped(days: &[Vec<u8>], books: &mut Books<'_>) -> Histogram<u64> {
     let mut translator = Translator::new(16);
     let mut ahead = Lookahead::new();
     for day in days {
-        let mut d = dbn::decode::dbn::Decoder::with_upgrade_policy(
-            FramingGuard::new(day.as_slice()),
-            VersionUpgradePolicy::UpgradeToV3,
-        )
-        .expect("a DBN stream");
+        let mut d = guarded_decoder(day.as_slice()).expect("a DBN stream");
         let mut push = |event: FeedEvent<'static>| {
             if let FeedEvent::Decoded { op, .. } = event {
                 ahead.push(books, op, &mut |_| {});

@@ -2,21 +2,20 @@
 //! the real source (`DbnSource`, the `dbn` crate decoding) and the real books; and the same
 //! generated stream as ITCH and as DBN building the same books.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use dataplane::book::lookahead::Lookahead;
 use dataplane::book::{Books, BooksConfig, Op};
 use dataplane::feed::dbn::PRICE_EXPONENT;
-use dataplane::feed::dbn::write::{FromItch, ITCH_TO_DBN_PRICE, Mbo, START_NS, metadata};
+use dataplane::feed::dbn::write::{
+    FromItch, ITCH_TO_DBN_PRICE, Mbo, START_NS, metadata, write_file,
+};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::{self, Side};
 use dataplane::source::dbn::DbnSource;
 use dataplane::source::file::{FileOptions, Pace};
 use dataplane::source::{FeedEvent, FeedSource, Polled, Rejection};
 use dbn::UNDEF_PRICE;
-use dbn::encode::EncodeRecord;
 use dbn::flags::{LAST, MBP, SNAPSHOT, TOB};
 
 const ES: u32 = 17_077;
@@ -45,21 +44,8 @@ fn mbo(action: u8, side: u8, order_id: u64, price: i64, size: u32) -> Mbo {
 }
 
 fn write(path: &Path, symbols: &[(String, u32)], records: &[Mbo]) {
-    let out = BufWriter::new(File::create(path).unwrap());
     let md = metadata("TEST", symbols, START_NS);
-    if path.extension().is_some_and(|e| e == "zst") {
-        let mut encoder = dbn::encode::dbn::Encoder::with_zstd(out, &md).unwrap();
-        for r in records {
-            encoder.encode_record(&r.record()).unwrap();
-        }
-        encoder.flush().unwrap();
-    } else {
-        let mut encoder = dbn::encode::dbn::Encoder::new(out, &md).unwrap();
-        for r in records {
-            encoder.encode_record(&r.record()).unwrap();
-        }
-        encoder.flush().unwrap();
-    }
+    write_file(path, &md, records.iter().copied()).unwrap();
 }
 
 /// What a source handed over, owned.
@@ -715,15 +701,9 @@ fn a_name_mapped_to_several_ids_in_one_file_is_not_served() {
     let mut second = md.mappings[0].intervals[0].clone();
     second.symbol = "5602".to_owned();
     md.mappings[0].intervals.push(second);
-    let out = BufWriter::new(File::create(&path).unwrap());
-    let mut encoder = dbn::encode::dbn::Encoder::new(out, &md).unwrap();
     let mut nq = mbo(b'A', b'B', 2, P, 1);
     nq.instrument = NQ;
-    for r in [mbo(b'A', b'B', 1, P, 1), nq] {
-        encoder.encode_record(&r.record()).unwrap();
-    }
-    encoder.flush().unwrap();
-    drop(encoder);
+    write_file(&path, &md, [mbo(b'A', b'B', 1, P, 1), nq]).unwrap();
     let r = replay_with(&[path], 64);
     assert_eq!(r.books.locate_of("ESH4"), None, "ESH4 is not named");
     assert!(r.books.locate_of("NQH4").is_some(), "NQH4 is");

@@ -12,7 +12,6 @@ use dataplane::feed::binaryfile::write_frame;
 use dataplane::feed::dbn::write::{self as dbn_write, FromItch, START_NS};
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch;
-use dbn::encode::{DbnEncodable, EncodeRecord};
 
 /// Arguments of `pinbook gen`.
 #[derive(clap::Args, Debug)]
@@ -82,9 +81,6 @@ pub fn run(args: &GenArgs) -> Result<()> {
             opening + 3
         );
     }
-    let file =
-        File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let out = BufWriter::with_capacity(1 << 20, file);
     let mut generator = Generator::with_profile(
         GeneratorConfig {
             symbols: args.symbols,
@@ -95,11 +91,17 @@ pub fn run(args: &GenArgs) -> Result<()> {
     let started = Instant::now();
     let what = match args.format {
         GenFormat::Itch => {
-            write_itch(out, &mut generator, args.messages)?;
+            let file = File::create(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))?;
+            write_itch(
+                BufWriter::with_capacity(1 << 20, file),
+                &mut generator,
+                args.messages,
+            )?;
             "ITCH".to_owned()
         }
         GenFormat::Dbn => {
-            let records = write_dbn(out, &mut generator, args)?;
+            let records = write_dbn(&mut generator, args)?;
             format!("DBN MBO, {records} records")
         }
     };
@@ -142,58 +144,39 @@ fn write_itch(mut out: impl Write, generator: &mut Generator, messages: u64) -> 
 
 /// Writes the records of `args.messages` ITCH messages as a DBN MBO file (see
 /// [`FromItch`]); returns the records written.
-fn write_dbn(out: impl Write, generator: &mut Generator, args: &GenArgs) -> Result<u64> {
+fn write_dbn(generator: &mut Generator, args: &GenArgs) -> Result<u64> {
     let symbols: Vec<(String, u32)> = generator
         .symbol_names()
         .zip(1u32..)
         .map(|(name, id)| (name.to_owned(), id))
         .collect();
     let metadata = dbn_write::metadata("PINBOOK.GEN", &symbols, START_NS);
-    let zstd = args.out.extension().is_some_and(|e| e == "zst");
-    if zstd {
-        let mut encoder = dbn::encode::dbn::Encoder::with_zstd(out, &metadata)?;
-        let records = encode_stream(&mut encoder, generator, args.messages)?;
-        encoder.flush().context("cannot write the file")?;
-        Ok(records)
-    } else {
-        let mut encoder = dbn::encode::dbn::Encoder::new(out, &metadata)?;
-        let records = encode_stream(&mut encoder, generator, args.messages)?;
-        encoder.flush().context("cannot write the file")?;
-        Ok(records)
-    }
-}
-
-fn encode_stream(
-    encoder: &mut impl EncodeRecord,
-    generator: &mut Generator,
-    messages: u64,
-) -> Result<u64> {
     let mut from_itch = FromItch::new();
     let mut message = Vec::with_capacity(64);
     let mut group = Vec::with_capacity(4);
-    let mut records = 0u64;
-    for _ in 0..messages - 3 {
+    let mut bad = None;
+    let records = (0..args.messages - 3).flat_map(|_| {
         message.clear();
         generator.next_into(&mut message);
-        let parsed = itch::parse(&message).context("the generator wrote a bad message")?;
-        let header = parsed.header();
         group.clear();
-        from_itch.records(
-            header.stock_locate,
-            &Op::of(&parsed),
-            header.timestamp,
-            &mut group,
-        );
-        for mbo in &group {
-            encode(encoder, &mbo.record())?;
-            records += 1;
+        match itch::parse(&message) {
+            Ok(parsed) => {
+                let header = parsed.header();
+                from_itch.records(
+                    header.stock_locate,
+                    &Op::of(&parsed),
+                    header.timestamp,
+                    &mut group,
+                );
+            }
+            Err(e) => bad = Some(e),
         }
+        group.clone()
+    });
+    let written = dbn_write::write_file(&args.out, &metadata, records)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(e) = bad {
+        bail!("the generator wrote a message that does not parse ({e:?}); this is a bug");
     }
-    Ok(records)
-}
-
-fn encode(encoder: &mut impl EncodeRecord, record: &impl DbnEncodable) -> Result<()> {
-    encoder
-        .encode_record(record)
-        .context("cannot encode a DBN record")
+    Ok(written)
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use controlplane::pb::{self, admin_service_client::AdminServiceClient};
-use dataplane::runtime::counters::{COUNTERS, Family, family};
+use dataplane::runtime::counters::{COUNTERS, CounterInfo, Family, family};
 use serde_json::json;
 
 use super::client::{self, AdminArgs};
@@ -72,20 +72,29 @@ fn shard_json(s: &pb::ShardStats) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
-/// Every counter of `family` as `VALUE LABEL`, in the table's order (so a reason added to the
-/// table shows here without a line of its own).
-fn labelled(s: &pb::ShardStats, family: &Family) -> String {
+/// Every counter of `family` with its value, in the table's order.
+fn of_family<'f>(
+    s: &pb::ShardStats,
+    family: &'f Family,
+) -> impl Iterator<Item = (&'static CounterInfo, u64)> + 'f {
     let fields = controlplane::stats_reply::uint64_fields(s);
     COUNTERS
         .iter()
-        .filter(|c| c.family == family)
-        .map(|c| {
+        .filter(move |c| c.family == family)
+        .map(move |c| {
             let value = fields
                 .iter()
                 .find(|(name, _)| *name == c.name)
                 .map_or(0, |&(_, v)| v);
-            format!("{value} {}", c.label.unwrap_or(c.name).replace('_', " "))
+            (c, value)
         })
+}
+
+/// Every counter of `family` as `VALUE LABEL`, in the table's order (so a reason added to the
+/// table shows here without a line of its own).
+fn labelled(s: &pb::ShardStats, family: &Family) -> String {
+    of_family(s, family)
+        .map(|(c, value)| format!("{value} {}", c.label.unwrap_or(c.name).replace('_', " ")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -173,15 +182,7 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
         ),
     ];
     // a feed's own rows only: ITCH message types, or DBN records and modifies
-    let dbn = s.records_add
-        + s.records_cancel
-        + s.records_modify
-        + s.records_clear
-        + s.records_trade
-        + s.records_fill
-        + s.records_none
-        + s.records_other
-        > 0;
+    let dbn = of_family(s, &family::RECORDS).any(|(_, n)| n > 0);
     let itch = !s.messages_by_type.is_empty();
     for (name, value) in rows {
         let shown = match name {

@@ -300,15 +300,15 @@ impl StatsSnapshot {
 
     /// Feed messages of every type: ITCH messages and DBN records alike.
     pub fn messages(&self) -> u64 {
-        let records = self.records_add
-            + self.records_cancel
-            + self.records_modify
-            + self.records_clear
-            + self.records_trade
-            + self.records_fill
-            + self.records_none
-            + self.records_other;
-        self.messages_by_type.iter().sum::<u64>() + self.messages_other + records
+        self.messages_by_type.iter().sum::<u64>() + self.messages_other + self.records()
+    }
+
+    /// DBN records of every action (the counters of [`family::RECORDS`]).
+    pub fn records(&self) -> u64 {
+        self.counters()
+            .filter(|(c, _)| *c.family == family::RECORDS)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The share of loop iterations that did work (see [`busy_ratio`]).

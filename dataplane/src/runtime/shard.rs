@@ -560,6 +560,17 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// Handles the oldest held message if no slot is free, so the next can be held.
+    #[inline(always)]
+    fn make_room(&mut self, held: &mut Held) {
+        if held.is_full() {
+            if let Some(oldest) = held.front() {
+                self.on_message(oldest);
+            }
+            held.pop_front();
+        }
+    }
+
     /// Handles the messages held back, oldest first.
     fn drain_held(&mut self, held: &mut Held) {
         while let Some(slot) = held.front() {
@@ -571,33 +582,24 @@ impl<'a> Shard<'a> {
     /// One feed event. A message is held back a few messages while its records load
     /// ([`Held`]); anything else first lets every held message through.
     fn on_feed(&mut self, held: &mut Held, event: FeedEvent<'_>, ingest_ns: u64) {
-        if let FeedEvent::Message(bytes) = event {
-            if held.is_full() {
-                if let Some(oldest) = held.front() {
-                    self.on_message(oldest);
+        match event {
+            FeedEvent::Message(bytes) => {
+                self.make_room(held);
+                // a shard reads the whole feed: no loads for the books it does not keep
+                let tracked = tracked_in(&self.symbols);
+                held.push(bytes, ingest_ns, &self.books, tracked);
+                return;
+            }
+            FeedEvent::Decoded { op, locate, action } => {
+                if let Some(counter) = record_counter(action) {
+                    self.stats.add(counter, 1);
                 }
-                held.pop_front();
+                self.make_room(held);
+                let tracked = tracked_in(&self.symbols);
+                held.push_decoded(op, locate, ingest_ns, &self.books, tracked);
+                return;
             }
-            // a shard reads the whole feed: no loads for the books it does not keep
-            let symbols = &self.symbols;
-            let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
-            held.push(bytes, ingest_ns, &self.books, tracked);
-            return;
-        }
-        if let FeedEvent::Decoded { op, locate, action } = event {
-            if let Some(counter) = record_counter(action) {
-                self.stats.add(counter, 1);
-            }
-            if held.is_full() {
-                if let Some(oldest) = held.front() {
-                    self.on_message(oldest);
-                }
-                held.pop_front();
-            }
-            let symbols = &self.symbols;
-            let tracked = |locate: u16| symbols.get(locate as usize).is_some_and(|s| s.tracked);
-            held.push_decoded(op, locate, ingest_ns, &self.books, tracked);
-            return;
+            _ => {}
         }
         self.drain_held(held);
         match event {
@@ -730,6 +732,12 @@ impl<'a> Shard<'a> {
             self.owed_fresh = true;
         }
     }
+}
+
+/// Whether the books keep (track) the symbol of a stock locate.
+#[inline(always)]
+fn tracked_in<'s>(symbols: &'s Region<'_, SymbolState>) -> impl Fn(u16) -> bool + 's {
+    |locate| symbols.get(locate as usize).is_some_and(|s| s.tracked)
 }
 
 /// Turns the books' changes into level events, as they are made (see

@@ -33,13 +33,13 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use dbn::decode::{DbnMetadata, DecodeRecordRef, DynReader};
-use dbn::{MboMsg, Metadata, Schema, VersionUpgradePolicy};
+use dbn::{MboMsg, Metadata, Schema};
 
-use super::file::{FileOptions, Pace};
-use super::pacer::{Pacer, TimestampPace};
+use super::file::FileOptions;
+use super::pacer::{Pace, PaceError, Pacing};
 use super::{FeedEvent, FeedSource, Polled, Rejection};
 use crate::feed::dbn::Translator;
-use crate::feed::dbn::framing::FramingGuard;
+use crate::feed::dbn::framing::{FramingGuard, guarded_decoder};
 
 /// The most records a poll hands over past its `max` to finish a group.
 pub const MAX_GROUP: usize = 1 << 20;
@@ -69,16 +69,9 @@ pub enum DbnSourceError {
         /// Its schema.
         schema: String,
     },
-    /// [`Pace::Rate`] of 0 or a bad [`Pace::Timestamps`] speed.
-    #[error("bad pace {0:?}: a rate must be above 0, a timestamp speed positive and finite")]
-    Pace(Pace),
-}
-
-#[derive(Debug)]
-enum Pacing {
-    Unpaced,
-    Rate(Pacer),
-    Timestamps(TimestampPace),
+    /// A pace that never releases anything.
+    #[error(transparent)]
+    Pace(#[from] PaceError),
 }
 
 /// DBN MBO files as a feed; see the [module docs](self).
@@ -118,13 +111,7 @@ fn open(path: &Path) -> Result<Decoder, DbnSourceError> {
         reason: e.to_string(),
     };
     let reader = DynReader::from_file(path).map_err(refused)?;
-    // As the file is: `MboMsg` is the same in DBN versions 1 to 3, and upgrading other records
-    // (which are refused anyway) runs the crate's `unwrap`s on damaged ones
-    let decoder = dbn::decode::dbn::Decoder::with_upgrade_policy(
-        FramingGuard::new(reader),
-        VersionUpgradePolicy::AsIs,
-    )
-    .map_err(refused)?;
+    let decoder = guarded_decoder(reader).map_err(refused)?;
     let schema = decoder.metadata().schema;
     if schema != Some(Schema::Mbo) {
         return Err(DbnSourceError::Schema {
@@ -146,22 +133,7 @@ impl DbnSource {
         options: FileOptions,
         max_symbols: usize,
     ) -> Result<Self, DbnSourceError> {
-        let pacing = match options.pace {
-            Pace::Unpaced => Pacing::Unpaced,
-            Pace::Rate(0) => return Err(DbnSourceError::Pace(options.pace)),
-            Pace::Rate(rate) => Pacing::Rate(Pacer::new(rate)),
-            Pace::Timestamps { speed } if !(speed.is_finite() && speed > 0.0) => {
-                return Err(DbnSourceError::Pace(options.pace));
-            }
-            Pace::Timestamps { speed } => Pacing::Timestamps(TimestampPace {
-                speed,
-                start_ns: None,
-                first_ts: None,
-                base_ns: 0,
-                pass_span_ns: 0,
-                waiting_until: 0,
-            }),
-        };
+        let pacing = Pacing::of(options.pace)?;
         let Some(first) = paths.first() else {
             return Err(DbnSourceError::NoFiles);
         };
@@ -216,13 +188,7 @@ impl DbnSource {
                     Err(e) => {
                         // it opened when the source was built: gone or changed since
                         tracing::warn!("{e}; going on with the next file");
-                        sink(FeedEvent::Malformed {
-                            what: "unreadable DBN file",
-                        });
-                        sink(FeedEvent::Gap { first: 0, count: 0 });
-                        *events += 2;
-                        self.file += 1;
-                        return Next::Handed;
+                        return self.abandon_file("unreadable DBN file", sink, events);
                     }
                 }
             }
@@ -266,14 +232,7 @@ impl DbnSource {
                          next file",
                         path.display()
                     );
-                    sink(FeedEvent::Malformed {
-                        what: "short DBN record",
-                    });
-                    sink(FeedEvent::Gap { first: 0, count: 0 });
-                    *events += 2;
-                    self.decoder = None;
-                    self.file += 1;
-                    return Next::Handed;
+                    return self.abandon_file("short DBN record", sink, events);
                 }
                 Ok(None) => {
                     self.decoder = None;
@@ -284,17 +243,28 @@ impl DbnSource {
                         "{}: undecodable DBN record ({e}); going on with the next file",
                         path.display()
                     );
-                    sink(FeedEvent::Malformed {
-                        what: "undecodable DBN record",
-                    });
-                    sink(FeedEvent::Gap { first: 0, count: 0 });
-                    *events += 2;
-                    self.decoder = None;
-                    self.file += 1;
-                    return Next::Handed;
+                    return self.abandon_file("undecodable DBN record", sink, events);
                 }
             }
         }
+    }
+}
+
+impl DbnSource {
+    /// Leaves the current file for the next: what is left of it is lost, a gap of unknown
+    /// size (the shard flags its books stale).
+    fn abandon_file(
+        &mut self,
+        what: &'static str,
+        sink: &mut dyn FnMut(FeedEvent<'_>),
+        events: &mut usize,
+    ) -> Next {
+        sink(FeedEvent::Malformed { what });
+        sink(FeedEvent::Gap { first: 0, count: 0 });
+        *events += 2;
+        self.decoder = None;
+        self.file += 1;
+        Next::Handed
     }
 }
 
@@ -313,12 +283,7 @@ impl FeedSource for DbnSource {
         if self.ended {
             return Polled::Ended;
         }
-        let budget = match &mut self.pacing {
-            Pacing::Unpaced => max,
-            Pacing::Rate(pacer) => pacer.allowance(now, max),
-            Pacing::Timestamps(t) if now < t.waiting_until => 0,
-            Pacing::Timestamps(_) => max,
-        };
+        let budget = self.pacing.budget(now, max);
         let mut events = 0;
         let mut records = 0;
         loop {

@@ -5,29 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pacer::Pacer;
-use super::pacer::TimestampPace;
+use super::pacer::Pacing;
 use super::{FeedEvent, FeedSource, Polled, Rejection};
 use crate::feed::binaryfile::{
     BinaryFile, FrameError, Frames, OpenError, Resync, find_framing, framing_lost_at,
 };
 use crate::feed::itch::{header_of, is_message_shaped};
 
-/// How fast a [`FileSource`] releases messages.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pace {
-    /// As fast as the shard polls: `max` messages per poll.
-    Unpaced,
-    /// A fixed rate in messages per second (see [`Pacer`]; no coordinated omission).
-    Rate(u64),
-    /// The file's own ITCH timestamps (nanoseconds since midnight, header bytes 5..11),
-    /// scaled: a message is released once `now - start >= (ts - first_ts) / speed`. `speed`
-    /// 1.0 is real time, 10.0 ten times faster.
-    Timestamps {
-        /// The replay speed relative to the recorded day; positive and finite.
-        speed: f64,
-    },
-}
+pub use super::pacer::{Pace, PaceError};
 
 /// How a [`FileSource`] reads its file.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,24 +29,9 @@ pub enum FileSourceError {
     /// The file could not be opened or mapped.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// [`Pace::Rate`] of 0.
-    #[error("a pace of 0 messages per second never releases anything; use Pace::Unpaced")]
-    ZeroRate,
-    /// [`Pace::Timestamps`] with a speed that is not positive and finite.
-    #[error(
-        "timestamp replay speed {speed} is not a positive finite number; use 1.0 for real time"
-    )]
-    BadSpeed {
-        /// The speed given.
-        speed: f64,
-    },
-}
-
-#[derive(Debug)]
-enum Pacing {
-    Unpaced,
-    Rate(Pacer),
-    Timestamps(TimestampPace),
+    /// A pace that never releases anything.
+    #[error(transparent)]
+    Pace(#[from] PaceError),
 }
 
 /// A BinaryFILE feed; see the [module docs](self).
@@ -116,29 +86,14 @@ impl FileSource {
     /// A source over an already-open `file`; `path` only names it in [`FeedSource::describe`].
     ///
     /// # Errors
-    /// [`FileSourceError::ZeroRate`] for `Pace::Rate(0)`, [`FileSourceError::BadSpeed`] for a
-    /// timestamp speed that is not positive and finite.
+    /// [`FileSourceError::Pace`] for `Pace::Rate(0)` or a timestamp speed that is not positive
+    /// and finite.
     pub fn new(
         file: BinaryFile,
         path: impl Into<PathBuf>,
         options: FileOptions,
     ) -> Result<Self, FileSourceError> {
-        let pacing = match options.pace {
-            Pace::Unpaced => Pacing::Unpaced,
-            Pace::Rate(0) => return Err(FileSourceError::ZeroRate),
-            Pace::Rate(rate) => Pacing::Rate(Pacer::new(rate)),
-            Pace::Timestamps { speed } if !(speed.is_finite() && speed > 0.0) => {
-                return Err(FileSourceError::BadSpeed { speed });
-            }
-            Pace::Timestamps { speed } => Pacing::Timestamps(TimestampPace {
-                speed,
-                start_ns: None,
-                first_ts: None,
-                base_ns: 0,
-                pass_span_ns: 0,
-                waiting_until: 0,
-            }),
-        };
+        let pacing = Pacing::of(options.pace)?;
         Ok(FileSource {
             file,
             path: path.into(),
@@ -207,12 +162,7 @@ impl FeedSource for FileSource {
         if self.ended {
             return Polled::Ended;
         }
-        let budget = match &mut self.pacing {
-            Pacing::Unpaced => max,
-            Pacing::Rate(pacer) => pacer.allowance(now, max),
-            Pacing::Timestamps(t) if now < t.waiting_until => 0,
-            Pacing::Timestamps(_) => max,
-        };
+        let budget = self.pacing.budget(now, max);
         let mut events = 0;
         let mut delivered = 0;
         while events < max && delivered < budget && !self.ended {
@@ -599,7 +549,10 @@ mod tests {
                 looping: false,
             },
         );
-        assert!(matches!(err, Err(FileSourceError::ZeroRate)));
+        assert!(matches!(
+            err,
+            Err(FileSourceError::Pace(PaceError::ZeroRate))
+        ));
         for speed in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let pace = Pace::Timestamps { speed };
             let err = FileSource::open(
@@ -610,7 +563,7 @@ mod tests {
                 },
             );
             assert!(
-                matches!(err, Err(FileSourceError::BadSpeed { .. })),
+                matches!(err, Err(FileSourceError::Pace(PaceError::BadSpeed { .. }))),
                 "{speed}"
             );
         }
@@ -680,14 +633,7 @@ mod tests {
 
     #[test]
     fn timestamp_pacing_continues_smoothly_across_a_loop() {
-        let mut t = TimestampPace {
-            speed: 0.5,
-            start_ns: None,
-            first_ts: None,
-            base_ns: 0,
-            pass_span_ns: 0,
-            waiting_until: 0,
-        };
+        let mut t = crate::source::pacer::TimestampPace::new(0.5);
         assert_eq!(t.due_ns(Some(1_000), 50), 50);
         assert_eq!(t.due_ns(Some(1_100), 60), 250);
         assert_eq!(t.due_ns(None, 60), 250, "no timestamp: with the one before");

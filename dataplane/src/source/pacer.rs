@@ -256,3 +256,84 @@ impl TimestampPace {
         self.pass_span_ns = 0;
     }
 }
+
+impl TimestampPace {
+    /// Pacing `speed` times faster than recorded, starting at the first message's time.
+    pub(crate) const fn new(speed: f64) -> Self {
+        Self {
+            speed,
+            start_ns: None,
+            first_ts: None,
+            base_ns: 0,
+            pass_span_ns: 0,
+            waiting_until: 0,
+        }
+    }
+}
+
+/// How fast a file source (ITCH BinaryFILE, DBN) releases messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as the shard polls: `max` messages per poll.
+    Unpaced,
+    /// A fixed rate in messages per second (see [`Pacer`]; no coordinated omission).
+    Rate(u64),
+    /// The file's own timestamps (ITCH: header bytes 5..11, ns since midnight; DBN:
+    /// `ts_event`), scaled: a message is released once `now - start >= (ts - first_ts) /
+    /// speed`. `speed` 1.0 is real time, 10.0 ten times faster.
+    Timestamps {
+        /// The replay speed relative to the recorded day; positive and finite.
+        speed: f64,
+    },
+}
+
+/// A [`Pace`] that never releases anything, or not at a speed that can be computed.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum PaceError {
+    /// [`Pace::Rate`] of 0.
+    #[error("a pace of 0 messages per second never releases anything; use Pace::Unpaced")]
+    ZeroRate,
+    /// [`Pace::Timestamps`] with a speed that is not positive and finite.
+    #[error(
+        "timestamp replay speed {speed} is not a positive finite number; use 1.0 for real time"
+    )]
+    BadSpeed {
+        /// The speed given.
+        speed: f64,
+    },
+}
+
+/// A checked [`Pace`] with its state: what a file source's polls consult.
+#[derive(Debug)]
+pub(crate) enum Pacing {
+    Unpaced,
+    Rate(Pacer),
+    Timestamps(TimestampPace),
+}
+
+impl Pacing {
+    /// The pacing `pace` asks for.
+    pub(crate) fn of(pace: Pace) -> Result<Self, PaceError> {
+        match pace {
+            Pace::Unpaced => Ok(Self::Unpaced),
+            Pace::Rate(0) => Err(PaceError::ZeroRate),
+            Pace::Rate(rate) => Ok(Self::Rate(Pacer::new(rate))),
+            Pace::Timestamps { speed } if !(speed.is_finite() && speed > 0.0) => {
+                Err(PaceError::BadSpeed { speed })
+            }
+            Pace::Timestamps { speed } => Ok(Self::Timestamps(TimestampPace::new(speed))),
+        }
+    }
+
+    /// How many messages a poll at `now` may release, at most `max` (timestamp pacing checks
+    /// each message's own time as it goes).
+    #[inline]
+    pub(crate) fn budget(&mut self, now: u64, max: usize) -> usize {
+        match self {
+            Self::Unpaced => max,
+            Self::Rate(pacer) => pacer.allowance(now, max),
+            Self::Timestamps(t) if now < t.waiting_until => 0,
+            Self::Timestamps(_) => max,
+        }
+    }
+}

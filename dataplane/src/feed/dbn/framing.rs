@@ -24,6 +24,22 @@ const ALIGN: u64 = 8;
 /// The smallest record: its header.
 const HEADER: u64 = 16;
 
+/// The `dbn` crate's decoder over `reader` (a DBN stream from its first byte, decompressed),
+/// through a [`FramingGuard`], reading records as they are: `MboMsg` is the same in DBN
+/// versions 1 to 3, and upgrading other records (refused anyway) runs the crate's `unwrap`s
+/// on damaged ones.
+///
+/// # Errors
+/// The metadata cannot be decoded.
+pub fn guarded_decoder<R: Read>(
+    reader: R,
+) -> dbn::Result<dbn::decode::dbn::Decoder<FramingGuard<R>>> {
+    dbn::decode::dbn::Decoder::with_upgrade_policy(
+        FramingGuard::new(reader),
+        dbn::VersionUpgradePolicy::AsIs,
+    )
+}
+
 /// Passes a DBN stream through, ending it at the first framing that would misalign a record;
 /// see the [module docs](self).
 #[derive(Debug)]

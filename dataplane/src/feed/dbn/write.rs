@@ -4,8 +4,15 @@
 //! the `dbn` crate's.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
 
-use dbn::{FlagSet, MappingInterval, MboMsg, Metadata, RecordHeader, SType, Schema, SymbolMapping};
+use dbn::encode::{DynEncoder, EncodeRecord};
+use dbn::{
+    Compression, Encoding, FlagSet, MappingInterval, MboMsg, Metadata, RecordHeader, SType, Schema,
+    SymbolMapping,
+};
 
 use crate::book::Op;
 use crate::feed::itch::Side;
@@ -48,6 +55,34 @@ pub fn metadata(dataset: &str, symbols: &[(String, u32)], start_ns: u64) -> Meta
                 .collect(),
         )
         .build()
+}
+
+/// Writes `metadata` and `records` to `path` as a DBN file, zstd-compressed when the name ends
+/// in `.zst`; returns how many records were written.
+///
+/// # Errors
+/// The file cannot be created or written, or the crate cannot encode the metadata.
+pub fn write_file(
+    path: &Path,
+    metadata: &Metadata,
+    records: impl IntoIterator<Item = Mbo>,
+) -> dbn::Result<u64> {
+    let compression = if path.extension().is_some_and(|e| e == "zst") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let file = File::create(path)
+        .map_err(|e| dbn::Error::io(e, format!("creating {}", path.display())))?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut encoder = DynEncoder::builder(out, Encoding::Dbn, compression, metadata).build()?;
+    let mut written = 0;
+    for record in records {
+        encoder.encode_record(&record.record())?;
+        written += 1;
+    }
+    encoder.flush()?;
+    Ok(written)
 }
 
 /// The fields of one MBO record that vary.
