@@ -155,6 +155,7 @@ fn run(
                     depth: 10,
                     mode: pb::Mode::EveryChange as i32,
                     interval_ms: 0,
+                    stream: pb::Stream::Levels as i32,
                 })
                 .await
                 .expect("subscribe")
@@ -200,6 +201,7 @@ fn run(
                     depth: 1000,
                     mode: pb::Mode::EveryChange as i32,
                     interval_ms: 0,
+                    stream: pb::Stream::Levels as i32,
                 })
                 .await
                 .expect("subscribe")

@@ -60,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fields.concat()
         ),
     )?;
+    // A trading status is large (its optional parts live inline): boxed, so that the queued
+    // updates of every stream stay the size of a level update.
     tonic_prost_build::configure()
+        .boxed(".pinbook.v2.BookUpdate.update.status")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -12,7 +12,12 @@ use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::hub::{Hub, Mode};
+use dataplane::runtime::command::{Applied, Command, CommandError};
+use dataplane::runtime::{DataPlane, ExecuteError};
+use std::sync::Mutex;
+
+use crate::admin_service::COMMAND_TIMEOUT;
+use crate::hub::{self, Hub, Mode};
 use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
@@ -31,15 +36,24 @@ const BATCH: usize = 256;
 #[derive(Debug, Clone)]
 pub struct BookService {
     hub: Arc<Hub>,
+    /// The data plane: order and trade streams are turned on and off per symbol, and GetOrder
+    /// asks it.
+    plane: Arc<Mutex<DataPlane>>,
     limits: StreamLimits,
     serving: Arc<Serving>,
 }
 
 impl BookService {
     /// The service over `hub`'s books, within `limits`, answering while `serving` says so.
-    pub fn new(hub: Arc<Hub>, limits: StreamLimits, serving: Arc<Serving>) -> Self {
+    pub fn new(
+        hub: Arc<Hub>,
+        plane: Arc<Mutex<DataPlane>>,
+        limits: StreamLimits,
+        serving: Arc<Serving>,
+    ) -> Self {
         Self {
             hub,
+            plane,
             limits,
             serving,
         }
@@ -75,6 +89,13 @@ impl pb::book_service_server::BookService for BookService {
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         self.snapshot(request)
     }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::OrderPosition>, Status> {
+        self.position(request).await.map(Response::new)
+    }
 }
 
 impl BookService {
@@ -106,9 +127,80 @@ impl BookService {
             }
             symbols.push(name);
         }
+        let stream = match pb::Stream::try_from(req.stream) {
+            Ok(pb::Stream::Unspecified | pb::Stream::Levels) => hub::Stream::Levels,
+            Ok(pb::Stream::Orders) => hub::Stream::Orders,
+            Ok(pb::Stream::Trades) => hub::Stream::Trades,
+            Ok(pb::Stream::Status) => hub::Stream::Status,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "stream: {} is not a stream",
+                    req.stream
+                )));
+            }
+        };
         let mode = pb::Mode::try_from(req.mode)
             .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
-        let (depth, mode) = match mode {
+        let (depth, mode) = if stream == hub::Stream::Levels {
+            self.levels_mode(mode, &req)?
+        } else {
+            if req.depth != 0 {
+                return Err(Status::invalid_argument(format!(
+                    "depth: {} given, but {stream:?} streams have no depth; leave it 0",
+                    req.depth
+                )));
+            }
+            if !matches!(mode, pb::Mode::Unspecified | pb::Mode::EveryChange) {
+                return Err(Status::invalid_argument(format!(
+                    "mode: {} streams send every change; leave mode unspecified",
+                    stream_name(stream)
+                )));
+            }
+            (0, Mode::EveryChange)
+        };
+        let (id, queue) = self.hub.subscribe(&symbols, depth, mode, stream)?;
+        if matches!(stream, hub::Stream::Orders | hub::Stream::Trades) {
+            let synced = sync_streams(&self.plane, &self.hub, symbols.clone()).await;
+            if let Err(status) = synced {
+                self.hub.unsubscribe(id);
+                let _ = sync_streams(&self.plane, &self.hub, symbols).await;
+                return Err(status);
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        // What ends the stream goes out after everything sent before it, even when the client
+        // has stopped reading and `tx` is full: queued resyncs first, then the status.
+        let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
+        let hub = Arc::clone(&self.hub);
+        let plane = Arc::clone(&self.plane);
+        let heartbeat = self.limits.heartbeat;
+        let stall = self.limits.stall;
+        tokio::spawn(async move {
+            let ended = send_updates(&hub, id, &queue, &tx, heartbeat, stall).await;
+            if let Some((rest, status)) = ended {
+                for update in rest {
+                    let _ = tail_tx.send(Ok(update));
+                }
+                let _ = tail_tx.send(Err(status));
+            }
+            hub.unsubscribe(id);
+            if matches!(stream, hub::Stream::Orders | hub::Stream::Trades)
+                && let Err(status) = sync_streams(&plane, &hub, symbols).await
+            {
+                tracing::warn!(%status, "could not turn a symbol's streams off");
+            }
+        });
+        let updates = ReceiverStream::new(rx).chain(UnboundedReceiverStream::new(tail_rx));
+        Ok(Response::new(Box::pin(updates)))
+    }
+
+    /// Depth and mode of a level subscription.
+    fn levels_mode(
+        &self,
+        mode: pb::Mode,
+        req: &pb::SubscribeRequest,
+    ) -> Result<(usize, Mode), Status> {
+        Ok(match mode {
             pb::Mode::Unspecified | pb::Mode::EveryChange => {
                 (self.depth(req.depth)?, Mode::EveryChange)
             }
@@ -125,27 +217,72 @@ impl BookService {
                     Mode::Conflated(Duration::from_millis(u64::from(req.interval_ms))),
                 )
             }
+        })
+    }
+
+    /// GetOrder: asks the data plane where the order stands.
+    async fn position(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<pb::OrderPosition, Status> {
+        self.serving.check()?;
+        let req = request.into_inner();
+        let symbol = crate::symbol::parse("symbol", &req.symbol)?;
+        let name = symbol.to_string();
+        if req.reference == 0 {
+            return Err(Status::invalid_argument(
+                "reference: 0 is no order's reference",
+            ));
+        }
+        let Some(view) = self.hub.symbol(&name).filter(|v| v.published) else {
+            return Err(Status::not_found(format!(
+                "symbol {name:?} is not published here"
+            )));
         };
-        let (id, queue) = self.hub.subscribe(&symbols, depth, mode)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        // What ends the stream goes out after everything sent before it, even when the client
-        // has stopped reading and `tx` is full: queued resyncs first, then the status.
-        let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
-        let hub = Arc::clone(&self.hub);
-        let heartbeat = self.limits.heartbeat;
-        let stall = self.limits.stall;
-        tokio::spawn(async move {
-            let ended = stream(&hub, id, &queue, &tx, heartbeat, stall).await;
-            if let Some((rest, status)) = ended {
-                for update in rest {
-                    let _ = tail_tx.send(Ok(update));
-                }
-                let _ = tail_tx.send(Err(status));
-            }
-            hub.unsubscribe(id);
-        });
-        let updates = ReceiverStream::new(rx).chain(UnboundedReceiverStream::new(tail_rx));
-        Ok(Response::new(Box::pin(updates)))
+        let reference = req.reference;
+        let plane = Arc::clone(&self.plane);
+        let outcome = tokio::task::spawn_blocking(move || {
+            plane.lock().unwrap_or_else(|e| e.into_inner()).execute(
+                |id| Command::Position {
+                    id,
+                    symbol,
+                    reference,
+                },
+                COMMAND_TIMEOUT,
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("GetOrder task failed: {e}")))?;
+        let found = match outcome.map_err(command_status)? {
+            Applied::Position { found, .. } => found,
+            other => return Err(Status::internal(format!("unexpected answer {other:?}"))),
+        };
+        let Some(p) = found else {
+            return Err(Status::not_found(format!(
+                "no order {reference} rests in the book of {name} (never added, or executed, \
+                 cancelled, deleted or replaced since)"
+            )));
+        };
+        let side = crate::status::side(Some(p.side));
+        Ok(pb::OrderPosition {
+            symbol: name,
+            order: Some(pb::Order {
+                reference,
+                side: side as i32,
+                price: p.price,
+                shares: u64::from(p.shares),
+            }),
+            orders_ahead: p.orders_ahead,
+            shares_ahead: p.shares_ahead,
+            level: Some(pb::Level {
+                price: p.price,
+                shares: p.level_shares,
+                orders: p.level_orders,
+            }),
+            price_exponent: i32::from(view.price_exponent),
+            incomplete: view.incomplete,
+            stale: view.stale,
+        })
     }
 
     fn snapshot(
@@ -161,6 +298,68 @@ impl BookService {
 }
 
 /// How one send to the client went.
+/// The name of a non-level stream, for messages.
+fn stream_name(stream: hub::Stream) -> &'static str {
+    match stream {
+        hub::Stream::Levels => "level",
+        hub::Stream::Orders => "order",
+        hub::Stream::Trades => "trade",
+        hub::Stream::Status => "status",
+    }
+}
+
+/// The status of a command the data plane refused or did not answer.
+fn command_status(e: ExecuteError) -> Status {
+    match e {
+        ExecuteError::Refused(
+            e @ (CommandError::UnknownSymbol(_) | CommandError::NotActive(_)),
+        ) => Status::not_found(e.to_string()),
+        ExecuteError::Refused(e) => Status::failed_precondition(e.to_string()),
+        e @ (ExecuteError::Busy(_) | ExecuteError::Timeout(_)) => {
+            Status::unavailable(e.to_string())
+        }
+    }
+}
+
+/// Tells the data plane which of `symbols`' order and trade streams the hub's subscribers
+/// need now. The wants are read under the data plane's lock, so the last command sent for a
+/// symbol carries its latest wants whatever order concurrent callers ran in.
+async fn sync_streams(
+    plane: &Arc<Mutex<DataPlane>>,
+    hub: &Arc<Hub>,
+    symbols: Vec<String>,
+) -> Result<(), Status> {
+    let (plane, hub) = (Arc::clone(plane), Arc::clone(hub));
+    tokio::task::spawn_blocking(move || {
+        let mut plane = plane.lock().unwrap_or_else(|e| e.into_inner());
+        for name in &symbols {
+            let Some(wanted) = hub.wanted_streams(name) else {
+                continue;
+            };
+            let symbol = crate::symbol::parse("symbols", name)?;
+            let sent = plane.execute(
+                |id| Command::SetStreams {
+                    id,
+                    symbol,
+                    orders: wanted.orders,
+                    trades: wanted.trades,
+                    resend: wanted.book,
+                },
+                COMMAND_TIMEOUT,
+            );
+            match sent {
+                Ok(_) => {}
+                // removed meanwhile: its subscribers were told, and its streams are off
+                Err(ExecuteError::Refused(CommandError::NotActive(_))) => {}
+                Err(e) => return Err(command_status(e)),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Status::internal(format!("stream task failed: {e}")))?
+}
+
 enum Sent {
     /// Handed to tonic.
     Done,
@@ -201,7 +400,7 @@ async fn send(
 /// idle, asks the hub to catch up once a lagging queue is drained. Returns how the stream
 /// ends when it ends with a status: the updates still to send, then the status (`None`: the
 /// client went away).
-async fn stream(
+async fn send_updates(
     hub: &Hub,
     id: u64,
     queue: &Queue,

@@ -29,12 +29,14 @@ pub(crate) mod deltas;
 pub mod hub;
 pub mod metrics;
 pub mod mirror;
+pub mod orders;
 pub mod price;
 pub mod queue;
 pub mod request_count;
 pub mod server;
 pub mod state;
 pub mod stats_reply;
+pub mod status;
 pub(crate) mod symbol;
 
 /// The generated pinbook.v2 messages, clients and servers.

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use dataplane::feed::itch::Side;
 
 use crate::contract::Level;
+use crate::orders::OrderBook;
+use crate::status::SymbolStatus;
 
 /// One symbol's L2 book and what the control plane knows of it.
 #[derive(Debug, Default)]
@@ -37,8 +39,22 @@ pub struct Mirror {
     pub last_exchange_ns: u64,
     /// See `last_exchange_ns`.
     pub last_ingest_ns: u64,
+    /// Its trading status, from the data plane's status events.
+    pub status: SymbolStatus,
+    /// Its order book, kept while some client streams its orders.
+    pub orders: Option<OrdersMirror>,
     bids: BTreeMap<i64, (u64, u32)>,
     asks: BTreeMap<i64, (u64, u32)>,
+}
+
+/// A symbol's order book as the control plane rebuilds it from the data plane's order events.
+#[derive(Debug, Default)]
+pub struct OrdersMirror {
+    /// The orders.
+    pub book: OrderBook,
+    /// The data plane sent the book whole (a resync that carried its orders) and every order
+    /// event since was applied: it can be served. False while waiting for that resync.
+    pub live: bool,
 }
 
 impl Mirror {

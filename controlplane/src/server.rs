@@ -145,7 +145,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         stall: options.policy.stall,
     };
     let book = pb::book_service_server::BookServiceServer::with_interceptor(
-        BookService::new(Arc::clone(&hub), limits, serving),
+        BookService::new(Arc::clone(&hub), Arc::clone(&shared.plane), limits, serving),
         BearerAuth::new(options.book_token.clone(), "book"),
     );
     let (stop_grpc, stopped) = oneshot::channel::<()>();

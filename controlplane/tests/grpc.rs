@@ -179,6 +179,7 @@ impl Client {
                 self.removed.push(r.symbol);
                 found
             }
+            other => panic!("a level subscription got {other:?}"),
         };
         assert!(found.is_empty(), "contract violations: {found:?}");
     }
@@ -221,6 +222,7 @@ fn sub(symbols: &[&str], depth: u32, mode: pb::Mode, interval_ms: u32) -> pb::Su
         depth,
         mode: mode as i32,
         interval_ms,
+        stream: pb::Stream::Levels as i32,
     }
 }
 

@@ -84,6 +84,7 @@ impl Mirror {
             }
             Event::Stale { .. } => self.stale += 1,
             Event::Fresh => self.fresh += 1,
+            Event::Order(_) | Event::Trade(_) | Event::Status(_) | Event::Market { .. } => {}
         }
     }
 

@@ -119,6 +119,7 @@ pub fn run(args: &SubscribeArgs) -> Result<()> {
         depth: args.depth,
         mode: mode as i32,
         interval_ms,
+        stream: pb::Stream::Levels as i32,
     };
     // the server holds top-of-book subscribers to one level whatever the depth asked
     let depth = if args.mode == ModeArg::Top {
@@ -289,6 +290,9 @@ impl Session {
                 if self.json {
                     writeln!(self.out, "{}", json!({ "heartbeat": h.send_ns }))?;
                 }
+            }
+            Update::Orders(_) | Update::Order(_) | Update::Trade(_) | Update::Status(_) => {
+                self.violation("an order, trade or status update on a level subscription".into());
             }
         }
         self.dirty = true;

@@ -35,6 +35,8 @@ impl Hub {
                 mirror.published = true;
                 mirror.awaiting_book = true;
                 mirror.seq = seq;
+                // its status from here is what the data plane sends after this
+                mirror.status = crate::status::SymbolStatus::default();
             }
             Event::SymbolRemoved { locate, seq, .. } => {
                 if let Some(mirror) = state.mirrors.get_mut(&locate) {
@@ -48,7 +50,14 @@ impl Hub {
                     .get(&locate)
                     .map(|m| m.symbol.clone())
                     .unwrap_or_default();
-                for id in state.watchers.remove(&locate).unwrap_or_default() {
+                if let Some(mirror) = state.mirrors.get_mut(&locate) {
+                    mirror.orders = None;
+                }
+                let mut ids = state.watchers.remove(&locate).unwrap_or_default();
+                if let Some(streams) = state.streams.remove(&locate) {
+                    ids.extend(streams.all());
+                }
+                for id in ids {
                     if let Some(sub) = state.subscribers.get_mut(&id)
                         && let Some(held) = sub.held.remove(&locate)
                     {
@@ -69,6 +78,8 @@ impl Hub {
                 seq,
                 reason,
                 levels,
+                orders,
+                orders_omitted,
                 incomplete,
                 ..
             } => {
@@ -79,11 +90,23 @@ impl Hub {
                 mirror.clear();
                 mirror.incomplete = incomplete;
                 mirror.awaiting_book = false;
-                if levels == 0 {
+                if let Some(book) = &mut mirror.orders {
+                    // live again once the orders that follow are in, if they come at all
+                    book.book.clear();
+                    book.live = orders.is_some() && !orders_omitted;
+                }
+                if orders_omitted {
+                    self.orders_omitted(state, locate);
+                }
+                let Some(mirror) = state.mirrors.get_mut(&locate) else {
+                    return;
+                };
+                let events = levels.saturating_add(orders.unwrap_or(0));
+                if events == 0 {
                     mirror.rebuild = None;
                     self.rebuilt(state, locate, reason);
                 } else {
-                    mirror.rebuild = Some((levels, reason));
+                    mirror.rebuild = Some((events, reason));
                 }
             }
             Event::Level(l) => {
@@ -125,6 +148,7 @@ impl Hub {
                 };
                 for locate in locates {
                     self.resync_watchers(state, locate, ResyncReason::UpstreamGap, &detail);
+                    self.streams_gap(state, locate, &detail);
                 }
             }
             Event::Fresh => {
@@ -132,10 +156,34 @@ impl Hub {
                     *s = false;
                 }
             }
+            Event::Order(_) | Event::Trade(_) | Event::Status(_) | Event::Market { .. } => {
+                self.apply_stream_event(state, event);
+            }
         }
     }
 
-    fn check_seq(&self, mirror: &mut Mirror, seq: u64) {
+    /// The data plane cannot send the orders of `locate` (its book has more than the event
+    /// ring holds): its order watchers are closed with the reason.
+    fn orders_omitted(&self, state: &mut State, locate: u16) {
+        let Some(mirror) = state.mirrors.get(&locate) else {
+            return;
+        };
+        let ids = state
+            .streams
+            .get(&locate)
+            .map(|w| w.orders.clone())
+            .unwrap_or_default();
+        for id in ids {
+            if let Some(sub) = state.subscribers.get_mut(&id)
+                && !sub.closed
+            {
+                sub.closed = true;
+                super::streams::close_omitted(&sub.queue, &mirror.symbol);
+            }
+        }
+    }
+
+    pub(super) fn check_seq(&self, mirror: &mut Mirror, seq: u64) {
         if seq != mirror.seq + 1 {
             self.stats
                 .upstream_seq_errors
@@ -146,9 +194,11 @@ impl Hub {
     }
 
     /// A data-plane resync of `locate` is complete: tell its watchers.
-    fn rebuilt(&self, state: &mut State, locate: u16, reason: UpstreamReason) {
+    pub(super) fn rebuilt(&self, state: &mut State, locate: u16, reason: UpstreamReason) {
+        self.streams_rebuilt(state, locate, reason);
         let (reason, detail) = match reason {
-            UpstreamReason::Added => return,
+            // the levels lost nothing: nothing to tell
+            UpstreamReason::Added | UpstreamReason::Orders => return,
             UpstreamReason::RingFull => (
                 ResyncReason::RingOverflow,
                 "the data plane's event ring overflowed; the book is exact again",
@@ -337,7 +387,7 @@ impl Hub {
     }
 
     /// Subscriber `id`'s queue overflowed at `now` (see [`super::subscriber::Subscriber::overflowed`]).
-    fn too_slow(&self, state: &mut State, id: u64, now: Instant) {
+    pub(super) fn too_slow(&self, state: &mut State, id: u64, now: Instant) {
         let State {
             subscribers,
             mirrors,

@@ -28,6 +28,7 @@
 mod apply;
 mod event_thread;
 mod stats;
+mod streams;
 mod subscriber;
 
 use ahash::AHashMap as HashMap;
@@ -41,6 +42,7 @@ use tonic::Status;
 pub use event_thread::drain;
 use stats::snapshot_slot;
 pub use stats::{HubStats, SnapshotReason};
+pub use streams::Wanted;
 use subscriber::Subscriber;
 
 use crate::deltas::{Held, Top, snapshot};
@@ -55,6 +57,19 @@ pub enum Mode {
     EveryChange,
     /// What changed, at most once per interval.
     Conflated(Duration),
+}
+
+/// What one subscription streams (`pb::Stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Price levels (L2).
+    Levels,
+    /// Every order (L3, market by order).
+    Orders,
+    /// Trades.
+    Trades,
+    /// Trading status.
+    Status,
 }
 
 /// Limits of the subscriber policy.
@@ -78,8 +93,12 @@ pub struct Policy {
 struct State {
     mirrors: HashMap<u16, Mirror>,
     by_name: HashMap<String, u16>,
-    /// Subscriber ids per locate.
+    /// Subscriber ids per locate: the level stream's.
     watchers: HashMap<u16, Vec<u64>>,
+    /// Subscriber ids per locate: the other streams'.
+    streams: HashMap<u16, streams::StreamWatchers>,
+    /// The market-wide circuit breakers.
+    market: crate::status::Market,
     subscribers: HashMap<u64, Subscriber>,
     stale: Vec<bool>,
     next_id: u64,
@@ -104,6 +123,8 @@ pub struct SymbolView {
     pub symbol: String,
     /// Stock locate.
     pub locate: u16,
+    /// Its prices are integers × 10^`price_exponent`.
+    pub price_exponent: i8,
     /// Owning shard.
     pub shard: u16,
     /// Published now.
@@ -126,6 +147,7 @@ impl SymbolView {
         Self {
             symbol: m.symbol.clone(),
             locate: m.locate,
+            price_exponent: m.price_exponent,
             shard: m.shard,
             published: m.published,
             updates: m.updates,
@@ -172,6 +194,7 @@ impl Hub {
         symbols: &[String],
         depth: usize,
         mode: Mode,
+        stream: Stream,
     ) -> Result<(u64, Arc<Queue>), Status> {
         let mut state = self.lock();
         let mut locates = Vec::with_capacity(symbols.len());
@@ -195,6 +218,7 @@ impl Hub {
             queue: Arc::clone(&queue),
             depth,
             mode,
+            stream,
             held: HashMap::new(),
             next_due: Instant::now(),
             resyncs: Vec::new(),
@@ -202,6 +226,41 @@ impl Hub {
             closed: false,
         };
         for &locate in &locates {
+            if stream != Stream::Levels {
+                let State {
+                    streams,
+                    mirrors,
+                    stale,
+                    market,
+                    ..
+                } = &mut *state;
+                let watchers = streams.entry(locate).or_default();
+                if let Some(list) = watchers.of(stream) {
+                    list.push(id);
+                }
+                let Some(mirror) = mirrors.get_mut(&locate) else {
+                    continue;
+                };
+                if stream == Stream::Orders && mirror.orders.is_none() {
+                    // kept from now on; live once the data plane sends it with its orders
+                    mirror.orders = Some(crate::mirror::OrdersMirror::default());
+                }
+                let held = subscriber.held.entry(locate).or_insert(Held {
+                    seq: 0,
+                    bids: Vec::new(),
+                    asks: Vec::new(),
+                    dirty: false,
+                });
+                let stale = is_stale(stale, mirror.shard);
+                let first = streams::first_updates(stream, mirror, held, stale, market);
+                if stream == Stream::Orders && !first.is_empty() {
+                    self.stats.snapshots[snapshot_slot(None)].fetch_add(1, Ordering::Relaxed);
+                }
+                for update in first {
+                    subscriber.queue.force(update);
+                }
+                continue;
+            }
             state.watchers.entry(locate).or_default().push(id);
             if let Some(mirror) = state.mirrors.get(&locate) {
                 let stale = is_stale(&state.stale, mirror.shard);
@@ -234,6 +293,18 @@ impl Hub {
                 if let Some(list) = state.watchers.get_mut(locate) {
                     list.retain(|s| *s != id);
                 }
+                let Some(watchers) = state.streams.get_mut(locate) else {
+                    continue;
+                };
+                if let Some(list) = watchers.of(sub.stream) {
+                    list.retain(|s| *s != id);
+                }
+                if watchers.orders.is_empty()
+                    && let Some(mirror) = state.mirrors.get_mut(locate)
+                {
+                    // nobody streams its orders: the data plane is told to stop sending them
+                    mirror.orders = None;
+                }
             }
         }
     }
@@ -241,6 +312,15 @@ impl Hub {
     /// Subscriptions open now.
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
+    }
+
+    /// Subscriptions open now, by what they stream: levels, orders, trades, status.
+    pub fn subscribers_by_stream(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for sub in self.lock().subscribers.values() {
+            counts[sub.stream as usize] += 1;
+        }
+        counts
     }
 
     /// Queue depths of all subscribers.
@@ -269,6 +349,7 @@ impl Hub {
             mirrors,
             stale,
             conflated_due,
+            market,
             ..
         } = &mut *state;
         let Some(sub) = subscribers.get_mut(&id) else {
@@ -295,6 +376,18 @@ impl Hub {
             let Some(mirror) = mirrors.get(locate) else {
                 continue;
             };
+            if sub.stream != Stream::Levels {
+                let stale = is_stale(stale, mirror.shard);
+                let first = streams::first_updates(sub.stream, mirror, held, stale, market);
+                if sub.stream == Stream::Orders && !first.is_empty() {
+                    self.stats.snapshots[snapshot_slot(Some(ResyncReason::SlowConsumer))]
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                for u in first {
+                    sub.queue.force(u);
+                }
+                continue;
+            }
             let mut top = Top::new(mirror, sub.depth, is_stale(stale, mirror.shard));
             for u in top.snapshot(held, sub.depth) {
                 sub.queue.force(u);
@@ -449,6 +542,8 @@ mod tests {
             seq,
             reason,
             levels,
+            orders: None,
+            orders_omitted: false,
             incomplete: false,
             ingest_ns: 0,
         }
@@ -487,7 +582,7 @@ mod tests {
         assert!(hub.symbol("AAPL    ").is_none(), "names are trimmed");
 
         let (_, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 5, Mode::EveryChange)
+            .subscribe(&["AAPL".to_owned()], 5, Mode::EveryChange, Stream::Levels)
             .unwrap();
         assert!(matches!(taken(&queue)[..], [Update::Snapshot(_)]));
 
@@ -565,7 +660,12 @@ mod tests {
             ..policy()
         });
         let (id, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 1000, Mode::EveryChange)
+            .subscribe(
+                &["AAPL".to_owned()],
+                1000,
+                Mode::EveryChange,
+                Stream::Levels,
+            )
             .unwrap();
         let (mut seq, mut awaiting) = (0, false);
         // the client reads its snapshot and a few deltas
@@ -620,7 +720,7 @@ mod tests {
             ..policy()
         });
         let (id, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange, Stream::Levels)
             .unwrap();
         let (mut seq, mut awaiting) = (0, false);
         follow(&taken(&queue), &mut seq, &mut awaiting);
@@ -670,7 +770,12 @@ mod tests {
             ..policy()
         });
         let (_, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 1000, Mode::EveryChange)
+            .subscribe(
+                &["AAPL".to_owned()],
+                1000,
+                Mode::EveryChange,
+                Stream::Levels,
+            )
             .unwrap();
         let (mut seq, mut awaiting) = (0, false);
         follow(&taken(&queue), &mut seq, &mut awaiting);
@@ -698,7 +803,7 @@ mod tests {
             ..policy()
         });
         let (_, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange, Stream::Levels)
             .unwrap();
         let events: Vec<Event> = (4..24).map(|s| level(s, s as i64)).collect();
         hub.apply(0, &events);
@@ -721,7 +826,7 @@ mod tests {
     fn a_stalled_stream_is_closed_with_a_resync_and_its_queue_emptied() {
         let hub = published(policy());
         let (id, queue) = hub
-            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange)
+            .subscribe(&["AAPL".to_owned()], 10, Mode::EveryChange, Stream::Levels)
             .unwrap();
         hub.apply(0, &[level(4, 101), level(5, 102)]);
         assert_eq!(queue.len(), 3);
@@ -746,6 +851,7 @@ mod tests {
                 &["AAPL".to_owned()],
                 10,
                 Mode::Conflated(Duration::from_millis(1)),
+                Stream::Levels,
             )
             .unwrap();
         let (mut seq, mut awaiting) = (0, false);

@@ -26,7 +26,7 @@
 //! unknown references, duplicate adds, over-executions and every capacity limit are counted in
 //! [`BookStats`], and a book that lost an order to a capacity limit is marked incomplete.
 
-use super::change::{ChangeSink, L2Change};
+use super::change::{ChangeSink, L2Change, OrderAction, OrderChange};
 use super::level_table::{Level, LevelTable};
 use super::op::{NewOrder, Op};
 use super::order_store::{OrderStore, StoreError};
@@ -36,6 +36,7 @@ use super::side::SideOrder;
 use super::stats::BookStats;
 use crate::arena::{Arena, ArenaError, Region};
 use crate::feed::itch::{Message, Side};
+use crate::runtime::event::StatusChange;
 use crate::symbol::Symbol;
 
 pub use super::level_table::Level as BookLevel;
@@ -179,6 +180,22 @@ fn resting(orders: &OrderStore<'_>, epoch: u32, reference: u64, slot: u32) -> Op
         .copied()
 }
 
+/// The order change of `action` on the order `reference` whose level's change is `level`,
+/// for `shares`.
+#[inline(always)]
+fn order_change(level: &L2Change, action: OrderAction, reference: u64, shares: u32) -> OrderChange {
+    OrderChange {
+        locate: level.locate,
+        action,
+        side: level.side,
+        shares,
+        reference,
+        other: 0,
+        price: level.price,
+        timestamp: level.timestamp,
+    }
+}
+
 /// A read-only view of one book, its side lists compacted ([`Books::book`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BookView<'s> {
@@ -231,6 +248,26 @@ impl<'s> BookView<'s> {
         self.queues
             .refs(tail)
             .filter_map(move |(reference, slot)| resting(orders, epoch, reference, slot))
+    }
+
+    /// The level at `price` on `side`, if any order rests there.
+    pub fn level(&self, side: Side, price: i64) -> Option<Level> {
+        self.levels.get(self.locate, side, price).copied()
+    }
+
+    /// Every resting order of the book in priority order: bids best price first, then asks
+    /// best first, each price first to fill first. Takes time in proportion to the book.
+    pub fn orders(&self) -> impl Iterator<Item = Order> + use<'s> {
+        let view = *self;
+        [Side::Buy, Side::Sell].into_iter().flat_map(move |side| {
+            view.side(side)
+                .flat_map(move |level| view.queue(side, level.price))
+        })
+    }
+
+    /// Orders resting in the book.
+    pub fn order_count(&self) -> u32 {
+        self.book.orders
     }
 
     /// The best bid level.
@@ -411,18 +448,25 @@ impl<'a> Books<'a> {
     pub fn apply_op(&mut self, op: &Op, out: &mut impl ChangeSink) {
         self.stats.messages += 1;
         match *op {
-            Op::Add(order) => {
-                self.add(order, out);
-            }
+            Op::Add(order) => self.add(order, out),
             // E and C reduce alike: the resting order keeps its own price. X takes shares off
             // the same way.
             Op::Execute {
                 reference,
                 shares,
+                match_number,
                 timestamp,
+            }
+            | Op::ExecuteAt {
+                reference,
+                shares,
+                match_number,
+                timestamp,
+                ..
             } => {
                 self.stats.executions += 1;
-                self.reduce(reference, shares, timestamp, out);
+                let how = (OrderAction::Execute, match_number);
+                self.reduce(reference, shares, timestamp, how, out);
             }
             Op::Cancel {
                 reference,
@@ -430,7 +474,7 @@ impl<'a> Books<'a> {
                 timestamp,
             } => {
                 self.stats.cancels += 1;
-                self.reduce(reference, shares, timestamp, out);
+                self.reduce(reference, shares, timestamp, (OrderAction::Cancel, 0), out);
             }
             Op::Delete {
                 reference,
@@ -438,8 +482,9 @@ impl<'a> Books<'a> {
             } => {
                 self.stats.deletes += 1;
                 match self.unlink(reference, timestamp) {
-                    Some(change) => {
+                    Some((change, had)) => {
                         self.emit(change, out);
+                        out.order(order_change(&change, OrderAction::Delete, reference, had));
                         self.uncross(change.locate);
                     }
                     None => self.stats.unknown_refs += 1,
@@ -475,17 +520,41 @@ impl<'a> Books<'a> {
                 }
                 None => self.stats.symbols_full += 1,
             },
-            Op::Trading { locate, state } => match self.books.get_mut(locate as usize) {
+            Op::Status {
+                locate,
+                change: StatusChange::Trading { state, .. },
+                ..
+            } => match self.books.get_mut(locate as usize) {
                 Some(book) => book.trading_state = state,
                 None => self.stats.symbols_full += 1,
             },
-            Op::System { .. } | Op::Other => self.stats.skipped += 1,
+            Op::Status { .. } | Op::Trade { .. } | Op::System { .. } | Op::Other => {
+                self.stats.skipped += 1
+            }
         }
     }
 
-    /// Adds an order and emits its level. Returns false if it was not added.
+    /// Adds an order: emits its level, then its order change.
+    #[inline(always)]
+    fn add(&mut self, new: NewOrder, out: &mut impl ChangeSink) {
+        if self.rest(new, out) {
+            out.order(OrderChange {
+                locate: new.locate,
+                action: OrderAction::Add,
+                side: new.side,
+                shares: new.shares,
+                reference: new.reference,
+                other: 0,
+                price: new.price,
+                timestamp: new.timestamp,
+            });
+        }
+    }
+
+    /// Rests an order and emits its level (not its order change: the caller says what it
+    /// was). Returns false if it was not added.
     #[inline]
-    fn add(&mut self, new: NewOrder, out: &mut impl ChangeSink) -> bool {
+    fn rest(&mut self, new: NewOrder, out: &mut impl ChangeSink) -> bool {
         let NewOrder {
             locate,
             reference,
@@ -620,9 +689,17 @@ impl<'a> Books<'a> {
         self.orders.remove(reference);
     }
 
-    /// Takes `shares` off the order in `reference`, removing it when none are left.
+    /// Takes `shares` off the order in `reference`, removing it when none are left; `how` is
+    /// the order change to emit (Execute with its match number, or Cancel).
     #[inline]
-    fn reduce(&mut self, reference: u64, shares: u32, timestamp: u64, out: &mut impl ChangeSink) {
+    fn reduce(
+        &mut self,
+        reference: u64,
+        shares: u32,
+        timestamp: u64,
+        how: (OrderAction, u64),
+        out: &mut impl ChangeSink,
+    ) {
         let books = &self.books;
         let Some(order) = self.orders.get_mut(reference) else {
             self.stats.unknown_refs += 1;
@@ -637,12 +714,16 @@ impl<'a> Books<'a> {
             // nothing executed or cancelled: no level changed, so nothing is emitted
             return;
         }
+        let (action, other) = how;
         if shares >= order.shares {
             if shares > order.shares {
                 self.stats.overfills += 1;
             }
-            if let Some(change) = self.unlink(reference, timestamp) {
+            if let Some((change, had)) = self.unlink(reference, timestamp) {
                 self.emit(change, out);
+                let mut taken = order_change(&change, action, reference, had);
+                taken.other = other;
+                out.order(taken);
                 self.uncross(change.locate);
             }
             return;
@@ -652,12 +733,16 @@ impl<'a> Books<'a> {
         if let Some(left) = self.levels.take(locate, side, price, shares) {
             let change = L2Change::of(locate, side, price, left.shares, left.orders, timestamp);
             self.emit(change, out);
+            let mut taken = order_change(&change, action, reference, shares);
+            taken.other = other;
+            out.order(taken);
         }
     }
 
-    /// Removes the order of `reference` and returns its level's new state, without emitting.
+    /// Removes the order of `reference` and returns its level's new state and the shares the
+    /// order had, without emitting.
     #[inline]
-    fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<L2Change> {
+    fn unlink(&mut self, reference: u64, timestamp: u64) -> Option<(L2Change, u32)> {
         let order = self.orders.remove(reference)?;
         if !current(&self.books, &order) {
             // cleared with its book: it was only waiting to be freed
@@ -677,14 +762,8 @@ impl<'a> Books<'a> {
             book.side_mut(side)
                 .emptied(price, left.list_pos, &mut self.lists);
         }
-        Some(L2Change::of(
-            locate,
-            side,
-            price,
-            left.shares,
-            left.orders,
-            timestamp,
-        ))
+        let change = L2Change::of(locate, side, price, left.shares, left.orders, timestamp);
+        Some((change, order.shares))
     }
 
     /// U: the old order leaves (priority lost), a new one joins the back of its new price,
@@ -698,7 +777,7 @@ impl<'a> Books<'a> {
         timestamp: u64,
         out: &mut impl ChangeSink,
     ) {
-        let Some(old) = self.unlink(original, timestamp) else {
+        let Some((old, had)) = self.unlink(original, timestamp) else {
             self.stats.unknown_refs += 1;
             return;
         };
@@ -714,9 +793,24 @@ impl<'a> Books<'a> {
             price,
             timestamp,
         };
-        let added = self.add(joining, out);
+        let added = self.rest(joining, out);
         if !added && same_price {
             self.emit(old, out);
+        }
+        if added {
+            out.order(OrderChange {
+                locate: old.locate,
+                action: OrderAction::Replace,
+                side: old.side,
+                shares,
+                reference: original,
+                other: new,
+                price,
+                timestamp,
+            });
+        } else {
+            // the new half was refused (counted): the old order is simply gone
+            out.order(order_change(&old, OrderAction::Delete, original, had));
         }
         self.uncross(old.locate);
     }
@@ -737,7 +831,8 @@ impl<'a> Books<'a> {
                 self.add(new, out);
             }
             Some((price, shares)) if price == new.price && new.shares <= shares => {
-                self.reduce(new.reference, shares - new.shares, new.timestamp, out);
+                let how = (OrderAction::Cancel, 0);
+                self.reduce(new.reference, shares - new.shares, new.timestamp, how, out);
             }
             Some(_) => self.replace(
                 new.reference,

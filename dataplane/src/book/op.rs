@@ -7,6 +7,7 @@
 //! copied to be held.
 
 use crate::feed::itch::{Message, Side};
+use crate::runtime::event::{StatusChange, TradeKind};
 use crate::symbol::Symbol;
 
 /// An order to rest: an A, or the new half of a U (or a DBN A or M).
@@ -32,13 +33,30 @@ pub struct NewOrder {
 pub enum Op {
     /// A: an order rests.
     Add(NewOrder),
-    /// E or C: shares of an order executed (C's execution price is for the tape, not the
-    /// book).
+    /// E: shares of an order executed at its own price.
     Execute {
         /// Order reference.
         reference: u64,
         /// Shares executed.
         shares: u32,
+        /// The exchange's match number.
+        match_number: u64,
+        /// Exchange time.
+        timestamp: u64,
+    },
+    /// C: shares of an order executed at another price (for the tape: the order keeps its own
+    /// price in the book, which this reduces as [`Op::Execute`]).
+    ExecuteAt {
+        /// Order reference.
+        reference: u64,
+        /// Shares executed.
+        shares: u32,
+        /// The exchange's match number.
+        match_number: u64,
+        /// The execution price.
+        price: i64,
+        /// Counts toward volume.
+        printable: bool,
         /// Exchange time.
         timestamp: u64,
     },
@@ -90,12 +108,36 @@ pub enum Op {
         /// The book's prices are integers × 10^`price_exponent`.
         price_exponent: i8,
     },
-    /// H: a trading state.
-    Trading {
+    /// H, Y, J, K, I (one symbol) or V, W (market-wide): a trading status changed. The books
+    /// keep the trading state (H); the rest is for the status stream.
+    Status {
+        /// Stock locate (0 for a market-wide change).
+        locate: u16,
+        /// What changed.
+        change: StatusChange,
+        /// Exchange time.
+        timestamp: u64,
+    },
+    /// P, Q, B (ITCH) or T, F (DBN): a trade the books do not change for (the tape only).
+    Trade {
         /// Stock locate.
         locate: u16,
-        /// `T`, `H`, `P` or `Q`.
-        state: u8,
+        /// What kind.
+        kind: TradeKind,
+        /// The resting order's side, if the feed says.
+        resting_side: Option<Side>,
+        /// Counts toward volume.
+        printable: bool,
+        /// ITCH Q's cross type byte, else 0.
+        cross_type: u8,
+        /// Shares traded (0 for a broken trade).
+        shares: u32,
+        /// Price (0 for a broken trade).
+        price: i64,
+        /// The exchange's match number (0 if the feed has none).
+        match_number: u64,
+        /// Exchange time.
+        timestamp: u64,
     },
     /// S: a system event (`O` starts the day's messages).
     System {
@@ -122,11 +164,15 @@ impl Op {
             Message::OrderExecuted(m) => Op::Execute {
                 reference: m.order_ref(),
                 shares: m.executed_shares(),
+                match_number: m.match_number(),
                 timestamp: m.header().timestamp,
             },
-            Message::OrderExecutedWithPrice(m) => Op::Execute {
+            Message::OrderExecutedWithPrice(m) => Op::ExecuteAt {
                 reference: m.order_ref(),
                 shares: m.executed_shares(),
+                match_number: m.match_number(),
+                price: i64::from(m.execution_price()),
+                printable: m.is_printable(),
                 timestamp: m.header().timestamp,
             },
             Message::OrderCancel(m) => Op::Cancel {
@@ -150,9 +196,94 @@ impl Op {
                 symbol: Symbol::from_itch(*m.stock()),
                 price_exponent: crate::feed::itch::PRICE_EXPONENT,
             },
-            Message::TradingAction(m) => Op::Trading {
+            Message::TradingAction(m) => Op::status(
+                m.header(),
+                StatusChange::Trading {
+                    state: m.trading_state(),
+                    reason: *m.reason(),
+                },
+            ),
+            Message::RegShoRestriction(m) => Op::status(
+                m.header(),
+                StatusChange::RegSho {
+                    action: m.reg_sho_action(),
+                },
+            ),
+            Message::LuldAuctionCollar(m) => Op::status(
+                m.header(),
+                StatusChange::Luld {
+                    reference: m.reference_price(),
+                    upper: m.upper_collar_price(),
+                    lower: m.lower_collar_price(),
+                    extension: m.extension(),
+                },
+            ),
+            Message::IpoQuotingPeriod(m) => Op::status(
+                m.header(),
+                StatusChange::Ipo {
+                    release_time: m.release_time(),
+                    qualifier: m.release_qualifier(),
+                    price: m.ipo_price(),
+                },
+            ),
+            Message::Noii(m) => Op::status(
+                m.header(),
+                StatusChange::Imbalance {
+                    paired: m.paired_shares(),
+                    imbalance: m.imbalance_shares(),
+                    far: m.far_price(),
+                    near: m.near_price(),
+                    reference: m.current_reference_price(),
+                    direction: m.imbalance_direction(),
+                    cross_type: m.cross_type(),
+                    variation: m.price_variation_indicator(),
+                },
+            ),
+            Message::MwcbDeclineLevel(m) => Op::status(
+                m.header(),
+                StatusChange::MwcbLevels {
+                    levels: [m.level1(), m.level2(), m.level3()],
+                },
+            ),
+            Message::MwcbStatus(m) => Op::status(
+                m.header(),
+                StatusChange::MwcbBreach {
+                    level: m.breached_level(),
+                },
+            ),
+            Message::Trade(m) => Op::Trade {
                 locate: m.header().stock_locate,
-                state: m.trading_state(),
+                kind: TradeKind::Trade,
+                // the side byte has been `B` whatever the resting side since 2014: not said
+                resting_side: None,
+                printable: true,
+                cross_type: 0,
+                shares: m.shares(),
+                price: i64::from(m.price()),
+                match_number: m.match_number(),
+                timestamp: m.header().timestamp,
+            },
+            Message::CrossTrade(m) => Op::Trade {
+                locate: m.header().stock_locate,
+                kind: TradeKind::Cross,
+                resting_side: None,
+                printable: true,
+                cross_type: m.cross_type(),
+                shares: u32::try_from(m.shares()).unwrap_or(u32::MAX),
+                price: i64::from(m.cross_price()),
+                match_number: m.match_number(),
+                timestamp: m.header().timestamp,
+            },
+            Message::BrokenTrade(m) => Op::Trade {
+                locate: m.header().stock_locate,
+                kind: TradeKind::Broken,
+                resting_side: None,
+                printable: false,
+                cross_type: 0,
+                shares: 0,
+                price: 0,
+                match_number: m.match_number(),
+                timestamp: m.header().timestamp,
             },
             Message::SystemEvent(m) => Op::System {
                 code: m.event_code(),
@@ -161,11 +292,22 @@ impl Op {
         }
     }
 
+    /// A status op of a message with `header`.
+    #[inline]
+    fn status(header: crate::feed::itch::Header, change: StatusChange) -> Self {
+        Op::Status {
+            locate: header.stock_locate,
+            change,
+            timestamp: header.timestamp,
+        }
+    }
+
     /// The reference of the resting order the op changes first (E, C, X, D, U, M).
     #[inline(always)]
     pub const fn resting(&self) -> Option<u64> {
         match *self {
             Op::Execute { reference, .. }
+            | Op::ExecuteAt { reference, .. }
             | Op::Cancel { reference, .. }
             | Op::Delete { reference, .. }
             | Op::Modify(NewOrder { reference, .. }) => Some(reference),
@@ -218,6 +360,7 @@ mod tests {
             }
         );
         assert_eq!(op.resting(), Some(5));
-        assert!(size_of::<Op>() <= 40, "{}", size_of::<Op>());
+        // a held slot (with its ingest time and kind) stays one cache line
+        assert!(size_of::<Op>() <= 48, "{}", size_of::<Op>());
     }
 }

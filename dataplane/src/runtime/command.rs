@@ -6,6 +6,7 @@
 //! symbol acts, the others answer [`Applied::NotOwned`].
 
 use super::idle::IdleStrategy;
+use crate::feed::itch::Side;
 use crate::symbol::Symbol;
 
 /// A request to a shard.
@@ -34,6 +35,29 @@ pub enum Command {
         /// The symbol.
         symbol: Symbol,
     },
+    /// Turn the symbol's order (market by order) and trade streams on or off. Turning orders
+    /// on, or `resend` while they are on, sends a resync (reason `Orders`) that carries them.
+    SetStreams {
+        /// Sender's id.
+        id: u64,
+        /// The symbol.
+        symbol: Symbol,
+        /// Publish its order changes.
+        orders: bool,
+        /// Publish its trades.
+        trades: bool,
+        /// Send its orders again even if their stream was on already.
+        resend: bool,
+    },
+    /// Where the order `reference` of the symbol stands in its queue, now.
+    Position {
+        /// Sender's id.
+        id: u64,
+        /// The symbol.
+        symbol: Symbol,
+        /// The order's reference.
+        reference: u64,
+    },
     /// Change how the shard idles when there is no work.
     SetIdle {
         /// Sender's id.
@@ -50,6 +74,8 @@ impl Command {
             Command::AddSymbol { id, .. }
             | Command::RemoveSymbol { id, .. }
             | Command::Resync { id, .. }
+            | Command::SetStreams { id, .. }
+            | Command::Position { id, .. }
             | Command::SetIdle { id, .. } => id,
         }
     }
@@ -75,10 +101,42 @@ pub enum Applied {
         /// Its stock locate.
         locate: u16,
     },
+    /// The symbol's streams are as asked.
+    Streams {
+        /// Its stock locate.
+        locate: u16,
+    },
+    /// Where the order asked about stands; `None` if no such order rests in the symbol's
+    /// book.
+    Position {
+        /// Its stock locate.
+        locate: u16,
+        /// The order's place, if it rests.
+        found: Option<OrderPosition>,
+    },
     /// A configuration change took effect.
     Configured,
     /// The symbol exists but another shard owns it.
     NotOwned,
+}
+
+/// A resting order and its place in its level's queue ([`Command::Position`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderPosition {
+    /// Its side.
+    pub side: Side,
+    /// Its price.
+    pub price: i64,
+    /// Its shares left.
+    pub shares: u32,
+    /// Orders ahead of it at its price.
+    pub orders_ahead: u32,
+    /// Their shares.
+    pub shares_ahead: u64,
+    /// Orders at its price, itself included.
+    pub level_orders: u32,
+    /// Shares at its price, its own included.
+    pub level_shares: u64,
 }
 
 /// Why a command was refused. The messages say what to do.

@@ -94,6 +94,14 @@ pub mod family {
         MODIFY_UNKNOWN = "pinbook_book_modify_unknown_total":
             "DBN modifies naming an order the book did not hold, added as new orders (as \
              Databento's reference book does).";
+        TRADES = "pinbook_feed_trades_total" ["kind"]:
+            "Trades the feed reported, by kind: execution (ITCH E and C: a displayed order \
+             executed), fill (DBN F), trade (ITCH P, DBN T), cross (ITCH Q), broken (ITCH B).";
+        HALTS = "pinbook_feed_halts_total":
+            "Trading actions that halted a symbol (ITCH H with state H).";
+        ORDER_EVENTS = "pinbook_order_events_published_total":
+            "Order (market-by-order) events a shard put in its event ring, for symbols whose \
+             order stream is on.";
         RESTARTS = "pinbook_feed_restarts_total":
             "Times a looping or restarted feed began a new day.";
         GAPS = "pinbook_feed_gaps_total":
@@ -261,6 +269,18 @@ counters! {
         RecordsNone records_none => RECORDS["none"];
         /// Feed: DBN records with any other action byte.
         RecordsOther records_other => RECORDS["other"];
+        /// Feed: DBN fills of resting orders.
+        TradesFill trades_fill => TRADES["fill"];
+        /// Feed: trades with no displayed resting order (ITCH P, DBN T).
+        TradesTape trades_tape => TRADES["trade"];
+        /// Feed: crosses (ITCH Q).
+        TradesCross trades_cross => TRADES["cross"];
+        /// Feed: broken trades (ITCH B).
+        TradesBroken trades_broken => TRADES["broken"];
+        /// Feed: trading actions that halted a symbol.
+        Halts halts => HALTS;
+        /// Rings: order events published (symbols whose order stream is on).
+        OrderEvents order_events => ORDER_EVENTS;
     }
     from_book {
         /// Book: E, C, X, D or U naming an order reference the book does not hold.
@@ -279,6 +299,8 @@ counters! {
         symbols_full = symbols_full => BOOK_REJECTED["symbols_full"];
         /// Book: DBN modifies of orders the book did not hold, added as new orders.
         modify_unknown = modify_unknown => MODIFY_UNKNOWN;
+        /// Book: executions of displayed orders (ITCH E, C).
+        trades_execution = executions => TRADES["execution"];
     }
     of_the_loop {
         /// Loop: iterations that did work.

@@ -12,7 +12,16 @@
 //!   book as it is now; [`Event::SymbolRemoved`] ends the symbol's events.
 //! - [`Event::Stale`] / [`Event::Fresh`] are shard-wide: the feed lost messages and every book
 //!   of the shard may be wrong, until the next start of day.
+//! - [`Event::Order`]: one order changed (market by order). Sent only for symbols whose order
+//!   stream is on ([`crate::runtime::command::Command::SetStreams`]); while it is on, every
+//!   resync of the symbol also carries its orders: after its `levels` level events come
+//!   `orders` [`Event::Order`]s of [`OrderAction::Add`] that rebuild its order book (bids best
+//!   price first, then asks best first, each price oldest first).
+//! - [`Event::Trade`]: an execution, cross or broken trade; only while the symbol's trade
+//!   stream is on. [`Event::Status`]: a change of the symbol's trading status, always sent.
+//!   [`Event::Market`]: a market-wide status change (circuit breakers), shard-wide.
 
+pub use crate::book::change::OrderAction;
 use crate::feed::itch::Side;
 use crate::symbol::Symbol;
 
@@ -39,6 +48,163 @@ pub struct LevelUpdate {
     pub ingest_ns: u64,
 }
 
+/// One order's change (the market-by-order stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderUpdate {
+    /// Stock locate of the symbol.
+    pub locate: u16,
+    /// What happened.
+    pub action: OrderAction,
+    /// The order's side.
+    pub side: Side,
+    /// Add, Replace: the (new) order's shares. Execute, Cancel: the shares taken off, never
+    /// more than it had (it is gone when none are left). Delete: the shares it had.
+    pub shares: u32,
+    /// The symbol's sequence number.
+    pub seq: u64,
+    /// The order (Replace: the one replaced).
+    pub reference: u64,
+    /// Replace: the new order's reference. Execute: the match number (0 if the feed has
+    /// none). Otherwise 0.
+    pub other: u64,
+    /// Add, Replace: the (new) order's price; otherwise the order's price.
+    pub price: i64,
+    /// Exchange time of the message (0 in a resync).
+    pub exchange_ns: u64,
+    /// When the shard took the message from the feed.
+    pub ingest_ns: u64,
+}
+
+/// What kind of trade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TradeKind {
+    /// A displayed resting order executed (ITCH E, C; DBN F).
+    Execution,
+    /// A trade with no displayed resting order (ITCH P; DBN T).
+    Trade,
+    /// A cross (ITCH Q).
+    Cross,
+    /// An earlier execution was broken (ITCH B).
+    Broken,
+}
+
+/// One trade (the trade stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeUpdate {
+    /// Stock locate of the symbol.
+    pub locate: u16,
+    /// What kind.
+    pub kind: TradeKind,
+    /// The resting order's side, if the feed says.
+    pub resting_side: Option<Side>,
+    /// Counts toward volume (see the proto's `Trade.printable`).
+    pub printable: bool,
+    /// ITCH Q's cross type byte, else 0.
+    pub cross_type: u8,
+    /// Shares traded (0 for a broken trade; a cross of more than `u32::MAX` saturates).
+    pub shares: u32,
+    /// The symbol's sequence number.
+    pub seq: u64,
+    /// Price in the feed's unit (0 for a broken trade).
+    pub price: i64,
+    /// The exchange's match number (0 if the feed has none).
+    pub match_number: u64,
+    /// Exchange time.
+    pub exchange_ns: u64,
+    /// When the shard took the message from the feed.
+    pub ingest_ns: u64,
+}
+
+/// One change of a symbol's trading status (ITCH prices here are 4-decimal ticks, as sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusChange {
+    /// H: the trading state (`T`, `H`, `P`, `Q`) and its reason code.
+    Trading {
+        /// The state byte.
+        state: u8,
+        /// The reason, four bytes space-padded.
+        reason: [u8; 4],
+    },
+    /// Y: the Reg SHO action (`0` none, `1` in effect, `2` remains in effect).
+    RegSho {
+        /// The action byte.
+        action: u8,
+    },
+    /// J: LULD auction collars.
+    Luld {
+        /// Reference price.
+        reference: u32,
+        /// Upper collar.
+        upper: u32,
+        /// Lower collar.
+        lower: u32,
+        /// Extensions so far.
+        extension: u32,
+    },
+    /// K: IPO quotation release.
+    Ipo {
+        /// Seconds since midnight.
+        release_time: u32,
+        /// `A` anticipated, `C` cancelled.
+        qualifier: u8,
+        /// The IPO price.
+        price: u32,
+    },
+    /// I: net order imbalance.
+    Imbalance {
+        /// Paired shares.
+        paired: u64,
+        /// Imbalance shares.
+        imbalance: u64,
+        /// Far price.
+        far: u32,
+        /// Near price.
+        near: u32,
+        /// Current reference price.
+        reference: u32,
+        /// `B`, `S`, `N`, `O`.
+        direction: u8,
+        /// `O`, `C`, `H`, `A`.
+        cross_type: u8,
+        /// The price variation indicator byte.
+        variation: u8,
+    },
+    /// V: market-wide circuit breaker levels (8 implied decimals).
+    MwcbLevels {
+        /// Levels 1 to 3.
+        levels: [u64; 3],
+    },
+    /// W: a market-wide circuit breaker level was breached.
+    MwcbBreach {
+        /// `1`, `2` or `3` (the byte as sent).
+        level: u8,
+    },
+}
+
+impl StatusChange {
+    /// True for the market-wide changes (sent as [`Event::Market`]).
+    pub const fn market_wide(&self) -> bool {
+        matches!(
+            self,
+            StatusChange::MwcbLevels { .. } | StatusChange::MwcbBreach { .. }
+        )
+    }
+}
+
+/// A symbol's status changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// Stock locate of the symbol.
+    pub locate: u16,
+    /// The symbol's sequence number.
+    pub seq: u64,
+    /// Exchange time.
+    pub exchange_ns: u64,
+    /// What changed.
+    pub change: StatusChange,
+}
+
 /// Why a symbol's book is being sent again in full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResyncReason {
@@ -54,6 +220,8 @@ pub enum ResyncReason {
     /// The feed cleared the symbol's book (a DBN clear, or the start of a DBN snapshot): this
     /// is its book as the feed rebuilt it.
     Cleared,
+    /// Its order stream was turned on: nothing was lost, the book comes with its orders.
+    Orders,
 }
 
 /// An event from a shard.
@@ -71,6 +239,13 @@ pub enum Event {
         reason: ResyncReason,
         /// How many [`Event::Level`] events of this symbol follow and make up the book.
         levels: u32,
+        /// How many [`Event::Order`] events follow the levels and make up its order book;
+        /// `None` when its order stream is off.
+        orders: Option<u32>,
+        /// The order stream is on but the book has more orders than the event ring holds:
+        /// none are sent (`orders` is `Some(0)`) and its order book cannot be served until a
+        /// later resync.
+        orders_omitted: bool,
         /// True when the book is known to miss orders (a capacity limit, or the symbol was
         /// not tracked for part of the day): serve it as such.
         incomplete: bool,
@@ -106,6 +281,19 @@ pub enum Event {
     },
     /// A new day started on a clean slate: the shard's books are trustworthy again.
     Fresh,
+    /// An order changed (the symbol's order stream is on).
+    Order(OrderUpdate),
+    /// A trade (the symbol's trade stream is on).
+    Trade(TradeUpdate),
+    /// The symbol's trading status changed.
+    Status(StatusUpdate),
+    /// A market-wide status change ([`StatusChange::market_wide`]), for every symbol.
+    Market {
+        /// What changed.
+        change: StatusChange,
+        /// Exchange time.
+        exchange_ns: u64,
+    },
 }
 
 impl Event {
@@ -113,10 +301,13 @@ impl Event {
     pub fn symbol_seq(&self) -> Option<(u16, u64)> {
         match *self {
             Event::Level(l) => Some((l.locate, l.seq)),
+            Event::Order(o) => Some((o.locate, o.seq)),
+            Event::Trade(t) => Some((t.locate, t.seq)),
+            Event::Status(s) => Some((s.locate, s.seq)),
             Event::Resync { locate, seq, .. }
             | Event::SymbolAdded { locate, seq, .. }
             | Event::SymbolRemoved { locate, seq, .. } => Some((locate, seq)),
-            Event::Stale { .. } | Event::Fresh => None,
+            Event::Stale { .. } | Event::Fresh | Event::Market { .. } => None,
         }
     }
 
@@ -132,6 +323,17 @@ mod tests {
 
     #[test]
     fn events_are_small_enough_to_copy() {
+        // one cache line a ring slot
         assert!(size_of::<Event>() <= 64, "{}", size_of::<Event>());
+        assert!(
+            size_of::<OrderUpdate>() <= 56,
+            "{}",
+            size_of::<OrderUpdate>()
+        );
+        assert!(
+            size_of::<TradeUpdate>() <= 56,
+            "{}",
+            size_of::<TradeUpdate>()
+        );
     }
 }

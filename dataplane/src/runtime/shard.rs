@@ -18,14 +18,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::command::{Ack, Applied, Command, CommandError};
-use super::event::{Event, LevelUpdate, ResyncReason};
+use super::command::{Ack, Applied, Command, CommandError, OrderPosition};
+use super::event::{
+    Event, LevelUpdate, OrderAction, OrderUpdate, ResyncReason, StatusChange, StatusUpdate,
+    TradeKind, TradeUpdate,
+};
 use super::held::{DECODED, Held, Slot};
 use super::idle::{IdleStrategy, Idler};
 use super::staged::Staged;
 use super::stats::{Counter, ShardStats};
 use crate::arena::{Arena, Region};
-use crate::book::change::L2Change;
+use crate::book::change::{L2Change, OrderChange};
 use crate::book::{Books, BooksConfig, ChangeSink, Op};
 use crate::clock::now_ns;
 use crate::feed::itch;
@@ -129,6 +132,10 @@ struct SymbolState {
     dirty: bool,
     /// Why the owed resync is owed.
     reason: ResyncReason,
+    /// Its order changes are published (and its resyncs carry its orders).
+    orders: bool,
+    /// Its trades are published.
+    trades: bool,
 }
 
 impl SymbolState {
@@ -150,6 +157,8 @@ impl SymbolState {
             active: false,
             dirty: false,
             reason: ResyncReason::RingFull,
+            orders: false,
+            trades: false,
         }
     }
 }
@@ -189,6 +198,9 @@ pub(super) struct Shard<'a> {
     day_clean: bool,
     /// Level events of this poll, published together at its end; empty between polls.
     staged: Staged,
+    /// Market-wide status changes owed to the ring (the latest of each kind: the control
+    /// plane keeps the whole state). Only shard 0 sends them.
+    owed_market: [Option<(StatusChange, u64)>; 2],
 }
 
 impl<'a> Shard<'a> {
@@ -223,6 +235,7 @@ impl<'a> Shard<'a> {
             published: 0,
             day_clean: false,
             staged: Staged::new(),
+            owed_market: [None; 2],
         })
     }
 
@@ -321,6 +334,24 @@ impl<'a> Shard<'a> {
             self.published += 1;
             sent = true;
         }
+        for owed in &mut self.owed_market {
+            if let Some((change, exchange_ns)) = *owed {
+                if self
+                    .rings
+                    .events
+                    .push(Event::Market {
+                        change,
+                        exchange_ns,
+                    })
+                    .is_err()
+                {
+                    return sent;
+                }
+                *owed = None;
+                self.published += 1;
+                sent = true;
+            }
+        }
         while let Some(&locate) = self.dirty.front() {
             let Some(symbol) = self.symbols.get(locate as usize).copied() else {
                 self.dirty.pop_front();
@@ -334,19 +365,33 @@ impl<'a> Shard<'a> {
                 continue;
             }
             let levels = self.books.level_count(locate);
-            if self.rings.events.slots() < levels + 1 {
+            let orders = match self.books.view(locate) {
+                Some(book) if symbol.orders => book.order_count() as usize,
+                _ => 0,
+            };
+            // a book whose orders can never fit goes without them (said in the resync)
+            let omitted = levels + orders + 1 > self.rings.events.capacity();
+            let orders = if omitted { 0 } else { orders };
+            if self.rings.events.slots() < levels + orders + 1 {
                 break;
             }
             self.dirty.pop_front();
-            self.send_book(locate, symbol.reason, levels, now_ns);
+            self.send_book(locate, symbol.reason, (levels, orders, omitted), now_ns);
             sent = true;
         }
         sent
     }
 
-    /// Pushes a resync of `locate` and its `levels` levels, publishing them with one store;
+    /// Pushes a resync of `locate`: its `levels` levels then its `orders` orders (counts
+    /// taken just before; `omitted` if the orders were left out), published with one store;
     /// the caller checked there is room.
-    fn send_book(&mut self, locate: u16, reason: ResyncReason, levels: usize, ingest_ns: u64) {
+    fn send_book(
+        &mut self,
+        locate: u16,
+        reason: ResyncReason,
+        (levels, orders, omitted): (usize, usize, bool),
+        ingest_ns: u64,
+    ) {
         let (Some(symbol), Some(book)) = (
             self.symbols.get_mut(locate as usize),
             self.books.book(locate),
@@ -359,29 +404,55 @@ impl<'a> Shard<'a> {
             seq: base + 1,
             reason,
             levels: levels as u32,
+            orders: symbol.orders.then_some(orders as u32),
+            orders_omitted: omitted,
             incomplete: book.incomplete(),
             ingest_ns,
         };
         let updates = [itch::Side::Buy, itch::Side::Sell]
             .into_iter()
             .flat_map(|side| book.side(side).map(move |level| (side, level)))
-            .zip(base + 2..)
-            .map(|((side, level), seq)| {
+            .map(|(side, level)| {
                 Event::Level(LevelUpdate {
                     locate,
                     side,
                     price: level.price,
                     shares: level.shares,
                     orders: level.orders,
-                    seq,
+                    seq: 0,
                     exchange_ns: 0,
                     ingest_ns,
                 })
             });
+        let resting = book.orders().take(orders).map(|order| {
+            Event::Order(OrderUpdate {
+                locate,
+                action: OrderAction::Add,
+                side: order.side,
+                shares: order.shares,
+                seq: 0,
+                reference: order.reference,
+                other: 0,
+                price: order.price,
+                exchange_ns: 0,
+                ingest_ns,
+            })
+        });
+        let numbered = updates
+            .chain(resting)
+            .zip(base + 2..)
+            .map(|(mut event, seq)| {
+                match &mut event {
+                    Event::Level(l) => l.seq = seq,
+                    Event::Order(o) => o.seq = seq,
+                    _ => {}
+                }
+                event
+            });
         let pushed = self
             .rings
             .events
-            .push_iter(std::iter::once(header).chain(updates)) as u64;
+            .push_iter(std::iter::once(header).chain(numbered)) as u64;
         symbol.seq = base + pushed;
         symbol.dirty = false;
         self.published += pushed;
@@ -430,7 +501,10 @@ impl<'a> Shard<'a> {
         let decision = match command {
             Command::AddSymbol { symbol, .. } => Some((symbol, true)),
             Command::RemoveSymbol { symbol, .. } => Some((symbol, false)),
-            Command::Resync { .. } | Command::SetIdle { .. } => None,
+            Command::Resync { .. }
+            | Command::SetStreams { .. }
+            | Command::Position { .. }
+            | Command::SetIdle { .. } => None,
         };
         if let (Some((symbol, publish)), Ok(_)) = (decision, &outcome) {
             self.publish.decide(symbol, publish);
@@ -471,6 +545,8 @@ impl<'a> Shard<'a> {
                 state.active = false;
                 state.tracked = false;
                 state.dirty = false;
+                state.orders = false;
+                state.trades = false;
                 state.seq += 1;
                 let seq = state.seq;
                 let orders = self.books.clear_book(locate);
@@ -493,6 +569,56 @@ impl<'a> Shard<'a> {
                 }
                 self.mark_dirty(locate, ResyncReason::Requested);
                 Ok(Applied::Resynced { locate })
+            }
+            Command::SetStreams {
+                symbol,
+                orders,
+                trades,
+                resend,
+                ..
+            } => {
+                let Some(locate) = self.owned_locate(symbol)? else {
+                    return Ok(Applied::NotOwned);
+                };
+                let Some(state) = self.symbols.get_mut(locate as usize) else {
+                    return Err(CommandError::UnknownSymbol(symbol));
+                };
+                if !state.active {
+                    return Err(CommandError::NotActive(symbol));
+                }
+                let turned_on = orders && !state.orders;
+                state.orders = orders;
+                state.trades = trades;
+                if turned_on || (orders && resend) {
+                    // the control plane builds its order book from this resync
+                    self.mark_dirty(locate, ResyncReason::Orders);
+                }
+                Ok(Applied::Streams { locate })
+            }
+            Command::Position {
+                symbol, reference, ..
+            } => {
+                let Some(locate) = self.owned_locate(symbol)? else {
+                    return Ok(Applied::NotOwned);
+                };
+                let found = self
+                    .books
+                    .position(reference)
+                    .filter(|p| p.order.locate == locate)
+                    .map(|p| {
+                        let (side, price) = (p.order.side, p.order.price);
+                        let level = self.books.view(locate).and_then(|b| b.level(side, price));
+                        OrderPosition {
+                            side,
+                            price,
+                            shares: p.order.shares,
+                            orders_ahead: p.orders_ahead,
+                            shares_ahead: p.shares_ahead,
+                            level_orders: level.map_or(0, |l| l.orders),
+                            level_shares: level.map_or(0, |l| l.shares),
+                        }
+                    });
+                Ok(Applied::Position { locate, found })
             }
             Command::SetIdle { strategy, .. } => {
                 self.idler.set_strategy(strategy);
@@ -534,6 +660,23 @@ impl<'a> Shard<'a> {
             seq,
             price_exponent,
         });
+        let state = self.books.view(locate).map_or(0, |b| b.trading_state());
+        if state != 0
+            && let Some(s) = self.symbols.get_mut(locate as usize)
+        {
+            // its trading state so far (its other statuses come as the feed sends them)
+            s.seq += 1;
+            let seq = s.seq;
+            self.push_event(Event::Status(StatusUpdate {
+                locate,
+                seq,
+                exchange_ns: 0,
+                change: StatusChange::Trading {
+                    state,
+                    reason: *b"    ",
+                },
+            }));
+        }
         self.mark_dirty(locate, ResyncReason::Added);
     }
 
@@ -652,6 +795,15 @@ impl<'a> Shard<'a> {
                 self.new_day();
                 return;
             }
+            Op::Status {
+                change, timestamp, ..
+            } if change.market_wide() => {
+                if self.id == 0 {
+                    let slot = usize::from(matches!(change, StatusChange::MwcbBreach { .. }));
+                    self.owed_market[slot] = Some((*change, *timestamp));
+                }
+                return;
+            }
             _ => {}
         }
         if !self.symbols.get(locate as usize).is_some_and(|s| s.tracked) {
@@ -685,8 +837,46 @@ impl<'a> Shard<'a> {
             stats,
             owed: owed_stale.is_some() || *owed_fresh,
             ingest_ns,
+            execution: None,
         };
-        books.apply_op(op, &mut publish);
+        match *op {
+            Op::Trade {
+                kind,
+                resting_side,
+                printable,
+                cross_type,
+                shares,
+                price,
+                match_number,
+                timestamp,
+                ..
+            } => publish.trade(TradeUpdate {
+                locate,
+                kind,
+                resting_side,
+                printable,
+                cross_type,
+                shares,
+                seq: 0,
+                price,
+                match_number,
+                exchange_ns: timestamp,
+                ingest_ns,
+            }),
+            Op::Status {
+                change, timestamp, ..
+            } => {
+                books.apply_op(op, &mut |_| {});
+                publish.status(locate, change, timestamp);
+            }
+            Op::ExecuteAt {
+                price, printable, ..
+            } => {
+                publish.execution = Some((price, printable));
+                books.apply_op(op, &mut publish);
+            }
+            _ => books.apply_op(op, &mut publish),
+        }
     }
 
     /// A stock directory message named `locate`: decide who owns it and whether to publish.
@@ -740,8 +930,9 @@ fn tracked_in<'s>(symbols: &'s Region<'_, SymbolState>) -> impl Fn(u16) -> bool 
     |locate| symbols.get(locate as usize).is_some_and(|s| s.tracked)
 }
 
-/// Turns the books' changes into level events, as they are made (see
-/// [`crate::book::ChangeSink`]: always inlined, so a change never goes through memory).
+/// Turns the books' changes into events, as they are made (see [`crate::book::ChangeSink`]:
+/// always inlined, so a change never goes through memory): level events for every published
+/// symbol, order and trade events for those whose streams are on.
 struct LevelEvents<'s, 'a> {
     symbols: &'s mut Region<'a, SymbolState>,
     dirty: &'s mut VecDeque<u16>,
@@ -751,6 +942,67 @@ struct LevelEvents<'s, 'a> {
     /// Shard-wide events are owed: every change resyncs its symbol instead.
     owed: bool,
     ingest_ns: u64,
+    /// An ITCH C: the execution's price and printable flag, for the trade.
+    execution: Option<(i64, bool)>,
+}
+
+impl LevelEvents<'_, '_> {
+    /// Stages the event `make` builds with the next seq of `locate`, if the symbol is
+    /// published and has lost nothing; otherwise (the ring is full) resyncs it.
+    #[inline(always)]
+    fn send(&mut self, locate: u16, make: impl FnOnce(u64) -> Event) {
+        let Some(state) = self.symbols.get_mut(locate as usize) else {
+            return;
+        };
+        if !state.active || state.dirty {
+            return;
+        }
+        if !self.owed && self.staged.stage(self.events, make(state.seq + 1)) {
+            state.seq += 1;
+        } else {
+            self.stats.add(Counter::RingFull, 1);
+            state.mark_dirty(self.dirty, locate, ResyncReason::RingFull);
+        }
+    }
+
+    /// The streams of `locate` that are on: (orders, trades).
+    #[inline(always)]
+    fn streams(&self, locate: u16) -> (bool, bool) {
+        self.symbols
+            .get(locate as usize)
+            .map_or((false, false), |s| (s.orders, s.trades))
+    }
+
+    /// A trade not made by the books (ITCH P, Q, B; DBN T, F): sent if trades are on.
+    fn trade(&mut self, trade: TradeUpdate) {
+        let counter = match trade.kind {
+            TradeKind::Execution => Counter::TradesFill,
+            TradeKind::Trade => Counter::TradesTape,
+            TradeKind::Cross => Counter::TradesCross,
+            TradeKind::Broken => Counter::TradesBroken,
+        };
+        self.stats.add(counter, 1);
+        if self.streams(trade.locate).1 {
+            self.send(trade.locate, |seq| {
+                Event::Trade(TradeUpdate { seq, ..trade })
+            });
+        }
+    }
+
+    /// A status change of `locate`: always sent.
+    fn status(&mut self, locate: u16, change: StatusChange, exchange_ns: u64) {
+        if let StatusChange::Trading { state: b'H', .. } = change {
+            self.stats.add(Counter::Halts, 1);
+        }
+        self.send(locate, |seq| {
+            Event::Status(StatusUpdate {
+                locate,
+                seq,
+                exchange_ns,
+                change,
+            })
+        });
+    }
 }
 
 impl ChangeSink for LevelEvents<'_, '_> {
@@ -777,6 +1029,49 @@ impl ChangeSink for LevelEvents<'_, '_> {
         } else {
             self.stats.add(Counter::RingFull, 1);
             state.mark_dirty(self.dirty, change.locate, ResyncReason::RingFull);
+        }
+    }
+
+    #[inline(always)]
+    fn order(&mut self, change: OrderChange) {
+        let executed = change.action == OrderAction::Execute;
+        let (orders, trades) = self.streams(change.locate);
+        if orders {
+            let (ingest_ns, stats) = (self.ingest_ns, self.stats);
+            self.send(change.locate, |seq| {
+                stats.add(Counter::OrderEvents, 1);
+                Event::Order(OrderUpdate {
+                    locate: change.locate,
+                    action: change.action,
+                    side: change.side,
+                    shares: change.shares,
+                    seq,
+                    reference: change.reference,
+                    other: change.other,
+                    price: change.price,
+                    exchange_ns: change.timestamp,
+                    ingest_ns,
+                })
+            });
+        }
+        if trades && executed {
+            let (price, printable) = self.execution.unwrap_or((change.price, true));
+            let trade = TradeUpdate {
+                locate: change.locate,
+                kind: TradeKind::Execution,
+                resting_side: Some(change.side),
+                printable,
+                cross_type: 0,
+                shares: change.shares,
+                seq: 0,
+                price,
+                match_number: change.other,
+                exchange_ns: change.timestamp,
+                ingest_ns: self.ingest_ns,
+            };
+            self.send(change.locate, |seq| {
+                Event::Trade(TradeUpdate { seq, ..trade })
+            });
         }
     }
 }

@@ -436,6 +436,12 @@ mod tests {
             s.records_fill,
             s.records_none,
             s.records_other,
+            s.trades_fill,
+            s.trades_tape,
+            s.trades_cross,
+            s.trades_broken,
+            s.halts,
+            s.order_events,
         ];
         let want: Vec<u64> = (0..Counter::COUNT as u64).map(|i| 1100 + i).collect();
         assert_eq!(got.to_vec(), want);
@@ -472,6 +478,12 @@ mod tests {
             records_fill: s.records_fill,
             records_none: s.records_none,
             records_other: s.records_other,
+            trades_fill: s.trades_fill,
+            trades_tape: s.trades_tape,
+            trades_cross: s.trades_cross,
+            trades_broken: s.trades_broken,
+            halts: s.halts,
+            order_events: s.order_events,
             ..StatsSnapshot::default()
         };
         assert_eq!(s, untouched);

@@ -37,6 +37,7 @@ use dbn::{MboMsg, Metadata, SType, UNDEF_PRICE};
 
 use crate::book::{NewOrder, Op};
 use crate::feed::itch::Side;
+use crate::runtime::event::TradeKind;
 use crate::source::{FeedEvent, Rejection};
 use crate::symbol::Symbol;
 
@@ -254,6 +255,32 @@ impl Translator {
                 timestamp,
             },
             b'R' => Op::Clear { locate },
+            // the tape: T is the aggressor's trade (its side is the aggressor's), F the fill of
+            // a resting order (its side is that order's); neither changes the book
+            b'T' | b'F' if mbo.price != UNDEF_PRICE => {
+                let side = match mbo.side as u8 {
+                    b'B' => Some(Side::Buy),
+                    b'A' => Some(Side::Sell),
+                    _ => None,
+                };
+                let fill = action == b'F';
+                Op::Trade {
+                    locate,
+                    kind: if fill {
+                        TradeKind::Execution
+                    } else {
+                        TradeKind::Trade
+                    },
+                    resting_side: if fill { side } else { side.map(Side::opposite) },
+                    // a T's volume is its F's: count it once
+                    printable: !fill,
+                    cross_type: 0,
+                    shares: mbo.size,
+                    price: mbo.price,
+                    match_number: 0,
+                    timestamp,
+                }
+            }
             b'T' | b'F' | b'N' => Op::Other,
             _ => {
                 out(FeedEvent::Decoded {

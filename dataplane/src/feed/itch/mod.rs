@@ -82,6 +82,15 @@ impl Side {
         }
     }
 
+    /// The other side.
+    #[inline]
+    pub const fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+
     /// The wire byte: `B` or `S`.
     #[inline]
     pub const fn as_byte(self) -> u8 {
