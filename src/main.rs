@@ -35,6 +35,16 @@ enum Command {
     Subscribe(cli::subscribe::SubscribeArgs),
     /// Print one book of a running server.
     Book(cli::book::BookArgs),
+    /// Stream every order of books (market by order) from a running server: a live queue
+    /// view, each level's orders oldest first (exit status 3 if the contract was broken).
+    Orders(cli::streams::OrdersArgs),
+    /// Stream the trades of symbols from a running server.
+    Trades(cli::streams::TradesArgs),
+    /// Print the trading status of symbols (all published ones by default); --follow streams
+    /// its changes.
+    Status(cli::streams::StatusArgs),
+    /// Print where one order stands in its level's queue (orders and shares ahead of it).
+    Order(cli::streams::OrderArgs),
     /// List, add or remove the symbols a running server publishes (admin token needed).
     Symbols(cli::symbols::SymbolsArgs),
     /// Print a running server's per-shard counters (admin token needed).
@@ -59,6 +69,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(&args),
         Command::Subscribe(args) => cli::subscribe::run(&args),
         Command::Book(args) => cli::book::run(&args),
+        Command::Orders(args) => cli::streams::orders(&args),
+        Command::Trades(args) => cli::streams::trades(&args),
+        Command::Status(args) => cli::streams::status(&args),
+        Command::Order(args) => cli::streams::order(&args),
         Command::Symbols(args) => cli::symbols::run(&args),
         Command::Stats(args) => cli::stats::run(&args),
     };

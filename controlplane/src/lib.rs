@@ -37,6 +37,7 @@ pub mod server;
 pub mod state;
 pub mod stats_reply;
 pub mod status;
+pub mod stream_contract;
 pub(crate) mod symbol;
 
 /// The generated pinbook.v2 messages, clients and servers.

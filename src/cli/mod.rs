@@ -8,5 +8,6 @@ pub mod publish;
 pub mod replay;
 pub mod serve;
 pub mod stats;
+pub mod streams;
 pub mod subscribe;
 pub mod symbols;
