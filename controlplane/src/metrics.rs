@@ -109,6 +109,11 @@ fn describe() {
         "From a feed message taken by a shard to its events in the ring (one observation per busy loop iteration that published)."
     );
     describe_gauge!("pinbook_subscribers", "Open Subscribe streams.");
+    describe_gauge!(
+        "pinbook_stream_subscribers",
+        "Open Subscribe streams by what they stream: levels, orders (market by order), trades, \
+         status."
+    );
     describe_histogram!(
         "pinbook_subscriber_queue_depth",
         "Updates queued per subscriber, sampled every second."
@@ -247,6 +252,13 @@ impl Sampler {
         }
         let depths = shared.hub.queue_depths();
         metrics::gauge!("pinbook_subscribers").set(depths.len() as f64);
+        let by_stream = shared.hub.subscribers_by_stream();
+        for (stream, n) in ["levels", "orders", "trades", "status"]
+            .into_iter()
+            .zip(by_stream)
+        {
+            metrics::gauge!("pinbook_stream_subscribers", "stream" => stream).set(n as f64);
+        }
         let depth = metrics::histogram!("pinbook_subscriber_queue_depth");
         for d in depths {
             depth.record(d as f64);
