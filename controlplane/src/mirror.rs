@@ -53,8 +53,11 @@ pub struct OrdersMirror {
     /// The orders.
     pub book: OrderBook,
     /// The data plane sent the book whole (a resync that carried its orders) and every order
-    /// event since was applied: it can be served. False while waiting for that resync.
+    /// event since was applied: it can be served. False while waiting for that resync, and
+    /// while it arrives.
     pub live: bool,
+    /// The resync under way carries the orders: the book is live once it is complete.
+    pub arriving: bool,
 }
 
 impl Mirror {

@@ -36,7 +36,7 @@ struct Slot {
 /// One symbol's live orders: per side its prices best first (bids highest, asks lowest), each
 /// price's orders in time priority (oldest, first to fill, first). Every live order has at
 /// least one share and a reference no other live order has.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct OrderBook {
     bids: BTreeMap<i64, Queue>,
     asks: BTreeMap<i64, Queue>,
@@ -128,6 +128,16 @@ pub enum OrderBookError {
         held: i64,
     },
 }
+
+/// Two books are equal when they hold the same orders in the same priority (however they
+/// numbered their arrivals).
+impl PartialEq for OrderBook {
+    fn eq(&self, other: &Self) -> bool {
+        self.orders().eq(other.orders())
+    }
+}
+
+impl Eq for OrderBook {}
 
 impl OrderBook {
     /// An empty book.

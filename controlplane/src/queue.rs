@@ -70,7 +70,11 @@ fn symbol_seq(u: &BookUpdate) -> Option<(&str, u64)> {
     match &u.update {
         Some(Update::Snapshot(s)) => Some((s.symbol.as_str(), s.seq)),
         Some(Update::Delta(d)) => Some((d.symbol.as_str(), d.seq)),
-        _ => None,
+        Some(Update::Orders(s)) => Some((s.symbol.as_str(), s.seq)),
+        Some(Update::Order(e)) => Some((e.symbol.as_str(), e.seq)),
+        Some(Update::Trade(t)) => Some((t.symbol.as_str(), t.seq)),
+        Some(Update::Status(s)) => Some((s.symbol.as_str(), s.seq)),
+        Some(Update::Heartbeat(_) | Update::Resync(_) | Update::Removed(_)) | None => None,
     }
 }
 

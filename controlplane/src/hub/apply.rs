@@ -93,7 +93,8 @@ impl Hub {
                 if let Some(book) = &mut mirror.orders {
                     // live again once the orders that follow are in, if they come at all
                     book.book.clear();
-                    book.live = orders.is_some() && !orders_omitted;
+                    book.live = false;
+                    book.arriving = orders.is_some() && !orders_omitted;
                 }
                 if orders_omitted {
                     self.orders_omitted(state, locate);

@@ -163,12 +163,7 @@ impl Hub {
             }
         };
         let event = orders.book.event(&mirror.symbol, 0, order, &applied);
-        let ids = state
-            .streams
-            .get(&order.locate)
-            .map(|w| w.orders.clone())
-            .unwrap_or_default();
-        self.push_each(state, order.locate, &ids, |seq| {
+        self.push_each(state, order.locate, Stream::Orders, |seq| {
             Update::Order(pb::OrderEvent {
                 seq,
                 ..event.clone()
@@ -181,13 +176,16 @@ impl Hub {
             return;
         };
         self.check_seq(mirror, trade.seq);
-        let ids = match state.streams.get(&trade.locate) {
-            Some(w) if !w.trades.is_empty() => w.trades.clone(),
-            _ => return,
-        };
+        if !state
+            .streams
+            .get(&trade.locate)
+            .is_some_and(|w| !w.trades.is_empty())
+        {
+            return;
+        }
         let (symbol, exponent) = (mirror.symbol.clone(), mirror.price_exponent);
         let send_ns = now_ns();
-        self.push_each(state, trade.locate, &ids, |seq| {
+        self.push_each(state, trade.locate, Stream::Trades, |seq| {
             Update::Trade(crate::status::trade(&symbol, seq, trade, exponent, send_ns))
         });
     }
@@ -206,10 +204,13 @@ impl Hub {
 
     /// Sends every status watcher of `locate` its whole status, for a change of `kind`.
     fn send_status(&self, state: &mut State, locate: u16, kind: pb::StatusChange) {
-        let ids = match state.streams.get(&locate) {
-            Some(w) if !w.status.is_empty() => w.status.clone(),
-            _ => return,
-        };
+        if !state
+            .streams
+            .get(&locate)
+            .is_some_and(|w| !w.status.is_empty())
+        {
+            return;
+        }
         let Some(mirror) = state.mirrors.get(&locate) else {
             return;
         };
@@ -221,7 +222,7 @@ impl Hub {
             mirror.price_exponent,
             timestamps(mirror),
         );
-        self.push_each(state, locate, &ids, |seq| {
+        self.push_each(state, locate, Stream::Status, |seq| {
             Update::Status(Box::new(pb::TradingStatus {
                 seq,
                 ..message.clone()
@@ -229,14 +230,27 @@ impl Hub {
         });
     }
 
-    /// Queues `make(seq)` for each subscriber in `ids` holding `locate` (not closed, not
+    /// Queues `make(seq)` for each subscriber of `stream` holding `locate` (not closed, not
     /// lagging, and whose client is reading), numbered with its next seq; subscribers whose
     /// queue overflows lag.
-    fn push_each(&self, state: &mut State, locate: u16, ids: &[u64], make: impl Fn(u64) -> Update) {
+    fn push_each(
+        &self,
+        state: &mut State,
+        locate: u16,
+        stream: Stream,
+        make: impl Fn(u64) -> Update,
+    ) {
+        // the list is lent out of the map while it is walked (no copy per event)
+        let ids = state
+            .streams
+            .get_mut(&locate)
+            .and_then(|w| w.of(stream))
+            .map(std::mem::take)
+            .unwrap_or_default();
         let mut slow = Vec::new();
         let mut now = None;
         let mut clock = Clock::default();
-        for id in ids {
+        for id in &ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
             };
@@ -265,6 +279,9 @@ impl Hub {
                 Pushed::Closed => {}
             }
         }
+        if let Some(list) = state.streams.get_mut(&locate).and_then(|w| w.of(stream)) {
+            *list = ids;
+        }
         let now = now.unwrap_or_else(Instant::now);
         for id in slow {
             self.too_slow(state, id, now);
@@ -289,6 +306,13 @@ impl Hub {
                  again",
             )),
         };
+        if let Some(orders) = state
+            .mirrors
+            .get_mut(&locate)
+            .and_then(|m| m.orders.as_mut())
+        {
+            orders.live = std::mem::take(&mut orders.arriving);
+        }
         let (Some(mirror), Some(watchers)) =
             (state.mirrors.get(&locate), state.streams.get(&locate))
         else {
@@ -455,4 +479,326 @@ pub(super) fn close_omitted(queue: &Queue, symbol: &str) {
         "the book of {symbol} has more orders than the data plane's event ring holds, so its \
          orders cannot be sent; raise event_ring in the server's config"
     )));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use dataplane::feed::itch::Side;
+    use dataplane::runtime::event::{LevelUpdate, OrderAction, StatusChange, TradeKind};
+    use dataplane::symbol::Symbol;
+
+    use super::*;
+    use crate::hub::{Mode, Policy};
+    use crate::stream_contract::StreamChecker;
+
+    fn policy(queue: usize) -> Policy {
+        Policy {
+            queue,
+            max_resyncs: 3,
+            window: Duration::from_secs(1),
+            stall: Duration::from_secs(5),
+            blocked: Duration::from_secs(5),
+        }
+    }
+
+    /// Plays the data plane's side for locate 7 (AAPL): its events, numbered.
+    struct Plane {
+        seq: u64,
+    }
+
+    impl Plane {
+        fn next(&mut self) -> u64 {
+            self.seq += 1;
+            self.seq
+        }
+
+        fn added(&mut self, hub: &Hub) {
+            let seq = self.next();
+            hub.apply(
+                0,
+                &[Event::SymbolAdded {
+                    locate: 7,
+                    symbol: Symbol::from_itch(*b"AAPL    "),
+                    seq,
+                    price_exponent: -4,
+                }],
+            );
+            self.resync(hub, UpstreamReason::Added, &[], None);
+        }
+
+        /// A resync of the book made of `orders` (reference, side, price, shares), one level
+        /// per order, carrying the orders when `with` says so.
+        fn resync(
+            &mut self,
+            hub: &Hub,
+            reason: UpstreamReason,
+            orders: &[(u64, Side, i64, u32)],
+            with: Option<()>,
+        ) {
+            let mut events = vec![Event::Resync {
+                locate: 7,
+                seq: self.next(),
+                reason,
+                levels: orders.len() as u32,
+                orders: with.map(|()| orders.len() as u32),
+                orders_omitted: false,
+                incomplete: false,
+                ingest_ns: 0,
+            }];
+            for &(_, side, price, shares) in orders {
+                events.push(Event::Level(LevelUpdate {
+                    locate: 7,
+                    side,
+                    price,
+                    shares: u64::from(shares),
+                    orders: 1,
+                    seq: self.next(),
+                    exchange_ns: 0,
+                    ingest_ns: 0,
+                }));
+            }
+            if with.is_some() {
+                for &(reference, side, price, shares) in orders {
+                    events.push(Event::Order(self.order(
+                        OrderAction::Add,
+                        reference,
+                        side,
+                        price,
+                        shares,
+                    )));
+                }
+            }
+            hub.apply(0, &events);
+        }
+
+        fn order(
+            &mut self,
+            action: OrderAction,
+            reference: u64,
+            side: Side,
+            price: i64,
+            shares: u32,
+        ) -> OrderUpdate {
+            OrderUpdate {
+                locate: 7,
+                action,
+                side,
+                shares,
+                seq: self.next(),
+                reference,
+                other: 0,
+                price,
+                exchange_ns: 1,
+                ingest_ns: 1,
+            }
+        }
+    }
+
+    fn taken(queue: &Queue) -> Vec<Update> {
+        let mut out = Vec::new();
+        let _ = queue.take(usize::MAX, &mut out);
+        out.into_iter().filter_map(|u| u.update).collect()
+    }
+
+    fn check(checker: &mut StreamChecker, updates: &[Update]) {
+        for u in updates {
+            let found = checker.apply(u);
+            assert!(found.is_empty(), "{found:?} at {u:?}");
+        }
+    }
+
+    const BOOK: [(u64, Side, i64, u32); 2] = [(1, Side::Buy, 100, 10), (2, Side::Sell, 101, 5)];
+
+    #[test]
+    fn an_orders_subscriber_gets_the_book_once_it_arrives_then_every_change() {
+        let hub = Hub::new(1, policy(1024));
+        let mut plane = Plane { seq: 0 };
+        plane.added(&hub);
+        let aapl = ["AAPL".to_owned()];
+        let (_, queue) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
+            .unwrap();
+        assert!(taken(&queue).is_empty(), "nothing before the book comes");
+        let wanted = hub.wanted_streams("AAPL").unwrap();
+        assert!(wanted.orders && wanted.book && !wanted.trades);
+        // the data plane answers with the book and its orders
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
+        assert!(!hub.wanted_streams("AAPL").unwrap().book, "live now");
+        let mut checker = StreamChecker::new(&aapl);
+        let first = taken(&queue);
+        assert!(matches!(first[..], [Update::Orders(_)]), "{first:?}");
+        check(&mut checker, &first);
+        let execute = plane.order(OrderAction::Execute, 1, Side::Buy, 100, 4);
+        let add = plane.order(OrderAction::Add, 3, Side::Buy, 100, 7);
+        hub.apply(0, &[Event::Order(execute), Event::Order(add)]);
+        let events = taken(&queue);
+        assert_eq!(events.len(), 2);
+        check(&mut checker, &events);
+        let held: Vec<_> = checker.held("AAPL").unwrap().orders.orders().collect();
+        assert_eq!(
+            held,
+            [
+                (Side::Buy, 100, 1, 6),
+                (Side::Buy, 100, 3, 7),
+                (Side::Sell, 101, 2, 5)
+            ]
+        );
+        // a second subscriber gets the live book at once
+        let (_, second) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
+            .unwrap();
+        let mut other = StreamChecker::new(&aapl);
+        check(&mut other, &taken(&second));
+        assert_eq!(
+            other.held("AAPL").unwrap().orders,
+            checker.held("AAPL").unwrap().orders
+        );
+        assert_eq!(hub.stats.upstream_seq_errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_overflow_resyncs_every_stream_its_own_way() {
+        let hub = Hub::new(1, policy(1024));
+        let mut plane = Plane { seq: 0 };
+        plane.added(&hub);
+        let aapl = ["AAPL".to_owned()];
+        let (_, orders) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
+            .unwrap();
+        let (_, trades) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Trades)
+            .unwrap();
+        let (_, status) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Status)
+            .unwrap();
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
+        let trade = TradeUpdate {
+            locate: 7,
+            kind: TradeKind::Execution,
+            resting_side: Some(Side::Buy),
+            printable: true,
+            cross_type: 0,
+            shares: 3,
+            seq: plane.next(),
+            price: 100,
+            match_number: 9,
+            exchange_ns: 1,
+            ingest_ns: 1,
+        };
+        let halt = StatusUpdate {
+            locate: 7,
+            seq: plane.next(),
+            exchange_ns: 2,
+            change: StatusChange::Trading {
+                state: b'H',
+                reason: *b"LUDP",
+            },
+        };
+        hub.apply(0, &[Event::Trade(trade), Event::Status(halt)]);
+        let (mut o, mut t, mut s) = (
+            StreamChecker::new(&aapl),
+            StreamChecker::new(&aapl),
+            StreamChecker::new(&aapl),
+        );
+        check(&mut o, &taken(&orders));
+        check(&mut t, &taken(&trades));
+        let statuses = taken(&status);
+        check(&mut s, &statuses);
+        let Some(Update::Status(last)) = statuses.last() else {
+            panic!("{statuses:?}");
+        };
+        assert_eq!(last.state, pb::TradingState::Halted as i32);
+        assert_eq!(last.change, pb::StatusChange::TradingState as i32);
+        // the ring overflowed: the book comes again, changed
+        let changed = [(1, Side::Buy, 100, 2)];
+        plane.resync(&hub, UpstreamReason::RingFull, &changed, Some(()));
+        let got = taken(&orders);
+        assert!(
+            matches!(got[..], [Update::Resync(_), Update::Orders(_)]),
+            "{got:?}"
+        );
+        check(&mut o, &got);
+        assert_eq!(o.held("AAPL").unwrap().orders.len(), 1);
+        let got = taken(&trades);
+        assert!(
+            matches!(got[..], [Update::Resync(_)]),
+            "trades may be lost: {got:?}"
+        );
+        check(&mut t, &got);
+        let got = taken(&status);
+        assert!(
+            matches!(got[..], [Update::Resync(_), Update::Status(_)]),
+            "{got:?}"
+        );
+        check(&mut s, &got);
+        // a new day loses no trade and no status: only the order book is sent again
+        plane.resync(&hub, UpstreamReason::NewDay, &[], Some(()));
+        assert!(taken(&trades).is_empty() && taken(&status).is_empty());
+        check(&mut o, &taken(&orders));
+        assert!(o.held("AAPL").unwrap().orders.is_empty());
+    }
+
+    #[test]
+    fn a_slow_orders_subscriber_lags_then_gets_the_book_as_it_is() {
+        let hub = Hub::new(1, policy(4));
+        let mut plane = Plane { seq: 0 };
+        plane.added(&hub);
+        let aapl = ["AAPL".to_owned()];
+        let (id, queue) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
+            .unwrap();
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
+        let mut checker = StreamChecker::new(&aapl);
+        check(&mut checker, &taken(&queue));
+        // it stops reading while orders keep coming
+        for reference in 10..30 {
+            let add = plane.order(OrderAction::Add, reference, Side::Sell, 102, 1);
+            hub.apply(0, &[Event::Order(add)]);
+        }
+        assert!(queue.is_lagging());
+        let mut out = Vec::new();
+        let _ = queue.take(usize::MAX, &mut out);
+        let mut updates: Vec<Update> = out.into_iter().filter_map(|u| u.update).collect();
+        hub.catch_up(id);
+        updates.extend(taken(&queue));
+        assert!(
+            matches!(updates[..], [Update::Resync(_), Update::Orders(_)]),
+            "{updates:?}"
+        );
+        check(&mut checker, &updates);
+        assert_eq!(checker.held("AAPL").unwrap().orders.len(), 22);
+        let cancel = plane.order(OrderAction::Cancel, 2, Side::Sell, 101, 5);
+        hub.apply(0, &[Event::Order(cancel)]);
+        check(&mut checker, &taken(&queue));
+    }
+
+    #[test]
+    fn a_book_too_big_for_the_ring_closes_its_orders_subscribers_with_the_fix() {
+        let hub = Hub::new(1, policy(64));
+        let mut plane = Plane { seq: 0 };
+        plane.added(&hub);
+        let aapl = ["AAPL".to_owned()];
+        let (_, queue) = hub
+            .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
+            .unwrap();
+        hub.apply(
+            0,
+            &[Event::Resync {
+                locate: 7,
+                seq: plane.next(),
+                reason: UpstreamReason::Orders,
+                levels: 0,
+                orders: Some(0),
+                orders_omitted: true,
+                incomplete: false,
+                ingest_ns: 0,
+            }],
+        );
+        let mut out = Vec::new();
+        let status = queue.take(usize::MAX, &mut out).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("event_ring"), "{status:?}");
+    }
 }
