@@ -176,10 +176,10 @@ impl Hub {
             return;
         };
         self.check_seq(mirror, trade.seq);
-        if !state
+        if state
             .streams
             .get(&trade.locate)
-            .is_some_and(|w| !w.trades.is_empty())
+            .is_none_or(|w| w.trades.is_empty())
         {
             return;
         }
@@ -204,10 +204,10 @@ impl Hub {
 
     /// Sends every status watcher of `locate` its whole status, for a change of `kind`.
     fn send_status(&self, state: &mut State, locate: u16, kind: pb::StatusChange) {
-        if !state
+        if state
             .streams
             .get(&locate)
-            .is_some_and(|w| !w.status.is_empty())
+            .is_none_or(|w| w.status.is_empty())
         {
             return;
         }
