@@ -11,6 +11,11 @@
 //! 30 stalled subscribers, each of every symbol at depth 1000 on a connection of its own that
 //! never reads, under the server's default queue policy, in the same run, as ratios.
 //!
+//! The same for the order stream (market by order): 1, 10 and 100 subscribers of AAPL's
+//! orders, latency to each order event decoded, beside the level figures; and the data plane's
+//! unpaced throughput with every symbol's order stream on (one order subscriber each) against
+//! none.
+//!
 //! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers, then 1 with
 //! 0 and 30 stalled; 1 M messages unpaced for the throughput. Under `cargo test --benches`: a
 //! few thousand messages, 4 stalled. `cargo bench --bench grpc -- slow_consumers`: only the
@@ -69,7 +74,7 @@ const DEFAULTS: Policy = Policy {
 fn run(
     messages: u64,
     rate: u64,
-    subscribers: usize,
+    (subscribers, stream): (usize, pb::Stream),
     symbol_of: fn(usize) -> &'static str,
     stalled: usize,
     policy: Policy,
@@ -149,13 +154,14 @@ fn run(
         let mut tasks = Vec::new();
         for i in 0..subscribers {
             let mut client = BookServiceClient::new(channels[i / 10].clone());
-            let mut stream = client
+            let levels = stream == pb::Stream::Levels;
+            let mut updates = client
                 .subscribe(pb::SubscribeRequest {
                     symbols: vec![symbol_of(i).into()],
-                    depth: 10,
+                    depth: if levels { 10 } else { 0 },
                     mode: pb::Mode::EveryChange as i32,
                     interval_ms: 0,
-                    stream: pb::Stream::Levels as i32,
+                    stream: stream as i32,
                 })
                 .await
                 .expect("subscribe")
@@ -163,13 +169,16 @@ fn run(
             tasks.push(tokio::spawn(async move {
                 let mut h = common::histogram();
                 let mut deltas = 0u64;
-                while let Ok(Some(update)) = stream.message().await {
-                    if let Some(Update::Delta(d)) = update.update {
-                        deltas += 1;
-                        let intended = d.timestamps.map_or(0, |t| t.exchange_ns);
-                        if intended != 0 {
-                            common::record_ns(&mut h, now_ns().saturating_sub(intended) as f64);
-                        }
+                while let Ok(Some(update)) = updates.message().await {
+                    let stamped = match update.update {
+                        Some(Update::Delta(d)) => d.timestamps,
+                        Some(Update::Order(e)) => e.timestamps,
+                        _ => continue,
+                    };
+                    deltas += 1;
+                    let intended = stamped.map_or(0, |t| t.exchange_ns);
+                    if intended != 0 {
+                        common::record_ns(&mut h, now_ns().saturating_sub(intended) as f64);
                     }
                 }
                 (h, deltas)
@@ -274,32 +283,53 @@ fn report() {
     let rate = 10_000;
     let messages = if full { 3 * rate } else { 2_000 };
     let fleets: &[usize] = if full { &[1, 10, 100] } else { &[1, 3] };
-    let runs: Vec<(String, Outcome)> = fleets
-        .iter()
-        .map(|&n| {
+    let runs: Vec<(String, Outcome)> = [
+        (pb::Stream::Levels, "levels"),
+        (pb::Stream::Orders, "orders"),
+    ]
+    .into_iter()
+    .flat_map(|(stream, name)| {
+        fleets.iter().map(move |&n| {
             (
-                format!("{n} subscriber(s), 10 k msg/s"),
-                run(messages, rate, n, |_| "AAPL", 0, ROOMY),
+                format!("{name}: {n} subscriber(s), 10 k msg/s"),
+                run(messages, rate, (n, stream), |_| "AAPL", 0, ROOMY),
             )
         })
-        .collect();
+    })
+    .collect();
     let rows: Vec<(&str, &Histogram<u64>)> =
         runs.iter().map(|(n, o)| (n.as_str(), &o.latency)).collect();
     common::print_table(
-        "ingest → delta decoded by a gRPC client on loopback (from the intended injection time), ns",
-        "ns per delta",
+        "ingest → delta (levels) or order event (orders) of AAPL decoded by a gRPC client on \
+         loopback (from the intended injection time), ns",
+        "ns per update",
         &rows,
     );
     for (name, o) in &runs {
         println!(
-            "  {name}: {} deltas received in {:.2?}",
+            "  {name}: {} updates received in {:.2?}",
             o.deltas, o.elapsed
         );
     }
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
-    let alone = run(messages, 0, 0, |_| "AAPL", 0, ROOMY);
-    let crowded = run(messages, 0, many, |i| SYMBOLS[i % SYMBOLS.len()], 0, ROOMY);
+    let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY);
+    let crowded = run(
+        messages,
+        0,
+        (many, pb::Stream::Levels),
+        |i| SYMBOLS[i % SYMBOLS.len()],
+        0,
+        ROOMY,
+    );
+    let orders = run(
+        messages,
+        0,
+        (SYMBOLS.len(), pb::Stream::Orders),
+        |i| SYMBOLS[i % SYMBOLS.len()],
+        0,
+        ROOMY,
+    );
     let rate = |o: &Outcome| messages as f64 / o.elapsed.as_secs_f64() / 1e6;
     println!();
     println!(
@@ -309,6 +339,16 @@ fn report() {
         rate(&crowded),
         crowded.deltas,
         rate(&crowded) / rate(&alone)
+    );
+    println!(
+        "data-plane throughput, unpaced, {messages} messages: {:.2} M msg/s with the order \
+         stream of {} symbols on (one order subscriber each, {} order events delivered) against \
+         {:.2} with none: ratio {:.2}",
+        rate(&orders),
+        SYMBOLS.len(),
+        orders.deltas,
+        rate(&alone),
+        rate(&orders) / rate(&alone)
     );
 }
 
@@ -323,7 +363,14 @@ fn slow_consumers() {
         .map(|n| {
             (
                 format!("{n} stalled, 10 k msg/s"),
-                run(messages, rate, 1, |_| "AAPL", n, DEFAULTS),
+                run(
+                    messages,
+                    rate,
+                    (1, pb::Stream::Levels),
+                    |_| "AAPL",
+                    n,
+                    DEFAULTS,
+                ),
             )
         })
         .collect();

@@ -11,16 +11,23 @@
 //! Also: the maximum sustained rate, with the feed unpaced (messages per second the shard
 //! applied and published while the consumer kept up).
 //!
+//! And what the order and trade streams cost the shard: the unpaced rate with every symbol's
+//! order and trade streams on (each order change and trade an event) against all off, the same
+//! stream in the same run, as a ratio.
+//!
 //! `cargo bench --bench runtime`: 100 k msg/s and 1 M msg/s for 2 s each, then 4 M messages
-//! unpaced. Under `cargo test --benches`: a few thousand messages each.
+//! unpaced, then 2 M unpaced with the streams off and on. Under `cargo test --benches`: a few
+//! thousand messages each.
 
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::clock::now_ns;
 use dataplane::runtime::DataPlane;
+use dataplane::runtime::command::Command;
 use dataplane::runtime::event::Event;
 use dataplane::source::FeedSource;
 use dataplane::topology::Topology;
@@ -87,6 +94,101 @@ fn run_as(messages: u64, rate: u64, shards: u16) -> Run {
         elapsed,
         events: count,
     }
+}
+
+/// Messages released before a streams run starts: the directory and the first orders.
+const WARMUP: usize = 2_000;
+
+/// `messages` unpaced through one shard on the second core, after a warm-up during which,
+/// when `streams`, every published symbol's order and trade streams are turned on. Returns
+/// the elapsed time of the measured part and the events consumed in it.
+fn run_streams(messages: u64, streams: bool) -> (Duration, u64) {
+    let consumer_core = common::pin(0);
+    let shard_core = common::cores().get(1).map(|c| c.id);
+    let mut config = common::shard(shard_core.filter(|c| Some(*c) != consumer_core), 1);
+    // a resync of any book with its orders fits
+    config.event_ring = 1 << 20;
+    let go = Arc::new(AtomicBool::new(false));
+    let source: Box<dyn FeedSource> = Box::new(
+        common::paced::Paced::new(messages + WARMUP as u64, 0).gated(WARMUP, Arc::clone(&go)),
+    );
+    let topology = Arc::new(Topology::detect_or_fallback());
+    let mut plane = DataPlane::start(topology, vec![config], vec![source]).expect("shard starts");
+    let mut events = plane.shards_mut()[0].take_events().expect("event consumer");
+    let stats = Arc::clone(plane.shards()[0].stats());
+    let mut symbols = Vec::new();
+    let warm = Instant::now();
+    while stats.snapshot().messages() < WARMUP as u64 || !events.is_empty() {
+        while let Some(event) = events.pop() {
+            if let Event::SymbolAdded { symbol, .. } = event {
+                symbols.push(symbol);
+            }
+        }
+        assert!(
+            warm.elapsed() < Duration::from_secs(30),
+            "the warm-up never ended"
+        );
+        std::thread::yield_now();
+    }
+    if streams {
+        for &symbol in &symbols {
+            // the shard sends each book with its orders: keep its ring drained meanwhile
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let outcome = plane.execute(
+                        |id| Command::SetStreams {
+                            id,
+                            symbol,
+                            orders: true,
+                            trades: true,
+                            resend: false,
+                        },
+                        Duration::from_secs(10),
+                    );
+                    let _ = tx.send(outcome.is_ok());
+                });
+                while rx.try_recv().is_err() {
+                    while events.pop().is_some() {}
+                    std::thread::yield_now();
+                }
+            });
+        }
+    }
+    while events.pop().is_some() {}
+    let full = common::full_run();
+    let started = Instant::now();
+    go.store(true, Ordering::Release);
+    let mut count = 0u64;
+    let mut last_look = Instant::now();
+    let total = messages + WARMUP as u64;
+    loop {
+        let mut got = false;
+        while events.pop().is_some() {
+            got = true;
+            count += 1;
+        }
+        if got {
+            continue;
+        }
+        if last_look.elapsed() >= Duration::from_millis(1) {
+            last_look = Instant::now();
+            if stats.snapshot().messages() >= total && events.is_empty() {
+                break;
+            }
+        }
+        if !full {
+            std::thread::yield_now();
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        stats.snapshot().ring_full,
+        0,
+        "the consumer fell behind: the comparison would be of resyncs"
+    );
+    plane.stop();
+    (elapsed, count)
 }
 
 /// The machine's own floor: a thread pinned to the shard's core spins on the clock for
@@ -163,6 +265,25 @@ fn report() {
         messages,
         unpaced.events,
         unpaced.elapsed
+    );
+    // What the order and trade streams cost: off, on, off, on (the same stream each time)
+    let messages = common::scale(2_000_000, 20_000);
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for _ in 0..2 {
+        off.push(run_streams(messages, false));
+        on.push(run_streams(messages, true));
+    }
+    let rate = |(elapsed, _): &(Duration, u64)| messages as f64 / elapsed.as_secs_f64() / 1e6;
+    let best = |runs: &[(Duration, u64)]| runs.iter().map(rate).fold(0.0, f64::max);
+    println!(
+        "  order and trade streams of every symbol on: {:.2} M msg/s ({} events) against \
+         {:.2} M msg/s off ({} events), best of 2 each: ratio {:.2}",
+        best(&on),
+        on[0].1,
+        best(&off),
+        off[0].1,
+        best(&on) / best(&off)
     );
     // How one feed reaches several shards: each reads it all and skips the locates it does
     // not own. Shard 0 of 2 and of 4 on the same stream: what skipping costs.
