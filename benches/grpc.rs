@@ -313,7 +313,9 @@ fn report() {
     }
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
+    eprintln!("running the throughput comparisons");
     let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY);
+    eprintln!("  alone done");
     let crowded = run(
         messages,
         0,
@@ -322,6 +324,7 @@ fn report() {
         0,
         ROOMY,
     );
+    eprintln!("  crowded done");
     let orders = run(
         messages,
         0,

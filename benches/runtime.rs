@@ -143,6 +143,7 @@ fn run_streams(messages: u64, streams: bool) -> (Duration, u64) {
                             orders: true,
                             trades: true,
                             resend: false,
+                            epoch: 1,
                         },
                         Duration::from_secs(10),
                     );

@@ -322,8 +322,9 @@ fn command_status(e: ExecuteError) -> Status {
 }
 
 /// Tells the data plane which of `symbols`' order and trade streams the hub's subscribers
-/// need now. The wants are read under the data plane's lock, so the last command sent for a
-/// symbol carries its latest wants whatever order concurrent callers ran in.
+/// need now, for those whose needs changed since it was last told. The wants are read and
+/// recorded under the data plane's lock, so the last command sent for a symbol carries its
+/// latest wants whatever order concurrent callers ran in.
 async fn sync_streams(
     plane: &Arc<Mutex<DataPlane>>,
     hub: &Arc<Hub>,
@@ -333,7 +334,7 @@ async fn sync_streams(
     tokio::task::spawn_blocking(move || {
         let mut plane = plane.lock().unwrap_or_else(|e| e.into_inner());
         for name in &symbols {
-            let Some(wanted) = hub.wanted_streams(name) else {
+            let Some((wanted, resend)) = hub.streams_to_send(name) else {
                 continue;
             };
             let symbol = crate::symbol::parse("symbols", name)?;
@@ -343,12 +344,13 @@ async fn sync_streams(
                     symbol,
                     orders: wanted.orders,
                     trades: wanted.trades,
-                    resend: wanted.book,
+                    resend,
+                    epoch: wanted.epoch,
                 },
                 COMMAND_TIMEOUT,
             );
             match sent {
-                Ok(_) => {}
+                Ok(_) => hub.streams_sent(name, wanted),
                 // removed meanwhile: its subscribers were told, and its streams are off
                 Err(ExecuteError::Refused(CommandError::NotActive(_))) => {}
                 Err(e) => return Err(command_status(e)),

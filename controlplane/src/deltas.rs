@@ -26,6 +26,8 @@ pub(crate) struct Held {
     pub(crate) asks: Vec<Level>,
     /// Changed since the last conflated send.
     pub(crate) dirty: bool,
+    /// Orders stream: its (next) snapshot is due and nothing else may be sent before it.
+    pub(crate) awaiting: bool,
 }
 
 pub(crate) fn update(update: Update) -> BookUpdate {
@@ -364,6 +366,7 @@ mod tests {
             bids: Vec::new(),
             asks: Vec::new(),
             dirty: false,
+            awaiting: false,
         }
     }
 

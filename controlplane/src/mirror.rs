@@ -43,6 +43,8 @@ pub struct Mirror {
     pub status: SymbolStatus,
     /// Its order book, kept while some client streams its orders.
     pub orders: Option<OrdersMirror>,
+    /// Its status before the resync under way (which carries the status anew).
+    pub status_before: Option<SymbolStatus>,
     bids: BTreeMap<i64, (u64, u32)>,
     asks: BTreeMap<i64, (u64, u32)>,
 }
@@ -58,6 +60,12 @@ pub struct OrdersMirror {
     pub live: bool,
     /// The resync under way carries the orders: the book is live once it is complete.
     pub arriving: bool,
+    /// The number the hub gave this book when it was made: only a resync answering a request
+    /// of this number can make it live (an older one may miss the order events of a time the
+    /// stream was off).
+    pub epoch: u32,
+    /// The data plane could not send it (it has more orders than half its event ring holds).
+    pub omitted: bool,
 }
 
 impl Mirror {

@@ -12,6 +12,7 @@ use dataplane::feed::dbn::write::{
 };
 use dataplane::feed::generator::{Generator, GeneratorConfig, Profile};
 use dataplane::feed::itch::{self, Side};
+use dataplane::runtime::event::TradeKind;
 use dataplane::source::dbn::DbnSource;
 use dataplane::source::file::{FileOptions, Pace};
 use dataplane::source::{FeedEvent, FeedSource, Polled, Rejection};
@@ -251,15 +252,47 @@ fn clear_empties_the_instruments_book_only() {
 }
 
 #[test]
-fn trades_fills_and_none_change_nothing() {
+fn trades_fills_and_none_change_no_book_and_trades_reach_the_tape() {
     let r = replay(&[
         mbo(b'A', b'B', 1, P, 10),
         mbo(b'T', b'A', 0, P, 2),
         mbo(b'F', b'B', 1, P, 2),
+        mbo(b'T', b'N', 0, P, 1),
         mbo(b'N', b'N', 0, UNDEF_PRICE, 0),
     ]);
     assert_eq!(levels(&r, Side::Buy), [(P, 10, 1)]);
-    let actions: Vec<u8> = r
+    let tape: Vec<(u8, TradeKind, Option<Side>, bool, u32)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Op(
+                Op::Trade {
+                    kind,
+                    resting_side,
+                    printable,
+                    shares,
+                    price,
+                    ..
+                },
+                _,
+                action,
+            ) => {
+                assert_eq!(*price, P);
+                Some((*action, *kind, *resting_side, *printable, *shares))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tape,
+        [
+            // the aggressor sold: a bid rested; its volume counts once, on the trade
+            (b'T', TradeKind::Trade, Some(Side::Buy), true, 2),
+            (b'F', TradeKind::Execution, Some(Side::Buy), false, 2),
+            (b'T', TradeKind::Trade, None, true, 1),
+        ]
+    );
+    let others: Vec<u8> = r
         .events
         .iter()
         .filter_map(|e| match e {
@@ -267,7 +300,7 @@ fn trades_fills_and_none_change_nothing() {
             _ => None,
         })
         .collect();
-    assert_eq!(actions, b"TFN", "counted by action, applied as nothing");
+    assert_eq!(others, b"N", "counted by action, applied as nothing");
 }
 
 #[test]

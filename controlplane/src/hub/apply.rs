@@ -57,6 +57,7 @@ impl Hub {
                 if let Some(streams) = state.streams.remove(&locate) {
                     ids.extend(streams.all());
                 }
+                state.sent.remove(&locate);
                 for id in ids {
                     if let Some(sub) = state.subscribers.get_mut(&id)
                         && let Some(held) = sub.held.remove(&locate)
@@ -80,6 +81,8 @@ impl Hub {
                 levels,
                 orders,
                 orders_omitted,
+                epoch,
+                statuses,
                 incomplete,
                 ..
             } => {
@@ -90,11 +93,15 @@ impl Hub {
                 mirror.clear();
                 mirror.incomplete = incomplete;
                 mirror.awaiting_book = false;
+                // the status comes with the book: what it was is kept to tell what changed
+                mirror.status_before = Some(std::mem::take(&mut mirror.status));
                 if let Some(book) = &mut mirror.orders {
-                    // live again once the orders that follow are in, if they come at all
+                    // live again once the orders that follow are in, if they come at all and
+                    // answer the hub's latest request
                     book.book.clear();
                     book.live = false;
-                    book.arriving = orders.is_some() && !orders_omitted;
+                    book.arriving = orders.is_some() && !orders_omitted && epoch == book.epoch;
+                    book.omitted = orders_omitted && epoch == book.epoch;
                 }
                 if orders_omitted {
                     self.orders_omitted(state, locate);
@@ -102,7 +109,9 @@ impl Hub {
                 let Some(mirror) = state.mirrors.get_mut(&locate) else {
                     return;
                 };
-                let events = levels.saturating_add(orders.unwrap_or(0));
+                let events = levels
+                    .saturating_add(orders.unwrap_or(0))
+                    .saturating_add(u32::from(statuses));
                 if events == 0 {
                     mirror.rebuild = None;
                     self.rebuilt(state, locate, reason);

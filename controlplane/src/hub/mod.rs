@@ -99,6 +99,10 @@ struct State {
     streams: HashMap<u16, streams::StreamWatchers>,
     /// The market-wide circuit breakers.
     market: crate::status::Market,
+    /// What each symbol's data plane was last told to send ([`Hub::streams_to_send`]).
+    sent: HashMap<u16, Wanted>,
+    /// The epoch the next order book gets ([`crate::mirror::OrdersMirror::epoch`]).
+    next_epoch: u32,
     subscribers: HashMap<u64, Subscriber>,
     stale: Vec<bool>,
     next_id: u64,
@@ -232,6 +236,7 @@ impl Hub {
                     mirrors,
                     stale,
                     market,
+                    next_epoch,
                     ..
                 } = &mut *state;
                 let watchers = streams.entry(locate).or_default();
@@ -243,13 +248,18 @@ impl Hub {
                 };
                 if stream == Stream::Orders && mirror.orders.is_none() {
                     // kept from now on; live once the data plane sends it with its orders
-                    mirror.orders = Some(crate::mirror::OrdersMirror::default());
+                    *next_epoch = next_epoch.wrapping_add(1).max(1);
+                    mirror.orders = Some(crate::mirror::OrdersMirror {
+                        epoch: *next_epoch,
+                        ..Default::default()
+                    });
                 }
                 let held = subscriber.held.entry(locate).or_insert(Held {
                     seq: 0,
                     bids: Vec::new(),
                     asks: Vec::new(),
                     dirty: false,
+                    awaiting: false,
                 });
                 let stale = is_stale(stale, mirror.shard);
                 let first = streams::first_updates(stream, mirror, held, stale, market);
@@ -269,6 +279,7 @@ impl Hub {
                     bids: Vec::new(),
                     asks: Vec::new(),
                     dirty: false,
+                    awaiting: false,
                 });
                 for update in snapshot(mirror, held, depth, stale) {
                     subscriber.queue.force(update);
@@ -544,6 +555,8 @@ mod tests {
             levels,
             orders: None,
             orders_omitted: false,
+            epoch: 0,
+            statuses: 0,
             incomplete: false,
             ingest_ns: 0,
         }

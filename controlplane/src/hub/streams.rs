@@ -53,9 +53,9 @@ impl StreamWatchers {
     }
 }
 
-/// The first updates a subscriber of `stream` gets for `mirror`, its `held.seq` advanced:
-/// the order book (if live; otherwise nothing yet: it comes when the book arrives) or the
-/// status; nothing for trades.
+/// The first updates a subscriber of `stream` gets for `mirror` (on subscribing, or after a
+/// Resync), its `held.seq` advanced: the order book (if live; otherwise nothing yet, and
+/// `held.awaiting` says it comes when the book arrives) or the status; nothing for trades.
 pub(super) fn first_updates(
     stream: Stream,
     mirror: &Mirror,
@@ -67,6 +67,7 @@ pub(super) fn first_updates(
         Stream::Levels | Stream::Trades => Vec::new(),
         Stream::Orders => match &mirror.orders {
             Some(orders) if orders.live => {
+                held.awaiting = false;
                 let chunks = orders.book.snapshot(
                     &mirror.symbol,
                     held.seq + 1,
@@ -81,7 +82,10 @@ pub(super) fn first_updates(
                     .map(|c| update(Update::Orders(c)))
                     .collect()
             }
-            _ => Vec::new(),
+            _ => {
+                held.awaiting = true;
+                Vec::new()
+            }
         },
         Stream::Status => {
             held.seq += 1;
@@ -196,6 +200,16 @@ impl Hub {
         };
         self.check_seq(mirror, status.seq);
         mirror.status.apply(&status.change);
+        if let Some((left, reason)) = mirror.rebuild {
+            // part of a resync: the status is being sent whole
+            if left > 1 {
+                mirror.rebuild = Some((left - 1, reason));
+            } else {
+                mirror.rebuild = None;
+                self.rebuilt(state, status.locate, reason);
+            }
+            return;
+        }
         if status.exchange_ns != 0 {
             mirror.last_exchange_ns = status.exchange_ns;
         }
@@ -269,8 +283,8 @@ impl Hub {
             let Some(held) = sub.held.get_mut(&locate) else {
                 continue;
             };
-            if sub.stream == Stream::Orders && held.seq == 0 {
-                // its first snapshot has not been sent: nothing before it
+            if held.awaiting {
+                // its snapshot has not been sent: nothing before it
                 continue;
             }
             match sub.queue.push(update(make(held.seq + 1))) {
@@ -289,12 +303,17 @@ impl Hub {
     }
 
     /// A resync of `locate` from the data plane is complete (`reason`): the order book is live
-    /// again and the order, trade and status watchers hear of what they may have lost.
+    /// again if the resync carried it, and the order, trade and status watchers hear of what
+    /// they may have lost.
     pub(super) fn streams_rebuilt(&self, state: &mut State, locate: u16, reason: UpstreamReason) {
         let lost = match reason {
-            // nothing was lost: the book was resent because it was (re)published or its
-            // orders were asked for, or rebuilt by the feed itself (its changes are in it)
-            UpstreamReason::Added | UpstreamReason::Orders | UpstreamReason::Requested => None,
+            // nothing was held back: the book was resent because it was (re)published or its
+            // orders were asked for
+            UpstreamReason::Added | UpstreamReason::Orders => None,
+            UpstreamReason::Requested => Some((
+                ResyncReason::Requested,
+                "resent on request; updates held back meanwhile were not sent",
+            )),
             UpstreamReason::Cleared => Some((
                 ResyncReason::Cleared,
                 "the feed cleared the book (a clear or a snapshot)",
@@ -306,20 +325,22 @@ impl Hub {
                  again",
             )),
         };
-        if let Some(orders) = state
-            .mirrors
-            .get_mut(&locate)
-            .and_then(|m| m.orders.as_mut())
-        {
+        let Some(mirror) = state.mirrors.get_mut(&locate) else {
+            return;
+        };
+        if let Some(orders) = mirror.orders.as_mut() {
             orders.live = std::mem::take(&mut orders.arriving);
         }
+        let status_changed = mirror
+            .status_before
+            .take()
+            .is_none_or(|before| before != mirror.status);
         let (Some(mirror), Some(watchers)) =
             (state.mirrors.get(&locate), state.streams.get(&locate))
         else {
             return;
         };
         let stale = is_stale(&state.stale, mirror.shard);
-        let orders_live = mirror.orders.as_ref().is_some_and(|o| o.live);
         for (stream, ids) in [
             (Stream::Orders, &watchers.orders),
             (Stream::Trades, &watchers.trades),
@@ -330,25 +351,27 @@ impl Hub {
                     continue;
                 };
                 if sub.closed || sub.lagging.is_some() {
+                    // its SLOW_CONSUMER resync said it all; it catches up from the state then
                     continue;
                 }
                 let Some(held) = sub.held.get_mut(&locate) else {
                     continue;
                 };
-                let resync = match stream {
-                    // the order book: sent to whoever waits for its first, and again after
-                    // a loss
-                    Stream::Orders if !orders_live => continue,
-                    Stream::Orders if held.seq == 0 => None,
-                    Stream::Orders => match lost {
-                        Some(lost) => Some(lost),
-                        None => continue,
-                    },
-                    // trades and statuses are lost only to an overflow: a new day or a
-                    // clear changes neither
-                    Stream::Trades | Stream::Status => match lost {
-                        Some(lost) if lost.0 == ResyncReason::RingOverflow => Some(lost),
+                // (a Resync to send, the state to send after it)
+                let (resync, send) = match stream {
+                    // the order book: to whoever waits for it, and again after a loss
+                    Stream::Orders if held.awaiting => (None, true),
+                    Stream::Orders => (lost, lost.is_some()),
+                    // trades are lost only to a full ring (they are sent while a resync is
+                    // owed), and have no state
+                    Stream::Trades => match lost {
+                        Some(lost) if lost.0 == ResyncReason::RingOverflow => (Some(lost), false),
                         _ => continue,
+                    },
+                    // statuses too; the status the resync carried is sent if it changed
+                    Stream::Status => match lost {
+                        Some(lost) if lost.0 == ResyncReason::RingOverflow => (Some(lost), true),
+                        _ => (None, status_changed),
                     },
                     Stream::Levels => continue,
                 };
@@ -358,13 +381,20 @@ impl Hub {
                         reason: why as i32,
                         detail: detail.to_owned(),
                     })));
+                    if stream == Stream::Orders {
+                        held.awaiting = true;
+                    }
                 }
-                for u in first_updates(stream, mirror, held, stale, &state.market) {
-                    sub.queue.force(u);
+                if !send {
+                    continue;
                 }
-                if stream == Stream::Orders {
+                let first = first_updates(stream, mirror, held, stale, &state.market);
+                if stream == Stream::Orders && !first.is_empty() {
                     let slot = snapshot_slot(resync.map(|(why, _)| why));
                     self.stats.snapshots[slot].fetch_add(1, Ordering::Relaxed);
+                }
+                for u in first {
+                    sub.queue.force(u);
                 }
             }
         }
@@ -394,8 +424,8 @@ impl Hub {
                 let Some(held) = sub.held.get_mut(&locate) else {
                     continue;
                 };
-                if stream == Stream::Orders && held.seq == 0 {
-                    // its first snapshot comes when the book arrives, marked stale then
+                if held.awaiting {
+                    // its snapshot comes when the book arrives, marked stale then
                     continue;
                 }
                 sub.queue.force(update(Update::Resync(pb::Resync {
@@ -442,35 +472,46 @@ impl Hub {
         }
     }
 
-    /// What `symbol` needs from the data plane now (`None` if the symbol is unknown).
-    pub fn wanted_streams(&self, symbol: &str) -> Option<Wanted> {
+    /// What the data plane must be told about `symbol` now, if anything: its order and trade
+    /// streams as its subscribers need them, and whether to send its order book (a book the
+    /// hub made since it last asked). `None` when nothing changed since the last
+    /// [`Hub::streams_sent`] (or the symbol is unknown). The flag says the book must be sent
+    /// whole (a new one since the last command).
+    pub fn streams_to_send(&self, symbol: &str) -> Option<(Wanted, bool)> {
         let state = self.lock();
         let locate = *state.by_name.get(symbol)?;
         let (orders, trades) = state.streams.get(&locate).map_or((false, false), |w| {
             (!w.orders.is_empty(), !w.trades.is_empty())
         });
-        let book = state
-            .mirrors
-            .get(&locate)
-            .and_then(|m| m.orders.as_ref())
-            .is_some_and(|o| !o.live);
-        Some(Wanted {
+        let book = state.mirrors.get(&locate).and_then(|m| m.orders.as_ref());
+        let wanted = Wanted {
             orders,
             trades,
-            book,
-        })
+            epoch: book.map_or(0, |b| b.epoch),
+        };
+        let last = state.sent.get(&locate).copied().unwrap_or_default();
+        let resend = wanted.orders && wanted.epoch != last.epoch;
+        (wanted != last).then_some((wanted, resend))
+    }
+
+    /// The data plane took `wanted` for `symbol`.
+    pub fn streams_sent(&self, symbol: &str, wanted: Wanted) {
+        let mut state = self.lock();
+        if let Some(&locate) = state.by_name.get(symbol) {
+            state.sent.insert(locate, wanted);
+        }
     }
 }
 
-/// What a symbol needs from the data plane ([`Hub::wanted_streams`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a symbol needs from the data plane ([`Hub::streams_to_send`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wanted {
     /// Its order events.
     pub orders: bool,
     /// Its trades.
     pub trades: bool,
-    /// Its order book, sent whole: the hub keeps one that is not live.
-    pub book: bool,
+    /// The epoch of the order book the hub keeps for it (0: none): a new one is sent whole.
+    pub epoch: u32,
 }
 
 /// A queue closed because the book has more orders than the data plane's ring can resend.
@@ -529,21 +570,23 @@ mod tests {
         }
 
         /// A resync of the book made of `orders` (reference, side, price, shares), one level
-        /// per order, carrying the orders when `with` says so.
+        /// per order, carrying the orders when `with` gives the epoch of the request.
         fn resync(
             &mut self,
             hub: &Hub,
             reason: UpstreamReason,
             orders: &[(u64, Side, i64, u32)],
-            with: Option<()>,
+            with: Option<u32>,
         ) {
             let mut events = vec![Event::Resync {
                 locate: 7,
                 seq: self.next(),
                 reason,
                 levels: orders.len() as u32,
-                orders: with.map(|()| orders.len() as u32),
+                orders: with.map(|_| orders.len() as u32),
                 orders_omitted: false,
+                epoch: with.unwrap_or(0),
+                statuses: 0,
                 incomplete: false,
                 ingest_ns: 0,
             }];
@@ -621,11 +664,15 @@ mod tests {
             .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
             .unwrap();
         assert!(taken(&queue).is_empty(), "nothing before the book comes");
-        let wanted = hub.wanted_streams("AAPL").unwrap();
-        assert!(wanted.orders && wanted.book && !wanted.trades);
+        let (wanted, resend) = hub.streams_to_send("AAPL").unwrap();
+        assert!(wanted.orders && resend && !wanted.trades);
+        hub.streams_sent("AAPL", wanted);
+        assert!(hub.streams_to_send("AAPL").is_none(), "told once");
+        // an older resync (a request the hub no longer waits for) does not make it live
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(wanted.epoch + 7));
+        assert!(taken(&queue).is_empty(), "not from a stale request");
         // the data plane answers with the book and its orders
-        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
-        assert!(!hub.wanted_streams("AAPL").unwrap().book, "live now");
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(wanted.epoch));
         let mut checker = StreamChecker::new(&aapl);
         let first = taken(&queue);
         assert!(matches!(first[..], [Update::Orders(_)]), "{first:?}");
@@ -673,7 +720,7 @@ mod tests {
         let (_, status) = hub
             .subscribe(&aapl, 0, Mode::EveryChange, Stream::Status)
             .unwrap();
-        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(1));
         let trade = TradeUpdate {
             locate: 7,
             kind: TradeKind::Execution,
@@ -713,7 +760,7 @@ mod tests {
         assert_eq!(last.change, pb::StatusChange::TradingState as i32);
         // the ring overflowed: the book comes again, changed
         let changed = [(1, Side::Buy, 100, 2)];
-        plane.resync(&hub, UpstreamReason::RingFull, &changed, Some(()));
+        plane.resync(&hub, UpstreamReason::RingFull, &changed, Some(1));
         let got = taken(&orders);
         assert!(
             matches!(got[..], [Update::Resync(_), Update::Orders(_)]),
@@ -734,7 +781,7 @@ mod tests {
         );
         check(&mut s, &got);
         // a new day loses no trade and no status: only the order book is sent again
-        plane.resync(&hub, UpstreamReason::NewDay, &[], Some(()));
+        plane.resync(&hub, UpstreamReason::NewDay, &[], Some(1));
         assert!(taken(&trades).is_empty() && taken(&status).is_empty());
         check(&mut o, &taken(&orders));
         assert!(o.held("AAPL").unwrap().orders.is_empty());
@@ -749,7 +796,7 @@ mod tests {
         let (id, queue) = hub
             .subscribe(&aapl, 0, Mode::EveryChange, Stream::Orders)
             .unwrap();
-        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(()));
+        plane.resync(&hub, UpstreamReason::Orders, &BOOK, Some(1));
         let mut checker = StreamChecker::new(&aapl);
         check(&mut checker, &taken(&queue));
         // it stops reading while orders keep coming
@@ -792,6 +839,8 @@ mod tests {
                 levels: 0,
                 orders: Some(0),
                 orders_omitted: true,
+                epoch: 1,
+                statuses: 0,
                 incomplete: false,
                 ingest_ns: 0,
             }],

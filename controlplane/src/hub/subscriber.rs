@@ -169,6 +169,7 @@ mod tests {
                 bids: Vec::new(),
                 asks: Vec::new(),
                 dirty: false,
+                awaiting: false,
             },
         );
         let sub = Subscriber {

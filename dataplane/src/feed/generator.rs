@@ -273,8 +273,11 @@ impl Generator {
         let locate = s as u16 + 1;
         let roll = self.rng.random_range(0..1000u32);
         // Messages the book skips (or only notes), about 4% of the flow.
-        if roll < 30 {
+        if roll < 29 {
             return self.trade(s, out);
+        }
+        if roll < 30 {
+            return self.rare(s, out);
         }
         if roll < 38 {
             let (name, mid) = (self.symbols[s].name.to_itch(), self.symbols[s].mid);
@@ -603,6 +606,70 @@ impl Generator {
         });
     }
 
+    /// One of the rarer tape and status messages: a cross, a broken trade, Reg SHO, a LULD
+    /// collar, an IPO release, or (market-wide) circuit-breaker levels or a breach.
+    fn rare(&mut self, s: usize, out: &mut Vec<u8>) {
+        let locate = s as u16 + 1;
+        let (name, mid) = (self.symbols[s].name.to_itch(), self.symbols[s].mid);
+        let h = self.header(locate);
+        match self.rng.random_range(0..20u32) {
+            0..6 => {
+                let match_number = self.next_match;
+                self.next_match += 1;
+                let shares = u64::from(self.lot()) * 10;
+                let cross = [b'O', b'C', b'H', b'I'][self.rng.random_range(0..4)];
+                out.extend_from_slice(&encode::cross_trade(
+                    h,
+                    shares,
+                    name,
+                    mid,
+                    match_number,
+                    cross,
+                ));
+            }
+            6..9 => {
+                let broken = self.rng.random_range(1..self.next_match.max(2));
+                out.extend_from_slice(&encode::broken_trade(h, broken));
+            }
+            9..13 => {
+                let action = [b'0', b'1', b'2'][self.rng.random_range(0..3)];
+                out.extend_from_slice(&encode::reg_sho(h, name, action));
+            }
+            13..16 => {
+                let band = mid / 20;
+                let extension = self.rng.random_range(0..3);
+                out.extend_from_slice(&encode::luld_collar(
+                    h,
+                    name,
+                    mid,
+                    mid + band,
+                    mid.saturating_sub(band),
+                    extension,
+                ));
+            }
+            16..18 => {
+                let qualifier = if self.rng.random_ratio(1, 4) {
+                    b'C'
+                } else {
+                    b'A'
+                };
+                out.extend_from_slice(&encode::ipo_quoting(h, name, 34_200, qualifier, mid));
+            }
+            18 => {
+                let h = self.header(0);
+                out.extend_from_slice(&encode::mwcb_levels(
+                    h,
+                    // 4,000.00, 3,700.00, 3,200.00 with 8 implied decimals
+                    [4_000 * DECIMALS_8, 3_700 * DECIMALS_8, 3_200 * DECIMALS_8],
+                ));
+            }
+            _ => {
+                let level = [b'1', b'2', b'3'][self.rng.random_range(0..3)];
+                out.extend_from_slice(&encode::mwcb_breach(self.header(0), level));
+            }
+        }
+    }
+
     fn trade(&mut self, s: usize, out: &mut Vec<u8>) {
         let (side, price) = self.quote(s);
         let shares = self.lot();
@@ -628,6 +695,9 @@ impl Generator {
         }
     }
 }
+
+/// One unit of an MWCB price (8 implied decimals).
+const DECIMALS_8: u64 = 100_000_000;
 
 /// The name of symbol `i`: a famous ticker, then `A000`, `A001`, … (unique, at most 8 bytes).
 fn symbol_name(i: usize) -> String {

@@ -48,6 +48,8 @@ pub enum Command {
         trades: bool,
         /// Send its orders again even if their stream was on already.
         resend: bool,
+        /// The sender's number for this request, echoed by the resyncs that carry the orders.
+        epoch: u32,
     },
     /// Where the order `reference` of the symbol stands in its queue, now.
     Position {

@@ -17,9 +17,12 @@
 //!   resync of the symbol also carries its orders: after its `levels` level events come
 //!   `orders` [`Event::Order`]s of [`OrderAction::Add`] that rebuild its order book (bids best
 //!   price first, then asks best first, each price oldest first).
+//! - Every resync then carries the symbol's status: `statuses` [`Event::Status`] events, the
+//!   last of each kind the feed sent today (the consumer's status is exactly these).
 //! - [`Event::Trade`]: an execution, cross or broken trade; only while the symbol's trade
 //!   stream is on. [`Event::Status`]: a change of the symbol's trading status, always sent.
-//!   [`Event::Market`]: a market-wide status change (circuit breakers), shard-wide.
+//!   Neither waits for an owed resync (only a full ring loses them, and then a resync says
+//!   so). [`Event::Market`]: a market-wide status change (circuit breakers), shard-wide.
 
 pub use crate::book::change::OrderAction;
 use crate::feed::itch::Side;
@@ -182,7 +185,22 @@ pub enum StatusChange {
     },
 }
 
+/// How many kinds of per-symbol status a symbol has (see [`StatusChange::kind`]).
+pub const STATUS_KINDS: usize = 5;
+
 impl StatusChange {
+    /// Its kind, `0..STATUS_KINDS`, for a per-symbol change; `None` for a market-wide one.
+    pub const fn kind(&self) -> Option<usize> {
+        match self {
+            StatusChange::Trading { .. } => Some(0),
+            StatusChange::RegSho { .. } => Some(1),
+            StatusChange::Luld { .. } => Some(2),
+            StatusChange::Ipo { .. } => Some(3),
+            StatusChange::Imbalance { .. } => Some(4),
+            StatusChange::MwcbLevels { .. } | StatusChange::MwcbBreach { .. } => None,
+        }
+    }
+
     /// True for the market-wide changes (sent as [`Event::Market`]).
     pub const fn market_wide(&self) -> bool {
         matches!(
@@ -220,7 +238,8 @@ pub enum ResyncReason {
     /// The feed cleared the symbol's book (a DBN clear, or the start of a DBN snapshot): this
     /// is its book as the feed rebuilt it.
     Cleared,
-    /// Its order stream was turned on: nothing was lost, the book comes with its orders.
+    /// Its order stream was turned on: nothing was lost (no update was held back for it), the
+    /// book comes with its orders.
     Orders,
 }
 
@@ -242,10 +261,16 @@ pub enum Event {
         /// How many [`Event::Order`] events follow the levels and make up its order book;
         /// `None` when its order stream is off.
         orders: Option<u32>,
-        /// The order stream is on but the book has more orders than the event ring holds:
-        /// none are sent (`orders` is `Some(0)`) and its order book cannot be served until a
-        /// later resync.
+        /// The order stream is on but the book has more orders than half the event ring
+        /// holds: none are sent (`orders` is `Some(0)`) and its order book cannot be served
+        /// until a later resync.
         orders_omitted: bool,
+        /// The epoch of the [`crate::runtime::command::Command::SetStreams`] that turned the
+        /// order stream on (0 when off): a consumer that turned it off and on again knows
+        /// which resync answers its latest request.
+        epoch: u32,
+        /// How many [`Event::Status`] events follow the orders: the symbol's status.
+        statuses: u8,
         /// True when the book is known to miss orders (a capacity limit, or the symbol was
         /// not tracked for part of the day): serve it as such.
         incomplete: bool,

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::command::{Ack, Applied, Command, CommandError, OrderPosition};
 use super::event::{
-    Event, LevelUpdate, OrderAction, OrderUpdate, ResyncReason, StatusChange, StatusUpdate,
-    TradeKind, TradeUpdate,
+    Event, LevelUpdate, OrderAction, OrderUpdate, ResyncReason, STATUS_KINDS, StatusChange,
+    StatusUpdate, TradeKind, TradeUpdate,
 };
 use super::held::{DECODED, Held, Slot};
 use super::idle::{IdleStrategy, Idler};
@@ -106,16 +106,24 @@ impl ShardConfig {
     }
 }
 
-/// Bytes the shard's arena needs: the books and the per-symbol state.
+/// Bytes the shard's arena needs: the books, the per-symbol state and statuses.
 pub(super) fn arena_bytes(config: &ShardConfig) -> usize {
+    let per_symbol = size_of::<SymbolState>() + size_of::<Statuses>();
     config.books.arena_bytes().saturating_add(
         config
             .books
             .max_symbols
-            .saturating_mul(size_of::<SymbolState>())
-            .saturating_add(crate::arena::CACHE_LINE),
+            .saturating_mul(per_symbol)
+            .saturating_add(2 * crate::arena::CACHE_LINE),
     )
 }
+
+/// A symbol's status: the last change of each kind the feed sent today.
+type Statuses = [Option<StatusChange>; STATUS_KINDS];
+
+/// Market-wide status changes owed to the ring at most; more are dropped (counted as a full
+/// ring): the feed sends a handful a day.
+const OWED_MARKET: usize = 16;
 
 /// Per-locate state, kept by the shard beside the books.
 #[derive(Clone, Copy, Debug)]
@@ -136,6 +144,11 @@ struct SymbolState {
     orders: bool,
     /// Its trades are published.
     trades: bool,
+    /// A resync carrying its orders is owed (its order stream was turned on), though no update
+    /// was held back: its updates still flow until then.
+    orders_owed: bool,
+    /// The epoch of the command that turned its order stream on.
+    epoch: u32,
 }
 
 impl SymbolState {
@@ -159,7 +172,18 @@ impl SymbolState {
             reason: ResyncReason::RingFull,
             orders: false,
             trades: false,
+            orders_owed: false,
+            epoch: 0,
         }
+    }
+
+    /// Owes a resync with its orders (reason `Orders` unless a resync is owed already),
+    /// without holding back its updates meanwhile.
+    fn owe_orders(&mut self, queue: &mut VecDeque<u16>, locate: u16) {
+        if !self.dirty && !self.orders_owed {
+            queue.push_back(locate);
+        }
+        self.orders_owed = true;
     }
 }
 
@@ -179,6 +203,8 @@ pub(super) struct Shard<'a> {
     shards: u16,
     books: Books<'a>,
     symbols: Region<'a, SymbolState>,
+    /// Each symbol's status, by locate: what its resyncs carry.
+    statuses: Region<'a, Statuses>,
     dirty: VecDeque<u16>,
     rings: ShardRings,
     stats: Arc<ShardStats>,
@@ -198,9 +224,8 @@ pub(super) struct Shard<'a> {
     day_clean: bool,
     /// Level events of this poll, published together at its end; empty between polls.
     staged: Staged,
-    /// Market-wide status changes owed to the ring (the latest of each kind: the control
-    /// plane keeps the whole state). Only shard 0 sends them.
-    owed_market: [Option<(StatusChange, u64)>; 2],
+    /// Market-wide status changes owed to the ring, oldest first. Only shard 0 sends them.
+    owed_market: VecDeque<(StatusChange, u64)>,
 }
 
 impl<'a> Shard<'a> {
@@ -217,12 +242,16 @@ impl<'a> Shard<'a> {
         let symbols = Region::new(Some(arena), config.books.max_symbols, |locate| {
             SymbolState::new(locate % shards as usize == config.id as usize)
         })?;
+        let statuses = Region::new(Some(arena), config.books.max_symbols, |_| {
+            [None; STATUS_KINDS]
+        })?;
         let publish = Publishing::new(&config.publish, config.books.max_symbols);
         Ok(Self {
             id: config.id,
             shards,
             books,
             symbols,
+            statuses,
             dirty: VecDeque::with_capacity(config.books.max_symbols),
             rings,
             stats,
@@ -235,7 +264,7 @@ impl<'a> Shard<'a> {
             published: 0,
             day_clean: false,
             staged: Staged::new(),
-            owed_market: [None; 2],
+            owed_market: VecDeque::with_capacity(OWED_MARKET),
         })
     }
 
@@ -334,33 +363,28 @@ impl<'a> Shard<'a> {
             self.published += 1;
             sent = true;
         }
-        for owed in &mut self.owed_market {
-            if let Some((change, exchange_ns)) = *owed {
-                if self
-                    .rings
-                    .events
-                    .push(Event::Market {
-                        change,
-                        exchange_ns,
-                    })
-                    .is_err()
-                {
-                    return sent;
-                }
-                *owed = None;
-                self.published += 1;
-                sent = true;
+        while let Some(&(change, exchange_ns)) = self.owed_market.front() {
+            let market = Event::Market {
+                change,
+                exchange_ns,
+            };
+            if self.rings.events.push(market).is_err() {
+                return sent;
             }
+            self.owed_market.pop_front();
+            self.published += 1;
+            sent = true;
         }
         while let Some(&locate) = self.dirty.front() {
             let Some(symbol) = self.symbols.get(locate as usize).copied() else {
                 self.dirty.pop_front();
                 continue;
             };
-            if !symbol.active || !symbol.dirty {
+            if !symbol.active || !(symbol.dirty || symbol.orders_owed) {
                 self.dirty.pop_front();
                 if let Some(s) = self.symbols.get_mut(locate as usize) {
                     s.dirty = false;
+                    s.orders_owed = false;
                 }
                 continue;
             }
@@ -369,14 +393,24 @@ impl<'a> Shard<'a> {
                 Some(book) if symbol.orders => book.order_count() as usize,
                 _ => 0,
             };
-            // a book whose orders can never fit goes without them (said in the resync)
-            let omitted = levels + orders + 1 > self.rings.events.capacity();
+            let statuses = self
+                .statuses
+                .get(locate as usize)
+                .map_or(0, |s| s.iter().flatten().count());
+            // a book whose orders would take more than half the ring goes without them (said
+            // in the resync): waiting for a nearly empty ring would hold up every other resync
+            let omitted = levels + orders + statuses + 1 > self.rings.events.capacity() / 2;
             let orders = if omitted { 0 } else { orders };
-            if self.rings.events.slots() < levels + orders + 1 {
+            if self.rings.events.slots() < levels + orders + statuses + 1 {
                 break;
             }
             self.dirty.pop_front();
-            self.send_book(locate, symbol.reason, (levels, orders, omitted), now_ns);
+            let reason = if symbol.dirty {
+                symbol.reason
+            } else {
+                ResyncReason::Orders
+            };
+            self.send_book(locate, reason, (levels, orders, omitted), now_ns);
             sent = true;
         }
         sent
@@ -392,9 +426,10 @@ impl<'a> Shard<'a> {
         (levels, orders, omitted): (usize, usize, bool),
         ingest_ns: u64,
     ) {
-        let (Some(symbol), Some(book)) = (
+        let (Some(symbol), Some(book), Some(statuses)) = (
             self.symbols.get_mut(locate as usize),
             self.books.book(locate),
+            self.statuses.get(locate as usize),
         ) else {
             return;
         };
@@ -406,6 +441,8 @@ impl<'a> Shard<'a> {
             levels: levels as u32,
             orders: symbol.orders.then_some(orders as u32),
             orders_omitted: omitted,
+            epoch: if symbol.orders { symbol.epoch } else { 0 },
+            statuses: statuses.iter().flatten().count() as u8,
             incomplete: book.incomplete(),
             ingest_ns,
         };
@@ -438,23 +475,35 @@ impl<'a> Shard<'a> {
                 ingest_ns,
             })
         });
-        let numbered = updates
-            .chain(resting)
-            .zip(base + 2..)
-            .map(|(mut event, seq)| {
-                match &mut event {
-                    Event::Level(l) => l.seq = seq,
-                    Event::Order(o) => o.seq = seq,
-                    _ => {}
-                }
-                event
-            });
+        let status = statuses.iter().flatten().map(|&change| {
+            Event::Status(StatusUpdate {
+                locate,
+                seq: 0,
+                exchange_ns: 0,
+                change,
+            })
+        });
+        let numbered =
+            updates
+                .chain(resting)
+                .chain(status)
+                .zip(base + 2..)
+                .map(|(mut event, seq)| {
+                    match &mut event {
+                        Event::Level(l) => l.seq = seq,
+                        Event::Order(o) => o.seq = seq,
+                        Event::Status(s) => s.seq = seq,
+                        _ => {}
+                    }
+                    event
+                });
         let pushed = self
             .rings
             .events
             .push_iter(std::iter::once(header).chain(numbered)) as u64;
         symbol.seq = base + pushed;
         symbol.dirty = false;
+        symbol.orders_owed = false;
         self.published += pushed;
         self.stats.add(Counter::Resyncs, 1);
     }
@@ -547,6 +596,7 @@ impl<'a> Shard<'a> {
                 state.dirty = false;
                 state.orders = false;
                 state.trades = false;
+                state.orders_owed = false;
                 state.seq += 1;
                 let seq = state.seq;
                 let orders = self.books.clear_book(locate);
@@ -575,6 +625,7 @@ impl<'a> Shard<'a> {
                 orders,
                 trades,
                 resend,
+                epoch,
                 ..
             } => {
                 let Some(locate) = self.owned_locate(symbol)? else {
@@ -591,7 +642,8 @@ impl<'a> Shard<'a> {
                 state.trades = trades;
                 if turned_on || (orders && resend) {
                     // the control plane builds its order book from this resync
-                    self.mark_dirty(locate, ResyncReason::Orders);
+                    state.epoch = epoch;
+                    state.owe_orders(&mut self.dirty, locate);
                 }
                 Ok(Applied::Streams { locate })
             }
@@ -660,23 +712,7 @@ impl<'a> Shard<'a> {
             seq,
             price_exponent,
         });
-        let state = self.books.view(locate).map_or(0, |b| b.trading_state());
-        if state != 0
-            && let Some(s) = self.symbols.get_mut(locate as usize)
-        {
-            // its trading state so far (its other statuses come as the feed sends them)
-            s.seq += 1;
-            let seq = s.seq;
-            self.push_event(Event::Status(StatusUpdate {
-                locate,
-                seq,
-                exchange_ns: 0,
-                change: StatusChange::Trading {
-                    state,
-                    reason: *b"    ",
-                },
-            }));
-        }
+        // its first book carries its status so far
         self.mark_dirty(locate, ResyncReason::Added);
     }
 
@@ -799,8 +835,11 @@ impl<'a> Shard<'a> {
                 change, timestamp, ..
             } if change.market_wide() => {
                 if self.id == 0 {
-                    let slot = usize::from(matches!(change, StatusChange::MwcbBreach { .. }));
-                    self.owed_market[slot] = Some((*change, *timestamp));
+                    if self.owed_market.len() == OWED_MARKET {
+                        self.owed_market.pop_front();
+                        self.stats.add(Counter::RingFull, 1);
+                    }
+                    self.owed_market.push_back((*change, *timestamp));
                 }
                 return;
             }
@@ -817,6 +856,13 @@ impl<'a> Shard<'a> {
             self.books.apply_op(op, &mut |_| {});
             self.mark_dirty(locate, ResyncReason::Cleared);
             return;
+        }
+        if let Op::Status { change, .. } = op
+            && let (Some(kind), Some(statuses)) =
+                (change.kind(), self.statuses.get_mut(locate as usize))
+        {
+            // what its next resync carries
+            statuses[kind] = Some(*change);
         }
         let Self {
             books,
@@ -907,6 +953,10 @@ impl<'a> Shard<'a> {
             self.day_clean = true;
         }
         for locate in 0..self.symbols.len() {
+            if let Some(statuses) = self.statuses.get_mut(locate) {
+                // a new day starts with no status
+                *statuses = [None; STATUS_KINDS];
+            }
             let Some(state) = self.symbols.get_mut(locate) else {
                 continue;
             };
@@ -948,20 +998,24 @@ struct LevelEvents<'s, 'a> {
 
 impl LevelEvents<'_, '_> {
     /// Stages the event `make` builds with the next seq of `locate`, if the symbol is
-    /// published and has lost nothing; otherwise (the ring is full) resyncs it.
+    /// published and, unless `always`, has lost nothing since its last resync (a book change
+    /// after a lost one is meaningless until the resync; a trade or a status is not); if the
+    /// ring is full, resyncs it. True if it was staged.
     #[inline(always)]
-    fn send(&mut self, locate: u16, make: impl FnOnce(u64) -> Event) {
+    fn send(&mut self, locate: u16, always: bool, make: impl FnOnce(u64) -> Event) -> bool {
         let Some(state) = self.symbols.get_mut(locate as usize) else {
-            return;
+            return false;
         };
-        if !state.active || state.dirty {
-            return;
+        if !state.active || (state.dirty && !always) {
+            return false;
         }
         if !self.owed && self.staged.stage(self.events, make(state.seq + 1)) {
             state.seq += 1;
+            true
         } else {
             self.stats.add(Counter::RingFull, 1);
             state.mark_dirty(self.dirty, locate, ResyncReason::RingFull);
+            false
         }
     }
 
@@ -983,7 +1037,7 @@ impl LevelEvents<'_, '_> {
         };
         self.stats.add(counter, 1);
         if self.streams(trade.locate).1 {
-            self.send(trade.locate, |seq| {
+            self.send(trade.locate, true, |seq| {
                 Event::Trade(TradeUpdate { seq, ..trade })
             });
         }
@@ -994,7 +1048,7 @@ impl LevelEvents<'_, '_> {
         if let StatusChange::Trading { state: b'H', .. } = change {
             self.stats.add(Counter::Halts, 1);
         }
-        self.send(locate, |seq| {
+        self.send(locate, true, |seq| {
             Event::Status(StatusUpdate {
                 locate,
                 seq,
@@ -1037,9 +1091,8 @@ impl ChangeSink for LevelEvents<'_, '_> {
         let executed = change.action == OrderAction::Execute;
         let (orders, trades) = self.streams(change.locate);
         if orders {
-            let (ingest_ns, stats) = (self.ingest_ns, self.stats);
-            self.send(change.locate, |seq| {
-                stats.add(Counter::OrderEvents, 1);
+            let ingest_ns = self.ingest_ns;
+            let sent = self.send(change.locate, false, |seq| {
                 Event::Order(OrderUpdate {
                     locate: change.locate,
                     action: change.action,
@@ -1053,6 +1106,9 @@ impl ChangeSink for LevelEvents<'_, '_> {
                     ingest_ns,
                 })
             });
+            if sent {
+                self.stats.add(Counter::OrderEvents, 1);
+            }
         }
         if trades && executed {
             let (price, printable) = self.execution.unwrap_or((change.price, true));
@@ -1069,7 +1125,7 @@ impl ChangeSink for LevelEvents<'_, '_> {
                 exchange_ns: change.timestamp,
                 ingest_ns: self.ingest_ns,
             };
-            self.send(change.locate, |seq| {
+            self.send(change.locate, true, |seq| {
                 Event::Trade(TradeUpdate { seq, ..trade })
             });
         }

@@ -194,6 +194,9 @@ impl FromItch {
             }
             Op::Execute {
                 reference, shares, ..
+            }
+            | Op::ExecuteAt {
+                reference, shares, ..
             } => {
                 if let Some(r) = self.reduce(reference, shares) {
                     let aggressor = if r.side == b'B' { b'A' } else { b'B' };

@@ -244,6 +244,82 @@ pub fn trade(
         .finish()
 }
 
+/// `Q` cross trade.
+pub fn cross_trade(
+    h: EncHeader,
+    shares: u64,
+    stock: [u8; 8],
+    price: u32,
+    match_number: u64,
+    cross_type: u8,
+) -> [u8; 40] {
+    Writer::new(b'Q', h)
+        .u64(shares)
+        .put(&stock)
+        .u32(price)
+        .u64(match_number)
+        .u8(cross_type)
+        .finish()
+}
+
+/// `B` broken trade.
+pub fn broken_trade(h: EncHeader, match_number: u64) -> [u8; 19] {
+    Writer::new(b'B', h).u64(match_number).finish()
+}
+
+/// `Y` Reg SHO short sale price test restricted indicator.
+pub fn reg_sho(h: EncHeader, stock: [u8; 8], action: u8) -> [u8; 20] {
+    Writer::new(b'Y', h).put(&stock).u8(action).finish()
+}
+
+/// `J` LULD auction collar.
+pub fn luld_collar(
+    h: EncHeader,
+    stock: [u8; 8],
+    reference: u32,
+    upper: u32,
+    lower: u32,
+    extension: u32,
+) -> [u8; 35] {
+    Writer::new(b'J', h)
+        .put(&stock)
+        .u32(reference)
+        .u32(upper)
+        .u32(lower)
+        .u32(extension)
+        .finish()
+}
+
+/// `K` IPO quoting period update.
+pub fn ipo_quoting(
+    h: EncHeader,
+    stock: [u8; 8],
+    release_time: u32,
+    qualifier: u8,
+    price: u32,
+) -> [u8; 28] {
+    Writer::new(b'K', h)
+        .put(&stock)
+        .u32(release_time)
+        .u8(qualifier)
+        .u32(price)
+        .finish()
+}
+
+/// `V` MWCB decline levels (8 implied decimals).
+pub fn mwcb_levels(h: EncHeader, levels: [u64; 3]) -> [u8; 35] {
+    Writer::new(b'V', h)
+        .u64(levels[0])
+        .u64(levels[1])
+        .u64(levels[2])
+        .finish()
+}
+
+/// `W` MWCB status: `level` (`1`, `2`, `3`) breached.
+pub fn mwcb_breach(h: EncHeader, level: u8) -> [u8; 12] {
+    Writer::new(b'W', h).u8(level).finish()
+}
+
 /// `I` net order imbalance indicator. Far and near prices are set to `reference_price`; the
 /// price variation indicator is `L` (under 1%).
 pub fn noii(
