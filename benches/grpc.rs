@@ -12,14 +12,14 @@
 //! never reads, under the server's default queue policy, in the same run, as ratios.
 //!
 //! The same for the order stream (market by order): 1, 10 and 100 subscribers of AAPL's
-//! orders, latency to each order event decoded, beside the level figures; and the data plane's
-//! unpaced throughput with every symbol's order stream on (one order subscriber each) against
-//! none.
+//! orders, latency to each order event decoded, beside the level figures. (What the order
+//! stream costs the data plane is in benches/runtime.rs; an unpaced feed with order
+//! subscribers measures the hub's overload, not the data plane.)
 //!
 //! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers, then 1 with
 //! 0 and 30 stalled; 1 M messages unpaced for the throughput. Under `cargo test --benches`: a
 //! few thousand messages, 4 stalled. `cargo bench --bench grpc -- slow_consumers`: only the
-//! slow-consumer comparison.
+//! slow-consumer comparison; `-- throughput`: only the throughput comparisons.
 
 mod common;
 
@@ -311,24 +311,18 @@ fn report() {
             o.deltas, o.elapsed
         );
     }
+}
+
+/// The shard's unpaced throughput with no subscriber and with 1,000 level subscribers.
+fn throughput() {
+    let full = common::full_run();
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
-    eprintln!("running the throughput comparisons");
     let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY);
-    eprintln!("  alone done");
     let crowded = run(
         messages,
         0,
         (many, pb::Stream::Levels),
-        |i| SYMBOLS[i % SYMBOLS.len()],
-        0,
-        ROOMY,
-    );
-    eprintln!("  crowded done");
-    let orders = run(
-        messages,
-        0,
-        (SYMBOLS.len(), pb::Stream::Orders),
         |i| SYMBOLS[i % SYMBOLS.len()],
         0,
         ROOMY,
@@ -342,16 +336,6 @@ fn report() {
         rate(&crowded),
         crowded.deltas,
         rate(&crowded) / rate(&alone)
-    );
-    println!(
-        "data-plane throughput, unpaced, {messages} messages: {:.2} M msg/s with the order \
-         stream of {} symbols on (one order subscriber each, {} order events delivered) against \
-         {:.2} with none: ratio {:.2}",
-        rate(&orders),
-        SYMBOLS.len(),
-        orders.deltas,
-        rate(&alone),
-        rate(&orders) / rate(&alone)
     );
 }
 
@@ -396,8 +380,14 @@ fn slow_consumers() {
 fn main() {
     // `cargo bench --bench grpc -- slow_consumers` runs only the slow-consumer comparison
     common::main(common::no_criterion, Duration::from_secs(1), || {
-        if !std::env::args().skip(1).any(|a| a == "slow_consumers") {
+        let only = |name: &str| std::env::args().skip(1).any(|a| a == name);
+        if only("throughput") {
+            throughput();
+            return;
+        }
+        if !only("slow_consumers") {
             report();
+            throughput();
         }
         slow_consumers();
     });
