@@ -352,7 +352,12 @@ impl View {
 
     /// One line (or JSON object) for `update`.
     fn line(&mut self, update: &Update) -> Result<()> {
-        let (text, j) = describe(update);
+        // an order event's prices are in its symbol's unit, as its snapshot said
+        let exponent = match update {
+            Update::Order(e) => self.checker.held(&e.symbol).map_or(0, |h| h.price_exponent),
+            _ => 0,
+        };
+        let (text, j) = describe(update, exponent);
         if self.json {
             writeln!(self.out, "{j}")?;
         } else {
@@ -488,8 +493,9 @@ fn side_name(side: pb::Side) -> &'static str {
     }
 }
 
-/// One line and one JSON object describing `update`.
-fn describe(update: &Update) -> (String, Value) {
+/// One line and one JSON object describing `update` (an order event's prices are integers ×
+/// 10^`order_exponent`; the other updates carry their own).
+fn describe(update: &Update, order_exponent: i8) -> (String, Value) {
     let side = |s: i32| side_name(pb::Side::try_from(s).unwrap_or(pb::Side::Unspecified));
     let exp = |e: i32| i8::try_from(e).unwrap_or_default();
     match update {
@@ -521,7 +527,7 @@ fn describe(update: &Update) -> (String, Value) {
                     e.reference,
                     side(e.side),
                     e.shares,
-                    e.price,
+                    decimal(e.price, order_exponent),
                     if e.new_reference != 0 {
                         format!(" as {}", e.new_reference)
                     } else {

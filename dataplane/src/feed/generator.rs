@@ -125,6 +125,8 @@ pub struct Generator {
     phase: Phase,
     next_ref: u64,
     next_match: u64,
+    /// The day's MWCB decline levels (V) were sent.
+    mwcb_levels_sent: bool,
     timestamp: u64,
     tracking: u16,
     profile: Profile,
@@ -166,6 +168,7 @@ impl Generator {
             phase: Phase::StartOfMessages,
             next_ref: 1,
             next_match: 1,
+            mwcb_levels_sent: false,
             // 04:00:00, when NASDAQ's system hours start
             timestamp: 4 * 3600 * 1_000_000_000,
             tracking: 0,
@@ -632,8 +635,7 @@ impl Generator {
                 out.extend_from_slice(&encode::broken_trade(h, broken));
             }
             9..13 => {
-                let action = [b'0', b'1', b'2'][self.rng.random_range(0..3)];
-                out.extend_from_slice(&encode::reg_sho(h, name, action));
+                out.extend_from_slice(&encode::reg_sho(h, name, self.reg_sho_action()));
             }
             13..16 => {
                 let band = mid / 20;
@@ -655,18 +657,32 @@ impl Generator {
                 };
                 out.extend_from_slice(&encode::ipo_quoting(h, name, 34_200, qualifier, mid));
             }
-            18 => {
-                let h = self.header(0);
+            18 if !self.mwcb_levels_sent => {
+                // the day's circuit-breaker levels, once
+                self.mwcb_levels_sent = true;
                 out.extend_from_slice(&encode::mwcb_levels(
-                    h,
+                    self.header(0),
                     // 4,000.00, 3,700.00, 3,200.00 with 8 implied decimals
                     [4_000 * DECIMALS_8, 3_700 * DECIMALS_8, 3_200 * DECIMALS_8],
                 ));
             }
-            _ => {
+            19 if self.rng.random_ratio(1, 1000) => {
+                // a breach is rarer still (one every ~20 M messages)
                 let level = [b'1', b'2', b'3'][self.rng.random_range(0..3)];
                 out.extend_from_slice(&encode::mwcb_breach(self.header(0), level));
             }
+            _ => {
+                out.extend_from_slice(&encode::reg_sho(h, name, self.reg_sho_action()));
+            }
+        }
+    }
+
+    /// A Reg SHO action: mostly `0` (no price test), sometimes `1` or `2` (in effect).
+    fn reg_sho_action(&mut self) -> u8 {
+        if self.rng.random_ratio(1, 5) {
+            [b'1', b'2'][self.rng.random_range(0..2)]
+        } else {
+            b'0'
         }
     }
 
