@@ -352,6 +352,45 @@ pub fn encode_end_of_session(session: &[u8; 10], next_sequence: u64, out: &mut V
     write_header(session, next_sequence, END_OF_SESSION, out);
 }
 
+/// Appends a retransmission request: `count` messages of `session` from `first`. It has the
+/// layout of a packet header (`session(10) | first u64 BE | count u16 BE`, 20 bytes), sent to
+/// the request server, which answers with ordinary packets carrying those messages.
+pub fn encode_request(session: &[u8; 10], first: u64, count: u16, out: &mut Vec<u8>) {
+    write_header(session, first, count, out);
+}
+
+/// A retransmission request read by a request server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPacket {
+    /// The session asked about.
+    pub session: [u8; 10],
+    /// The first sequence number asked for.
+    pub first: u64,
+    /// How many messages.
+    pub count: u16,
+}
+
+impl RequestPacket {
+    /// Reads a request: exactly 20 bytes.
+    ///
+    /// # Errors
+    /// [`MoldError::TooShort`] or [`MoldError::TrailingBytes`] for any other length.
+    pub fn parse(datagram: &[u8]) -> Result<RequestPacket, MoldError> {
+        let packet = Packet::parse(datagram)?;
+        if datagram.len() > HEADER_LEN {
+            return Err(MoldError::TrailingBytes {
+                offset: HEADER_LEN,
+                len: datagram.len() - HEADER_LEN,
+            });
+        }
+        Ok(RequestPacket {
+            session: *packet.session(),
+            first: packet.sequence(),
+            count: packet.count(),
+        })
+    }
+}
+
 fn write_header(session: &[u8; 10], sequence: u64, count: u16, out: &mut Vec<u8>) {
     out.extend_from_slice(session);
     out.extend_from_slice(&sequence.to_be_bytes());

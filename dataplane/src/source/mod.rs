@@ -23,8 +23,10 @@
 //! messages of the stock locates it owns (every ITCH message carries its locate in the
 //! header). See `runtime` for why.
 
+pub mod arbiter;
 pub mod dbn;
 pub mod file;
+pub mod lines;
 pub mod memory;
 pub mod mold_receiver;
 pub mod pacer;

@@ -247,6 +247,11 @@ impl Receiver {
         &mut self.current
     }
 
+    /// The first `len` bytes of [`Receiver::buffer`]: a datagram received into it.
+    pub fn received(&self, len: usize) -> &[u8] {
+        &self.current[..len.min(DATAGRAM_BUFFER)]
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> UdpStats {
         self.stats

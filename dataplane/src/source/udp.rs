@@ -25,25 +25,131 @@
 //! A UDP source never ends: after an end of session a new session may start.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::mold_receiver::Receiver;
+pub use super::arbiter::{ArbiterOptions, LineStats, RecoveryStats};
+use super::lines::Lines;
 pub use super::mold_receiver::{DEFAULT_WINDOW, ReceiverOptions, SenderFilter, UdpStats};
 use super::{FeedEvent, FeedSource, Polled};
+use crate::feed::moldudp64::encode_request;
 
 /// Kernel receive buffer asked for, so a burst waits in the kernel rather than being dropped
 /// while the shard is busy (the kernel may grant less; that is not an error).
 const RECEIVE_BUFFER: usize = 8 << 20;
 
-/// A MoldUDP64 feed on a UDP socket; see the [module docs](self).
+/// One line: its socket and what was asked for.
 #[derive(Debug)]
-pub struct UdpSource {
+struct Line {
     socket: UdpSocket,
     requested: SocketAddr,
     multicast: bool,
-    receiver: Receiver,
+}
+
+/// The request server's socket (connected, so only its answers are read) and its buffers.
+#[derive(Debug)]
+struct RequestServer {
+    socket: UdpSocket,
+    server: SocketAddr,
+    answer: Box<[u8]>,
+    request: Vec<u8>,
+    /// Requests that could not be sent (the server's port closed, no route).
+    send_errors: u64,
+}
+
+/// Where a UDP feed comes from: its lines, and the request server if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpFeedOptions {
+    /// One or two lines (A, B): the address to bind and how its datagrams are judged.
+    pub lines: Vec<(SocketAddr, ReceiverOptions)>,
+    /// The MoldUDP64 request server to ask for what every line lost.
+    pub retransmit: Option<SocketAddr>,
+    /// How the lines are arbitrated (its `lines` and `retransmit` are set from the above).
+    pub arbiter: ArbiterOptions,
+}
+
+/// A MoldUDP64 feed on one or two UDP sockets, with an optional request server; see the
+/// [module docs](self).
+#[derive(Debug)]
+pub struct UdpSource {
+    lines: Vec<Line>,
+    core: Lines,
+    retransmit: Option<RequestServer>,
+    /// The line read first at the next poll (they take turns).
+    turn: usize,
+}
+
+/// Binds a non-blocking socket for `addr`: see [`UdpSource::bind_with`].
+fn bind_line(addr: SocketAddr) -> io::Result<Line> {
+    let context = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot {what} UDP feed socket for {addr}: {e}"),
+        )
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| context("create", e))?;
+    let multicast = match addr.ip() {
+        IpAddr::V4(group) if group.is_multicast() => {
+            socket
+                .set_reuse_address(true)
+                .map_err(|e| context("set SO_REUSEADDR on", e))?;
+            let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            socket
+                .bind(&any.into())
+                .map_err(|e| context(&format!("bind (port {} in use?)", addr.port()), e))?;
+            socket
+                .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
+                .map_err(|e| context("join the multicast group with", e))?;
+            true
+        }
+        _ => {
+            socket.bind(&addr.into()).map_err(|e| {
+                context("bind (is the port in use, or the address not local?)", e)
+            })?;
+            false
+        }
+    };
+    // Only a hint: a smaller buffer works, it just drops sooner under a burst.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| context("make non-blocking the", e))?;
+    Ok(Line {
+        socket: socket.into(),
+        requested: addr,
+        multicast,
+    })
+}
+
+/// A non-blocking socket connected to the request server `server`.
+fn connect_request_server(server: SocketAddr) -> io::Result<RequestServer> {
+    let context = |what: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot {what} the socket for the retransmission server {server}: {e}"),
+        )
+    };
+    let local: SocketAddr = if server.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| context("bind", e))?;
+    socket
+        .connect(server)
+        .map_err(|e| context("connect (no route?)", e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| context("make non-blocking", e))?;
+    Ok(RequestServer {
+        socket,
+        server,
+        answer: vec![0; super::mold_receiver::DATAGRAM_BUFFER].into_boxed_slice(),
+        request: Vec::with_capacity(crate::feed::moldudp64::HEADER_LEN),
+        send_errors: 0,
+    })
 }
 
 impl UdpSource {
@@ -56,7 +162,8 @@ impl UdpSource {
         Self::bind_with(addr, ReceiverOptions::default())
     }
 
-    /// Binds a non-blocking socket for `addr`, judging datagrams by `options`.
+    /// One line: binds a non-blocking socket for `addr`, judging datagrams by `options`, with
+    /// no request server.
     ///
     /// For an IPv4 multicast group, binds `0.0.0.0:port` with `SO_REUSEADDR` and joins the
     /// group on the default interface, so several shards (or processes) on one host each
@@ -64,102 +171,184 @@ impl UdpSource {
     /// see [`UdpSource::local_addr`]). Allocates its buffers here and never after.
     ///
     /// # Errors
-    /// The socket cannot be created, bound (the port is taken, or the address is not local)
+    /// The socket cannot be created, bound (the port is taken, or the address not local)
     /// or joined to the group; the message names the address.
     pub fn bind_with(addr: SocketAddr, options: ReceiverOptions) -> io::Result<UdpSource> {
-        let context = |what: &str, e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot {what} UDP feed socket for {addr}: {e}"),
-            )
-        };
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-            .map_err(|e| context("create", e))?;
-        let multicast = match addr.ip() {
-            IpAddr::V4(group) if group.is_multicast() => {
-                socket
-                    .set_reuse_address(true)
-                    .map_err(|e| context("set SO_REUSEADDR on", e))?;
-                let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
-                socket
-                    .bind(&any.into())
-                    .map_err(|e| context(&format!("bind (port {} in use?)", addr.port()), e))?;
-                socket
-                    .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
-                    .map_err(|e| context("join the multicast group with", e))?;
-                true
-            }
-            _ => {
-                socket.bind(&addr.into()).map_err(|e| {
-                    context("bind (is the port in use, or the address not local?)", e)
-                })?;
-                false
-            }
-        };
-        // Only a hint: a smaller buffer works, it just drops sooner under a burst.
-        let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
-        socket
-            .set_nonblocking(true)
-            .map_err(|e| context("make non-blocking the", e))?;
-        Ok(UdpSource {
-            socket: socket.into(),
-            requested: addr,
-            multicast,
-            receiver: Receiver::new(options),
+        Self::open(&UdpFeedOptions {
+            lines: vec![(addr, options)],
+            retransmit: None,
+            arbiter: ArbiterOptions::default(),
         })
     }
 
-    /// The address the socket is bound to (the port chosen, when bound to port 0).
+    /// One or two lines, each bound as [`UdpSource::bind_with`] binds one, arbitrated, and the
+    /// request server's socket if one is named. Allocates everything here (the hold of
+    /// `options.arbiter.hold` messages included) and never after.
+    ///
+    /// # Errors
+    /// A socket cannot be made (the message names the address), or no line or more than two
+    /// are given.
+    pub fn open(options: &UdpFeedOptions) -> io::Result<UdpSource> {
+        if options.lines.is_empty() || options.lines.len() > super::arbiter::MAX_LINES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a UDP feed has one or two lines (A and B), not {}",
+                    options.lines.len()
+                ),
+            ));
+        }
+        let lines = options
+            .lines
+            .iter()
+            .map(|(addr, _)| bind_line(*addr))
+            .collect::<io::Result<Vec<Line>>>()?;
+        let retransmit = options.retransmit.map(connect_request_server).transpose()?;
+        let receivers: Vec<ReceiverOptions> = options.lines.iter().map(|(_, o)| *o).collect();
+        Ok(UdpSource {
+            lines,
+            core: Lines::new(
+                &receivers,
+                ArbiterOptions {
+                    retransmit: retransmit.is_some(),
+                    ..options.arbiter
+                },
+            ),
+            retransmit,
+            turn: 0,
+        })
+    }
+
+    /// The address the first line's socket is bound to (the port chosen, when bound to port 0).
     ///
     /// # Errors
     /// The operating system's error, if the socket's name cannot be read.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.line_addr(0)
     }
 
-    /// The counters so far.
+    /// The address line `line`'s socket is bound to.
+    ///
+    /// # Errors
+    /// The operating system's error, or `NotFound` for a line that does not exist.
+    pub fn line_addr(&self, line: usize) -> io::Result<SocketAddr> {
+        match self.lines.get(line) {
+            Some(l) => l.socket.local_addr(),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no such line")),
+        }
+    }
+
+    /// The first line's receiver counters.
     pub fn stats(&self) -> UdpStats {
-        self.receiver.stats()
+        self.core.line_stats(0).0
     }
 
-    /// The session believed (`None` before the first).
+    /// Line `line`'s receiver and arbitration counters.
+    pub fn line_stats(&self, line: usize) -> (UdpStats, LineStats) {
+        self.core.line_stats(line)
+    }
+
+    /// The recovery counters.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.core.recovery_stats().0
+    }
+
+    /// The session followed (`None` before the first).
     pub fn session(&self) -> Option<&[u8; 10]> {
-        self.receiver.session()
+        self.core.arbiter().session()
     }
 
-    /// The next sequence number expected in the session believed.
+    /// The next sequence number handed over.
     pub fn next_expected(&self) -> u64 {
-        self.receiver.next_expected()
+        self.core.arbiter().next_expected()
+    }
+
+    /// Sends the request the arbiter decided on, if any (a failed send is counted; the request
+    /// is repeated after its backoff anyway).
+    fn send_request(&mut self) {
+        let (Some(request), Some(server)) = (self.core.take_request(), &mut self.retransmit)
+        else {
+            return;
+        };
+        server.request.clear();
+        encode_request(
+            &request.session,
+            request.first,
+            request.count,
+            &mut server.request,
+        );
+        if server.socket.send(&server.request).is_err() {
+            server.send_errors += 1;
+        }
+    }
+
+    /// Receives one datagram: an answer of the request server first (it fills a hole), else
+    /// the next line's in turn. Returns false when no socket had one.
+    fn receive(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>), events: &mut usize) -> bool {
+        if let Some(server) = &mut self.retransmit {
+            loop {
+                match server.socket.recv(&mut server.answer) {
+                    Ok(len) => {
+                        *events += self.core.accept_retransmitted(&server.answer[..len], sink);
+                        return true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // would block, or the server's port is closed (an ICMP error): nothing
+                    _ => break,
+                }
+            }
+        }
+        for k in 0..self.lines.len() {
+            let line = (self.turn + k) % self.lines.len();
+            if !self.core.ready(line) {
+                continue;
+            }
+            let Some(socket) = self.lines.get(line).map(|l| &l.socket) else {
+                continue;
+            };
+            loop {
+                match socket.recv_from(self.core.buffer(line)) {
+                    Ok((len, from)) => {
+                        self.core.accept(line, len, from);
+                        self.turn = line + 1;
+                        return true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        // Whatever the datagram held is gone: count it where the operator looks.
+                        if let Some(r) = self.core.receiver_mut(line) {
+                            r.count_receive_error();
+                        }
+                        sink(FeedEvent::Malformed {
+                            what: "receiving from the feed socket failed",
+                        });
+                        *events += 1;
+                        self.turn = line + 1;
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 }
 
 impl FeedSource for UdpSource {
-    /// Hands over queued events and pending messages, then reads datagrams until `max` events
-    /// were handed over or the socket has nothing more (one `recv` syscall when idle). A
-    /// packet larger than what is left of `max` is finished by the next polls.
-    /// Hands over what the last datagram caused, then reads datagrams until `max` events were
-    /// handed over or the socket has nothing more (one `recv_from` syscall when idle). A
-    /// packet larger than what is left of `max` is finished by the next polls.
-    fn poll(&mut self, _now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
+    /// Hands over what was received and can be (see [`Lines::deliver`]), then reads datagrams
+    /// until `max` events were handed over or no socket has anything more (one `recv` syscall
+    /// per socket when idle). A packet larger than what is left of `max` is finished by the
+    /// next polls.
+    fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         let mut events = 0;
         loop {
-            events += self.receiver.deliver(max - events, sink);
-            if events >= max || !self.receiver.is_drained() {
+            events += self.core.deliver(max.saturating_sub(events), now, sink);
+            self.send_request();
+            if events >= max || !self.core.is_drained() {
                 break;
             }
-            match self.socket.recv_from(self.receiver.buffer()) {
-                Ok((len, from)) => self.receiver.accept(len, from),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // Whatever the datagram held is gone: count it where the operator looks.
-                    self.receiver.count_receive_error();
-                    sink(FeedEvent::Malformed {
-                        what: "receiving from the feed socket failed",
-                    });
-                    events += 1;
-                    break;
-                }
+            if !self.receive(sink, &mut events) {
+                break;
             }
         }
         if events == 0 {
@@ -170,20 +359,33 @@ impl FeedSource for UdpSource {
     }
 
     fn describe(&self) -> String {
-        let local = self
-            .local_addr()
-            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-        let line = if self.multicast {
-            format!(
-                "udp multicast {} (bound {local}), MoldUDP64",
-                self.requested
-            )
-        } else {
-            format!("udp {local}, MoldUDP64")
-        };
-        match self.receiver.options().source {
-            Some(source) => format!("{line}, from {source} only"),
-            None => line,
+        let mut out = String::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let local = line
+                .socket
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            if i > 0 {
+                out.push_str("; ");
+            }
+            if self.lines.len() > 1 {
+                out.push_str(if i == 0 { "line A " } else { "line B " });
+            }
+            if line.multicast {
+                out.push_str(&format!(
+                    "udp multicast {} (bound {local}), MoldUDP64",
+                    line.requested
+                ));
+            } else {
+                out.push_str(&format!("udp {local}, MoldUDP64"));
+            }
+            if let Some(source) = self.core.receiver(i).and_then(|r| r.options().source) {
+                out.push_str(&format!(", from {source} only"));
+            }
         }
+        if let Some(server) = &self.retransmit {
+            out.push_str(&format!("; retransmission from {}", server.server));
+        }
+        out
     }
 }

@@ -1,0 +1,669 @@
+//! [`Arbiter`]: one MoldUDP64 stream, in order and each sequence number once, from up to two
+//! identical lines (A and B) and a retransmission (request) server.
+//!
+//! Each line's datagrams are judged first by its own [`Receiver`](super::mold_receiver::Receiver)
+//! (sender, framing, session, plausibility); what a line believes reaches the arbiter as that
+//! line's events, and the arbiter decides what the shard sees:
+//!
+//! - the message numbered [`Arbiter::next_expected`] is handed over at once, from whichever line
+//!   (or the request server) has it first; copies that come later are dropped (counted per line
+//!   as `late`);
+//! - a message ahead of it is copied into the *hold*, a ring of [`ArbiterOptions::hold`] fixed
+//!   64-byte slots reserved once, indexed by sequence number; it is handed over once everything
+//!   before it has been (or given up);
+//! - the stretch from the next expected message to the first one known is a *hole*. A hole is
+//!   *shared* once every line of the session has passed it, or it has waited
+//!   [`ArbiterOptions::line_wait_ns`] for a line that has not, or the hold is full. A shared
+//!   hole is requested from the request server ([`Request`], retried with doubling backoff from
+//!   [`ArbiterOptions::retry_ns`]) if there is one, and *given up* — a
+//!   [`FeedEvent::Gap`], the shard's resync — when there is none, when the request server has
+//!   not filled it within [`ArbiterOptions::retransmit_timeout_ns`], or when a message does not
+//!   fit the hold.
+//!
+//! So a message is lost only if every line lost it and the request server did not send it in
+//! time, and the shard is told exactly which: it sees every sequence number once, in order,
+//! either as its message or inside one announced gap. Memory is fixed at construction; nothing
+//! here blocks or makes a syscall (the caller sends the requests).
+//!
+//! Sessions: the arbiter follows the first session a line believes; when a line's receiver
+//! confirms a new session ([`FeedEvent::Restart`]) the arbiter restarts with it (what was held
+//! or owed of the old session is dropped: the books start over), and a line still on the old
+//! session is ignored until its own receiver moves. End of session is handed over once, when
+//! every message before it has been.
+
+use super::FeedEvent;
+
+/// The most lines arbitrated.
+pub const MAX_LINES: usize = 2;
+
+/// Default [`ArbiterOptions::hold`]: 65,536 messages (4 MiB), about 65 ms of NASDAQ
+/// TotalView at a million messages a second.
+pub const DEFAULT_HOLD: usize = 1 << 16;
+
+/// Default [`ArbiterOptions::line_wait_ns`]: 1 ms.
+pub const DEFAULT_LINE_WAIT_NS: u64 = 1_000_000;
+
+/// Default [`ArbiterOptions::retransmit_timeout_ns`]: 500 ms.
+pub const DEFAULT_RETRANSMIT_TIMEOUT_NS: u64 = 500_000_000;
+
+/// Default [`ArbiterOptions::retry_ns`]: 20 ms, doubling.
+pub const DEFAULT_RETRY_NS: u64 = 20_000_000;
+
+/// Bytes of a message a hold slot keeps: more than any ITCH 5.0 message (at most 50).
+const SLOT_BYTES: usize = 54;
+
+/// The most messages one request asks for (a MoldUDP64 count; `0xFFFF` is reserved).
+pub const MAX_REQUEST: u64 = 0xFFFE;
+
+/// How an [`Arbiter`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArbiterOptions {
+    /// Lines arbitrated: 1 or 2.
+    pub lines: usize,
+    /// Messages held at most while a hole before them is open (at least 1).
+    pub hold: usize,
+    /// How long a hole that a line has not passed yet waits for it, in nanoseconds.
+    pub line_wait_ns: u64,
+    /// A request server is configured: shared holes are requested before they are given up.
+    pub retransmit: bool,
+    /// How long a requested hole may stay open before it is given up, in nanoseconds.
+    pub retransmit_timeout_ns: u64,
+    /// The wait before the first repeat of a request, doubling after each, in nanoseconds.
+    pub retry_ns: u64,
+}
+
+impl Default for ArbiterOptions {
+    fn default() -> Self {
+        ArbiterOptions {
+            lines: 1,
+            hold: DEFAULT_HOLD,
+            line_wait_ns: DEFAULT_LINE_WAIT_NS,
+            retransmit: false,
+            retransmit_timeout_ns: DEFAULT_RETRANSMIT_TIMEOUT_NS,
+            retry_ns: DEFAULT_RETRY_NS,
+        }
+    }
+}
+
+/// What one line did, since the arbiter was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineStats {
+    /// Messages handed over from this line first (its arbitration wins).
+    pub first: u64,
+    /// Messages this line carried after they had been handed over or held (from the other
+    /// line, the request server or itself), or of a session the arbiter left: dropped.
+    pub late: u64,
+    /// Messages this line skipped (its own gaps), whether or not another source had them.
+    pub missed: u64,
+}
+
+/// What the arbiter recovered and lost, since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// Request packets to send (first requests and their repeats).
+    pub requests: u64,
+    /// Messages handed over that came from the request server first.
+    pub recovered: u64,
+    /// Messages given up: announced in gaps.
+    pub unrecovered: u64,
+    /// Holes given up because the request server did not fill them in time.
+    pub timeouts: u64,
+    /// Holes given up because a message did not fit the hold.
+    pub hold_full: u64,
+}
+
+/// A retransmission request to send: `count` messages of `session` from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The session.
+    pub session: [u8; 10],
+    /// The first sequence number asked for.
+    pub first: u64,
+    /// How many (at most [`MAX_REQUEST`]).
+    pub count: u16,
+}
+
+/// Where a message offered to the arbiter came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Line `0` (A) or `1` (B).
+    Line(usize),
+    /// The request server.
+    Retransmit,
+}
+
+impl Origin {
+    fn code(self) -> u8 {
+        match self {
+            Origin::Line(i) => i.min(MAX_LINES - 1) as u8,
+            Origin::Retransmit => RETRANSMIT,
+        }
+    }
+}
+
+/// A held message.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Its sequence number; 0 when the slot is empty (sequence numbers start at 1).
+    sequence: u64,
+    /// Its length, or `u8::MAX` for a message longer than a slot (handed over as malformed).
+    len: u8,
+    /// Where it came from: a line's index, or [`RETRANSMIT`].
+    origin: u8,
+    bytes: [u8; SLOT_BYTES],
+}
+
+const EMPTY: Slot = Slot {
+    sequence: 0,
+    len: 0,
+    origin: 0,
+    bytes: [0; SLOT_BYTES],
+};
+
+const RETRANSMIT: u8 = u8::MAX;
+const TOO_LONG: u8 = u8::MAX;
+
+/// A line as the arbiter sees it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Line {
+    /// The session its receiver believes.
+    session: Option<[u8; 10]>,
+    /// The sequence number of the next message it will carry.
+    next: u64,
+}
+
+/// The hole at the next expected message, while one is open.
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    /// Its first sequence number (the next expected when it was noticed).
+    first: u64,
+    /// When it was noticed.
+    noticed_ns: u64,
+    /// The request outstanding for it, if one was sent.
+    request: Option<Outstanding>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    /// One past the last message asked for.
+    end: u64,
+    sent_ns: u64,
+    /// Repeats so far.
+    repeats: u32,
+    deadline_ns: u64,
+}
+
+/// The arbiter; see the [module docs](self).
+pub struct Arbiter {
+    options: ArbiterOptions,
+    session: Option<[u8; 10]>,
+    /// The next sequence number to hand over.
+    next: u64,
+    lines: [Line; MAX_LINES],
+    slots: Box<[Slot]>,
+    /// Messages in `slots`.
+    held: usize,
+    /// One past the highest sequence number held (meaningful while `held > 0`).
+    held_end: u64,
+    hole: Option<Hole>,
+    /// A message did not fit the hold: the open hole is given up at the next tick.
+    overflowed: bool,
+    /// Where the session ends (one past its last message), once a line said so.
+    end: Option<u64>,
+    end_announced: bool,
+    line_stats: [LineStats; MAX_LINES],
+    stats: RecoveryStats,
+}
+
+impl std::fmt::Debug for Arbiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arbiter")
+            .field("options", &self.options)
+            .field("next", &self.next)
+            .field("held", &self.held)
+            .field("hole", &self.hole)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Arbiter {
+    /// An arbiter with its hold reserved (`options.hold` slots of 64 bytes), before any session.
+    /// `lines` is clamped to `1..=2` and `hold` to at least 1.
+    pub fn new(options: ArbiterOptions) -> Arbiter {
+        let options = ArbiterOptions {
+            lines: options.lines.clamp(1, MAX_LINES),
+            hold: options.hold.max(1),
+            ..options
+        };
+        Arbiter {
+            options,
+            session: None,
+            next: 1,
+            lines: [Line::default(); MAX_LINES],
+            slots: vec![EMPTY; options.hold].into_boxed_slice(),
+            held: 0,
+            held_end: 0,
+            hole: None,
+            overflowed: false,
+            end: None,
+            end_announced: false,
+            line_stats: [LineStats::default(); MAX_LINES],
+            stats: RecoveryStats::default(),
+        }
+    }
+
+    /// The options, as clamped.
+    pub fn options(&self) -> &ArbiterOptions {
+        &self.options
+    }
+
+    /// The session followed (`None` before the first).
+    pub fn session(&self) -> Option<&[u8; 10]> {
+        self.session.as_ref()
+    }
+
+    /// The sequence number handed over next.
+    pub fn next_expected(&self) -> u64 {
+        self.next
+    }
+
+    /// Messages held now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Line `line`'s counters.
+    pub fn line_stats(&self, line: usize) -> LineStats {
+        self.line_stats.get(line).copied().unwrap_or_default()
+    }
+
+    /// The recovery counters.
+    pub fn stats(&self) -> RecoveryStats {
+        self.stats
+    }
+
+    /// Whether a hole is open: something after the next expected message is known, so late
+    /// packets of a line (behind its own position) are worth offering.
+    pub fn hole_open(&self) -> bool {
+        self.held > 0
+            || self.lines[..self.options.lines]
+                .iter()
+                .any(|l| self.session.is_some() && l.session == self.session && l.next > self.next)
+    }
+
+    /// One event of line `line`, whose receiver believes `session` (read before the events of
+    /// a datagram are delivered: they all belong to it). Hands what it makes over to `sink`;
+    /// returns how many events that was (at most one).
+    pub fn on_line(
+        &mut self,
+        line: usize,
+        session: Option<&[u8; 10]>,
+        event: FeedEvent<'_>,
+        sink: &mut dyn FnMut(FeedEvent<'_>),
+    ) -> usize {
+        let Some(&session) = session else {
+            // before its first session a receiver only rejects and reports malformed input
+            return usize::from(forward(event, sink));
+        };
+        let Some(state) = self.lines.get_mut(line) else {
+            return 0;
+        };
+        if state.session != Some(session) {
+            // a line's first session, or its receiver moved to another one
+            state.session = Some(session);
+            state.next = 1;
+        }
+        let mut emitted = 0;
+        let current = match self.session {
+            None => {
+                self.session = Some(session);
+                true
+            }
+            Some(s) if s == session => true,
+            // a line's receiver confirmed a new session, or believes one after ours ended
+            Some(_) if matches!(event, FeedEvent::Restart) || self.end_announced => {
+                self.restart(session);
+                sink(FeedEvent::Restart);
+                emitted = 1;
+                true
+            }
+            Some(_) => false,
+        };
+        let Some(state) = self.lines.get_mut(line) else {
+            return emitted;
+        };
+        emitted
+            + match event {
+                FeedEvent::Message(bytes) => {
+                    let sequence = state.next;
+                    state.next += 1;
+                    if current {
+                        self.offer(sequence, bytes, Origin::Line(line), sink)
+                    } else {
+                        self.count_late(Origin::Line(line).code());
+                        0
+                    }
+                }
+                FeedEvent::Gap { first, count } => {
+                    state.next = first.saturating_add(count).max(state.next);
+                    if let Some(stats) = self.line_stats.get_mut(line) {
+                        stats.missed += count;
+                    }
+                    0
+                }
+                // a restart was handled above (or this line caught up with the other's)
+                FeedEvent::Restart => 0,
+                FeedEvent::Duplicate { count } => {
+                    if let Some(stats) = self.line_stats.get_mut(line) {
+                        stats.late += count;
+                    }
+                    usize::from(current && forward(event, sink))
+                }
+                FeedEvent::EndOfSession if current => {
+                    self.end = Some(state.next);
+                    self.announce_end(sink)
+                }
+                FeedEvent::EndOfSession => 0,
+                FeedEvent::Heartbeat if !current => 0,
+                _ => usize::from(forward(event, sink)),
+            }
+    }
+
+    /// A message numbered `sequence` of the session followed: handed over if it is the next,
+    /// held if it is ahead, dropped if it came before. Returns the events handed over (0 or 1).
+    pub fn offer(
+        &mut self,
+        sequence: u64,
+        bytes: &[u8],
+        origin: Origin,
+        sink: &mut dyn FnMut(FeedEvent<'_>),
+    ) -> usize {
+        let code = origin.code();
+        if sequence < self.next {
+            self.count_late(code);
+            return 0;
+        }
+        let cap = self.slots.len();
+        let index = (sequence % cap as u64) as usize;
+        if sequence == self.next {
+            let mut first = code;
+            if let Some(slot) = self.slots.get_mut(index)
+                && slot.sequence == sequence
+            {
+                // held already: this copy is the later one
+                first = slot.origin;
+                slot.sequence = 0;
+                self.held -= 1;
+                self.count_late(code);
+            }
+            self.count_first(first);
+            self.next += 1;
+            sink(FeedEvent::Message(bytes));
+            return 1 + self.announce_end(sink);
+        }
+        self.hold(sequence, bytes, origin);
+        0
+    }
+
+    /// Keeps a message numbered `sequence` of the session followed for [`Arbiter::drain`]:
+    /// held if it is the next or ahead and fits the hold, dropped (counted late) if it came
+    /// before or is held already; beyond the hold it is dropped and the open hole given up at
+    /// the next tick.
+    pub fn hold(&mut self, sequence: u64, bytes: &[u8], origin: Origin) {
+        let code = origin.code();
+        if sequence < self.next {
+            return self.count_late(code);
+        }
+        let cap = self.slots.len();
+        if sequence - self.next >= cap as u64 {
+            // beyond the hold: lost from here unless another source or a request brings it
+            self.overflowed = true;
+            return self.count_late(code);
+        }
+        let Some(slot) = self.slots.get_mut((sequence % cap as u64) as usize) else {
+            return;
+        };
+        if slot.sequence == sequence {
+            return self.count_late(code);
+        }
+        debug_assert_eq!(slot.sequence, 0, "slots of the hold window are distinct");
+        slot.sequence = sequence;
+        slot.origin = code;
+        if bytes.len() <= SLOT_BYTES {
+            slot.bytes[..bytes.len()].copy_from_slice(bytes);
+            slot.len = bytes.len() as u8;
+        } else {
+            slot.len = TOO_LONG;
+        }
+        self.held += 1;
+        self.held_end = self.held_end.max(sequence + 1);
+    }
+
+    /// Hands over held messages that are next, in order, up to `budget` events (and the end
+    /// of session once it is reached); returns how many.
+    pub fn drain(&mut self, budget: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+        let mut events = 0;
+        let cap = self.slots.len() as u64;
+        while events < budget && self.held > 0 {
+            let Some(slot) = self.slots.get_mut((self.next % cap) as usize) else {
+                break;
+            };
+            if slot.sequence != self.next {
+                break;
+            }
+            slot.sequence = 0;
+            self.held -= 1;
+            let origin = slot.origin;
+            if slot.len == TOO_LONG {
+                sink(FeedEvent::Malformed {
+                    what: "message longer than any ITCH 5.0 message",
+                });
+            } else {
+                sink(FeedEvent::Message(&slot.bytes[..usize::from(slot.len)]));
+            }
+            self.count_first(origin);
+            self.next += 1;
+            events += 1;
+        }
+        if events < budget {
+            events += self.announce_end(sink);
+        }
+        events
+    }
+
+    /// Whether the next expected message is held (so [`Arbiter::drain`] has work).
+    pub fn can_drain(&self) -> bool {
+        self.held > 0
+            && self
+                .slots
+                .get((self.next % self.slots.len() as u64) as usize)
+                .is_some_and(|s| s.sequence == self.next)
+    }
+
+    /// Decides the open hole at `now_ns`: waits, asks for it (the [`Request`] returned, to be
+    /// sent by the caller), or gives it up (a [`FeedEvent::Gap`] to `sink`; returns 1). Call it
+    /// when [`Arbiter::can_drain`] is false.
+    pub fn tick(
+        &mut self,
+        now_ns: u64,
+        sink: &mut dyn FnMut(FeedEvent<'_>),
+    ) -> (usize, Option<Request>) {
+        let Some(end) = self.hole_end() else {
+            self.hole = None;
+            self.overflowed = false;
+            return (0, None);
+        };
+        let next = self.next;
+        let hole = match self.hole {
+            Some(h) if h.first == next => h,
+            // a new hole, or what is left of one partly filled (its request stands)
+            _ => {
+                let request = self.hole.and_then(|h| h.request.filter(|r| r.end > next));
+                Hole {
+                    first: next,
+                    noticed_ns: now_ns,
+                    request,
+                }
+            }
+        };
+        self.hole = Some(hole);
+        if self.overflowed {
+            self.stats.hold_full += 1;
+            return (self.give_up(end, sink), None);
+        }
+        let passed = self.lines[..self.options.lines]
+            .iter()
+            .all(|l| l.session == self.session && l.next > next);
+        let shared = passed || now_ns.saturating_sub(hole.noticed_ns) >= self.options.line_wait_ns;
+        if !shared {
+            return (0, None);
+        }
+        let (Some(session), true) = (self.session, self.options.retransmit) else {
+            return (self.give_up(end, sink), None);
+        };
+        let count = (end - next).min(MAX_REQUEST);
+        match hole.request {
+            Some(r) if now_ns >= r.deadline_ns => {
+                self.stats.timeouts += 1;
+                (self.give_up(end, sink), None)
+            }
+            Some(r) => {
+                let backoff = self.options.retry_ns.saturating_mul(1 << r.repeats.min(20));
+                if now_ns.saturating_sub(r.sent_ns) < backoff {
+                    return (0, None);
+                }
+                self.hole = Some(Hole {
+                    request: Some(Outstanding {
+                        end: next + count,
+                        sent_ns: now_ns,
+                        repeats: r.repeats + 1,
+                        deadline_ns: r.deadline_ns,
+                    }),
+                    ..hole
+                });
+                (0, Some(self.request(session, next, count)))
+            }
+            None => {
+                self.hole = Some(Hole {
+                    request: Some(Outstanding {
+                        end: next + count,
+                        sent_ns: now_ns,
+                        repeats: 0,
+                        deadline_ns: now_ns.saturating_add(self.options.retransmit_timeout_ns),
+                    }),
+                    ..hole
+                });
+                (0, Some(self.request(session, next, count)))
+            }
+        }
+    }
+
+    fn request(&mut self, session: [u8; 10], first: u64, count: u64) -> Request {
+        self.stats.requests += 1;
+        Request {
+            session,
+            first,
+            // at most MAX_REQUEST
+            count: u16::try_from(count).unwrap_or(u16::MAX - 1),
+        }
+    }
+
+    /// Announces the hole `[next, end)` lost and moves past it.
+    fn give_up(&mut self, end: u64, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+        let count = end - self.next;
+        sink(FeedEvent::Gap {
+            first: self.next,
+            count,
+        });
+        self.stats.unrecovered += count;
+        self.next = end;
+        self.hole = None;
+        self.overflowed = false;
+        1
+    }
+
+    /// One past the open hole: the first sequence number after the next expected that is held
+    /// or that a line that passed the next expected resumes at; `None` when nothing is known
+    /// beyond it.
+    fn hole_end(&self) -> Option<u64> {
+        let mut end = u64::MAX;
+        for line in &self.lines[..self.options.lines] {
+            if line.session == self.session && self.session.is_some() && line.next > self.next {
+                end = end.min(line.next);
+            }
+        }
+        if self.held > 0 {
+            let cap = self.slots.len() as u64;
+            let upto = self.held_end.min(end);
+            if let Some(s) = (self.next..upto).find(|&s| {
+                self.slots
+                    .get((s % cap) as usize)
+                    .is_some_and(|slot| slot.sequence == s)
+            }) {
+                end = s;
+            }
+        }
+        if let Some(e) = self.end
+            && e > self.next
+        {
+            end = end.min(e);
+        }
+        (end != u64::MAX && end > self.next).then_some(end)
+    }
+
+    /// Hands over the end of session if everything before it has been.
+    fn announce_end(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+        if !self.end_announced && self.end == Some(self.next) {
+            self.end_announced = true;
+            sink(FeedEvent::EndOfSession);
+            return 1;
+        }
+        0
+    }
+
+    /// Follows `session` from its start: what was held or owed of the old one is dropped.
+    fn restart(&mut self, session: [u8; 10]) {
+        self.session = Some(session);
+        self.next = 1;
+        if self.held > 0 {
+            self.slots.fill(EMPTY);
+            self.held = 0;
+        }
+        self.held_end = 0;
+        self.hole = None;
+        self.overflowed = false;
+        self.end = None;
+        self.end_announced = false;
+    }
+
+    fn count_first(&mut self, origin: u8) {
+        match self.line_stats.get_mut(usize::from(origin)) {
+            Some(line) => line.first += 1,
+            None => self.stats.recovered += 1,
+        }
+    }
+
+    fn count_late(&mut self, origin: u8) {
+        if let Some(line) = self.line_stats.get_mut(usize::from(origin)) {
+            line.late += 1;
+        }
+    }
+}
+
+/// Hands a line's non-message event over as it is; true if it was.
+fn forward(event: FeedEvent<'_>, sink: &mut dyn FnMut(FeedEvent<'_>)) -> bool {
+    match event {
+        FeedEvent::Message(_)
+        | FeedEvent::Decoded { .. }
+        | FeedEvent::Gap { .. }
+        | FeedEvent::Restart
+        | FeedEvent::EndOfSession => false,
+        FeedEvent::Duplicate { .. }
+        | FeedEvent::Malformed { .. }
+        | FeedEvent::Heartbeat
+        | FeedEvent::Rejected(_) => {
+            sink(event);
+            true
+        }
+    }
+}
