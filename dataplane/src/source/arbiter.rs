@@ -11,14 +11,14 @@
 //! - a message ahead of it is copied into the *hold*, a ring of [`ArbiterOptions::hold`] fixed
 //!   64-byte slots reserved once, indexed by sequence number; it is handed over once everything
 //!   before it has been (or given up);
-//! - the stretch from the next expected message to the first one known is a *hole*. A hole is
-//!   *shared* once every line of the session has passed it, or it has waited
-//!   [`ArbiterOptions::line_wait_ns`] for a line that has not, or the hold is full. A shared
-//!   hole is requested from the request server ([`Request`], retried with doubling backoff from
-//!   [`ArbiterOptions::retry_ns`]) if there is one, and *given up* — a
-//!   [`FeedEvent::Gap`], the shard's resync — when there is none, when the request server has
-//!   not filled it within [`ArbiterOptions::retransmit_timeout_ns`], or when a message does not
-//!   fit the hold.
+//! - the stretch from the next expected message to the first one known is a *hole*. With a
+//!   request server, a hole is requested ([`Request`], repeated with doubling backoff from
+//!   [`ArbiterOptions::retry_ns`]) as soon as every line of the session has passed it, or once
+//!   it has waited [`ArbiterOptions::line_wait_ns`] for a line that has not; it is *given up* —
+//!   a [`FeedEvent::Gap`], the shard's resync — when the server has not filled it within
+//!   [`ArbiterOptions::retransmit_timeout_ns`]. Without one, a hole is given up once it has
+//!   waited `line_wait_ns` (a line behind, or a packet reordered on a line, may still fill it
+//!   until then). Either way a hole is given up at once when a message does not fit the hold.
 //!
 //! So a message is lost only if every line lost it and the request server did not send it in
 //! time, and the shard is told exactly which: it sees every sequence number once, in order,
@@ -62,7 +62,8 @@ pub struct ArbiterOptions {
     pub lines: usize,
     /// Messages held at most while a hole before them is open (at least 1).
     pub hold: usize,
-    /// How long a hole that a line has not passed yet waits for it, in nanoseconds.
+    /// How long a hole waits for a line that has not passed it (or, without a request server,
+    /// for a packet reordered on a line) before it is requested or given up, in nanoseconds.
     pub line_wait_ns: u64,
     /// A request server is configured: shared holes are requested before they are given up.
     pub retransmit: bool,
@@ -293,7 +294,8 @@ impl Arbiter {
 
     /// One event of line `line`, whose receiver believes `session` (read before the events of
     /// a datagram are delivered: they all belong to it). Hands what it makes over to `sink`;
-    /// returns how many events that was (at most one).
+    /// returns how many events that was (at most one: an end of session reached by a message
+    /// is announced by the next [`Arbiter::drain`]).
     pub fn on_line(
         &mut self,
         line: usize,
@@ -320,8 +322,8 @@ impl Arbiter {
                 true
             }
             Some(s) if s == session => true,
-            // a line's receiver confirmed a new session, or believes one after ours ended
-            Some(_) if matches!(event, FeedEvent::Restart) || self.end_announced => {
+            // a line's receiver confirmed a new session
+            Some(_) if matches!(event, FeedEvent::Restart) => {
                 self.restart(session);
                 sink(FeedEvent::Restart);
                 emitted = 1;
@@ -399,7 +401,8 @@ impl Arbiter {
             self.count_first(first);
             self.next += 1;
             sink(FeedEvent::Message(bytes));
-            return 1 + self.announce_end(sink);
+            // an end of session this reaches is announced by the next drain
+            return 1;
         }
         self.hold(sequence, bytes, origin);
         0
@@ -511,16 +514,22 @@ impl Arbiter {
             self.stats.hold_full += 1;
             return (self.give_up(end, sink), None);
         }
+        let waited = now_ns.saturating_sub(hole.noticed_ns) >= self.options.line_wait_ns;
+        let (Some(session), true) = (self.session, self.options.retransmit) else {
+            // a line that has not passed the hole, or a packet reordered on one that has, may
+            // still fill it: it is given up only after the wait
+            return if waited {
+                (self.give_up(end, sink), None)
+            } else {
+                (0, None)
+            };
+        };
         let passed = self.lines[..self.options.lines]
             .iter()
             .all(|l| l.session == self.session && l.next > next);
-        let shared = passed || now_ns.saturating_sub(hole.noticed_ns) >= self.options.line_wait_ns;
-        if !shared {
+        if !passed && !waited {
             return (0, None);
         }
-        let (Some(session), true) = (self.session, self.options.retransmit) else {
-            return (self.give_up(end, sink), None);
-        };
         let count = (end - next).min(MAX_REQUEST);
         match hole.request {
             Some(r) if now_ns >= r.deadline_ns => {

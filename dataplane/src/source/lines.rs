@@ -240,3 +240,341 @@ impl Lines {
         self.receivers.iter().all(Receiver::is_drained) && !self.arbiter.can_drain()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::feed::moldudp64::{encode_end_of_session, encode_packet};
+    use crate::source::arbiter::{DEFAULT_RETRY_NS, MAX_REQUEST};
+
+    const SESSION: &[u8; 10] = b"SESSION001";
+
+    fn sender() -> SocketAddr {
+        "127.0.0.1:9000".parse().expect("an address")
+    }
+
+    /// Message `sequence` of the stream: its number, so each is unique and checkable.
+    fn message(sequence: u64) -> Vec<u8> {
+        let mut m = vec![b'M'];
+        m.extend_from_slice(&sequence.to_be_bytes());
+        m
+    }
+
+    /// An owned copy of what the shard would see.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Msg(Vec<u8>),
+        Gap(u64, u64),
+        End,
+        Other(String),
+    }
+
+    fn owned(e: FeedEvent<'_>) -> Ev {
+        match e {
+            FeedEvent::Message(m) => Ev::Msg(m.to_vec()),
+            FeedEvent::Gap { first, count } => Ev::Gap(first, count),
+            FeedEvent::EndOfSession => Ev::End,
+            other => Ev::Other(format!("{other:?}")),
+        }
+    }
+
+    /// The packets of a stream of `messages` messages, `sizes` messages each (cycled), then an
+    /// end of session.
+    fn packets(messages: u64, sizes: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut next = 1;
+        let mut i = 0;
+        while next <= messages {
+            let n = u64::from(sizes[i % sizes.len()]).clamp(1, messages - next + 1);
+            i += 1;
+            let owned: Vec<Vec<u8>> = (next..next + n).map(message).collect();
+            let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+            let mut bytes = Vec::new();
+            encode_packet(SESSION, next, &refs, &mut bytes).expect("encodable");
+            out.push((next, n, bytes));
+            next += n;
+        }
+        let mut end = Vec::new();
+        encode_end_of_session(SESSION, next, &mut end);
+        out.push((next, 0, end));
+        out
+    }
+
+    /// What happens to each packet on one line.
+    #[derive(Debug, Clone)]
+    struct LinePlan {
+        /// Packet indexes lost on this line (a burst from each start, of its length).
+        drops: Vec<(u16, u8)>,
+        /// Packets sent twice (index, then how many packets later the copy comes).
+        duplicates: Vec<(u16, u8)>,
+        /// Adjacent packets swapped (the index of the first).
+        swaps: Vec<u16>,
+    }
+
+    fn line_plan() -> impl Strategy<Value = LinePlan> {
+        (
+            prop::collection::vec((any::<u16>(), 1u8..8), 0..4),
+            prop::collection::vec((any::<u16>(), 0u8..4), 0..4),
+            prop::collection::vec(any::<u16>(), 0..4),
+        )
+            .prop_map(|(drops, duplicates, swaps)| LinePlan {
+                drops,
+                duplicates,
+                swaps,
+            })
+    }
+
+    /// The datagrams one line carries, in its order, as packet indexes.
+    fn line_order(plan: &LinePlan, shared: &[(u16, u8)], n: usize) -> Vec<usize> {
+        let lost = |i: usize| {
+            plan.drops.iter().chain(shared).any(|&(start, len)| {
+                let start = usize::from(start) % n;
+                i >= start && i < start + usize::from(len)
+            })
+        };
+        let mut order: Vec<usize> = (0..n).filter(|&i| !lost(i)).collect();
+        for &s in &plan.swaps {
+            if order.len() >= 2 {
+                let s = usize::from(s) % (order.len() - 1);
+                order.swap(s, s + 1);
+            }
+        }
+        for &(at, later) in &plan.duplicates {
+            if !order.is_empty() {
+                let at = usize::from(at) % order.len();
+                let copy = order[at];
+                let to = (at + 1 + usize::from(later)).min(order.len());
+                order.insert(to, copy);
+            }
+        }
+        order
+    }
+
+    /// Runs the datagrams of both lines, interleaved by `picks`, through `Lines`, answering
+    /// requests at once if `server_up`; then lets time pass until nothing is left open.
+    fn run(
+        packets: &[(u64, u64, Vec<u8>)],
+        orders: [&[usize]; 2],
+        picks: &[bool],
+        server: Option<bool>,
+        budget: usize,
+        hold: usize,
+    ) -> (Vec<Ev>, Lines) {
+        let options = ArbiterOptions {
+            hold,
+            // the stream itself takes no time: only the flush at the end lets holes time out
+            line_wait_ns: 1_000_000,
+            retransmit: server.is_some(),
+            ..ArbiterOptions::default()
+        };
+        let mut lines = Lines::new(&[ReceiverOptions::default(); 2], options);
+        let mut out = Vec::new();
+        let mut now = 1u64;
+        let mut pos = [0usize; 2];
+        let mut pick = picks.iter().cycle();
+        let answer = |lines: &mut Lines, out: &mut Vec<Ev>| {
+            while let Some(r) = lines.take_request() {
+                assert!(u64::from(r.count) <= MAX_REQUEST && r.count > 0);
+                if server != Some(true) {
+                    continue;
+                }
+                let end = r.first + u64::from(r.count);
+                for (first, n, bytes) in packets {
+                    if *n > 0 && first + n > r.first && *first < end {
+                        lines.accept_retransmitted(bytes, &mut |e| out.push(owned(e)));
+                    }
+                }
+            }
+        };
+        let mut step = |lines: &mut Lines, out: &mut Vec<Ev>, now: u64| {
+            loop {
+                let n = lines.deliver(budget, now, &mut |e| out.push(owned(e)));
+                assert!(n <= budget + 1, "{n} events for a budget of {budget}");
+                answer(lines, out);
+                if n == 0 && lines.is_drained() {
+                    break;
+                }
+            }
+        };
+        while pos[0] < orders[0].len() || pos[1] < orders[1].len() {
+            let line = match (pos[0] < orders[0].len(), pos[1] < orders[1].len()) {
+                (true, true) => usize::from(*pick.next().unwrap_or(&false)),
+                (true, false) => 0,
+                _ => 1,
+            };
+            let index = orders[line][pos[line]];
+            pos[line] += 1;
+            assert!(lines.ready(line));
+            lines.push(line, &packets[index].2, sender());
+            step(&mut lines, &mut out, now);
+        }
+        // time passes: every hole is decided
+        for _ in 0..64 {
+            now += DEFAULT_RETRY_NS * 1000;
+            step(&mut lines, &mut out, now);
+        }
+        (out, lines)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// Any interleaving of two lossy, reordering, duplicating lines, with or without a
+        /// request server: every message once, in order, or inside one announced gap; a message
+        /// some line carried, or the up server had, is never lost.
+        #[test]
+        fn lines_deliver_the_stream_or_announce_its_gaps(
+            messages in 1u64..200,
+            sizes in prop::collection::vec(1u8..6, 1..5),
+            plans in (line_plan(), line_plan()),
+            shared in prop::collection::vec((any::<u16>(), 1u8..6), 0..3),
+            picks in prop::collection::vec(any::<bool>(), 1..64),
+            server in prop_oneof![Just(None), Just(Some(true)), Just(Some(false))],
+            budget in 1usize..8,
+            small_hold in any::<bool>(),
+        ) {
+            let packets = packets(messages, &sizes);
+            let n = packets.len();
+            let a = line_order(&plans.0, &shared, n);
+            let b = line_order(&plans.1, &shared, n);
+            let hold = if small_hold { 4 } else { 1024 };
+            let (out, lines) = run(&packets, [&a, &b], &picks, server, budget, hold);
+
+            // every sequence number once, in order: as its message or inside a gap
+            let mut next = 1u64;
+            let mut ended = false;
+            let mut gaps = 0u64;
+            for e in &out {
+                prop_assert!(
+                    !ended || matches!(e, Ev::Other(_)),
+                    "{e:?} after the end of session"
+                );
+                match e {
+                    Ev::Msg(m) => {
+                        prop_assert_eq!(m, &message(next), "message {} out of place", next);
+                        next += 1;
+                    }
+                    Ev::Gap(first, count) => {
+                        prop_assert_eq!(*first, next);
+                        prop_assert!(*count > 0);
+                        next += count;
+                        gaps += count;
+                    }
+                    Ev::End => ended = true,
+                    Ev::Other(o) => prop_assert!(o.starts_with("Duplicate"), "{}", o),
+                }
+            }
+            let carried = |i: usize| a.contains(&i) || b.contains(&i);
+            let end_carried = carried(n - 1);
+            if end_carried {
+                prop_assert!(ended, "the end of session was carried but not handed over");
+                prop_assert_eq!(next, messages + 1);
+            }
+            prop_assert_eq!(lines.recovery_stats().0.unrecovered, gaps);
+            if !small_hold {
+                if server == Some(true) && end_carried {
+                    prop_assert_eq!(gaps, 0, "the server had every message: {:?}", out);
+                }
+                // a message a line carried is never given up
+                for (i, (first, count, _)) in packets.iter().enumerate() {
+                    if carried(i) && *count > 0 {
+                        for s in *first..first + count {
+                            prop_assert!(
+                                out.contains(&Ev::Msg(message(s))) || s >= next,
+                                "message {} was carried but lost", s
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shared_hole_is_requested_and_filled() {
+        let packets = packets(10, &[2]);
+        let options = ArbiterOptions {
+            retransmit: true,
+            ..ArbiterOptions::default()
+        };
+        let mut lines = Lines::new(&[ReceiverOptions::default(); 2], options);
+        let mut out = Vec::new();
+        for line in 0..2 {
+            lines.push(line, &packets[0].2, sender());
+            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        }
+        // both lines lose packet 1 (messages 3, 4)
+        for line in 0..2 {
+            lines.push(line, &packets[2].2, sender());
+            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        }
+        let request = lines.take_request().expect("a request once both lines passed it");
+        assert_eq!((request.first, request.count), (3, 2));
+        assert_eq!(out.len(), 2, "messages 5 and 6 wait in the hold: {out:?}");
+        lines.accept_retransmitted(&packets[1].2, &mut |e| out.push(owned(e)));
+        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        let want: Vec<Ev> = (1..=6).map(|s| Ev::Msg(message(s))).collect();
+        assert_eq!(out, want);
+        let (stats, answers, refused) = lines.recovery_stats();
+        assert_eq!((stats.requests, stats.recovered, answers, refused), (1, 2, 1, 0));
+        assert_eq!(lines.line_stats(0).1.first + lines.line_stats(1).1.first, 4);
+    }
+
+    #[test]
+    fn an_unanswered_request_is_repeated_then_given_up() {
+        let packets = packets(6, &[2]);
+        let options = ArbiterOptions {
+            retransmit: true,
+            retry_ns: 10,
+            retransmit_timeout_ns: 100,
+            ..ArbiterOptions::default()
+        };
+        let mut lines = Lines::new(&[ReceiverOptions::default()], options);
+        let mut out = Vec::new();
+        for packet in [&packets[0], &packets[2]] {
+            lines.push(0, &packet.2, sender());
+            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        }
+        let mut requests = 0;
+        for now in (0..=100).step_by(5) {
+            lines.deliver(64, now, &mut |e| out.push(owned(e)));
+            requests += usize::from(lines.take_request().is_some());
+        }
+        // at 0, then after 10, 20 and 40 more: 0, 10, 30, 70; given up at 100
+        assert_eq!(requests, 4);
+        assert_eq!(
+            out,
+            [
+                Ev::Msg(message(1)),
+                Ev::Msg(message(2)),
+                Ev::Gap(3, 2),
+                Ev::Msg(message(5)),
+                Ev::Msg(message(6))
+            ]
+        );
+        assert_eq!(lines.recovery_stats().0.timeouts, 1);
+    }
+
+    #[test]
+    fn a_forged_answer_of_another_session_is_refused() {
+        let packets = packets(4, &[2]);
+        let options = ArbiterOptions {
+            retransmit: true,
+            ..ArbiterOptions::default()
+        };
+        let mut lines = Lines::new(&[ReceiverOptions::default()], options);
+        let mut out = Vec::new();
+        lines.push(0, &packets[0].2, sender());
+        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        let mut forged = Vec::new();
+        encode_packet(b"FORGED0001", 3, &[b"x"], &mut forged).expect("encodable");
+        lines.accept_retransmitted(&forged, &mut |e| out.push(owned(e)));
+        lines.accept_retransmitted(&[1, 2, 3], &mut |e| out.push(owned(e)));
+        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        assert_eq!(lines.arbiter().next_expected(), 3);
+        assert_eq!(lines.recovery_stats().2, 2);
+        assert_eq!(out.len(), 3, "two messages and one malformed: {out:?}");
+    }
+}
