@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use args::{ServeArgs, load, load_with};
 pub use cores::CoresConfig;
 pub use error::ConfigError;
-pub use feed::FeedSpec;
+pub use feed::{FeedSpec, UdpLine};
 pub use idle::IdleSpec;
 pub use secret::Secret;
 pub use validate::Validated;
@@ -68,7 +68,8 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// Where the Prometheus metrics endpoint listens.
     pub metrics_addr: SocketAddr,
-    /// The feed every shard reads: `sim`, `file:PATH` or `udp:ADDR`.
+    /// The feed every shard reads: `sim`, `file:PATH`, `dbn:PATH`, `udp:ADDR` or
+    /// `udp:A,udp:B`.
     pub feed: FeedSpec,
     /// Symbols published from the start (more can be added at run time); empty publishes
     /// every symbol of the feed.
@@ -206,7 +207,7 @@ impl FileConfig {
     }
 }
 
-/// `[udp]`: how a `udp:ADDR` feed is received.
+/// `[udp]`: how a `udp:ADDR` feed (one line, or lines A and B) is received and recovered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UdpConfig {
@@ -214,12 +215,51 @@ pub struct UdpConfig {
     /// start and be believed at once; a packet further ahead waits until the next packet of its
     /// session confirms it (so one forged or corrupt header cannot freeze the feed). Above 0.
     pub sequence_window: u64,
+    /// The MoldUDP64 retransmission (request) server asked for messages every line lost
+    /// (`IP:PORT`); none by default, and then lost messages are a gap and a resync.
+    pub retransmit: Option<SocketAddr>,
+    /// Messages held (each in a 64-byte slot reserved at start) while a hole before them is
+    /// filled by the other line or the request server; a hole is given up when the hold is
+    /// full. 1 to 16,777,216.
+    pub hold_messages: usize,
+    /// How long a hole waits for a line that has not passed it yet (or, without a request
+    /// server, for a reordered packet) before it is requested or given up, in microseconds.
+    pub line_wait_us: u64,
+    /// How long a requested hole may stay open before it is given up (a gap and a resync), in
+    /// milliseconds. Above 0.
+    pub retransmit_timeout_ms: u64,
+    /// The wait before a request is repeated, doubling after each repeat, in milliseconds.
+    /// Above 0.
+    pub retransmit_retry_ms: u64,
 }
+
+/// The largest `[udp] hold_messages`: 1 GiB of slots.
+pub const MAX_HOLD_MESSAGES: usize = 1 << 24;
 
 impl Default for UdpConfig {
     fn default() -> Self {
+        use dataplane::source::arbiter;
         Self {
             sequence_window: dataplane::source::udp::DEFAULT_WINDOW,
+            retransmit: None,
+            hold_messages: arbiter::DEFAULT_HOLD,
+            line_wait_us: arbiter::DEFAULT_LINE_WAIT_NS / 1_000,
+            retransmit_timeout_ms: arbiter::DEFAULT_RETRANSMIT_TIMEOUT_NS / 1_000_000,
+            retransmit_retry_ms: arbiter::DEFAULT_RETRY_NS / 1_000_000,
+        }
+    }
+}
+
+impl UdpConfig {
+    /// The arbiter's options for `lines` lines.
+    pub fn arbiter(&self, lines: usize) -> dataplane::source::arbiter::ArbiterOptions {
+        dataplane::source::arbiter::ArbiterOptions {
+            lines,
+            hold: self.hold_messages,
+            line_wait_ns: self.line_wait_us.saturating_mul(1_000),
+            retransmit: self.retransmit.is_some(),
+            retransmit_timeout_ns: self.retransmit_timeout_ms.saturating_mul(1_000_000),
+            retry_ns: self.retransmit_retry_ms.saturating_mul(1_000_000),
         }
     }
 }
@@ -449,6 +489,11 @@ mod tests {
             },
             udp: UdpConfig {
                 sequence_window: 12,
+                retransmit: Some("127.0.0.1:26401".parse().unwrap()),
+                hold_messages: 1000,
+                line_wait_us: 50,
+                retransmit_timeout_ms: 300,
+                retransmit_retry_ms: 5,
             },
             cores: CoresConfig {
                 control: Some(vec![0]),

@@ -28,7 +28,8 @@ pub struct ServeArgs {
     pub metrics_addr: Option<SocketAddr>,
     /// The feed: sim, file:PATH (ITCH BinaryFILE), dbn:PATH[,PATH…] (Databento DBN MBO files,
     /// played in order as one session) or udp:IP:PORT[@SOURCE_IP[:PORT]] (datagrams from any
-    /// other sender than SOURCE are rejected). --file-rate, --file-timestamps and --loop pace
+    /// other sender than SOURCE are rejected), or two such lines, udp:A,udp:B, arbitrated (each
+    /// message taken from whichever line has it first). --file-rate, --file-timestamps and --loop pace
     /// both file kinds.
     #[arg(long, value_name = "FEED", env = "PINBOOK_FEED", value_parser = parse_feed)]
     pub feed: Option<FeedSpec>,
@@ -87,6 +88,10 @@ pub struct ServeArgs {
     /// believed at once (further ahead, the next packet must confirm it).
     #[arg(long, value_name = "MESSAGES", env = "PINBOOK_UDP_WINDOW")]
     pub udp_window: Option<u64>,
+    /// UDP feed: the MoldUDP64 retransmission (request) server to ask for messages every line
+    /// lost (`[udp] retransmit`).
+    #[arg(long, value_name = "IP:PORT", env = "PINBOOK_RETRANSMIT")]
+    pub retransmit: Option<SocketAddr>,
     /// A file holding the admin token; must not be readable by group or others.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -194,6 +199,9 @@ pub fn load_with(
     }
     if let Some(v) = a.udp_window {
         config.udp.sequence_window = v;
+    }
+    if let Some(v) = a.retransmit {
+        config.udp.retransmit = Some(v);
     }
     if let Some(v) = a.admin_token_file {
         config.auth.admin_token_file = Some(v);

@@ -161,6 +161,23 @@ pub enum ConfigError {
         /// The feed's address.
         addr: SocketAddr,
     },
+    /// `[udp] hold_messages` above [`super::MAX_HOLD_MESSAGES`].
+    #[error(
+        "udp.hold_messages = {0} would reserve more than 1 GiB per data core; use at most \
+         16777216 (the default 65536 holds about 65 ms of a busy NASDAQ feed)"
+    )]
+    UdpHoldTooLarge(usize),
+    /// A retransmission server for a feed that is not UDP.
+    #[error(
+        "udp.retransmit (--retransmit {addr}) is set but the feed is {feed}; a request server \
+         serves a udp: feed only (remove it, or use --feed udp:…)"
+    )]
+    RetransmitWithoutUdp {
+        /// The request server.
+        addr: SocketAddr,
+        /// The feed.
+        feed: String,
+    },
     /// The file source could not be built.
     #[error("feed file {}: {reason}", path.display())]
     FileSource {

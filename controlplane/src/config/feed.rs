@@ -1,5 +1,5 @@
 //! [`FeedSpec`]: which feed the shards read, as written in the config (`sim`, `file:PATH`,
-//! `dbn:PATH[,PATH…]`, `udp:ADDR`, `udp:ADDR@SOURCE`).
+//! `dbn:PATH[,PATH…]`, `udp:ADDR[@SOURCE]`, and two lines `udp:A[@SOURCE],udp:B[@SOURCE]`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use super::ConfigError;
 /// source of its own (see `dataplane::runtime`).
 ///
 /// Written as `sim`, `file:PATH`, `dbn:PATH[,PATH…]` or `udp:ADDR[@SOURCE]` (`SOURCE` an `IP`
-/// or `IP:PORT`);
+/// or `IP:PORT`), or two such lines, `udp:A[@SOURCE],udp:B[@SOURCE]`, arbitrated;
 /// [`Display`](fmt::Display) prints the same form (a path that is not UTF-8 lossily, and
 /// serializing it fails).
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Deserialize)]
@@ -28,13 +28,49 @@ pub enum FeedSpec {
     /// Databento DBN market-by-order files (`.dbn` or `.dbn.zst`), played in order as one
     /// session (`[file]` says how fast).
     Dbn(Vec<PathBuf>),
-    /// MoldUDP64 on a UDP address: an IPv4 multicast group, or a local unicast address.
-    Udp {
-        /// The group or local address to bind.
-        addr: SocketAddr,
-        /// The only sender read from (`None`: any); datagrams from others are rejected.
-        source: Option<SenderFilter>,
-    },
+    /// MoldUDP64 on one UDP line, or on two identical lines (A and B) arbitrated: each
+    /// sequence number is taken from whichever line has it first.
+    Udp(Vec<UdpLine>),
+}
+
+/// One MoldUDP64 line: an IPv4 multicast group, or a local unicast address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpLine {
+    /// The group or local address to bind.
+    pub addr: SocketAddr,
+    /// The only sender read from (`None`: any); datagrams from others are rejected.
+    pub source: Option<SenderFilter>,
+}
+
+impl FeedSpec {
+    /// A feed of one UDP line.
+    pub fn udp(addr: SocketAddr, source: Option<SenderFilter>) -> FeedSpec {
+        FeedSpec::Udp(vec![UdpLine { addr, source }])
+    }
+}
+
+/// Parses one `udp:ADDR[@SOURCE]` line (`line` without the prefix); `given` is the whole feed
+/// for the error.
+fn parse_line(line: &str, given: &str) -> Result<UdpLine, ConfigError> {
+    let bad = |reason: String| ConfigError::BadFeedAddress {
+        given: given.to_owned(),
+        reason,
+    };
+    let (addr, source) = match line.split_once('@') {
+        Some((addr, source)) => (addr, Some(source)),
+        None => (line, None),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|e| bad(format!("address {addr:?}: {e}")))?;
+    let source = source
+        .map(|source| {
+            source
+                .parse()
+                .map_err(|e| bad(format!("source {source:?}: {e}")))
+        })
+        .transpose()?;
+    Ok(UdpLine { addr, source })
 }
 
 impl FromStr for FeedSpec {
@@ -60,25 +96,19 @@ impl FromStr for FeedSpec {
             return Ok(Self::Dbn(paths));
         }
         if let Some(rest) = s.strip_prefix("udp:") {
-            let bad = |reason: String| ConfigError::BadFeedAddress {
-                given: s.to_owned(),
-                reason,
+            let lines = match rest.split_once(",udp:") {
+                Some((a, b)) => vec![parse_line(a, s)?, parse_line(b, s)?],
+                None => vec![parse_line(rest, s)?],
             };
-            let (addr, source) = match rest.split_once('@') {
-                Some((addr, source)) => (addr, Some(source)),
-                None => (rest, None),
-            };
-            let addr = addr
-                .parse()
-                .map_err(|e| bad(format!("address {addr:?}: {e}")))?;
-            let source = source
-                .map(|source| {
-                    source
-                        .parse()
-                        .map_err(|e| bad(format!("source {source:?}: {e}")))
-                })
-                .transpose()?;
-            return Ok(Self::Udp { addr, source });
+            if let [a, b] = lines.as_slice()
+                && a.addr == b.addr
+            {
+                return Err(ConfigError::BadFeedAddress {
+                    given: s.to_owned(),
+                    reason: "lines A and B are the same address".to_owned(),
+                });
+            }
+            return Ok(Self::Udp(lines));
         }
         Err(ConfigError::UnknownFeed {
             given: s.to_owned(),
@@ -124,12 +154,15 @@ impl fmt::Display for FeedSpec {
                 }
                 Ok(())
             }
-            Self::Udp { addr, source } => {
-                write!(f, "udp:{addr}")?;
-                match source {
-                    Some(source) => write!(f, "@{source}"),
-                    None => Ok(()),
+            Self::Udp(lines) => {
+                for (i, line) in lines.iter().enumerate() {
+                    let comma = if i > 0 { "," } else { "" };
+                    write!(f, "{comma}udp:{}", line.addr)?;
+                    if let Some(source) = line.source {
+                        write!(f, "@{source}")?;
+                    }
                 }
+                Ok(())
             }
         }
     }
@@ -140,10 +173,7 @@ mod tests {
     use super::*;
 
     fn udp(addr: &str, source: Option<SenderFilter>) -> FeedSpec {
-        FeedSpec::Udp {
-            addr: addr.parse().unwrap(),
-            source,
-        }
+        FeedSpec::udp(addr.parse().unwrap(), source)
     }
 
     #[test]
@@ -186,10 +216,37 @@ mod tests {
                     Some(SenderFilter::Addr("[::1]:4000".parse().unwrap())),
                 ),
             ),
+            (
+                "udp:239.1.1.1:26400,udp:239.1.1.2:26400@10.0.0.6",
+                FeedSpec::Udp(vec![
+                    UdpLine {
+                        addr: "239.1.1.1:26400".parse().unwrap(),
+                        source: None,
+                    },
+                    UdpLine {
+                        addr: "239.1.1.2:26400".parse().unwrap(),
+                        source: Some(SenderFilter::Ip("10.0.0.6".parse().unwrap())),
+                    },
+                ]),
+            ),
         ] {
             assert_eq!(text.parse::<FeedSpec>().unwrap(), feed, "{text}");
             assert_eq!(feed.to_string(), text);
         }
+    }
+
+    #[test]
+    fn two_lines_must_differ_and_three_are_refused() {
+        let msg = "udp:127.0.0.1:9000,udp:127.0.0.1:9000"
+            .parse::<FeedSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("lines A and B are the same address"), "{msg}");
+        assert!(
+            "udp:127.0.0.1:9000,udp:127.0.0.1:9001,udp:127.0.0.1:9002"
+                .parse::<FeedSpec>()
+                .is_err()
+        );
     }
 
     #[test]

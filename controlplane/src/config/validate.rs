@@ -10,14 +10,16 @@ use dataplane::source::FeedSource;
 use dataplane::source::dbn::DbnSource;
 use dataplane::source::file::{FileOptions, FileSource};
 use dataplane::source::simulator::{Simulator, SimulatorOptions};
-use dataplane::source::udp::{ReceiverOptions, UdpSource};
+use dataplane::source::udp::{ReceiverOptions, UdpFeedOptions, UdpSource};
 use dataplane::symbol::Symbol;
 use dataplane::topology::Topology;
 
 use crate::hub::Policy;
 use crate::server::ServerOptions;
 
-use super::{Config, ConfigError, CoresConfig, FeedSpec, IdleSpec, MAX_EVENT_RING, Secret};
+use super::{
+    Config, ConfigError, CoresConfig, FeedSpec, IdleSpec, MAX_EVENT_RING, Secret, UdpLine,
+};
 
 /// Feed events a shard takes per poll.
 const BATCH: usize = 64;
@@ -75,11 +77,39 @@ impl Config {
         };
 
         self.check_subscribers()?;
-        first_zero(&[(
-            self.udp.sequence_window == 0,
-            "udp.sequence_window",
-            "every gap would wait for confirmation; give messages, e.g. 1000000",
-        )])?;
+        first_zero(&[
+            (
+                self.udp.sequence_window == 0,
+                "udp.sequence_window",
+                "every gap would wait for confirmation; give messages, e.g. 1000000",
+            ),
+            (
+                self.udp.hold_messages == 0,
+                "udp.hold_messages",
+                "nothing could wait for a hole to be filled; give messages, e.g. 65536",
+            ),
+            (
+                self.udp.retransmit_timeout_ms == 0,
+                "udp.retransmit_timeout_ms",
+                "a request could never be answered in time; give milliseconds, e.g. 500",
+            ),
+            (
+                self.udp.retransmit_retry_ms == 0,
+                "udp.retransmit_retry_ms",
+                "requests would be repeated at every loop; give milliseconds, e.g. 20",
+            ),
+        ])?;
+        if self.udp.hold_messages > super::MAX_HOLD_MESSAGES {
+            return Err(ConfigError::UdpHoldTooLarge(self.udp.hold_messages));
+        }
+        if let Some(addr) = self.udp.retransmit
+            && !matches!(self.feed, FeedSpec::Udp(_))
+        {
+            return Err(ConfigError::RetransmitWithoutUdp {
+                addr,
+                feed: self.feed.to_string(),
+            });
+        }
         let admin_token = self.admin_token()?;
         if self
             .auth
@@ -185,19 +215,23 @@ impl Config {
                     check_feed_file(path)?;
                 }
             }
-            FeedSpec::Udp { addr, .. } => match addr.ip() {
-                IpAddr::V6(ip) if ip.is_multicast() => {
-                    return Err(ConfigError::UdpIpv6Multicast { addr: *addr });
+            FeedSpec::Udp(lines) => {
+                for UdpLine { addr, .. } in lines {
+                    match addr.ip() {
+                        IpAddr::V6(ip) if ip.is_multicast() => {
+                            return Err(ConfigError::UdpIpv6Multicast { addr: *addr });
+                        }
+                        IpAddr::V4(ip) if ip.is_multicast() => {}
+                        _ if shards > 1 => {
+                            return Err(ConfigError::UdpUnicastShards {
+                                addr: *addr,
+                                shards,
+                            });
+                        }
+                        _ => {}
+                    }
                 }
-                IpAddr::V4(ip) if ip.is_multicast() => {}
-                _ if shards > 1 => {
-                    return Err(ConfigError::UdpUnicastShards {
-                        addr: *addr,
-                        shards,
-                    });
-                }
-                _ => {}
-            },
+            }
         }
         Ok(())
     }
@@ -519,14 +553,22 @@ impl Validated {
                             }
                         })?)
                     }
-                    FeedSpec::Udp { addr, source } => {
-                        let options = ReceiverOptions {
-                            source: *source,
-                            window: c.udp.sequence_window,
+                    FeedSpec::Udp(lines) => {
+                        let options = UdpFeedOptions {
+                            lines: lines
+                                .iter()
+                                .map(|line| {
+                                    let options = ReceiverOptions {
+                                        source: line.source,
+                                        window: c.udp.sequence_window,
+                                    };
+                                    (line.addr, options)
+                                })
+                                .collect(),
+                            retransmit: c.udp.retransmit,
+                            arbiter: c.udp.arbiter(lines.len()),
                         };
-                        Box::new(
-                            UdpSource::bind_with(*addr, options).map_err(ConfigError::UdpBind)?,
-                        )
+                        Box::new(UdpSource::open(&options).map_err(ConfigError::UdpBind)?)
                     }
                 })
             })
