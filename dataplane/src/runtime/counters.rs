@@ -4,6 +4,8 @@
 //! label value when the family has a label). From the table come:
 //! - [`Counter`], the counters the shard adds to ([`super::stats::ShardStats::add`]);
 //! - the book counters a shard copies from [`BookStats`] ([`super::stats::ShardStats::publish_book`]);
+//! - the feed counters a shard copies from its source's [`FeedStats`]
+//!   ([`super::stats::ShardStats::publish_feed`]);
 //! - [`StatsSnapshot`]'s fields, named as in the table;
 //! - [`COUNTERS`] and [`StatsSnapshot::counters`], which the control plane walks to export the
 //!   metrics (names, help, labels) and to fill the `ShardStats` reply of `GetStats`, whose
@@ -13,6 +15,7 @@
 //! Adding a counter is one line here plus the place that counts it.
 
 use crate::book::BookStats;
+use crate::source::FeedStats;
 
 use super::stats::HistogramSnapshot;
 
@@ -102,6 +105,26 @@ pub mod family {
         ORDER_EVENTS = "pinbook_order_events_published_total":
             "Order (market-by-order) events a shard put in its event ring, for symbols whose \
              order stream is on.";
+        LINE_PACKETS = "pinbook_feed_line_packets_total" ["line"]:
+            "UDP datagrams received on each feed line (a, b).";
+        LINE_FIRST = "pinbook_feed_line_first_total" ["line"]:
+            "Messages taken from each feed line because it had them first (arbitration wins).";
+        LINE_LATE = "pinbook_feed_line_late_total" ["line"]:
+            "Messages a feed line carried after they had been taken from another line, the \
+             request server or itself: dropped.";
+        LINE_MISSED = "pinbook_feed_line_missed_total" ["line"]:
+            "Messages a feed line skipped (its own gaps), whether or not another source had \
+             them.";
+        RETRANSMIT_REQUESTS = "pinbook_feed_retransmit_requests_total":
+            "MoldUDP64 retransmission requests sent (first requests and repeats).";
+        RETRANSMIT_PACKETS = "pinbook_feed_retransmit_packets_total":
+            "Packets received from the retransmission server.";
+        RECOVERED = "pinbook_feed_messages_recovered_total":
+            "Messages every line lost that the retransmission server sent in time.";
+        GIVEN_UP = "pinbook_feed_holes_given_up_total" ["reason"]:
+            "Holes in the feed given up (each a gap and a resync) for a reason other than \
+             plain loss without a request server: timeout (the request server did not fill it \
+             in time), hold_full (a message did not fit the hold while it waited).";
         RESTARTS = "pinbook_feed_restarts_total":
             "Times a looping or restarted feed began a new day.";
         GAPS = "pinbook_feed_gaps_total":
@@ -125,6 +148,7 @@ macro_rules! counters {
     (
         added { $($(#[doc = $adoc:literal])* $variant:ident $afield:ident => $afam:ident $([$alabel:literal])?;)* }
         from_book { $($(#[doc = $bdoc:literal])* $bfield:ident = $bsource:ident => $bfam:ident $([$blabel:literal])?;)* }
+        from_feed { $($(#[doc = $fdoc:literal])* $ffield:ident = $fsource:ident => $ffam:ident $([$flabel:literal])?;)* }
         of_the_loop { $($(#[doc = $ldoc:literal])* $lfield:ident => $lfam:ident $([$llabel:literal])?;)* }
     ) => {
         /// A counter the shard adds to, for [`super::stats::ShardStats::add`].
@@ -144,6 +168,14 @@ macro_rules! counters {
         /// How many counters are copied from [`BookStats`].
         pub(super) const BOOK_COUNTERS: usize = [$(stringify!($bfield)),*].len();
 
+        /// How many counters are copied from the source's [`FeedStats`].
+        pub(super) const FEED_COUNTERS: usize = [$(stringify!($ffield)),*].len();
+
+        /// The feed counters' totals, in table order.
+        pub(super) fn feed_values(feed: &FeedStats) -> [u64; FEED_COUNTERS] {
+            [$(feed.$fsource),*]
+        }
+
         /// How many counters the shard loop keeps.
         pub(super) const LOOP_COUNTERS: usize = [$(stringify!($lfield)),*].len();
 
@@ -156,6 +188,7 @@ macro_rules! counters {
         pub const COUNTERS: &[CounterInfo] = &[
             $(CounterInfo { name: stringify!($afield), family: &family::$afam, label: counters!(@label $($alabel)?) },)*
             $(CounterInfo { name: stringify!($bfield), family: &family::$bfam, label: counters!(@label $($blabel)?) },)*
+            $(CounterInfo { name: stringify!($ffield), family: &family::$ffam, label: counters!(@label $($flabel)?) },)*
             $(CounterInfo { name: stringify!($lfield), family: &family::$lfam, label: counters!(@label $($llabel)?) },)*
         ];
 
@@ -170,6 +203,7 @@ macro_rules! counters {
             pub messages_other: u64,
             $($(#[doc = $adoc])* pub $afield: u64,)*
             $($(#[doc = $bdoc])* pub $bfield: u64,)*
+            $($(#[doc = $fdoc])* pub $ffield: u64,)*
             $($(#[doc = $ldoc])* pub $lfield: u64,)*
             /// Loop: nanoseconds spent in busy iterations, in total.
             pub busy_ns_total: u64,
@@ -188,7 +222,7 @@ macro_rules! counters {
             pub fn counters(&self) -> impl Iterator<Item = (&'static CounterInfo, u64)> {
                 COUNTERS
                     .iter()
-                    .zip([$(self.$afield,)* $(self.$bfield,)* $(self.$lfield,)*])
+                    .zip([$(self.$afield,)* $(self.$bfield,)* $(self.$ffield,)* $(self.$lfield,)*])
             }
 
             /// Fills the table's fields from the shard's atomics, read one by one.
@@ -196,13 +230,16 @@ macro_rules! counters {
                 mut self,
                 added: &[u64; Counter::COUNT],
                 book: &[u64; BOOK_COUNTERS],
+                feed: &[u64; FEED_COUNTERS],
                 loops: &[u64; LOOP_COUNTERS],
             ) -> Self {
                 let mut added = added.iter().copied();
                 let mut book = book.iter().copied();
+                let mut feed = feed.iter().copied();
                 let mut loops = loops.iter().copied();
                 $(self.$afield = added.next().unwrap_or_default();)*
                 $(self.$bfield = book.next().unwrap_or_default();)*
+                $(self.$ffield = feed.next().unwrap_or_default();)*
                 $(self.$lfield = loops.next().unwrap_or_default();)*
                 self
             }
@@ -302,6 +339,34 @@ counters! {
         /// Book: executions of displayed orders (ITCH E, C).
         trades_execution = executions => TRADES["execution"];
     }
+    from_feed {
+        /// Feed line A: datagrams received.
+        line_a_packets = a_packets => LINE_PACKETS["a"];
+        /// Feed line B: datagrams received.
+        line_b_packets = b_packets => LINE_PACKETS["b"];
+        /// Feed line A: messages taken from it first.
+        line_a_first = a_first => LINE_FIRST["a"];
+        /// Feed line B: messages taken from it first.
+        line_b_first = b_first => LINE_FIRST["b"];
+        /// Feed line A: messages it carried late, dropped.
+        line_a_late = a_late => LINE_LATE["a"];
+        /// Feed line B: messages it carried late, dropped.
+        line_b_late = b_late => LINE_LATE["b"];
+        /// Feed line A: messages it skipped.
+        line_a_missed = a_missed => LINE_MISSED["a"];
+        /// Feed line B: messages it skipped.
+        line_b_missed = b_missed => LINE_MISSED["b"];
+        /// Feed: retransmission requests sent.
+        retransmit_requests = retransmit_requests => RETRANSMIT_REQUESTS;
+        /// Feed: packets received from the retransmission server.
+        retransmit_packets = retransmit_packets => RETRANSMIT_PACKETS;
+        /// Feed: messages the retransmission server filled in.
+        messages_recovered = recovered => RECOVERED;
+        /// Feed: holes given up because the request server did not fill them in time.
+        given_up_timeout = timeouts => GIVEN_UP["timeout"];
+        /// Feed: holes given up because the hold was full.
+        given_up_hold_full = hold_full => GIVEN_UP["hold_full"];
+    }
     of_the_loop {
         /// Loop: iterations that did work.
         busy_iterations => LOOP_ITERATIONS["busy"];
@@ -383,11 +448,13 @@ mod tests {
     fn every_counter_reads_its_own_field() {
         let added: [u64; Counter::COUNT] = std::array::from_fn(|i| 100 + i as u64);
         let book: [u64; BOOK_COUNTERS] = std::array::from_fn(|i| 200 + i as u64);
-        let s = StatsSnapshot::default().with_counters(&added, &book, &[300, 301]);
+        let feed: [u64; FEED_COUNTERS] = std::array::from_fn(|i| 400 + i as u64);
+        let s = StatsSnapshot::default().with_counters(&added, &book, &feed, &[300, 301]);
         let values: Vec<u64> = s.counters().map(|(_, v)| v).collect();
         let want: Vec<u64> = added
             .iter()
             .chain(&book)
+            .chain(&feed)
             .chain(&[300, 301])
             .copied()
             .collect();

@@ -314,6 +314,7 @@ impl<'a> Shard<'a> {
             }
             if work {
                 self.stats.publish_book(self.books.stats());
+                self.stats.publish_feed(&source.feed_stats());
                 self.stats.set_occupancy(
                     self.books.live_orders() as u64,
                     self.books.live_levels() as u64,

@@ -34,7 +34,8 @@ use std::fmt;
 use crate::book::BookStats;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
-use super::counters::{BOOK_COUNTERS, book_values};
+use super::counters::{BOOK_COUNTERS, FEED_COUNTERS, book_values, feed_values};
+use crate::source::FeedStats;
 pub use super::counters::{Counter, StatsSnapshot};
 
 /// Adds `n` to a counter only this thread writes: one load and one store, no lock prefix.
@@ -71,6 +72,8 @@ pub struct ShardStats {
     /// Book counters: totals copied from the books' `BookStats` by `publish_book`, in the
     /// order of the table in [`super::counters`].
     book: [AtomicU64; BOOK_COUNTERS],
+    /// Feed counters: totals copied from the source's `FeedStats` by `publish_feed`.
+    feed: [AtomicU64; FEED_COUNTERS],
     // The shard loop.
     busy_iterations: AtomicU64,
     idle_iterations: AtomicU64,
@@ -92,6 +95,7 @@ impl ShardStats {
             messages_other: AtomicU64::new(0),
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
             book: std::array::from_fn(|_| AtomicU64::new(0)),
+            feed: std::array::from_fn(|_| AtomicU64::new(0)),
             busy_iterations: AtomicU64::new(0),
             idle_iterations: AtomicU64::new(0),
             busy_ns_total: AtomicU64::new(0),
@@ -139,6 +143,13 @@ impl ShardStats {
         }
     }
 
+    /// Copies the source's own counters (totals) for readers.
+    pub fn publish_feed(&self, feed: &FeedStats) {
+        for (counter, total) in self.feed.iter().zip(feed_values(feed)) {
+            counter.store(total, Relaxed);
+        }
+    }
+
     /// Counts one iteration of the shard loop. A busy one (it did work) also adds `ns`, how
     /// long it took, to the busy time and raises the maximum. For an idle one `ns` is ignored:
     /// it includes the idle strategy's yield or sleep, which says nothing about the hot path.
@@ -182,6 +193,7 @@ impl ShardStats {
         .with_counters(
             &std::array::from_fn(|i| load(&self.counters[i])),
             &std::array::from_fn(|i| load(&self.book[i])),
+            &std::array::from_fn(|i| load(&self.feed[i])),
             // in the order of the table's `of_the_loop` (its length is checked here)
             &[load(&self.busy_iterations), load(&self.idle_iterations)],
         )

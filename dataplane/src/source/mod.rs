@@ -109,6 +109,38 @@ pub enum Rejection {
     UnknownInstrument,
 }
 
+/// What a source counts itself (a UDP feed's lines and its recovery), as totals since it was
+/// made; the shard copies them into its stats. Zero for sources without lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    /// Line A: datagrams received.
+    pub a_packets: u64,
+    /// Line B: datagrams received.
+    pub b_packets: u64,
+    /// Line A: messages taken from it because it had them first.
+    pub a_first: u64,
+    /// Line B: messages taken from it because it had them first.
+    pub b_first: u64,
+    /// Line A: messages it carried after they had been taken, dropped.
+    pub a_late: u64,
+    /// Line B: messages it carried after they had been taken, dropped.
+    pub b_late: u64,
+    /// Line A: messages it skipped (its own gaps).
+    pub a_missed: u64,
+    /// Line B: messages it skipped (its own gaps).
+    pub b_missed: u64,
+    /// Retransmission requests sent.
+    pub retransmit_requests: u64,
+    /// Packets received from the retransmission server.
+    pub retransmit_packets: u64,
+    /// Messages handed over that came from the retransmission server first.
+    pub recovered: u64,
+    /// Holes given up because the request server did not fill them in time.
+    pub timeouts: u64,
+    /// Holes given up because a message did not fit the hold.
+    pub hold_full: u64,
+}
+
 /// The result of one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Polled {
@@ -133,6 +165,11 @@ pub trait FeedSource: Send {
     /// before it publishes, instead of holding the last few over to the next poll.
     fn grouped(&self) -> bool {
         false
+    }
+
+    /// What the source counted itself so far (see [`FeedStats`]); zeros by default.
+    fn feed_stats(&self) -> FeedStats {
+        FeedStats::default()
     }
 
     /// One line for the startup log ("file /data/day.itch at 1000000 msg/s, looping").

@@ -32,7 +32,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use super::arbiter::{ArbiterOptions, LineStats, RecoveryStats};
 use super::lines::Lines;
 pub use super::mold_receiver::{DEFAULT_WINDOW, ReceiverOptions, SenderFilter, UdpStats};
-use super::{FeedEvent, FeedSource, Polled};
+use super::{FeedEvent, FeedSource, FeedStats, Polled};
 use crate::feed::moldudp64::encode_request;
 
 /// Kernel receive buffer asked for, so a burst waits in the kernel rather than being dropped
@@ -355,6 +355,27 @@ impl FeedSource for UdpSource {
             Polled::Idle
         } else {
             Polled::Events(events)
+        }
+    }
+
+    fn feed_stats(&self) -> FeedStats {
+        let (a, a_line) = self.core.line_stats(0);
+        let (b, b_line) = self.core.line_stats(1);
+        let (recovery, answers, _) = self.core.recovery_stats();
+        FeedStats {
+            a_packets: a.packets,
+            b_packets: b.packets,
+            a_first: a_line.first,
+            b_first: b_line.first,
+            a_late: a_line.late,
+            b_late: b_line.late,
+            a_missed: a_line.missed,
+            b_missed: b_line.missed,
+            retransmit_requests: recovery.requests,
+            retransmit_packets: answers,
+            recovered: recovery.recovered,
+            timeouts: recovery.timeouts,
+            hold_full: recovery.hold_full,
         }
     }
 
