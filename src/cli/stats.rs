@@ -151,6 +151,32 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
                 s.gaps, s.messages_lost, s.duplicates, s.restarts, s.heartbeats
             ),
         ),
+        (
+            "line a",
+            format!(
+                "{} packets, {} messages first, {} late, {} missed",
+                s.line_a_packets, s.line_a_first, s.line_a_late, s.line_a_missed
+            ),
+        ),
+        (
+            "line b",
+            format!(
+                "{} packets, {} messages first, {} late, {} missed",
+                s.line_b_packets, s.line_b_first, s.line_b_late, s.line_b_missed
+            ),
+        ),
+        (
+            "retransmission",
+            format!(
+                "{} requests, {} packets, {} messages recovered; holes given up: {} timed out, \
+                 {} hold full",
+                s.retransmit_requests,
+                s.retransmit_packets,
+                s.messages_recovered,
+                s.given_up_timeout,
+                s.given_up_hold_full
+            ),
+        ),
         ("rejected", labelled(s, &family::FEED_REJECTED)),
         ("dbn records", labelled(s, &family::RECORDS)),
         (
@@ -184,9 +210,13 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
     // a feed's own rows only: ITCH message types, or DBN records and modifies
     let dbn = of_family(s, &family::RECORDS).any(|(_, n)| n > 0);
     let itch = !s.messages_by_type.is_empty();
+    let udp = s.line_a_packets > 0;
     for (name, value) in rows {
         let shown = match name {
             "msg types" => itch,
+            "line a" => udp,
+            "line b" => s.line_b_packets > 0,
+            "retransmission" => s.retransmit_requests > 0,
             "dbn records" | "dbn modifies" => dbn,
             _ => true,
         };
