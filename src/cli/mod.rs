@@ -2,10 +2,12 @@
 
 pub mod book;
 pub mod client;
+pub mod faults;
 pub mod generate;
 pub mod ladder;
 pub mod publish;
 pub mod replay;
+pub mod request_server;
 pub mod serve;
 pub mod stats;
 pub mod streams;

@@ -1,8 +1,11 @@
 //! `pinbook publish`: send an ITCH 5.0 BinaryFILE as a MoldUDP64 feed over UDP.
 //!
 //! The other end of [`dataplane::source::udp::UdpSource`]: a test feed for a shard, paced at a
-//! fixed rate with no coordinated omission (see [`Pacer`]), optionally losing packets on
-//! purpose to exercise gap handling.
+//! fixed rate with no coordinated omission (see [`Pacer`]), on one line or two identical lines
+//! (A and B), each failing on purpose as told ([`Faults`]: drops, bursts, reordering,
+//! duplicates, seeded), and optionally a MoldUDP64 retransmission (request) server answering
+//! from the file ([`RequestServer`]) — everything a receiver's arbitration and recovery must
+//! survive, reproducibly.
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
@@ -13,6 +16,9 @@ use dataplane::clock;
 use dataplane::feed::binaryfile::{BinaryFile, FrameError};
 use dataplane::feed::moldudp64::{self, encode_end_of_session, encode_heartbeat, encode_packet};
 use dataplane::source::pacer::Pacer;
+
+use super::faults::{FaultCounts, FaultPlan, Faults};
+use super::request_server::RequestServer;
 
 /// The largest packet built (header included), so a packet fits an Ethernet frame.
 const MAX_PACKET: usize = 1400;
@@ -28,8 +34,9 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 pub struct PublishArgs {
     /// The BinaryFILE to send (u16 length, message, repeated), e.g. from `pinbook gen`.
     pub file: PathBuf,
-    /// Where to send: HOST:PORT, unicast or an IPv4 multicast group (e.g. 239.1.1.1:26400).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Where to send: HOST:PORT, unicast or an IPv4 multicast group (e.g. 239.1.1.1:26400);
+    /// two, comma-separated, send the same packets on lines A and B.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT]")]
     pub udp: String,
     /// Messages per second; 0 sends as fast as possible.
     #[arg(long, default_value_t = 1_000_000)]
@@ -41,6 +48,29 @@ pub struct PublishArgs {
     /// a gap. 0 sends every packet.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub drop_every: u64,
+    /// Per line (one value for both, or A,B): probability that a packet starts a drop burst.
+    #[arg(long, value_name = "P[,P]", value_delimiter = ',', value_parser = parse_probability)]
+    pub drop: Vec<f64>,
+    /// Per line: packets a drop burst takes.
+    #[arg(long, value_name = "N[,N]", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub drop_burst: Vec<u32>,
+    /// Per line: probability that a packet is sent after the next one.
+    #[arg(long, value_name = "P[,P]", value_delimiter = ',', value_parser = parse_probability)]
+    pub reorder: Vec<f64>,
+    /// Per line: probability that a packet is sent twice.
+    #[arg(long, value_name = "P[,P]", value_delimiter = ',', value_parser = parse_probability)]
+    pub duplicate: Vec<f64>,
+    /// Per line: the seed of its faults (default 1 for A, 2 for B; give the same seed to both
+    /// lines to make them fail on the same packets).
+    #[arg(long, value_name = "S[,S]", value_delimiter = ',')]
+    pub seed: Vec<u64>,
+    /// Answer MoldUDP64 retransmission requests on this address, from the file (what was sent
+    /// of the current session).
+    #[arg(long, value_name = "IP:PORT")]
+    pub retransmit_listen: Option<SocketAddr>,
+    /// With --retransmit-listen: keep answering requests this many seconds after the end.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub linger: f64,
     /// MoldUDP64 session name: at most 10 printable ASCII characters, space-padded.
     #[arg(long, default_value = "PINBOOK", value_parser = parse_session)]
     pub session: Session,
@@ -81,6 +111,33 @@ fn parse_session(text: &str) -> Result<Session, String> {
     Ok(Session(name))
 }
 
+fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability: give a number from 0 to 1, e.g. 0.01")),
+    }
+}
+
+/// The `index`th of a per-line list: its own value, else the only one, else `default`.
+fn per_line<T: Copy>(values: &[T], index: usize, default: T) -> T {
+    values
+        .get(index)
+        .or(if values.len() == 1 { values.first() } else { None })
+        .copied()
+        .unwrap_or(default)
+}
+
+/// The fault plan of line `index`.
+fn plan(args: &PublishArgs, index: usize) -> FaultPlan {
+    FaultPlan {
+        drop: per_line(&args.drop, index, 0.0),
+        drop_burst: per_line(&args.drop_burst, index, 1),
+        reorder: per_line(&args.reorder, index, 0.0),
+        duplicate: per_line(&args.duplicate, index, 0.0),
+        seed: per_line(&args.seed, index, index as u64 + 1),
+    }
+}
+
 fn resolve(udp: &str) -> Result<SocketAddr> {
     let context = || {
         format!(
@@ -93,13 +150,40 @@ fn resolve(udp: &str) -> Result<SocketAddr> {
         .with_context(context)
 }
 
-/// The socket and the counters of a run.
-struct Sender {
+/// One line: its socket (connected, so a target not listening yet is reported), and what goes
+/// wrong on it.
+struct Line {
     socket: UdpSocket,
     target: SocketAddr,
+    faults: Faults,
+}
+
+impl Line {
+    fn open(target: SocketAddr, plan: FaultPlan) -> Result<Line> {
+        let local: SocketAddr = if target.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket =
+            UdpSocket::bind(local).context("cannot bind a local UDP socket to send from")?;
+        socket
+            .connect(target)
+            .with_context(|| format!("cannot send to --udp {target} (no route?)"))?;
+        Ok(Line {
+            socket,
+            target,
+            faults: Faults::new(plan),
+        })
+    }
+}
+
+/// The lines and the counters of a run.
+struct Sender {
+    lines: Vec<Line>,
     drop_every: u64,
     packet: Vec<u8>,
-    /// Message packets built, sent or dropped.
+    /// Message packets built, sent (on at least one line) or dropped (`--drop-every`).
     built: u64,
     sent: u64,
     dropped: u64,
@@ -109,17 +193,51 @@ struct Sender {
     last_send: Instant,
 }
 
-impl Sender {
-    fn send_current(&mut self) -> Result<()> {
-        self.last_send = Instant::now();
-        match self.socket.send(&self.packet) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                self.refused += 1;
-                Ok(())
-            }
-            Err(e) => Err(e).with_context(|| format!("cannot send to {}", self.target)),
+/// Sends `datagram` to `target`; a refusal (nobody listens yet) is counted, not an error.
+fn send_to(
+    socket: &UdpSocket,
+    datagram: &[u8],
+    target: SocketAddr,
+    refused: &mut u64,
+) -> Result<()> {
+    match socket.send(datagram) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            *refused += 1;
+            Ok(())
         }
+        Err(e) => Err(e).with_context(|| format!("cannot send to {target}")),
+    }
+}
+
+impl Sender {
+    /// Sends the current packet on every line, through its faults (`message`: a message
+    /// packet, which faults may drop, hold back or repeat; else a heartbeat or end of session,
+    /// before which a held packet goes out).
+    fn send_current(&mut self, message: bool) -> Result<()> {
+        self.last_send = Instant::now();
+        let Sender {
+            lines,
+            packet,
+            refused,
+            ..
+        } = self;
+        let mut result = Ok(());
+        for line in lines.iter_mut() {
+            let (socket, target) = (&line.socket, line.target);
+            let mut send = |d: &[u8]| {
+                if result.is_ok() {
+                    result = send_to(socket, d, target, refused);
+                }
+            };
+            if message {
+                line.faults.message(packet, &mut send);
+            } else {
+                line.faults.flush(&mut send);
+                send(packet);
+            }
+        }
+        result
     }
 
     fn messages(&mut self, session: &[u8; 10], sequence: u64, batch: &[&[u8]]) -> Result<()> {
@@ -132,22 +250,27 @@ impl Sender {
         self.packet.clear();
         encode_packet(session, sequence, batch, &mut self.packet)?;
         self.sent += 1;
-        self.send_current()
+        self.send_current(true)
     }
 
     fn heartbeat(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
         self.packet.clear();
         encode_heartbeat(session, next_sequence, &mut self.packet);
-        self.send_current()
+        self.send_current(false)
     }
 
     fn end_of_session(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
         self.packet.clear();
         encode_end_of_session(session, next_sequence, &mut self.packet);
         for _ in 0..END_REPEATS {
-            self.send_current()?;
+            self.send_current(false)?;
         }
         Ok(())
+    }
+
+    /// What the faults did, summed over the lines.
+    fn fault_counts(&self) -> Vec<FaultCounts> {
+        self.lines.iter().map(|l| l.faults.counts).collect()
     }
 }
 
@@ -170,21 +293,31 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             args.file.display()
         );
     }
-    let target = resolve(&args.udp)?;
-    let local: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local).context("cannot bind a local UDP socket to send from")?;
-    socket
-        .connect(target)
-        .with_context(|| format!("cannot send to --udp {target} (no route?)"))?;
+    let targets = args
+        .udp
+        .split(',')
+        .map(resolve)
+        .collect::<Result<Vec<SocketAddr>>>()?;
+    if targets.len() > 2 {
+        bail!(
+            "--udp {} names {} lines; a feed has one line or two (A and B)",
+            args.udp,
+            targets.len()
+        );
+    }
+    let lines = targets
+        .iter()
+        .enumerate()
+        .map(|(i, &target)| Line::open(target, plan(args, i)))
+        .collect::<Result<Vec<Line>>>()?;
+    let mut server = args
+        .retransmit_listen
+        .map(|addr| RequestServer::bind(addr, usize::from(args.batch), MAX_PACKET))
+        .transpose()?;
     let batch_max = usize::from(args.batch).min(moldudp64::MAX_MESSAGES);
     let mut pacer = (args.rate > 0).then(|| Pacer::new(args.rate));
     let mut sender = Sender {
-        socket,
-        target,
+        lines,
         drop_every: args.drop_every,
         packet: Vec::with_capacity(1 << 16),
         built: 0,
@@ -204,6 +337,9 @@ pub fn run(args: &PublishArgs) -> Result<()> {
     let mut held: Option<&[u8]> = None;
     let mut batch: Vec<&[u8]> = Vec::with_capacity(batch_max);
     loop {
+        if let Some(server) = &mut server {
+            server.answer(&session)?;
+        }
         let allowed = match &mut pacer {
             Some(pacer) => pacer.allowance(clock::now_ns(), batch_max),
             None => batch_max,
@@ -246,6 +382,9 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             }
         }
         if !batch.is_empty() {
+            if let Some(server) = &mut server {
+                server.record(&batch);
+            }
             sender.messages(&session, sequence, &batch)?;
             sequence += batch.len() as u64;
             pass_messages += batch.len() as u64;
@@ -263,20 +402,43 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             sequence = 1;
             pass_messages = 0;
             frames = file.frames();
+            if let Some(server) = &mut server {
+                server.new_session();
+            }
         }
     }
     let elapsed = started.elapsed();
+    let targets: Vec<String> = targets.iter().map(SocketAddr::to_string).collect();
     eprintln!(
-        "published {} messages in {} packets to {target} ({} packets dropped on purpose, {} \
+        "published {} messages in {} packets to {} ({} packets dropped on purpose, {} \
          refused, {} bad frames, {} passes) in {elapsed:.2?}: {:.0} msg/s",
         sender.messages,
         sender.sent,
+        targets.join(" and "),
         sender.dropped,
         sender.refused,
         frame_errors,
         pass + 1,
         sender.messages as f64 / elapsed.as_secs_f64().max(1e-9),
     );
+    for (name, counts) in ["A", "B"].iter().zip(sender.fault_counts()) {
+        if sender.lines.len() > 1 || counts != FaultCounts::default() {
+            eprintln!(
+                "line {name}: {} packets dropped, {} reordered, {} duplicated",
+                counts.dropped, counts.reordered, counts.duplicated
+            );
+        }
+    }
+    if let Some(server) = &mut server {
+        // receivers may still be asking for what they lost at the end
+        let until = Instant::now() + Duration::from_secs_f64(args.linger.max(0.0));
+        while Instant::now() < until {
+            if !server.answer(&session)? {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        eprintln!("{}", server.summary());
+    }
     Ok(())
 }
 
