@@ -118,6 +118,15 @@ fn reference_of(messages: &[Vec<u8>]) -> ReferenceBooks {
     reference
 }
 
+/// Orders resting in the reference book of `locate`.
+fn orders_of(reference: &ReferenceBooks, locate: u16) -> u32 {
+    [Side::Buy, Side::Sell]
+        .iter()
+        .flat_map(|&side| reference.levels(locate, side))
+        .map(|(_, _, orders)| orders)
+        .sum()
+}
+
 /// Started data plane over gated feeds: one per shard, each with the whole stream.
 struct Harness {
     plane: DataPlane,
@@ -381,7 +390,7 @@ fn messages_held_across_full_polls_are_never_stranded_or_reordered_with_commands
 }
 
 #[test]
-fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
+fn removing_a_symbol_stops_publishing_and_re_adding_serves_it_complete() {
     let stream = generated(60_000, 6, 5);
     let script = || stream.iter().cloned().map(Scripted::Message).collect();
     let mut h = Harness::start(vec![config(0, 1)], script);
@@ -397,7 +406,8 @@ fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
         panic!("{removed:?}");
     };
     assert_eq!(locate, 1);
-    assert!(orders > 0, "its orders went back to the pool");
+    let kept = orders_of(&reference_of(&stream[..30_000]), 1);
+    assert_eq!(orders, kept, "its book is kept whole");
     h.settle();
     assert_eq!(h.mirror.removed, [1]);
     assert!(h.mirror.levels(1, Side::Buy).is_empty());
@@ -414,12 +424,15 @@ fn removing_a_symbol_frees_its_book_and_re_adding_marks_it_incomplete() {
         .execute(|id| Command::AddSymbol { id, symbol }, WAIT)
         .unwrap();
     h.settle();
-    let resyncs = &h.mirror.resyncs[&1];
     assert_eq!(
-        resyncs.last(),
-        Some(&(ResyncReason::Added, true)),
-        "a book that missed orders is served as incomplete"
+        h.mirror.resyncs[&1].last(),
+        Some(&(ResyncReason::Added, false)),
+        "the book was maintained while unpublished: complete, not flagged"
     );
+    h.assert_matches(&reference_of(&stream[..45_000]), &[1]);
+    h.release(stream.len(), stream.len() as u64, false);
+    h.settle();
+    h.assert_matches(&reference_of(&stream), &[1]);
     assert!(h.plane.shards()[0].stats().snapshot().commands >= before.commands + 3);
 }
 

@@ -1,9 +1,9 @@
 //! [`Faults`]: what `pinbook publish` does wrong on purpose to one line, seeded so every run
 //! with the same seed fails the same way.
 //!
-//! Per packet, in this order: a drop burst starts with probability `drop` and takes this packet
-//! and the `drop_burst - 1` after it (their sequence numbers are still used, so a receiver
-//! sees a gap); a packet not dropped is held back with probability `reorder` and sent after
+//! Per packet, in this order: a drop burst starts with probability `drop / drop_burst` and takes
+//! this packet and the `drop_burst - 1` after it (their sequence numbers are still used, so a
+//! receiver sees a gap), so about a share `drop` of the packets is lost, in bursts; a packet not dropped is held back with probability `reorder` and sent after
 //! the next one; a packet sent is sent twice with probability `duplicate`.
 
 use rand::{Rng, SeedableRng};
@@ -12,7 +12,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 /// The fault settings of one line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaultPlan {
-    /// Probability that a drop burst starts at a packet.
+    /// The share of packets lost (a burst starts at a packet with probability
+    /// `drop / drop_burst`).
     pub drop: f64,
     /// Packets a drop burst takes (at least 1).
     pub drop_burst: u32,
@@ -59,21 +60,26 @@ impl Faults {
     }
 
     /// Decides the fate of message packet `packet`: calls `send` for each datagram to send now,
-    /// in order (none if it is dropped or held back; a held one follows this one).
-    pub fn message(&mut self, packet: &[u8], send: &mut dyn FnMut(&[u8])) {
-        if self.burst_left == 0 && self.plan.drop > 0.0 && self.rng.random_bool(self.plan.drop) {
-            self.burst_left = self.plan.drop_burst.max(1);
+    /// in order (none if it is dropped or held back; a held one follows this one). Returns
+    /// whether it was dropped.
+    pub fn message(&mut self, packet: &[u8], send: &mut dyn FnMut(&[u8])) -> bool {
+        let burst = self.plan.drop_burst.max(1);
+        if self.burst_left == 0
+            && self.plan.drop > 0.0
+            && self.rng.random_bool((self.plan.drop / f64::from(burst)).min(1.0))
+        {
+            self.burst_left = burst;
         }
         if self.burst_left > 0 {
             self.burst_left -= 1;
             self.counts.dropped += 1;
-            return;
+            return true;
         }
         if self.held.is_none() && self.plan.reorder > 0.0 && self.rng.random_bool(self.plan.reorder)
         {
             self.counts.reordered += 1;
             self.held = Some(packet.to_vec());
-            return;
+            return false;
         }
         send(packet);
         if self.plan.duplicate > 0.0 && self.rng.random_bool(self.plan.duplicate) {
@@ -81,6 +87,7 @@ impl Faults {
             send(packet);
         }
         self.flush(send);
+        false
     }
 
     /// Sends a packet held back, if any (before a heartbeat or the end of session).
@@ -99,7 +106,7 @@ mod tests {
         let mut faults = Faults::new(plan);
         let mut out = Vec::new();
         for p in 0..packets {
-            faults.message(&[p], &mut |d| out.push(d[0]));
+            let _ = faults.message(&[p], &mut |d| out.push(d[0]));
         }
         faults.flush(&mut |d| out.push(d[0]));
         out

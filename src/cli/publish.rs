@@ -48,7 +48,7 @@ pub struct PublishArgs {
     /// a gap. 0 sends every packet.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub drop_every: u64,
-    /// Per line (one value for both, or A,B): probability that a packet starts a drop burst.
+    /// Per line (one value for both, or A,B): the share of packets lost, in bursts.
     #[arg(long, value_name = "P[,P]", value_delimiter = ',', value_parser = parse_probability)]
     pub drop: Vec<f64>,
     /// Per line: packets a drop burst takes.
@@ -185,6 +185,8 @@ struct Sender {
     packet: Vec<u8>,
     /// Message packets built, sent (on at least one line) or dropped (`--drop-every`).
     built: u64,
+    /// Message packets every line's faults dropped (lost unless retransmitted).
+    dropped_on_all: u64,
     sent: u64,
     dropped: u64,
     /// Datagrams the kernel refused because nobody listens (a local target not up yet).
@@ -223,6 +225,7 @@ impl Sender {
             ..
         } = self;
         let mut result = Ok(());
+        let mut dropped = 0;
         for line in lines.iter_mut() {
             let (socket, target) = (&line.socket, line.target);
             let mut send = |d: &[u8]| {
@@ -231,11 +234,14 @@ impl Sender {
                 }
             };
             if message {
-                line.faults.message(packet, &mut send);
+                dropped += usize::from(line.faults.message(packet, &mut send));
             } else {
                 line.faults.flush(&mut send);
                 send(packet);
             }
+        }
+        if dropped == lines.len() {
+            self.dropped_on_all += 1;
         }
         result
     }
@@ -321,6 +327,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         drop_every: args.drop_every,
         packet: Vec::with_capacity(1 << 16),
         built: 0,
+        dropped_on_all: 0,
         sent: 0,
         dropped: 0,
         refused: 0,
@@ -421,6 +428,12 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         pass + 1,
         sender.messages as f64 / elapsed.as_secs_f64().max(1e-9),
     );
+    if sender.lines.len() > 1 {
+        eprintln!(
+            "lines A and B both dropped {} packets",
+            sender.dropped_on_all
+        );
+    }
     for (name, counts) in ["A", "B"].iter().zip(sender.fault_counts()) {
         if sender.lines.len() > 1 || counts != FaultCounts::default() {
             eprintln!(

@@ -20,8 +20,8 @@ pub enum Command {
         /// The symbol.
         symbol: Symbol,
     },
-    /// Stop publishing the symbol and free its book (orders back to the pool, levels back to
-    /// the store). Adding it again later gives a book marked incomplete until the next day.
+    /// Stop publishing the symbol. Its book stays maintained (every symbol a shard owns is,
+    /// published or not), so adding it again later serves it complete at once.
     RemoveSymbol {
         /// Sender's id.
         id: u64,
@@ -91,11 +91,11 @@ pub enum Applied {
         /// Its stock locate.
         locate: u16,
     },
-    /// The symbol is no longer published; `orders` orders were freed.
+    /// The symbol is no longer published; its book, of `orders` orders, is still kept.
     Removed {
         /// Its stock locate.
         locate: u16,
-        /// Orders returned to the pool.
+        /// Orders its book holds.
         orders: u32,
     },
     /// A resync of the symbol was queued.

@@ -130,10 +130,9 @@ const OWED_MARKET: usize = 16;
 struct SymbolState {
     /// Sequence number of the symbol's last event.
     seq: u64,
-    /// This shard owns the locate: it keeps its book.
+    /// This shard owns the locate: it keeps its book, whether or not it is published (so a
+    /// symbol added later is served complete at once).
     owned: bool,
-    /// The book is maintained (owned and not removed since the day started).
-    tracked: bool,
     /// The book's changes are published.
     active: bool,
     /// Updates were not sent: a resync is owed.
@@ -166,7 +165,6 @@ impl SymbolState {
         Self {
             seq: 0,
             owned,
-            tracked: owned,
             active: false,
             dirty: false,
             reason: ResyncReason::RingFull,
@@ -574,11 +572,6 @@ impl<'a> Shard<'a> {
                 if state.active {
                     return Err(CommandError::AlreadyActive(symbol));
                 }
-                if !state.tracked {
-                    // Removed earlier today: orders added meanwhile were never seen.
-                    state.tracked = true;
-                    self.books.mark_incomplete(locate);
-                }
                 self.activate(locate, symbol);
                 Ok(Applied::Added { locate })
             }
@@ -592,15 +585,15 @@ impl<'a> Shard<'a> {
                 if !state.active {
                     return Err(CommandError::NotActive(symbol));
                 }
+                // the book stays maintained, so adding it again serves it complete at once
                 state.active = false;
-                state.tracked = false;
                 state.dirty = false;
                 state.orders = false;
                 state.trades = false;
                 state.orders_owed = false;
                 state.seq += 1;
                 let seq = state.seq;
-                let orders = self.books.clear_book(locate);
+                let orders = self.books.view(locate).map_or(0, |book| book.order_count());
                 self.push_event(Event::SymbolRemoved {
                     locate,
                     symbol,
@@ -766,8 +759,8 @@ impl<'a> Shard<'a> {
             FeedEvent::Message(bytes) => {
                 self.make_room(held);
                 // a shard reads the whole feed: no loads for the books it does not keep
-                let tracked = tracked_in(&self.symbols);
-                held.push(bytes, ingest_ns, &self.books, tracked);
+                let owned = owned_in(&self.symbols);
+                held.push(bytes, ingest_ns, &self.books, owned);
                 return;
             }
             FeedEvent::Decoded { op, locate, action } => {
@@ -775,8 +768,8 @@ impl<'a> Shard<'a> {
                     self.stats.add(counter, 1);
                 }
                 self.make_room(held);
-                let tracked = tracked_in(&self.symbols);
-                held.push_decoded(op, locate, ingest_ns, &self.books, tracked);
+                let owned = owned_in(&self.symbols);
+                held.push_decoded(op, locate, ingest_ns, &self.books, owned);
                 return;
             }
             _ => {}
@@ -846,7 +839,7 @@ impl<'a> Shard<'a> {
             }
             _ => {}
         }
-        if !self.symbols.get(locate as usize).is_some_and(|s| s.tracked) {
+        if !self.symbols.get(locate as usize).is_some_and(|s| s.owned) {
             return;
         }
         self.day_clean = false;
@@ -939,7 +932,6 @@ impl<'a> Shard<'a> {
             self.books.clear_book(locate);
         }
         state.owned = owned;
-        state.tracked = owned;
         if owned && publish && !state.active {
             self.activate(locate, symbol);
         }
@@ -961,7 +953,6 @@ impl<'a> Shard<'a> {
             let Some(state) = self.symbols.get_mut(locate) else {
                 continue;
             };
-            state.tracked = state.owned;
             if state.active {
                 // locates are below 65,536 (BooksConfig)
                 self.mark_dirty(locate as u16, ResyncReason::NewDay);
@@ -977,8 +968,8 @@ impl<'a> Shard<'a> {
 
 /// Whether the books keep (track) the symbol of a stock locate.
 #[inline(always)]
-fn tracked_in<'s>(symbols: &'s Region<'_, SymbolState>) -> impl Fn(u16) -> bool + 's {
-    |locate| symbols.get(locate as usize).is_some_and(|s| s.tracked)
+fn owned_in<'s>(symbols: &'s Region<'_, SymbolState>) -> impl Fn(u16) -> bool + 's {
+    |locate| symbols.get(locate as usize).is_some_and(|s| s.owned)
 }
 
 /// Turns the books' changes into events, as they are made (see [`crate::book::ChangeSink`]:
