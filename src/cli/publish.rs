@@ -185,8 +185,12 @@ struct Sender {
     packet: Vec<u8>,
     /// Message packets built, sent (on at least one line) or dropped (`--drop-every`).
     built: u64,
-    /// Message packets every line's faults dropped (lost unless retransmitted).
+    /// Message packets every line's faults dropped (lost unless retransmitted), and their
+    /// messages.
     dropped_on_all: u64,
+    dropped_on_all_messages: u64,
+    /// Messages in the packet being sent.
+    batch_len: u16,
     sent: u64,
     dropped: u64,
     /// Datagrams the kernel refused because nobody listens (a local target not up yet).
@@ -240,8 +244,9 @@ impl Sender {
                 send(packet);
             }
         }
-        if dropped == lines.len() {
+        if message && dropped == lines.len() {
             self.dropped_on_all += 1;
+            self.dropped_on_all_messages += u64::from(self.batch_len);
         }
         result
     }
@@ -256,6 +261,7 @@ impl Sender {
         self.packet.clear();
         encode_packet(session, sequence, batch, &mut self.packet)?;
         self.sent += 1;
+        self.batch_len = batch.len() as u16;
         self.send_current(true)
     }
 
@@ -328,6 +334,8 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         packet: Vec::with_capacity(1 << 16),
         built: 0,
         dropped_on_all: 0,
+        dropped_on_all_messages: 0,
+        batch_len: 0,
         sent: 0,
         dropped: 0,
         refused: 0,
@@ -430,8 +438,8 @@ pub fn run(args: &PublishArgs) -> Result<()> {
     );
     if sender.lines.len() > 1 {
         eprintln!(
-            "lines A and B both dropped {} packets",
-            sender.dropped_on_all
+            "lines A and B both dropped {} packets ({} messages)",
+            sender.dropped_on_all, sender.dropped_on_all_messages
         );
     }
     for (name, counts) in ["A", "B"].iter().zip(sender.fault_counts()) {
