@@ -170,7 +170,10 @@ fn loopback(trials: u64) -> (Histogram<u64>, Histogram<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let server = request_server(Arc::clone(&all), Arc::clone(&stop));
     let mut source = UdpSource::open(&UdpFeedOptions {
-        lines: vec![("127.0.0.1:0".parse().expect("addr"), ReceiverOptions::default())],
+        lines: vec![(
+            "127.0.0.1:0".parse().expect("addr"),
+            ReceiverOptions::default(),
+        )],
         retransmit: Some(server),
         arbiter: ArbiterOptions {
             retry_ns: 5_000_000,
@@ -291,9 +294,5 @@ fn scaled(h: &Histogram<u64>) -> Histogram<u64> {
 }
 
 fn main() {
-    common::main(
-        common::no_criterion,
-        Duration::from_secs(1),
-        report,
-    );
+    common::main(common::no_criterion, Duration::from_secs(1), report);
 }

@@ -178,7 +178,12 @@ fn losses_on_both_lines_are_recovered_from_the_request_server() {
     let (packets, messages) = run.dropped_on_both();
     assert!(packets > 0, "{}", run.published);
     assert_books_match_replay(&run.server, &run.file, &SYMBOLS);
-    for quiet in ["gaps", "messages_lost", "given_up_timeout", "given_up_hold_full"] {
+    for quiet in [
+        "gaps",
+        "messages_lost",
+        "given_up_timeout",
+        "given_up_hold_full",
+    ] {
         assert_eq!(run.shard(quiet), 0, "{quiet}; log:\n{}", run.server.log());
     }
     assert_eq!(
@@ -187,7 +192,11 @@ fn losses_on_both_lines_are_recovered_from_the_request_server() {
         "exactly what both lines lost came from the request server"
     );
     assert!(run.shard("retransmit_requests") > 0);
-    assert!(run.published.contains("retransmission: "), "{}", run.published);
+    assert!(
+        run.published.contains("retransmission: "),
+        "{}",
+        run.published
+    );
 }
 
 #[test]
@@ -212,7 +221,11 @@ fn with_the_request_server_down_losses_are_counted_gaps_and_the_books_flagged() 
     );
     let (_, lost) = run.dropped_on_both();
     assert!(lost > 0, "{}", run.published);
-    assert_eq!(run.shard("messages_lost"), lost, "exactly the shared losses");
+    assert_eq!(
+        run.shard("messages_lost"),
+        lost,
+        "exactly the shared losses"
+    );
     assert_eq!(run.shard("messages"), MESSAGES - lost, "and nothing else");
     assert!(run.shard("gaps") > 0);
     assert!(run.shard("given_up_timeout") > 0);

@@ -66,7 +66,9 @@ impl Faults {
         let burst = self.plan.drop_burst.max(1);
         if self.burst_left == 0
             && self.plan.drop > 0.0
-            && self.rng.random_bool((self.plan.drop / f64::from(burst)).min(1.0))
+            && self
+                .rng
+                .random_bool((self.plan.drop / f64::from(burst)).min(1.0))
         {
             self.burst_left = burst;
         }

@@ -114,7 +114,9 @@ fn parse_session(text: &str) -> Result<Session, String> {
 fn parse_probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("{text:?} is not a probability: give a number from 0 to 1, e.g. 0.01")),
+        _ => Err(format!(
+            "{text:?} is not a probability: give a number from 0 to 1, e.g. 0.01"
+        )),
     }
 }
 
@@ -122,7 +124,11 @@ fn parse_probability(text: &str) -> Result<f64, String> {
 fn per_line<T: Copy>(values: &[T], index: usize, default: T) -> T {
     values
         .get(index)
-        .or(if values.len() == 1 { values.first() } else { None })
+        .or(if values.len() == 1 {
+            values.first()
+        } else {
+            None
+        })
         .copied()
         .unwrap_or(default)
 }

@@ -601,7 +601,7 @@ impl<'a> Shard<'a> {
                 });
                 Ok(Applied::Removed {
                     locate,
-                    orders: orders as u32,
+                    orders,
                 })
             }
             Command::Resync { symbol, .. } => {

@@ -35,8 +35,8 @@ use crate::book::BookStats;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 use super::counters::{BOOK_COUNTERS, FEED_COUNTERS, book_values, feed_values};
-use crate::source::FeedStats;
 pub use super::counters::{Counter, StatsSnapshot};
+use crate::source::FeedStats;
 
 /// Adds `n` to a counter only this thread writes: one load and one store, no lock prefix.
 #[inline(always)]

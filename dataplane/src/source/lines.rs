@@ -388,7 +388,7 @@ mod tests {
                 }
             }
         };
-        let mut step = |lines: &mut Lines, out: &mut Vec<Ev>, now: u64| {
+        let step = |lines: &mut Lines, out: &mut Vec<Ev>, now: u64| {
             loop {
                 let n = lines.deliver(budget, now, &mut |e| out.push(owned(e)));
                 assert!(n <= budget + 1, "{n} events for a budget of {budget}");
@@ -510,7 +510,9 @@ mod tests {
             lines.push(line, &packets[2].2, sender());
             lines.deliver(64, 0, &mut |e| out.push(owned(e)));
         }
-        let request = lines.take_request().expect("a request once both lines passed it");
+        let request = lines
+            .take_request()
+            .expect("a request once both lines passed it");
         assert_eq!((request.first, request.count), (3, 2));
         assert_eq!(out.len(), 2, "messages 5 and 6 wait in the hold: {out:?}");
         lines.accept_retransmitted(&packets[1].2, &mut |e| out.push(owned(e)));
@@ -518,7 +520,10 @@ mod tests {
         let want: Vec<Ev> = (1..=6).map(|s| Ev::Msg(message(s))).collect();
         assert_eq!(out, want);
         let (stats, answers, refused) = lines.recovery_stats();
-        assert_eq!((stats.requests, stats.recovered, answers, refused), (1, 2, 1, 0));
+        assert_eq!(
+            (stats.requests, stats.recovered, answers, refused),
+            (1, 2, 1, 0)
+        );
         assert_eq!(lines.line_stats(0).1.first + lines.line_stats(1).1.first, 4);
     }
 

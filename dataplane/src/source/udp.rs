@@ -105,9 +105,9 @@ fn bind_line(addr: SocketAddr) -> io::Result<Line> {
             true
         }
         _ => {
-            socket.bind(&addr.into()).map_err(|e| {
-                context("bind (is the port in use, or the address not local?)", e)
-            })?;
+            socket
+                .bind(&addr.into())
+                .map_err(|e| context("bind (is the port in use, or the address not local?)", e))?;
             false
         }
     };
@@ -266,8 +266,7 @@ impl UdpSource {
     /// Sends the request the arbiter decided on, if any (a failed send is counted; the request
     /// is repeated after its backoff anyway).
     fn send_request(&mut self) {
-        let (Some(request), Some(server)) = (self.core.take_request(), &mut self.retransmit)
-        else {
+        let (Some(request), Some(server)) = (self.core.take_request(), &mut self.retransmit) else {
             return;
         };
         server.request.clear();
