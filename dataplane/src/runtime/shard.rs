@@ -599,10 +599,7 @@ impl<'a> Shard<'a> {
                     symbol,
                     seq,
                 });
-                Ok(Applied::Removed {
-                    locate,
-                    orders,
-                })
+                Ok(Applied::Removed { locate, orders })
             }
             Command::Resync { symbol, .. } => {
                 let Some(locate) = self.owned_locate(symbol)? else {

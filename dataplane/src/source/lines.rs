@@ -492,6 +492,129 @@ mod tests {
         }
     }
 
+    /// A datagram of the hostile stream: where it goes, and what it is.
+    #[derive(Debug, Clone)]
+    enum Hostile {
+        /// A well-formed packet of `session` (0: the genuine one) at `sequence`.
+        Packet {
+            to: u8,
+            session: u8,
+            sequence: u64,
+            count: u8,
+        },
+        /// A heartbeat or end of session.
+        Control { to: u8, sequence: u64, end: bool },
+        /// Arbitrary bytes.
+        Bytes { to: u8, bytes: Vec<u8> },
+        /// Time passes.
+        Wait(u32),
+    }
+
+    fn hostile() -> impl Strategy<Value = Hostile> {
+        let sequence = prop_oneof![1u64..300, any::<u64>()];
+        prop_oneof![
+            4 => (0u8..3, 0u8..2, sequence.clone(), 0u8..6).prop_map(|(to, session, sequence, count)| {
+                Hostile::Packet { to, session, sequence, count }
+            }),
+            1 => (0u8..3, sequence, any::<bool>())
+                .prop_map(|(to, sequence, end)| Hostile::Control { to, sequence, end }),
+            1 => (0u8..3, prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(to, bytes)| Hostile::Bytes { to, bytes }),
+            1 => any::<u32>().prop_map(Hostile::Wait),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// Anything on either line or from the request server: no panic, a poll keeps to its
+        /// budget, every gap starts where the stream is, requests stay bounded, and the
+        /// arbiter never runs away (every call returns).
+        #[test]
+        fn hostile_datagrams_never_break_the_stream(
+            datagrams in prop::collection::vec(hostile(), 1..80),
+            budget in 1usize..5,
+        ) {
+            let options = ArbiterOptions {
+                hold: 32,
+                retransmit: true,
+                line_wait_ns: 100,
+                retransmit_timeout_ns: 10_000,
+                retry_ns: 1_000,
+                ..ArbiterOptions::default()
+            };
+            let mut lines = Lines::new(&[ReceiverOptions::default(); 2], options);
+            let mut now = 0u64;
+            let mut next = 1u64;
+            let sessions = [SESSION, b"FORGED0001"];
+            for d in &datagrams {
+                let (to, bytes) = match d {
+                    Hostile::Packet { to, session, sequence, count } => {
+                        let owned: Vec<Vec<u8>> = (0..u64::from(*count))
+                            .map(|i| message(sequence.wrapping_add(i)))
+                            .collect();
+                        let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                        let mut bytes = Vec::new();
+                        encode_packet(sessions[usize::from(*session)], *sequence, &refs, &mut bytes)
+                            .expect("encodable");
+                        (*to, bytes)
+                    }
+                    Hostile::Control { to, sequence, end } => {
+                        let mut bytes = Vec::new();
+                        if *end {
+                            encode_end_of_session(SESSION, *sequence, &mut bytes);
+                        } else {
+                            crate::feed::moldudp64::encode_heartbeat(SESSION, *sequence, &mut bytes);
+                        }
+                        (*to, bytes)
+                    }
+                    Hostile::Bytes { to, bytes } => (*to, bytes.clone()),
+                    Hostile::Wait(ns) => {
+                        now += u64::from(*ns);
+                        (u8::MAX, Vec::new())
+                    }
+                };
+                match to {
+                    0 | 1 if lines.ready(usize::from(to)) => lines.push(usize::from(to), &bytes, sender()),
+                    2 => {
+                        let _ = lines.accept_retransmitted(&bytes, &mut |_| {});
+                    }
+                    _ => {}
+                }
+                let mut settled = false;
+                for _ in 0..10_000 {
+                    let mut seen = 0;
+                    let mut bad = None;
+                    let n = lines.deliver(budget, now, &mut |e| {
+                        seen += 1;
+                        match e {
+                            FeedEvent::Restart => next = 1,
+                            FeedEvent::Message(_) => next += 1,
+                            FeedEvent::Gap { first, count } => {
+                                if first != next || count == 0 {
+                                    bad = Some((first, count, next));
+                                }
+                                next = first + count;
+                            }
+                            _ => {}
+                        }
+                    });
+                    prop_assert!(bad.is_none(), "a gap not where the stream is: {:?}", bad);
+                    prop_assert!(n <= budget && seen == n, "{} events ({} seen) for {}", n, seen, budget);
+                    if let Some(r) = lines.take_request() {
+                        prop_assert!(r.count > 0 && u64::from(r.count) <= MAX_REQUEST);
+                        prop_assert_eq!(r.first, lines.arbiter().next_expected());
+                    }
+                    if n == 0 && lines.is_drained() {
+                        settled = true;
+                        break;
+                    }
+                }
+                prop_assert!(settled, "deliver never settled");
+            }
+        }
+    }
+
     #[test]
     fn a_shared_hole_is_requested_and_filled() {
         let packets = packets(10, &[2]);
