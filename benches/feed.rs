@@ -105,7 +105,7 @@ fn in_memory(packets: &[Vec<u8>], how: Feeding, rounds: usize) -> Histogram<u64>
                     }
                     Feeding::OneLine => {
                         lines.push(0, packet, from());
-                        delivered += lines.deliver(64, now, &mut count);
+                        delivered += lines.deliver(64, now, true, &mut count);
                     }
                     Feeding::TwoLinesAFirst | Feeding::TwoLinesAlternating => {
                         let first = match how {
@@ -114,7 +114,7 @@ fn in_memory(packets: &[Vec<u8>], how: Feeding, rounds: usize) -> Histogram<u64>
                         };
                         for line in [first, 1 - first] {
                             lines.push(line, packet, from());
-                            delivered += lines.deliver(64, now, &mut count);
+                            delivered += lines.deliver(64, now, true, &mut count);
                         }
                     }
                 }

@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     let check = |lines: &mut Lines, now: u64, next: &mut u64| {
         for _ in 0..1000 {
             let mut n = 0;
-            let got = lines.deliver(3, now, &mut |e| {
+            let got = lines.deliver(3, now, true, &mut |e| {
                 n += 1;
                 match e {
                     // a new session numbers from 1 again

@@ -327,6 +327,8 @@ impl<'a> Shard<'a> {
                 self.stats.record_loop(true, done.saturating_sub(started));
                 self.idler.reset();
             } else {
+                // a source counts while idle too (a request sent, an answer refused)
+                self.stats.publish_feed(&source.feed_stats());
                 self.stats.record_loop(false, 0);
                 self.idler.idle();
             }

@@ -201,11 +201,15 @@ pub struct Arbiter {
     /// The next sequence number to hand over.
     next: u64,
     lines: [Line; MAX_LINES],
+    /// The hold: a power of two of slots, message `n` in slot `n & mask`.
     slots: Box<[Slot]>,
+    mask: u64,
     /// Messages in `slots`.
     held: usize,
     /// One past the highest sequence number held (meaningful while `held > 0`).
     held_end: u64,
+    /// The lowest sequence number held, when known (`None`: to be found again).
+    first_held: Option<u64>,
     hole: Option<Hole>,
     /// A message did not fit the hold: the open hole is given up at the next tick.
     overflowed: bool,
@@ -228,12 +232,12 @@ impl std::fmt::Debug for Arbiter {
 }
 
 impl Arbiter {
-    /// An arbiter with its hold reserved (`options.hold` slots of 64 bytes), before any session.
-    /// `lines` is clamped to `1..=2` and `hold` to at least 1.
+    /// An arbiter with its hold reserved (`options.hold` slots of 64 bytes, rounded up to a
+    /// power of two), before any session. `lines` is clamped to `1..=2`.
     pub fn new(options: ArbiterOptions) -> Arbiter {
         let options = ArbiterOptions {
             lines: options.lines.clamp(1, MAX_LINES),
-            hold: options.hold.max(1),
+            hold: options.hold.max(1).next_power_of_two(),
             ..options
         };
         Arbiter {
@@ -242,8 +246,10 @@ impl Arbiter {
             next: 1,
             lines: [Line::default(); MAX_LINES],
             slots: vec![EMPTY; options.hold].into_boxed_slice(),
+            mask: options.hold as u64 - 1,
             held: 0,
             held_end: 0,
+            first_held: None,
             hole: None,
             overflowed: false,
             end: None,
@@ -292,83 +298,124 @@ impl Arbiter {
                 .any(|l| self.session.is_some() && l.session == self.session && l.next > self.next)
     }
 
-    /// One event of line `line`, whose receiver believes `session` (read before the events of
-    /// a datagram are delivered: they all belong to it). Hands what it makes over to `sink`;
-    /// returns how many events that was (at most one: an end of session reached by a message
-    /// is announced by the next [`Arbiter::drain`]).
-    pub fn on_line(
+    /// Line `line`'s receiver believes `session` for the events of its datagram about to be
+    /// handed over: call it before [`Arbiter::on_line`] for each datagram. A line's first
+    /// session, or a new one, numbers its messages from 1; the arbiter adopts the first session
+    /// any line believes, and moves to a line's session once its own has ended (announcing a
+    /// [`FeedEvent::Restart`] to `sink`; returns the events handed over, 0 or 1). Returns
+    /// whether the line is on the session followed.
+    pub fn sync_line(
         &mut self,
         line: usize,
         session: Option<&[u8; 10]>,
-        event: FeedEvent<'_>,
         sink: &mut dyn FnMut(FeedEvent<'_>),
-    ) -> usize {
-        let Some(&session) = session else {
-            // before its first session a receiver only rejects and reports malformed input
-            return usize::from(forward(event, sink));
-        };
-        let Some(state) = self.lines.get_mut(line) else {
-            return 0;
+    ) -> (bool, usize) {
+        let (Some(&session), Some(state)) = (session, self.lines.get_mut(line)) else {
+            return (false, 0);
         };
         if state.session != Some(session) {
-            // a line's first session, or its receiver moved to another one
             state.session = Some(session);
             state.next = 1;
         }
-        let mut emitted = 0;
-        let current = match self.session {
+        match self.session {
             None => {
                 self.session = Some(session);
-                true
+                (true, 0)
             }
-            Some(s) if s == session => true,
-            // a line's receiver confirmed a new session
-            Some(_) if matches!(event, FeedEvent::Restart) => {
+            Some(s) if s == session => (true, 0),
+            Some(_) if self.end_announced => {
+                // ours ended: a line on another session is the next one (its receiver only
+                // believed it as its first, or after that end)
                 self.restart(session);
                 sink(FeedEvent::Restart);
-                emitted = 1;
-                true
+                (true, 1)
             }
-            Some(_) => false,
-        };
+            Some(_) => (false, 0),
+        }
+    }
+
+    /// One event of line `line`, after [`Arbiter::sync_line`] for its datagram. Hands what it
+    /// makes over to `sink`; returns how many events that was (at most one: an end of session
+    /// reached by a message is announced by the next [`Arbiter::drain`]).
+    #[inline]
+    pub fn on_line(
+        &mut self,
+        line: usize,
+        event: FeedEvent<'_>,
+        sink: &mut dyn FnMut(FeedEvent<'_>),
+    ) -> usize {
         let Some(state) = self.lines.get_mut(line) else {
-            return emitted;
+            return 0;
         };
-        emitted
-            + match event {
-                FeedEvent::Message(bytes) => {
-                    let sequence = state.next;
-                    state.next += 1;
-                    if current {
-                        self.offer(sequence, bytes, Origin::Line(line), sink)
-                    } else {
-                        self.count_late(Origin::Line(line).code());
-                        0
-                    }
-                }
-                FeedEvent::Gap { first, count } => {
-                    state.next = first.saturating_add(count).max(state.next);
-                    if let Some(stats) = self.line_stats.get_mut(line) {
-                        stats.missed += count;
-                    }
+        let Some(session) = state.session else {
+            // before its first session a receiver only rejects and reports malformed input
+            return usize::from(forward(event, sink));
+        };
+        let current = self.session == Some(session);
+        match event {
+            FeedEvent::Message(bytes) => {
+                let sequence = state.next;
+                state.next += 1;
+                if current {
+                    self.offer(sequence, bytes, Origin::Line(line), sink)
+                } else {
+                    self.count_late(Origin::Line(line).code());
                     0
                 }
-                // a restart was handled above (or this line caught up with the other's)
-                FeedEvent::Restart => 0,
-                FeedEvent::Duplicate { count } => {
-                    if let Some(stats) = self.line_stats.get_mut(line) {
-                        stats.late += count;
-                    }
-                    usize::from(current && forward(event, sink))
-                }
-                FeedEvent::EndOfSession if current => {
-                    self.end = Some(state.next);
-                    self.announce_end(sink)
-                }
-                FeedEvent::EndOfSession => 0,
-                FeedEvent::Heartbeat if !current => 0,
-                _ => usize::from(forward(event, sink)),
             }
+            FeedEvent::Gap { first, count } => {
+                state.next = first.saturating_add(count).max(state.next);
+                if let Some(stats) = self.line_stats.get_mut(line) {
+                    stats.missed += count;
+                }
+                0
+            }
+            // the line's receiver confirmed a new session: the arbiter follows it
+            FeedEvent::Restart if !current => {
+                self.restart(session);
+                sink(FeedEvent::Restart);
+                1
+            }
+            // this line caught up with the session the other line began
+            FeedEvent::Restart => 0,
+            FeedEvent::Duplicate { count } => {
+                if let Some(stats) = self.line_stats.get_mut(line) {
+                    stats.late += count;
+                }
+                usize::from(current && forward(event, sink))
+            }
+            FeedEvent::EndOfSession if current => {
+                self.end = Some(state.next);
+                self.announce_end(sink)
+            }
+            FeedEvent::EndOfSession => 0,
+            FeedEvent::Heartbeat if !current => 0,
+            _ => usize::from(forward(event, sink)),
+        }
+    }
+
+    /// Line `line` carried `count` messages from `sequence` that were all handed over already
+    /// (its next packet, behind the stream): it moves past them without their being looked
+    /// at. Returns false, doing nothing, unless the line is on the session followed, at
+    /// `sequence`, and the stream is past `sequence + count` — so a packet believed this way
+    /// can move a line's position no further than the stream itself.
+    pub fn skip_delivered(&mut self, line: usize, sequence: u64, count: u64) -> bool {
+        let Some(state) = self.lines.get_mut(line) else {
+            return false;
+        };
+        let end = sequence.saturating_add(count);
+        if self.session.is_none()
+            || state.session != self.session
+            || state.next != sequence
+            || end > self.next
+        {
+            return false;
+        }
+        state.next = end;
+        if let Some(stats) = self.line_stats.get_mut(line) {
+            stats.late += count;
+        }
+        true
     }
 
     /// A message numbered `sequence` of the session followed: handed over if it is the next,
@@ -381,14 +428,13 @@ impl Arbiter {
         sink: &mut dyn FnMut(FeedEvent<'_>),
     ) -> usize {
         let code = origin.code();
-        if sequence < self.next {
-            self.count_late(code);
+        if sequence != self.next {
+            self.hold(sequence, bytes, origin);
             return 0;
         }
-        let cap = self.slots.len();
-        let index = (sequence % cap as u64) as usize;
-        if sequence == self.next {
-            let mut first = code;
+        let mut first = code;
+        if self.held > 0 {
+            let index = (sequence & self.mask) as usize;
             if let Some(slot) = self.slots.get_mut(index)
                 && slot.sequence == sequence
             {
@@ -397,15 +443,14 @@ impl Arbiter {
                 slot.sequence = 0;
                 self.held -= 1;
                 self.count_late(code);
+                self.consumed(sequence);
             }
-            self.count_first(first);
-            self.next += 1;
-            sink(FeedEvent::Message(bytes));
-            // an end of session this reaches is announced by the next drain
-            return 1;
         }
-        self.hold(sequence, bytes, origin);
-        0
+        self.count_first(first);
+        self.next += 1;
+        sink(FeedEvent::Message(bytes));
+        // an end of session this reaches is announced by the next drain
+        1
     }
 
     /// Keeps a message numbered `sequence` of the session followed for [`Arbiter::drain`]:
@@ -417,13 +462,16 @@ impl Arbiter {
         if sequence < self.next {
             return self.count_late(code);
         }
-        let cap = self.slots.len();
-        if sequence - self.next >= cap as u64 {
-            // beyond the hold: lost from here unless another source or a request brings it
-            self.overflowed = true;
+        if sequence - self.next > self.mask {
+            // beyond the hold: dropped. If every line has passed the hole it waits behind, it
+            // is given up at the next tick (the hold is full); while a line has not, that line
+            // may still bring all of it, this message included.
+            if self.all_passed() {
+                self.overflowed = true;
+            }
             return self.count_late(code);
         }
-        let Some(slot) = self.slots.get_mut((sequence % cap as u64) as usize) else {
+        let Some(slot) = self.slots.get_mut((sequence & self.mask) as usize) else {
             return;
         };
         if slot.sequence == sequence {
@@ -438,24 +486,55 @@ impl Arbiter {
         } else {
             slot.len = TOO_LONG;
         }
+        if self.held == 0 {
+            self.first_held = Some(sequence);
+        } else if let Some(first) = self.first_held {
+            self.first_held = Some(first.min(sequence));
+        }
         self.held += 1;
         self.held_end = self.held_end.max(sequence + 1);
+    }
+
+    /// The requested range a request server's answers may fill now: `[next, end)` of the
+    /// outstanding request, if there is one.
+    pub fn answer_range(&self) -> Option<(u64, u64)> {
+        let request = self.hole?.request?;
+        (request.end > self.next).then_some((self.next, request.end))
+    }
+
+    /// Whether line `line` is on the session followed and past the next expected message.
+    pub fn passed(&self, line: usize) -> bool {
+        self.lines.get(line).is_some_and(|l| {
+            self.session.is_some() && l.session == self.session && l.next > self.next
+        })
+    }
+
+    /// Whether every line of the session has passed the next expected message.
+    fn all_passed(&self) -> bool {
+        self.lines[..self.options.lines]
+            .iter()
+            .all(|l| l.session == self.session && l.next > self.next)
+    }
+
+    /// The held message `sequence` was handed over: the lowest held is unknown if it was it.
+    fn consumed(&mut self, sequence: u64) {
+        if self.first_held == Some(sequence) || self.held == 0 {
+            self.first_held = None;
+        }
     }
 
     /// Hands over held messages that are next, in order, up to `budget` events (and the end
     /// of session once it is reached); returns how many.
     pub fn drain(&mut self, budget: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
         let mut events = 0;
-        let cap = self.slots.len() as u64;
         while events < budget && self.held > 0 {
-            let Some(slot) = self.slots.get_mut((self.next % cap) as usize) else {
+            let Some(slot) = self.slots.get_mut((self.next & self.mask) as usize) else {
                 break;
             };
             if slot.sequence != self.next {
                 break;
             }
             slot.sequence = 0;
-            self.held -= 1;
             let origin = slot.origin;
             if slot.len == TOO_LONG {
                 sink(FeedEvent::Malformed {
@@ -464,6 +543,8 @@ impl Arbiter {
             } else {
                 sink(FeedEvent::Message(&slot.bytes[..usize::from(slot.len)]));
             }
+            self.held -= 1;
+            self.consumed(self.next);
             self.count_first(origin);
             self.next += 1;
             events += 1;
@@ -479,16 +560,18 @@ impl Arbiter {
         self.held > 0
             && self
                 .slots
-                .get((self.next % self.slots.len() as u64) as usize)
+                .get((self.next & self.mask) as usize)
                 .is_some_and(|s| s.sequence == self.next)
     }
 
     /// Decides the open hole at `now_ns`: waits, asks for it (the [`Request`] returned, to be
-    /// sent by the caller), or gives it up (a [`FeedEvent::Gap`] to `sink`; returns 1). Call it
-    /// when [`Arbiter::can_drain`] is false.
+    /// sent by the caller), or gives it up (a [`FeedEvent::Gap`] to `sink`; returns 1). Waits
+    /// run out (the line wait, a request's backoff and timeout) only if `may_expire`: the
+    /// caller found nothing more to read. Call it when [`Arbiter::can_drain`] is false.
     pub fn tick(
         &mut self,
         now_ns: u64,
+        may_expire: bool,
         sink: &mut dyn FnMut(FeedEvent<'_>),
     ) -> (usize, Option<Request>) {
         let Some(end) = self.hole_end() else {
@@ -514,7 +597,10 @@ impl Arbiter {
             self.stats.hold_full += 1;
             return (self.give_up(end, sink), None);
         }
-        let waited = now_ns.saturating_sub(hole.noticed_ns) >= self.options.line_wait_ns;
+        // time runs out only once nothing more was waiting to be read: what fills the hole
+        // may be in a socket already
+        let expire = |deadline: u64| may_expire && now_ns >= deadline;
+        let waited = expire(hole.noticed_ns.saturating_add(self.options.line_wait_ns));
         let (Some(session), true) = (self.session, self.options.retransmit) else {
             // a line that has not passed the hole, or a packet reordered on one that has, may
             // still fill it: it is given up only after the wait
@@ -524,42 +610,37 @@ impl Arbiter {
                 (0, None)
             };
         };
-        let passed = self.lines[..self.options.lines]
-            .iter()
-            .all(|l| l.session == self.session && l.next > next);
-        if !passed && !waited {
+        if !self.all_passed() && !waited && hole.request.is_none() {
             return (0, None);
         }
-        let count = (end - next).min(MAX_REQUEST);
+        // at most what the hold can take, so every answer fits
+        let count = (end - next).min(MAX_REQUEST).min(self.mask + 1);
+        let outstanding = |sent_ns, repeats, deadline_ns| Outstanding {
+            end: next + count,
+            sent_ns,
+            repeats,
+            deadline_ns,
+        };
         match hole.request {
-            Some(r) if now_ns >= r.deadline_ns => {
+            Some(r) if expire(r.deadline_ns) => {
                 self.stats.timeouts += 1;
                 (self.give_up(end, sink), None)
             }
             Some(r) => {
                 let backoff = self.options.retry_ns.saturating_mul(1 << r.repeats.min(20));
-                if now_ns.saturating_sub(r.sent_ns) < backoff {
+                if !expire(r.sent_ns.saturating_add(backoff)) {
                     return (0, None);
                 }
                 self.hole = Some(Hole {
-                    request: Some(Outstanding {
-                        end: next + count,
-                        sent_ns: now_ns,
-                        repeats: r.repeats + 1,
-                        deadline_ns: r.deadline_ns,
-                    }),
+                    request: Some(outstanding(now_ns, r.repeats + 1, r.deadline_ns)),
                     ..hole
                 });
                 (0, Some(self.request(session, next, count)))
             }
             None => {
+                let deadline = now_ns.saturating_add(self.options.retransmit_timeout_ns);
                 self.hole = Some(Hole {
-                    request: Some(Outstanding {
-                        end: next + count,
-                        sent_ns: now_ns,
-                        repeats: 0,
-                        deadline_ns: now_ns.saturating_add(self.options.retransmit_timeout_ns),
-                    }),
+                    request: Some(outstanding(now_ns, 0, deadline)),
                     ..hole
                 });
                 (0, Some(self.request(session, next, count)))
@@ -594,7 +675,7 @@ impl Arbiter {
     /// One past the open hole: the first sequence number after the next expected that is held
     /// or that a line that passed the next expected resumes at; `None` when nothing is known
     /// beyond it.
-    fn hole_end(&self) -> Option<u64> {
+    fn hole_end(&mut self) -> Option<u64> {
         let mut end = u64::MAX;
         for line in &self.lines[..self.options.lines] {
             if line.session == self.session && self.session.is_some() && line.next > self.next {
@@ -602,15 +683,23 @@ impl Arbiter {
             }
         }
         if self.held > 0 {
-            let cap = self.slots.len() as u64;
-            let upto = self.held_end.min(end);
-            if let Some(s) = (self.next..upto).find(|&s| {
-                self.slots
-                    .get((s % cap) as usize)
-                    .is_some_and(|slot| slot.sequence == s)
-            }) {
-                end = s;
-            }
+            let first = match self.first_held {
+                Some(first) => first,
+                None => {
+                    // found again once after the lowest was handed over: from the next
+                    // expected up, usually at once (held messages come in runs)
+                    let found = (self.next..self.held_end)
+                        .find(|&s| {
+                            self.slots
+                                .get((s & self.mask) as usize)
+                                .is_some_and(|slot| slot.sequence == s)
+                        })
+                        .unwrap_or(u64::MAX);
+                    self.first_held = Some(found);
+                    found
+                }
+            };
+            end = end.min(first);
         }
         if let Some(e) = self.end
             && e > self.next
@@ -639,6 +728,7 @@ impl Arbiter {
             self.held = 0;
         }
         self.held_end = 0;
+        self.first_held = None;
         self.hole = None;
         self.overflowed = false;
         self.end = None;

@@ -121,21 +121,34 @@ impl Lines {
         let Some(receiver) = self.receivers.get_mut(line) else {
             return;
         };
-        if self.arbiter.hole_open()
-            && receiver.options().source.is_none_or(|f| f.admits(from))
-            && let Some(session) = self.arbiter.session()
-            && let Ok(packet) = Packet::parse(receiver.received(len))
-            && packet.session() == session
+        let admitted = receiver.options().source.is_none_or(|f| f.admits(from));
+        let packet = Packet::parse(receiver.received(len)).ok();
+        if let Some(packet) = packet
+            && admitted
+            && packet.kind() == PacketKind::Messages
+            && !receiver.has_candidate()
+            && receiver.session() == Some(packet.session())
+            && packet.sequence() == receiver.next_expected()
+            && self.arbiter.skip_delivered(
+                line,
+                packet.sequence(),
+                u64::from(packet.message_count()),
+            )
+        {
+            // the later line's copy of what was handed over: its header is all that is read
+            return receiver.skip_to(packet.next_sequence(), len);
+        }
+        if let Some(packet) = packet
+            && admitted
+            && self.arbiter.hole_open()
+            && self.arbiter.session() == Some(packet.session())
             && packet.sequence() < receiver.next_expected()
             && packet.validate().is_ok()
         {
             // behind this line's own position: its receiver drops it, but the hole may need it
             let behind = receiver.next_expected();
-            for (i, message) in packet.messages().flatten().enumerate() {
-                let sequence = packet.sequence() + i as u64;
-                if sequence >= behind {
-                    break;
-                }
+            for (sequence, message) in (packet.sequence()..behind).zip(packet.messages().flatten())
+            {
                 if sequence >= self.arbiter.next_expected() {
                     self.arbiter.hold(sequence, message, Origin::Line(line));
                 }
@@ -172,14 +185,21 @@ impl Lines {
                 return 1;
             }
         };
-        if self.arbiter.session() != Some(packet.session()) {
+        // only the session followed, and only what was asked for and is still missing
+        let range = self.arbiter.answer_range();
+        let Some((from, to)) = range.filter(|_| self.arbiter.session() == Some(packet.session()))
+        else {
             self.retransmit_refused += 1;
             return 0;
-        }
+        };
         if packet.kind() == PacketKind::Messages {
-            for (i, message) in packet.messages().flatten().enumerate() {
-                self.arbiter
-                    .hold(packet.sequence() + i as u64, message, Origin::Retransmit);
+            let first = packet.sequence();
+            for (sequence, message) in (first..first.saturating_add(u64::from(packet.count())))
+                .zip(packet.messages().flatten())
+            {
+                if (from..to).contains(&sequence) {
+                    self.arbiter.hold(sequence, message, Origin::Retransmit);
+                }
             }
         }
         0
@@ -192,11 +212,12 @@ impl Lines {
         &mut self,
         budget: usize,
         now_ns: u64,
+        may_expire: bool,
         sink: &mut dyn FnMut(FeedEvent<'_>),
     ) -> usize {
         let mut events = 0;
         loop {
-            events += self.arbiter.drain(budget - events, sink);
+            events += self.arbiter.drain(budget.saturating_sub(events), sink);
             if events >= budget {
                 return events;
             }
@@ -206,11 +227,15 @@ impl Lines {
                 .enumerate()
                 .find(|(_, r)| !r.is_drained())
             {
-                let session = receiver.session().copied();
+                let (_, restarted) = self.arbiter.sync_line(line, receiver.session(), sink);
+                events += restarted;
+                if events >= budget {
+                    return events;
+                }
                 let arbiter = &mut self.arbiter;
                 let mut emitted = 0;
                 receiver.deliver(budget - events, &mut |event| {
-                    emitted += arbiter.on_line(line, session.as_ref(), event, sink);
+                    emitted += arbiter.on_line(line, event, sink);
                 });
                 events += emitted;
                 continue;
@@ -218,7 +243,7 @@ impl Lines {
             if self.arbiter.can_drain() {
                 continue;
             }
-            let (gave_up, request) = self.arbiter.tick(now_ns, sink);
+            let (gave_up, request) = self.arbiter.tick(now_ns, may_expire, sink);
             if request.is_some() {
                 self.request = request;
             }
@@ -227,6 +252,20 @@ impl Lines {
                 return events;
             }
         }
+    }
+
+    /// A line that has not passed an open hole, to be read first: it is the one that may fill
+    /// it.
+    pub fn behind(&self) -> Option<usize> {
+        if !self.arbiter.hole_open() {
+            return None;
+        }
+        (0..self.receivers.len()).find(|&l| !self.arbiter.passed(l))
+    }
+
+    /// Whether an answer of the request server is awaited (only then is its socket read).
+    pub fn awaiting_answers(&self) -> bool {
+        self.arbiter.answer_range().is_some()
     }
 
     /// The request the arbiter decided on since the last call, to be sent to the request
@@ -390,7 +429,7 @@ mod tests {
         };
         let step = |lines: &mut Lines, out: &mut Vec<Ev>, now: u64| {
             loop {
-                let n = lines.deliver(budget, now, &mut |e| out.push(owned(e)));
+                let n = lines.deliver(budget, now, true, &mut |e| out.push(owned(e)));
                 assert!(n <= budget + 1, "{n} events for a budget of {budget}");
                 answer(lines, out);
                 if n == 0 && lines.is_drained() {
@@ -585,7 +624,7 @@ mod tests {
                 for _ in 0..10_000 {
                     let mut seen = 0;
                     let mut bad = None;
-                    let n = lines.deliver(budget, now, &mut |e| {
+                    let n = lines.deliver(budget, now, true, &mut |e| {
                         seen += 1;
                         match e {
                             FeedEvent::Restart => next = 1,
@@ -626,12 +665,12 @@ mod tests {
         let mut out = Vec::new();
         for line in 0..2 {
             lines.push(line, &packets[0].2, sender());
-            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+            lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         }
         // both lines lose packet 1 (messages 3, 4)
         for line in 0..2 {
             lines.push(line, &packets[2].2, sender());
-            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+            lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         }
         let request = lines
             .take_request()
@@ -639,7 +678,7 @@ mod tests {
         assert_eq!((request.first, request.count), (3, 2));
         assert_eq!(out.len(), 2, "messages 5 and 6 wait in the hold: {out:?}");
         lines.accept_retransmitted(&packets[1].2, &mut |e| out.push(owned(e)));
-        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         let want: Vec<Ev> = (1..=6).map(|s| Ev::Msg(message(s))).collect();
         assert_eq!(out, want);
         let (stats, answers, refused) = lines.recovery_stats();
@@ -663,11 +702,11 @@ mod tests {
         let mut out = Vec::new();
         for packet in [&packets[0], &packets[2]] {
             lines.push(0, &packet.2, sender());
-            lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+            lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         }
         let mut requests = 0;
         for now in (0..=100).step_by(5) {
-            lines.deliver(64, now, &mut |e| out.push(owned(e)));
+            lines.deliver(64, now, true, &mut |e| out.push(owned(e)));
             requests += usize::from(lines.take_request().is_some());
         }
         // at 0, then after 10, 20 and 40 more: 0, 10, 30, 70; given up at 100
@@ -695,12 +734,12 @@ mod tests {
         let mut lines = Lines::new(&[ReceiverOptions::default()], options);
         let mut out = Vec::new();
         lines.push(0, &packets[0].2, sender());
-        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         let mut forged = Vec::new();
         encode_packet(b"FORGED0001", 3, &[b"x"], &mut forged).expect("encodable");
         lines.accept_retransmitted(&forged, &mut |e| out.push(owned(e)));
         lines.accept_retransmitted(&[1, 2, 3], &mut |e| out.push(owned(e)));
-        lines.deliver(64, 0, &mut |e| out.push(owned(e)));
+        lines.deliver(64, 0, true, &mut |e| out.push(owned(e)));
         assert_eq!(lines.arbiter().next_expected(), 3);
         assert_eq!(lines.recovery_stats().2, 2);
         assert_eq!(out.len(), 3, "two messages and one malformed: {out:?}");

@@ -273,6 +273,26 @@ impl Receiver {
         self.steps_pos == self.steps_len
     }
 
+    /// Whether a packet is held as the candidate (see the [module docs](self)).
+    pub fn has_candidate(&self) -> bool {
+        self.candidate.is_some()
+    }
+
+    /// Takes the datagram of `len` bytes in [`Receiver::buffer`] — a packet of the current
+    /// session starting at the next expected number, whose messages the caller already has
+    /// from elsewhere — by moving the next expected number to `next`, without looking at its
+    /// blocks or queueing anything. Only a caller that knows every number below `next` was
+    /// handed over may do this (see `arbiter::Arbiter::skip_delivered`).
+    pub fn skip_to(&mut self, next: u64, len: usize) {
+        self.steps_len = 0;
+        self.steps_pos = 0;
+        self.stats.packets += 1;
+        self.stats.bytes += len as u64;
+        if next > self.tracker.next_expected() {
+            self.tracker = SequenceTracker::starting_at(next);
+        }
+    }
+
     /// Counts a receive that failed: whatever the datagram held is lost.
     pub fn count_receive_error(&mut self) {
         self.stats.receive_errors += 1;

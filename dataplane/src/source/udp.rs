@@ -102,6 +102,12 @@ fn bind_line(addr: SocketAddr) -> io::Result<Line> {
             socket
                 .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
                 .map_err(|e| context("join the multicast group with", e))?;
+            // Linux delivers every group joined on the port to every socket bound to it unless
+            // told not to: lines A and B on one port would each get both
+            #[cfg(target_os = "linux")]
+            socket
+                .set_multicast_all_v4(false)
+                .map_err(|e| context("set IP_MULTICAST_ALL off on", e))?;
             true
         }
         _ => {
@@ -281,10 +287,13 @@ impl UdpSource {
         }
     }
 
-    /// Receives one datagram: an answer of the request server first (it fills a hole), else
-    /// the next line's in turn. Returns false when no socket had one.
+    /// Receives one datagram: an answer of the request server first while one is awaited (it
+    /// fills a hole), else the next line's — the line behind an open hole first, the lines in
+    /// turn otherwise. Returns false when no socket had one.
     fn receive(&mut self, sink: &mut dyn FnMut(FeedEvent<'_>), events: &mut usize) -> bool {
-        if let Some(server) = &mut self.retransmit {
+        if self.core.awaiting_answers()
+            && let Some(server) = &mut self.retransmit
+        {
             loop {
                 match server.socket.recv(&mut server.answer) {
                     Ok(len) => {
@@ -297,8 +306,9 @@ impl UdpSource {
                 }
             }
         }
+        let first = self.core.behind().unwrap_or(self.turn);
         for k in 0..self.lines.len() {
-            let line = (self.turn + k) % self.lines.len();
+            let line = (first + k) % self.lines.len();
             if !self.core.ready(line) {
                 continue;
             }
@@ -340,13 +350,28 @@ impl FeedSource for UdpSource {
     /// next polls.
     fn poll(&mut self, now: u64, max: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> Polled {
         let mut events = 0;
+        // datagrams read, bounded like events: ones that hand nothing over (held, late, or
+        // refused answers) must not keep the poll going forever
+        let mut datagrams = 0;
         loop {
-            events += self.core.deliver(max.saturating_sub(events), now, sink);
+            events += self
+                .core
+                .deliver(max.saturating_sub(events), now, false, sink);
             self.send_request();
             if events >= max || !self.core.is_drained() {
                 break;
             }
-            if !self.receive(sink, &mut events) {
+            if datagrams < max && self.receive(sink, &mut events) {
+                datagrams += 1;
+                continue;
+            }
+            // every socket is empty (or the poll read its share): now a hole's time may run out
+            let gave_up = self
+                .core
+                .deliver(max.saturating_sub(events), now, true, sink);
+            self.send_request();
+            events += gave_up;
+            if gave_up == 0 || datagrams >= max {
                 break;
             }
         }
