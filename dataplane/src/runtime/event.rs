@@ -288,7 +288,7 @@ pub enum Event {
         /// Its prices are integers × 10^`price_exponent` (-4 for ITCH, -9 for DBN).
         price_exponent: i8,
     },
-    /// The shard stopped publishing this symbol and freed its book.
+    /// The shard stopped publishing this symbol (its book is still kept, for a later add).
     SymbolRemoved {
         /// Stock locate.
         locate: u16,

@@ -227,15 +227,22 @@ impl Lines {
                 .enumerate()
                 .find(|(_, r)| !r.is_drained())
             {
-                let (_, restarted) = self.arbiter.sync_line(line, receiver.session(), sink);
+                let (current, restarted) = self.arbiter.sync_line(line, receiver.session(), sink);
                 events += restarted;
                 if events >= budget {
                     return events;
                 }
                 let arbiter = &mut self.arbiter;
                 let mut emitted = 0;
+                // `current` holds for the whole datagram: only this line's own restart could
+                // change it, and that is handled by `on_line`
                 receiver.deliver(budget - events, &mut |event| {
-                    emitted += arbiter.on_line(line, event, sink);
+                    emitted += match event {
+                        FeedEvent::Message(bytes) if current => {
+                            arbiter.on_current_message(line, bytes, sink)
+                        }
+                        _ => arbiter.on_line(line, event, sink),
+                    };
                 });
                 events += emitted;
                 continue;

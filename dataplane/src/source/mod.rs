@@ -5,9 +5,12 @@
 //!   ([`FeedEvent::Decoded`]), a group of records (`F_LAST`) never split across polls.
 //! - [`file::FileSource`]: a NASDAQ BinaryFILE, as fast as possible or paced (messages per
 //!   second, or the file's own timestamps scaled), optionally looping.
-//! - [`udp::UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, judged by a
-//!   [`mold_receiver::Receiver`] (stray datagrams are rejected, never believed), with gaps,
-//!   duplicates, heartbeats and end of session reported.
+//! - [`udp::UdpSource`]: MoldUDP64 packets from one or two non-blocking UDP sockets (lines A
+//!   and B), each judged by a [`mold_receiver::Receiver`] (stray datagrams are rejected, never
+//!   believed), arbitrated by an [`arbiter::Arbiter`] (each sequence number once, in order,
+//!   from whichever line has it first; what every line lost asked of a request server) — the
+//!   two together are [`lines::Lines`] — with gaps, duplicates, heartbeats and end of session
+//!   reported.
 //! - [`memory::MemorySource`]: a scripted feed in memory, released by a gate (tests, benches).
 //! - [`simulator::Simulator`]: the [`Generator`](crate::feed::generator::Generator) running
 //!   live at a paced rate; the default feed, so the service runs with no input.

@@ -369,7 +369,8 @@ impl Receiver {
     }
 
     /// Hands over up to `budget` queued events (messages and others) in order; returns how many.
-    pub fn deliver(&mut self, budget: usize, sink: &mut dyn FnMut(FeedEvent<'_>)) -> usize {
+    #[inline]
+    pub fn deliver<F: FnMut(FeedEvent<'_>)>(&mut self, budget: usize, sink: &mut F) -> usize {
         let mut events = 0;
         while events < budget && self.steps_pos < self.steps_len {
             match self.steps[self.steps_pos] {

@@ -1,9 +1,15 @@
-//! [`UdpSource`]: MoldUDP64 packets from a non-blocking UDP socket, unicast or multicast.
+//! [`UdpSource`]: MoldUDP64 packets from one or two non-blocking UDP sockets (lines A and B),
+//! unicast or multicast, and optionally a retransmission (request) server.
 //!
-//! Each datagram is read (with its sender) into a preallocated 64 KiB buffer and judged by a
-//! [`Receiver`], which decides what to believe; its messages are handed over as slices of the
-//! buffer. The shard learns of every gap, duplicate, heartbeat, end of session, restart and
-//! rejected datagram, in feed order:
+//! Each datagram is read (with its sender) into its line's preallocated 64 KiB buffer and judged
+//! by the line's [`Receiver`](super::mold_receiver::Receiver), which decides what to believe;
+//! the [`Arbiter`](super::arbiter::Arbiter) takes each sequence number once, in order, from
+//! whichever line (or the request server) has it first, holding what comes early, and decides
+//! when a stretch every line lost is asked for or given up (see [`super::lines`]). In-order
+//! messages are handed over as slices of the buffer. With one line, the shard learns of every
+//! gap, duplicate, heartbeat, end of session, restart and rejected datagram, in feed order (a
+//! gap once it has waited `line_wait_ns` for a late packet, or a request server did not fill
+//! it):
 //!
 //! | datagram                                            | events                                              |
 //! |-----------------------------------------------------|-----------------------------------------------------|
@@ -22,7 +28,9 @@
 //! The window defaults to [`DEFAULT_WINDOW`] messages; the [`mold_receiver`](super::mold_receiver)
 //! docs give the exact rules and what they do not defend against.
 //!
-//! A UDP source never ends: after an end of session a new session may start.
+//! A UDP source never ends: after an end of session a new session may start. Its syscalls are
+//! the reads of its sockets (the request server's only while an answer is awaited) and the
+//! requests' sends; nothing is allocated after [`UdpSource::open`].
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
