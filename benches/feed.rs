@@ -71,16 +71,33 @@ enum Feeding {
     TwoLinesAlternating,
 }
 
-/// ns per message of each batch of `BATCH_PACKETS` packets, fed `how`.
-fn in_memory(packets: &[Vec<u8>], how: Feeding, rounds: usize) -> Histogram<u64> {
-    let mut h = common::histogram();
+/// ns per message of each batch of `BATCH_PACKETS` packets, every way of feeding taking its
+/// turn in each round (so the machine's drift falls on all of them alike).
+fn in_memory(packets: &[Vec<u8>], rounds: usize) -> Vec<Histogram<u64>> {
+    let hows = [
+        Feeding::Receiver,
+        Feeding::OneLine,
+        Feeding::TwoLinesAFirst,
+        Feeding::TwoLinesAlternating,
+    ];
+    let mut histograms: Vec<Histogram<u64>> = hows.iter().map(|_| common::histogram()).collect();
+    for _ in 0..rounds {
+        for (how, h) in hows.iter().zip(&mut histograms) {
+            one_round(packets, *how, h);
+        }
+    }
+    histograms
+}
+
+/// One pass over `packets`, fed `how`, recording ns per message of each batch into `h`.
+fn one_round(packets: &[Vec<u8>], how: Feeding, h: &mut Histogram<u64>) {
     let mut sum = 0u64;
     let mut count = |e: FeedEvent<'_>| {
         if let FeedEvent::Message(m) = e {
             sum = sum.wrapping_add(u64::from(m[0]));
         }
     };
-    for _ in 0..rounds {
+    {
         // a fresh session each round, so every round sees the same sequence numbers
         let mut receiver = Receiver::new(ReceiverOptions::default());
         let lines_n = match how {
@@ -122,11 +139,10 @@ fn in_memory(packets: &[Vec<u8>], how: Feeding, rounds: usize) -> Histogram<u64>
             let ns = started.elapsed().as_nanos() as f64;
             let messages = (batch.len() * PER_PACKET) as f64;
             assert!(delivered as f64 >= messages, "{delivered} of {messages}");
-            common::record_ns(&mut h, ns / messages);
+            common::record_ns(h, ns / messages);
         }
     }
     std::hint::black_box(sum);
-    h
 }
 
 /// A request server on a thread: answers every request for `messages` (numbered from 1).
@@ -251,11 +267,9 @@ fn loopback(trials: u64) -> (Histogram<u64>, Histogram<u64>) {
 
 fn report() {
     let packets = packets(&messages(common::scale(200_000, 20_000) as usize));
-    let rounds = common::scale(20, 1) as usize;
-    let receiver = in_memory(&packets, Feeding::Receiver, rounds);
-    let one = in_memory(&packets, Feeding::OneLine, rounds);
-    let two = in_memory(&packets, Feeding::TwoLinesAFirst, rounds);
-    let alternating = in_memory(&packets, Feeding::TwoLinesAlternating, rounds);
+    let rounds = common::scale(40, 1) as usize;
+    let [receiver, one, two, alternating] =
+        <[Histogram<u64>; 4]>::try_from(in_memory(&packets, rounds)).expect("four ways of feeding");
     common::print_table(
         "MoldUDP64 in memory, packets of 20 generated messages (ns per message; ratio vs the bare receiver)",
         "ns/msg",

@@ -8,6 +8,7 @@ mod common;
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{BIN, Server, assert_books_match_replay, eventually, json_lines, ok, text};
@@ -16,6 +17,10 @@ use common::{BIN, Server, assert_books_match_replay, eventually, json_lines, ok,
 const MESSAGES: u64 = 40_000;
 const RATE: &str = "20000";
 const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
+
+/// One run at a time: each is a server and a publisher, and the exact counts below need the
+/// kernel never to drop a datagram because a loaded 2-core machine starved the receiver.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A free UDP port on 127.0.0.1 (bound, read and released).
 fn free_port() -> String {
@@ -28,6 +33,7 @@ fn free_port() -> String {
 
 /// What one run did.
 struct Run {
+    _serial: std::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     file: String,
     server: Server,
@@ -40,6 +46,9 @@ impl Run {
     /// arguments), publishes the file on both with `faults`, and waits until the shard has
     /// accounted for every message (taken, or lost in a gap).
     fn go(serve: &[&str], faults: &[&str]) -> Run {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().expect("a temporary directory");
         let file = dir.path().join("day.itch");
         let file = file.to_str().expect("a UTF-8 path").to_owned();
@@ -65,6 +74,7 @@ impl Run {
             .expect("run pinbook publish");
         let published = ok_stderr(&out);
         let run = Run {
+            _serial: serial,
             _dir: dir,
             file,
             server,
