@@ -91,6 +91,7 @@ fn in_memory(packets: &[Vec<u8>], rounds: usize) -> Vec<Histogram<u64>> {
 
 /// One pass over `packets`, fed `how`, recording ns per message of each batch into `h`.
 fn one_round(packets: &[Vec<u8>], how: Feeding, h: &mut Histogram<u64>) {
+    let from = from();
     let mut sum = 0u64;
     let mut count = |e: FeedEvent<'_>| {
         if let FeedEvent::Message(m) = e {
@@ -115,13 +116,13 @@ fn one_round(packets: &[Vec<u8>], how: Feeding, h: &mut Histogram<u64>) {
             for (i, packet) in batch.iter().enumerate() {
                 match how {
                     Feeding::Receiver => {
-                        receiver.push(packet, from());
+                        receiver.push(packet, from);
                         while !receiver.is_drained() {
                             delivered += receiver.deliver(64, &mut count);
                         }
                     }
                     Feeding::OneLine => {
-                        lines.push(0, packet, from());
+                        lines.push(0, packet, from);
                         delivered += lines.deliver(64, now, true, &mut count);
                     }
                     Feeding::TwoLinesAFirst | Feeding::TwoLinesAlternating => {
@@ -130,7 +131,7 @@ fn one_round(packets: &[Vec<u8>], how: Feeding, h: &mut Histogram<u64>) {
                             _ => 0,
                         };
                         for line in [first, 1 - first] {
-                            lines.push(line, packet, from());
+                            lines.push(line, packet, from);
                             delivered += lines.deliver(64, now, true, &mut count);
                         }
                     }
