@@ -117,8 +117,10 @@ fn one_round(packets: &[Vec<u8>], how: Feeding, h: &mut Histogram<u64>) {
                 match how {
                     Feeding::Receiver => {
                         receiver.push(packet, from);
+                        // through a `dyn` sink, as a source hands the shard its events
+                        let sink: &mut dyn FnMut(FeedEvent<'_>) = &mut count;
                         while !receiver.is_drained() {
-                            delivered += receiver.deliver(64, &mut count);
+                            delivered += receiver.deliver(64, sink);
                         }
                     }
                     Feeding::OneLine => {

@@ -370,7 +370,11 @@ impl Receiver {
 
     /// Hands over up to `budget` queued events (messages and others) in order; returns how many.
     #[inline]
-    pub fn deliver<F: FnMut(FeedEvent<'_>)>(&mut self, budget: usize, sink: &mut F) -> usize {
+    pub fn deliver<F: FnMut(FeedEvent<'_>) + ?Sized>(
+        &mut self,
+        budget: usize,
+        sink: &mut F,
+    ) -> usize {
         let mut events = 0;
         while events < budget && self.steps_pos < self.steps_len {
             match self.steps[self.steps_pos] {
