@@ -54,10 +54,11 @@ pub enum ConfigError {
         /// What was given.
         given: String,
     },
-    /// `udp:` with an address (or a source after `@`) that does not parse.
+    /// `udp:` with an address (or a source after `@`) that does not parse, or two lines that
+    /// are one.
     #[error(
         "feed {given:?}: {reason}; write udp:IP:PORT or udp:IP:PORT@SOURCE_IP[:PORT], e.g. \
-         udp:239.1.1.1:26400@10.0.0.5"
+         udp:239.1.1.1:26400@10.0.0.5 (two lines: udp:A,udp:B, two different addresses)"
     )]
     BadFeedAddress {
         /// What was given.

@@ -277,7 +277,7 @@ mod tests {
         assert!(
             msg.ends_with(
                 "write udp:IP:PORT or udp:IP:PORT@SOURCE_IP[:PORT], e.g. \
-                 udp:239.1.1.1:26400@10.0.0.5"
+                 udp:239.1.1.1:26400@10.0.0.5 (two lines: udp:A,udp:B, two different addresses)"
             ),
             "{msg}"
         );
