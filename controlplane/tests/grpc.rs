@@ -501,13 +501,27 @@ async fn removing_and_adding_symbols_with_subscribers_attached() {
     assert_eq!(status.code(), Code::NotFound);
     let added = admin.add_symbol(symbol("MSFT")).await.unwrap().into_inner();
     assert_eq!(added.state, pb::SymbolState::Published as i32);
-    assert!(added.incomplete, "it missed orders while removed");
+    assert!(
+        !added.incomplete,
+        "its book was kept while it was not published: complete at once"
+    );
     server.gate.open();
     client
         .read_until_idle(&mut updates, || server.messages_done() == total)
         .await;
     for side in [Side::Buy, Side::Sell] {
         assert_eq!(client.levels("AAPL", side), top(&expected, 1, side, 10));
+    }
+    // a subscriber to the symbol added back gets exactly the reference book
+    assert!(
+        !top(&expected, 2, Side::Buy, 10).is_empty(),
+        "MSFT has a book"
+    );
+    let mut fresh = open(&mut books, &["MSFT"], 10, pb::Mode::EveryChange, 0).await;
+    let mut late = Client::new(10);
+    late.read_until_idle(&mut fresh, || true).await;
+    for side in [Side::Buy, Side::Sell] {
+        assert_eq!(late.levels("MSFT", side), top(&expected, 2, side, 10));
     }
     server.running.unwrap().shutdown().await;
 }

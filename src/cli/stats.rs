@@ -168,9 +168,10 @@ fn write_shard(out: &mut impl Write, s: &pb::ShardStats) -> std::io::Result<()> 
         (
             "retransmission",
             format!(
-                "{} requests, {} packets, {} messages recovered; holes given up: {} timed out, \
-                 {} hold full",
+                "{} requests ({} not sent), {} packets, {} messages recovered; holes given up: \
+                 {} timed out, {} hold full",
                 s.retransmit_requests,
+                s.retransmit_send_errors,
                 s.retransmit_packets,
                 s.messages_recovered,
                 s.given_up_timeout,

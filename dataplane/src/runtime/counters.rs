@@ -117,6 +117,9 @@ pub mod family {
              them.";
         RETRANSMIT_REQUESTS = "pinbook_feed_retransmit_requests_total":
             "MoldUDP64 retransmission requests sent (first requests and repeats).";
+        RETRANSMIT_SEND_ERRORS = "pinbook_feed_retransmit_send_errors_total":
+            "Retransmission requests that could not be sent (the request server's port closed, \
+             no route); each is repeated after its backoff.";
         RETRANSMIT_PACKETS = "pinbook_feed_retransmit_packets_total":
             "Packets received from the retransmission server.";
         RECOVERED = "pinbook_feed_messages_recovered_total":
@@ -358,6 +361,8 @@ counters! {
         line_b_missed = b_missed => LINE_MISSED["b"];
         /// Feed: retransmission requests sent.
         retransmit_requests = retransmit_requests => RETRANSMIT_REQUESTS;
+        /// Feed: retransmission requests that could not be sent.
+        retransmit_send_errors = retransmit_send_errors => RETRANSMIT_SEND_ERRORS;
         /// Feed: packets received from the retransmission server.
         retransmit_packets = retransmit_packets => RETRANSMIT_PACKETS;
         /// Feed: messages the retransmission server filled in.

@@ -134,6 +134,8 @@ pub struct FeedStats {
     pub b_missed: u64,
     /// Retransmission requests sent.
     pub retransmit_requests: u64,
+    /// Retransmission requests the socket refused (the server's port closed, no route).
+    pub retransmit_send_errors: u64,
     /// Packets received from the retransmission server.
     pub retransmit_packets: u64,
     /// Messages handed over that came from the retransmission server first.

@@ -404,6 +404,7 @@ impl FeedSource for UdpSource {
             a_missed: a_line.missed,
             b_missed: b_line.missed,
             retransmit_requests: recovery.requests,
+            retransmit_send_errors: self.retransmit.as_ref().map_or(0, |r| r.send_errors),
             retransmit_packets: answers,
             recovered: recovery.recovered,
             timeouts: recovery.timeouts,
