@@ -67,8 +67,18 @@ fn four_streams_follow_a_file_and_end_with_the_replayed_queues() {
             .expect("run gen"),
         "gen",
     );
-    // a few seconds of play, so the streams start while it plays
-    let server = Server::start_with(&["--feed", &format!("file:{file}"), "--file-rate", "8000"]);
+    // a few seconds of play, so the streams start while it plays. A client starved of the CPU
+    // by a loaded machine is resynced (which the contract checkers follow) rather than closed
+    let config = dir.path().join("pinbook.toml");
+    std::fs::write(&config, "[subscribers]\nmax_resyncs = 1000\n").expect("write the config");
+    let server = Server::start_with(&[
+        "--config",
+        config.to_str().expect("a UTF-8 path"),
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        "8000",
+    ]);
     server.wait_serving(&[]);
     let seconds = "25";
     let orders = follow(
