@@ -6,12 +6,14 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{BIN, Server, assert_books_match_replay, eventually, json_lines, ok, text};
+use common::{
+    BIN, Server, assert_books_match_replay, eventually, free_udp_addr, generated_day, json_lines,
+    ok, shard_counter, text,
+};
 
 /// Messages in the generated file; at RATE the feed runs two seconds.
 const MESSAGES: u64 = 40_000;
@@ -21,15 +23,6 @@ const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
 /// One run at a time: each is a server and a publisher, and the exact counts below need the
 /// kernel never to drop a datagram because a loaded 2-core machine starved the receiver.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A free UDP port on 127.0.0.1 (bound, read and released).
-fn free_port() -> String {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free UDP port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
 
 /// What one run did.
 struct Run {
@@ -50,17 +43,8 @@ impl Run {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let file = dir.path().join("day.itch");
-        let file = file.to_str().expect("a UTF-8 path").to_owned();
-        ok(
-            &Command::new(BIN)
-                .args(["gen", &file, "-n", &MESSAGES.to_string(), "-k", "3"])
-                .args(["--seed", "11"])
-                .output()
-                .expect("run gen"),
-            "gen",
-        );
-        let (a, b) = (free_port(), free_port());
+        let file = generated_day(dir.path(), MESSAGES);
+        let (a, b) = (free_udp_addr(), free_udp_addr());
         let feed = format!("udp:{a},udp:{b}");
         let mut args = vec!["--feed", feed.as_str()];
         args.extend_from_slice(serve);
@@ -93,8 +77,7 @@ impl Run {
 
     /// Counter `name` of the only shard (GetStats).
     fn shard(&self, name: &str) -> u64 {
-        let stats = json_lines(&ok(&self.server.admin(&["stats", "--json"]), "stats"));
-        stats[0]["shards"][0][name].as_u64().unwrap_or(0)
+        shard_counter(&self.server, name)
     }
 
     /// `(packets, messages)` the publisher dropped on both lines.
@@ -167,7 +150,7 @@ fn two_lossy_reordering_duplicating_lines_give_the_lossless_books() {
 
 #[test]
 fn losses_on_both_lines_are_recovered_from_the_request_server() {
-    let server = free_port();
+    let server = free_udp_addr();
     let retransmit = ["--retransmit", server.as_str()];
     // the same seed on both lines: they lose the same packets
     let run = Run::go(
@@ -219,7 +202,7 @@ fn with_the_request_server_down_losses_are_counted_gaps_and_the_books_flagged() 
     )
     .expect("write the config");
     // nobody answers on this port
-    let server = free_port();
+    let server = free_udp_addr();
     let run = Run::go(
         &[
             "--config",

@@ -9,7 +9,9 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Server, assert_books_match_replay, eventually, json_lines, ok};
+use common::{
+    BIN, Server, assert_books_match_replay, eventually, free_udp_addr, generated_day, shard_counter,
+};
 use dataplane::feed::moldudp64::{encode_end_of_session, encode_heartbeat, encode_packet};
 
 /// Messages in the generated file: at 4000 msg/s the feed runs about a second, long enough to
@@ -34,22 +36,8 @@ impl Feed {
     /// shard has taken some of the feed (so what is sent next lands mid-stream).
     fn start(filter: &str) -> Feed {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let file = dir.path().join("day.itch");
-        let file = file.to_str().expect("a UTF-8 path").to_owned();
-        ok(
-            &Command::new(BIN)
-                .args(["gen", &file, "-n", &MESSAGES.to_string(), "-k", "3"])
-                .args(["--seed", "11"])
-                .output()
-                .expect("run gen"),
-            "gen",
-        );
-        // a free port: bound, read and released for the server to bind
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free UDP port")
-            .port();
-        let target = format!("127.0.0.1:{port}");
+        let file = generated_day(dir.path(), MESSAGES);
+        let target = free_udp_addr();
         let server = Server::start_with(&["--feed", &format!("udp:{target}{filter}")]);
         let publisher = Command::new(BIN)
             .args(["publish", &file, "--udp", &target, "--rate", RATE])
@@ -77,8 +65,7 @@ impl Feed {
 
     /// Counter `name` of the only shard (GetStats).
     fn shard(&self, name: &str) -> u64 {
-        let stats = json_lines(&ok(&self.server.admin(&["stats", "--json"]), "stats"));
-        stats[0]["shards"][0][name].as_u64().unwrap_or(0)
+        shard_counter(&self.server, name)
     }
 
     /// Sends `datagram` to the server from a socket of its own, bound to `from`.

@@ -195,8 +195,6 @@ struct Sender {
     /// messages.
     dropped_on_all: u64,
     dropped_on_all_messages: u64,
-    /// Messages in the packet being sent.
-    batch_len: u16,
     sent: u64,
     dropped: u64,
     /// Datagrams the kernel refused because nobody listens (a local target not up yet).
@@ -223,10 +221,10 @@ fn send_to(
 }
 
 impl Sender {
-    /// Sends the current packet on every line, through its faults (`message`: a message
-    /// packet, which faults may drop, hold back or repeat; else a heartbeat or end of session,
-    /// before which a held packet goes out).
-    fn send_current(&mut self, message: bool) -> Result<()> {
+    /// Sends the current packet on every line, through its faults: a packet of `Some(n)`
+    /// messages, which faults may drop, hold back or repeat; else (`None`) a heartbeat or end
+    /// of session, before which a held packet goes out.
+    fn send_current(&mut self, messages: Option<usize>) -> Result<()> {
         self.last_send = Instant::now();
         let Sender {
             lines,
@@ -243,16 +241,18 @@ impl Sender {
                     result = send_to(socket, d, target, refused);
                 }
             };
-            if message {
+            if messages.is_some() {
                 dropped += usize::from(line.faults.message(packet, &mut send));
             } else {
                 line.faults.flush(&mut send);
                 send(packet);
             }
         }
-        if message && dropped == lines.len() {
+        if let Some(n) = messages
+            && dropped == lines.len()
+        {
             self.dropped_on_all += 1;
-            self.dropped_on_all_messages += u64::from(self.batch_len);
+            self.dropped_on_all_messages += n as u64;
         }
         result
     }
@@ -267,21 +267,20 @@ impl Sender {
         self.packet.clear();
         encode_packet(session, sequence, batch, &mut self.packet)?;
         self.sent += 1;
-        self.batch_len = batch.len() as u16;
-        self.send_current(true)
+        self.send_current(Some(batch.len()))
     }
 
     fn heartbeat(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
         self.packet.clear();
         encode_heartbeat(session, next_sequence, &mut self.packet);
-        self.send_current(false)
+        self.send_current(None)
     }
 
     fn end_of_session(&mut self, session: &[u8; 10], next_sequence: u64) -> Result<()> {
         self.packet.clear();
         encode_end_of_session(session, next_sequence, &mut self.packet);
         for _ in 0..END_REPEATS {
-            self.send_current(false)?;
+            self.send_current(None)?;
         }
         Ok(())
     }
@@ -341,7 +340,6 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         built: 0,
         dropped_on_all: 0,
         dropped_on_all_messages: 0,
-        batch_len: 0,
         sent: 0,
         dropped: 0,
         refused: 0,

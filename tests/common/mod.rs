@@ -177,6 +177,40 @@ impl Server {
     }
 }
 
+/// Writes a generated day of `messages` messages for 3 symbols (seed 11) into `dir`; returns
+/// its path.
+#[allow(dead_code)]
+pub fn generated_day(dir: &Path, messages: u64) -> String {
+    let file = dir.join("day.itch");
+    let file = file.to_str().expect("a UTF-8 path").to_owned();
+    ok(
+        &Command::new(BIN)
+            .args(["gen", &file, "-n", &messages.to_string(), "-k", "3"])
+            .args(["--seed", "11"])
+            .output()
+            .expect("run gen"),
+        "gen",
+    );
+    file
+}
+
+/// A free UDP address on 127.0.0.1: a port bound, read and released for the server to bind.
+#[allow(dead_code)]
+pub fn free_udp_addr() -> String {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Counter `name` of the server's only shard (GetStats, `stats --json`).
+#[allow(dead_code)]
+pub fn shard_counter(server: &Server, name: &str) -> u64 {
+    let stats = json_lines(&ok(&server.admin(&["stats", "--json"]), "stats"));
+    stats[0]["shards"][0][name].as_u64().unwrap_or(0)
+}
+
 /// Calls `check` until it returns `Ok`, pausing a little longer each time; panics with `what`
 /// and the last error if it still fails after `within`.
 pub fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> Result<(), String>) {

@@ -312,7 +312,9 @@ impl<'a> Shard<'a> {
             }
             if work {
                 self.stats.publish_book(self.books.stats());
-                self.stats.publish_feed(&source.feed_stats());
+                if let Some(feed) = source.feed_stats() {
+                    self.stats.publish_feed(&feed);
+                }
                 self.stats.set_occupancy(
                     self.books.live_orders() as u64,
                     self.books.live_levels() as u64,
@@ -328,7 +330,9 @@ impl<'a> Shard<'a> {
                 self.idler.reset();
             } else {
                 // a source counts while idle too (a request sent, an answer refused)
-                self.stats.publish_feed(&source.feed_stats());
+                if let Some(feed) = source.feed_stats() {
+                    self.stats.publish_feed(&feed);
+                }
                 self.stats.record_loop(false, 0);
                 self.idler.idle();
             }

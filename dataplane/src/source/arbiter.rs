@@ -274,10 +274,6 @@ impl Arbiter {
         self.next
     }
 
-    /// Messages held now.
-    pub fn held(&self) -> usize {
-        self.held
-    }
 
     /// Line `line`'s counters.
     pub fn line_stats(&self, line: usize) -> LineStats {

@@ -55,16 +55,6 @@ impl Lines {
         }
     }
 
-    /// How many lines there are.
-    pub fn len(&self) -> usize {
-        self.receivers.len()
-    }
-
-    /// Whether there are no lines (never, when made with at least one).
-    pub fn is_empty(&self) -> bool {
-        self.receivers.is_empty()
-    }
-
     /// The arbiter.
     pub fn arbiter(&self) -> &Arbiter {
         &self.arbiter

@@ -172,9 +172,10 @@ pub trait FeedSource: Send {
         false
     }
 
-    /// What the source counted itself so far (see [`FeedStats`]); zeros by default.
-    fn feed_stats(&self) -> FeedStats {
-        FeedStats::default()
+    /// What the source counted itself so far (see [`FeedStats`]); `None` for a source that
+    /// counts nothing of its own (the shard then copies nothing).
+    fn feed_stats(&self) -> Option<FeedStats> {
+        None
     }
 
     /// One line for the startup log ("file /data/day.itch at 1000000 msg/s, looping").

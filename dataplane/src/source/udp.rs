@@ -390,11 +390,11 @@ impl FeedSource for UdpSource {
         }
     }
 
-    fn feed_stats(&self) -> FeedStats {
+    fn feed_stats(&self) -> Option<FeedStats> {
         let (a, a_line) = self.core.line_stats(0);
         let (b, b_line) = self.core.line_stats(1);
         let (recovery, answers, _) = self.core.recovery_stats();
-        FeedStats {
+        Some(FeedStats {
             a_packets: a.packets,
             b_packets: b.packets,
             a_first: a_line.first,
@@ -409,7 +409,7 @@ impl FeedSource for UdpSource {
             recovered: recovery.recovered,
             timeouts: recovery.timeouts,
             hold_full: recovery.hold_full,
-        }
+        })
     }
 
     fn describe(&self) -> String {
