@@ -274,7 +274,6 @@ impl Arbiter {
         self.next
     }
 
-
     /// Line `line`'s counters.
     pub fn line_stats(&self, line: usize) -> LineStats {
         self.line_stats.get(line).copied().unwrap_or_default()
