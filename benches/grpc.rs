@@ -110,6 +110,7 @@ fn run(
             policy,
             admin_token: "bench".into(),
             book_token: None,
+            tls: None,
             control_cores: control.into_iter().collect(),
             config_toml: String::new(),
             shutdown_timeout: Duration::from_secs(5),

@@ -52,6 +52,8 @@ pub use idle::IdleSpec;
 pub use secret::Secret;
 pub use validate::Validated;
 
+pub use crate::tls::TlsConfig;
+
 /// The largest `event_ring` accepted: 16 Mi events, 1 GiB per shard.
 pub const MAX_EVENT_RING: usize = 1 << 24;
 
@@ -68,6 +70,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// Where the Prometheus metrics endpoint listens.
     pub metrics_addr: SocketAddr,
+    /// Serve plaintext off loopback: gRPC without `[tls]`, and metrics (always plain HTTP),
+    /// on an address other machines reach. Refused unless this is set; when it is, a warning
+    /// is logged at startup and every hour.
+    pub insecure: bool,
     /// The feed every shard reads: `sim`, `file:PATH`, `dbn:PATH`, `udp:ADDR` or
     /// `udp:A,udp:B`.
     pub feed: FeedSpec,
@@ -93,6 +99,8 @@ pub struct Config {
     pub books: BooksSection,
     /// `[subscribers]`: the gRPC subscribers' queues and health.
     pub subscribers: SubscribersConfig,
+    /// `[tls]`: the gRPC server's certificate, key and client CA.
+    pub tls: TlsConfig,
     /// `[auth]`: tokens. Written last by [`Config::to_toml`], which leaves the tokens out.
     pub auth: AuthConfig,
 }
@@ -102,6 +110,7 @@ impl Default for Config {
         Self {
             grpc_addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 50051),
             metrics_addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 9464),
+            insecure: false,
             feed: FeedSpec::Simulator,
             symbols: Vec::new(),
             idle: IdleSpec::Auto,
@@ -113,6 +122,7 @@ impl Default for Config {
             cores: CoresConfig::default(),
             books: BooksSection::default(),
             subscribers: SubscribersConfig::default(),
+            tls: TlsConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -385,6 +395,8 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9464");
+        assert!(!c.insecure);
+        assert_eq!(c.tls, TlsConfig::default());
         assert_eq!(c.feed, FeedSpec::Simulator);
         assert!(c.symbols.is_empty());
         assert_eq!(c.idle, IdleSpec::Auto);
@@ -472,6 +484,7 @@ mod tests {
         Config {
             grpc_addr: "0.0.0.0:7000".parse().unwrap(),
             metrics_addr: "[::1]:7001".parse().unwrap(),
+            insecure: true,
             feed: "udp:239.1.1.1:26400".parse::<FeedSpec>().unwrap(),
             symbols: vec!["AAPL".into(), "MSFT".into()],
             idle: IdleSpec::Fixed(dataplane::runtime::idle::IdleStrategy::DEFAULT_BACKOFF),
@@ -513,6 +526,11 @@ mod tests {
                 resync_window_ms: 9,
                 stall_ms: 10,
                 blocked_ms: 5,
+            },
+            tls: TlsConfig {
+                cert: Some("/etc/pinbook/cert.pem".into()),
+                key: Some("/etc/pinbook/key.pem".into()),
+                client_ca: Some("/etc/pinbook/clients.pem".into()),
             },
             auth: AuthConfig {
                 admin_token: None,

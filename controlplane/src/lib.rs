@@ -39,6 +39,7 @@ pub mod stats_reply;
 pub mod status;
 pub mod stream_contract;
 pub(crate) mod symbol;
+pub mod tls;
 
 /// The generated pinbook.v2 messages, clients and servers.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

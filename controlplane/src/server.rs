@@ -42,6 +42,9 @@ pub struct ServerOptions {
     pub admin_token: String,
     /// A token for the book service, if it is protected.
     pub book_token: Option<String>,
+    /// TLS (and mutual TLS), loaded and checked by [`ServerTls::load`](crate::tls::ServerTls::load);
+    /// `None` serves plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// Cores the event threads are pinned to (round robin); empty: not pinned.
     pub control_cores: Vec<usize>,
     /// The effective configuration, for GetConfig.
@@ -63,6 +66,10 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// rustls refused the TLS configuration (checked by the config's validation first, so
+    /// only a configuration built by hand gets here).
+    #[error("TLS: {0}; check tls.cert, tls.key and tls.client_ca")]
+    Tls(String),
     /// The reflection service could not load the descriptors (a build problem).
     #[error("reflection: {0}")]
     Reflection(String),
@@ -149,8 +156,14 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         BearerAuth::new(options.book_token.clone(), "book"),
     );
     let (stop_grpc, stopped) = oneshot::channel::<()>();
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls.clone() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
     let grpc = tokio::spawn(
-        Server::builder()
+        builder
             .layer(CountRequestsLayer)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .initial_stream_window_size(Some(4 << 20))

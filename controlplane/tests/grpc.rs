@@ -49,6 +49,7 @@ impl Server {
             policy,
             admin_token: TOKEN.into(),
             book_token: None,
+            tls: None,
             control_cores: Vec::new(),
             config_toml: "# test\n".into(),
             shutdown_timeout: Duration::from_secs(5),

@@ -96,7 +96,7 @@ pub fn run(args: &BookArgs) -> Result<()> {
 }
 
 async fn fetch(args: &BookArgs) -> Result<pb::BookSnapshot> {
-    let channel = client::connect(&args.server.addr).await?;
+    let channel = client::connect(&args.server).await?;
     let mut books = BookServiceClient::new(channel);
     let request = pb::GetBookRequest {
         symbol: args.symbol.clone(),

@@ -9,7 +9,7 @@ use controlplane::config::ADMIN_TOKEN_ENV;
 use controlplane::metrics::code_name;
 
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// How long a command waits for the TCP (and HTTP/2) connection to the server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -42,6 +42,72 @@ pub struct ServerArgs {
         global = true
     )]
     pub addr: String,
+    /// TLS: the CA certificate (PEM) that signed the server's certificate; given, the
+    /// connection is TLS.
+    #[arg(long, value_name = "PEM", env = "PINBOOK_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Mutual TLS: this client's certificate (PEM), for a server started with
+    /// --tls-client-ca.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "PINBOOK_CLIENT_CERT",
+        global = true,
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this client's private key (PEM).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "PINBOOK_CLIENT_KEY",
+        global = true,
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the name the server's certificate must hold [default: the host of --addr].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "PINBOOK_TLS_SERVER_NAME",
+        global = true
+    )]
+    pub tls_server_name: Option<String>,
+}
+
+impl ServerArgs {
+    /// The TLS configuration these flags ask for, `None` for plaintext.
+    fn tls(&self) -> Result<Option<ClientTlsConfig>> {
+        let Some(ca) = &self.tls_ca else {
+            if self.tls_cert.is_some() {
+                bail!(
+                    "--tls-cert needs --tls-ca: give the CA that signed the server's certificate \
+                     (PINBOOK_TLS_CA)"
+                );
+            }
+            return Ok(None);
+        };
+        let read = |path: &PathBuf, flag: &str| {
+            std::fs::read(path).map_err(|e| {
+                anyhow!(
+                    "{flag} {} cannot be read ({e}); check the path",
+                    path.display()
+                )
+            })
+        };
+        let mut tls =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca, "--tls-ca")?));
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.identity(Identity::from_pem(
+                read(cert, "--tls-cert")?,
+                read(key, "--tls-key")?,
+            ));
+        }
+        if let Some(name) = &self.tls_server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        Ok(Some(tls))
+    }
 }
 
 /// Where an admin command finds the server and its admin token.
@@ -76,30 +142,93 @@ pub fn streaming_runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the client runtime")
 }
 
-/// Connects to the server at `addr` (`HOST:PORT`, or a URL), giving up after
-/// [`CONNECT_TIMEOUT`].
-pub async fn connect(addr: &str) -> Result<Channel> {
+/// Connects to the server `server.addr` (`HOST:PORT`, or a URL), over TLS when `--tls-ca` is
+/// given, giving up after [`CONNECT_TIMEOUT`].
+pub async fn connect(server: &ServerArgs) -> Result<Channel> {
+    let addr = &server.addr;
+    let tls = server.tls()?;
     let uri = if addr.contains("://") {
         addr.to_owned()
+    } else if tls.is_some() {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| {
+    if uri.starts_with("https://") && tls.is_none() {
+        bail!(
+            "--addr {addr} asks for TLS: give the CA that signed the server's certificate with \
+             --tls-ca (PINBOOK_TLS_CA)"
+        );
+    }
+    let mut endpoint = Endpoint::from_shared(uri).map_err(|e| {
         anyhow!("--addr {addr:?} is not an address ({e}); give HOST:PORT, e.g. 127.0.0.1:50051")
     })?;
+    let over_tls = tls.is_some();
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| {
+            anyhow!(
+                "TLS: {} ; check --tls-ca, --tls-cert and --tls-key",
+                transport_cause(&e)
+            )
+        })?;
+    }
     endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .connect()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot connect to {addr}: is `pinbook serve` running? (pass its address with \
-                 --addr or PINBOOK_ADDR) ({})",
-                transport_cause(&e)
-            )
-        })
+        .map_err(|e| connect_error(addr, &transport_cause(&e), over_tls))
+}
+
+/// Why a connection failed, with what to do about it.
+fn connect_error(addr: &str, cause: &str, over_tls: bool) -> anyhow::Error {
+    let hint = tls_hint(cause, Some(addr)).unwrap_or_else(|| {
+        if over_tls && (cause.contains("InvalidContentType") || cause.contains("corrupt message")) {
+            "the server does not speak TLS; leave out --tls-ca (PINBOOK_TLS_CA)".to_owned()
+        } else if over_tls {
+            "is `pinbook serve` running, with TLS? (pass its address with --addr or PINBOOK_ADDR)"
+                .to_owned()
+        } else {
+            "is `pinbook serve` running? (pass its address with --addr or PINBOOK_ADDR; a \
+             server with TLS needs --tls-ca)"
+                .to_owned()
+        }
+    });
+    anyhow!("cannot connect to {addr}: {hint} ({cause})")
+}
+
+/// What to do about a TLS failure whose innermost cause (rustls's words) is `cause`, if it is
+/// one; `addr` is the address connected to, when known.
+fn tls_hint(cause: &str, addr: Option<&str>) -> Option<String> {
+    let hint = if cause.contains("UnknownIssuer") || cause.contains("BadSignature") {
+        "the server's certificate is not signed by the CA given with --tls-ca; give the CA that \
+         issued it"
+            .to_owned()
+    } else if cause.contains("NotValidForName") || cause.contains("not valid for name") {
+        format!(
+            "the server's certificate does not hold the name in --addr{}; connect by a name it \
+             holds, or give that name with --tls-server-name",
+            addr.map(|a| format!(" {a}")).unwrap_or_default()
+        )
+    } else if cause.contains("Expired") || cause.contains("certificate expired") {
+        "the server's certificate has expired; its operator must renew it".to_owned()
+    } else if cause.contains("NotValidYet") || cause.contains("not valid yet") {
+        "the server's certificate is not valid yet; check this machine's clock".to_owned()
+    } else if cause.contains("CertificateRequired") || cause.contains("certificate required") {
+        "the server requires a client certificate (mutual TLS): give --tls-cert and --tls-key"
+            .to_owned()
+    } else if cause.contains("UnknownCA")
+        || cause.contains("BadCertificate")
+        || cause.contains("DecryptError")
+    {
+        "the server refused this client's certificate: give one signed by the CA the server \
+         trusts (its --tls-client-ca)"
+            .to_owned()
+    } else {
+        return None;
+    };
+    Some(hint)
 }
 
 /// The innermost cause of a transport error: the OS's words ("Connection refused").
@@ -170,8 +299,23 @@ pub fn status_error(status: &tonic::Status) -> anyhow::Error {
     anyhow!("{}", describe_status(status))
 }
 
-/// `<CODE>: <message>`, e.g. `NOT_FOUND: symbol "NOPE" is not published here`.
+/// `<CODE>: <message>`, e.g. `NOT_FOUND: symbol "NOPE" is not published here`; for a call that
+/// failed in the connection under it (a TLS alert, a plaintext client at a TLS server), what
+/// to do about it.
 pub fn describe_status(status: &tonic::Status) -> String {
+    if let Some(source) = std::error::Error::source(status) {
+        let mut cause: &dyn std::error::Error = source;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let cause = cause.to_string();
+        let hint = tls_hint(&cause, None).unwrap_or_else(|| {
+            "the connection failed before an answer: a server with TLS needs --tls-ca (and, \
+             with client certificates, --tls-cert and --tls-key); one without TLS, none of them"
+                .to_owned()
+        });
+        return format!("{}: {hint} ({cause})", code_name(status.code()));
+    }
     let message = status.message();
     if message.is_empty() {
         code_name(status.code()).to_owned()

@@ -43,9 +43,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             let path = default_token_path();
             controlplane::auth::write_token_file(&path, &token)
                 .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+            // the token itself is never printed: log collectors keep stdout and stderr
             eprintln!(
-                "pinbook: no admin token configured; generated one (only you can read it): {}\n\
-                 pinbook: admin token: {token}",
+                "pinbook: no admin token configured; generated one in {} (mode 0600); admin \
+                 commands on this machine read it from there",
                 path.display()
             );
             token
@@ -59,6 +60,23 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     )
     .context("cannot start the data plane")?;
     let options = validated.server_options(admin_token)?;
+    let exposure = validated.exposure_warning().map(str::to_owned);
+    let scheme = match validated.tls() {
+        Some(tls) => {
+            eprintln!(
+                "pinbook: TLS{} with the certificate of {} (valid until {})",
+                if tls.mutual {
+                    ", client certificates required,"
+                } else {
+                    ""
+                },
+                tls.subject,
+                tls.not_after
+            );
+            Scheme::Tls
+        }
+        None => Scheme::Plaintext,
+    };
     let control = validated.control_cores().to_vec();
     let next = AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -73,15 +91,44 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         })
         .build()
         .context("cannot start the control-plane runtime")?;
-    runtime.block_on(serve(options, c.metrics_addr, plane, stop))
+    runtime.block_on(serve(
+        options,
+        c.metrics_addr,
+        plane,
+        stop,
+        scheme,
+        exposure,
+    ))
 }
+
+/// How clients reach the gRPC server, for the lines `serve` prints.
+#[derive(Clone, Copy)]
+enum Scheme {
+    Plaintext,
+    Tls,
+}
+
+/// How often the `--insecure` warning is repeated.
+const INSECURE_REMINDER: Duration = Duration::from_secs(3600);
 
 async fn serve(
     options: ServerOptions,
     metrics_addr: SocketAddr,
     plane: DataPlane,
     stop: Stop,
+    scheme: Scheme,
+    exposure: Option<String>,
 ) -> Result<()> {
+    if let Some(warning) = exposure {
+        // at startup, then every hour, so it is in every rotated log
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(INSECURE_REMINDER);
+            loop {
+                every.tick().await;
+                tracing::warn!("{warning}");
+            }
+        });
+    }
     let handle = controlplane::metrics::install()?;
     let running = server::start(options, plane).await?;
     let (metrics_at, _metrics) = controlplane::metrics::serve(metrics_addr, handle).await?;
@@ -92,8 +139,16 @@ async fn serve(
     println!(
         "pinbook: gRPC on {addr} (health, reflection, pinbook.v2.BookService, pinbook.v2.AdminService)"
     );
-    println!("pinbook: try  pinbook subscribe AAPL --addr {addr}");
-    println!("pinbook:      grpcurl -plaintext {addr} list");
+    match scheme {
+        Scheme::Plaintext => {
+            println!("pinbook: try  pinbook subscribe AAPL --addr {addr}");
+            println!("pinbook:      grpcurl -plaintext {addr} list");
+        }
+        Scheme::Tls => {
+            println!("pinbook: try  pinbook subscribe AAPL --addr {addr} --tls-ca CA.pem");
+            println!("pinbook:      grpcurl -cacert CA.pem {addr} list");
+        }
+    }
     stop.wait().await;
     eprintln!("pinbook: shutting down");
     // bounded by the configured shutdown_ms

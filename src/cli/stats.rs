@@ -43,7 +43,7 @@ pub fn run(args: &StatsArgs) -> Result<()> {
 }
 
 async fn fetch(args: &StatsArgs, token: &str) -> Result<pb::GetStatsResponse> {
-    let channel = client::connect(&args.admin.server.addr).await?;
+    let channel = client::connect(&args.admin.server).await?;
     let mut admin = AdminServiceClient::new(channel);
     admin
         .get_stats(client::authorized(pb::GetStatsRequest {}, token)?)

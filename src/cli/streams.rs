@@ -112,7 +112,7 @@ pub fn orders(args: &OrdersArgs) -> Result<()> {
     let request = request(&args.symbols, pb::Stream::Orders);
     let mut last_draw = std::time::Instant::now();
     let ended = client::streaming_runtime()?.block_on(follow(
-        &args.server.addr,
+        &args.server,
         request,
         &args.end,
         |update, view_found| {
@@ -143,7 +143,7 @@ pub fn trades(args: &TradesArgs) -> Result<()> {
     let mut view = View::new(&args.symbols, args.json);
     let request = request(&args.symbols, pb::Stream::Trades);
     let ended = client::streaming_runtime()?.block_on(follow(
-        &args.server.addr,
+        &args.server,
         request,
         &args.end,
         |update, found| {
@@ -171,7 +171,7 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let mut waiting = symbols.len();
     let follow_on = args.follow;
     let ended = runtime.block_on(follow(
-        &args.admin.server.addr,
+        &args.admin.server,
         request,
         &args.end,
         |update, found| {
@@ -190,7 +190,7 @@ pub fn status(args: &StatusArgs) -> Result<()> {
 /// `pinbook order`: where one order stands in its queue.
 pub fn order(args: &OrderArgs) -> Result<()> {
     let position = client::runtime()?.block_on(async {
-        let channel = client::connect(&args.server.addr).await?;
+        let channel = client::connect(&args.server).await?;
         BookServiceClient::new(channel)
             .get_order(client::book_request(pb::GetOrderRequest {
                 symbol: args.symbol.clone(),
@@ -249,7 +249,7 @@ fn request(symbols: &[String], stream: pb::Stream) -> pb::SubscribeRequest {
 /// Every symbol the server publishes (at most the 1,000 a subscription may name).
 async fn published(admin: &AdminArgs) -> Result<Vec<String>> {
     let token = client::admin_token(admin)?;
-    let channel = client::connect(&admin.server.addr).await?;
+    let channel = client::connect(&admin.server).await?;
     let list = AdminServiceClient::new(channel)
         .list_symbols(client::authorized(pb::ListSymbolsRequest {}, &token)?)
         .await
@@ -269,12 +269,12 @@ async fn published(admin: &AdminArgs) -> Result<Vec<String>> {
 /// Subscribes and hands each update to `handle` until `end`, the stream's end, or the removal
 /// of every symbol. `Ok(Some(error))` when the stream ended with an error.
 async fn follow(
-    addr: &str,
+    server: &client::ServerArgs,
     request: pb::SubscribeRequest,
     end: &EndArgs,
     mut handle: impl FnMut(Update, &mut u64) -> Result<bool>,
 ) -> Result<(Option<anyhow::Error>, u64)> {
-    let channel = client::connect(addr).await?;
+    let channel = client::connect(server).await?;
     let symbols = request.symbols.len();
     let mut updates = BookServiceClient::new(channel)
         .subscribe(client::book_request(request)?)

@@ -175,7 +175,7 @@ impl Session {
         args: &SubscribeArgs,
         request: pb::SubscribeRequest,
     ) -> Result<Option<anyhow::Error>> {
-        let channel = client::connect(&args.server.addr).await?;
+        let channel = client::connect(&args.server).await?;
         let mut books = BookServiceClient::new(channel);
         let mut updates = books
             .subscribe(client::book_request(request)?)

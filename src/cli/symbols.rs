@@ -83,7 +83,7 @@ enum Answer {
 }
 
 async fn call(args: &SymbolsArgs, token: &str) -> Result<Answer> {
-    let channel = client::connect(&args.admin.server.addr).await?;
+    let channel = client::connect(&args.admin.server).await?;
     let mut admin: AdminServiceClient<Channel> = AdminServiceClient::new(channel);
     let request = |symbol: &String| {
         let symbol = symbol.clone();

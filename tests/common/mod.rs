@@ -48,27 +48,37 @@ impl Server {
         Self::start_with(&["--sim-rate", "20000", "--sim-symbols", "20"])
     }
 
-    /// The server with `extra` arguments, once it printed its gRPC and metrics addresses.
+    /// The server with `extra` arguments (listening on 127.0.0.1:0 unless they say where),
+    /// once it printed its gRPC and metrics addresses.
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_as(extra, Some(TOKEN)).0
+    }
+
+    /// The server with `extra` arguments and `admin_token` in its environment (none: it
+    /// generates one); also every line it printed to stdout until it printed both addresses
+    /// (it keeps being drained after).
+    pub fn start_as(extra: &[&str], admin_token: Option<&str>) -> (Server, Vec<String>) {
         let state = tempfile::tempdir().expect("a temporary state directory");
         let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
-        let child = Command::new(BIN)
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+        let mut command = Command::new(BIN);
+        command.arg("serve");
+        for flag in ["--grpc-addr", "--metrics-addr"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        command
             .args(extra)
-            .env("PINBOOK_ADMIN_TOKEN", TOKEN)
             .env("XDG_STATE_HOME", state.path())
             .env_remove("PINBOOK_ADDR")
+            .env_remove("PINBOOK_ADMIN_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start pinbook serve");
+            .stderr(log);
+        if let Some(token) = admin_token {
+            command.env("PINBOOK_ADMIN_TOKEN", token);
+        }
+        let child = command.spawn().expect("start pinbook serve");
         let mut server = Server {
             child,
             grpc: String::new(),
@@ -83,6 +93,7 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
+        let mut printed = Vec::new();
         let deadline = Instant::now() + STARTUP;
         while server.grpc.is_empty() || server.metrics.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -98,8 +109,9 @@ impl Server {
             } else if let Some(rest) = line.strip_prefix("pinbook: metrics on http://") {
                 server.metrics = rest.strip_suffix("/metrics").unwrap_or(rest).to_owned();
             }
+            printed.push(line);
         }
-        server
+        (server, printed)
     }
 
     /// The server's state directory (its `XDG_STATE_HOME`, and the clients').
@@ -135,6 +147,10 @@ impl Server {
             .env_remove("PINBOOK_ADMIN_TOKEN")
             .env_remove("PINBOOK_BOOK_TOKEN")
             .env_remove("PINBOOK_ADDR")
+            .env_remove("PINBOOK_TLS_CA")
+            .env_remove("PINBOOK_CLIENT_CERT")
+            .env_remove("PINBOOK_CLIENT_KEY")
+            .env_remove("PINBOOK_TLS_SERVER_NAME")
             .env("XDG_STATE_HOME", self.state.path());
         command
     }

@@ -95,6 +95,27 @@ pub struct ServeArgs {
     /// A file holding the admin token; must not be readable by group or others.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// TLS: the server's certificate chain (PEM); with --tls-key, gRPC is served over TLS.
+    #[arg(long, value_name = "PEM", env = "PINBOOK_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", env = "PINBOOK_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA (PEM) that signs client certificates; every client must present one.
+    #[arg(long, value_name = "PEM", env = "PINBOOK_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow plaintext off loopback: gRPC without TLS, or metrics, on an address other
+    /// machines reach (logged as a warning at startup and every hour).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "PINBOOK_INSECURE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub insecure: Option<bool>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -166,6 +187,18 @@ pub fn load_with(
     }
     if let Some(v) = a.metrics_addr {
         config.metrics_addr = v;
+    }
+    if let Some(v) = a.insecure {
+        config.insecure = v;
+    }
+    if let Some(v) = &a.tls_cert {
+        config.tls.cert = Some(v.clone());
+    }
+    if let Some(v) = &a.tls_key {
+        config.tls.key = Some(v.clone());
+    }
+    if let Some(v) = &a.tls_client_ca {
+        config.tls.client_ca = Some(v.clone());
     }
     if let Some(v) = a.feed {
         config.feed = v;

@@ -306,4 +306,88 @@ pub enum ConfigError {
     /// A token is set but empty.
     #[error("{0} is empty; set a non-empty token or leave it unset")]
     EmptyToken(&'static str),
+
+    /// A server would listen off loopback in plaintext.
+    #[error(
+        "{what} would listen on {addr} in plaintext, reachable from other machines; give \
+         --tls-cert and --tls-key (`[tls]`) to encrypt it, bind it to 127.0.0.1, or pass \
+         --insecure if this network is trusted"
+    )]
+    PlaintextExposed {
+        /// `grpc_addr` or `metrics_addr (metrics are always plaintext HTTP)`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A TLS certificate without its key, or a key without its certificate.
+    #[error("tls.{missing} is not set; TLS needs both --tls-cert and --tls-key (PEM files)")]
+    TlsHalf {
+        /// `cert` or `key`.
+        missing: &'static str,
+    },
+    /// A client CA without a server certificate.
+    #[error(
+        "tls.client_ca (--tls-client-ca) asks for mutual TLS, which needs TLS: give --tls-cert \
+         and --tls-key too"
+    )]
+    ClientCaWithoutTls,
+    /// A TLS file cannot be read.
+    #[error("{what} {} cannot be read: {source}; check the path and its permissions", path.display())]
+    TlsFile {
+        /// `tls.cert`, `tls.key` or `tls.client_ca`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A TLS file holds no PEM of its kind.
+    #[error("{what} {} holds no {expected}; give a PEM file (convert DER with `openssl x509 -inform der`)", path.display())]
+    TlsPem {
+        /// `tls.cert`, `tls.key` or `tls.client_ca`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// The server certificate has expired.
+    #[error("the certificate in {} expired on {not_after}; renew it and restart", path.display())]
+    TlsExpired {
+        /// The file.
+        path: PathBuf,
+        /// Its end of validity.
+        not_after: String,
+    },
+    /// The server certificate is not valid yet.
+    #[error(
+        "the certificate in {} is not valid before {not_before}; check this machine's clock, \
+         or use a certificate valid now",
+        path.display()
+    )]
+    TlsNotYetValid {
+        /// The file.
+        path: PathBuf,
+        /// Its start of validity.
+        not_before: String,
+    },
+    /// The key is not the certificate's.
+    #[error(
+        "the key in {} does not belong to the certificate in {}; give the key the certificate \
+         was issued for",
+        key.display(),
+        cert.display()
+    )]
+    TlsKeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// rustls refused the certificate and key for another reason.
+    #[error("TLS cannot use this certificate and key: {reason}; check tls.cert and tls.key")]
+    TlsRejected {
+        /// rustls's words.
+        reason: String,
+    },
 }

@@ -16,6 +16,7 @@ use dataplane::topology::Topology;
 
 use crate::hub::Policy;
 use crate::server::ServerOptions;
+use crate::tls::ServerTls;
 
 use super::{
     Config, ConfigError, CoresConfig, FeedSpec, IdleSpec, MAX_EVENT_RING, Secret, UdpLine,
@@ -33,6 +34,8 @@ pub struct Validated {
     data: Vec<usize>,
     publish: Publish,
     admin_token: Option<Secret>,
+    tls: Option<ServerTls>,
+    exposed: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -110,6 +113,8 @@ impl Config {
                 feed: self.feed.to_string(),
             });
         }
+        let tls = ServerTls::load(&self.tls)?;
+        let exposed = self.check_exposure(tls.is_some())?;
         let admin_token = self.admin_token()?;
         if self
             .auth
@@ -131,8 +136,46 @@ impl Config {
             data,
             publish,
             admin_token,
+            tls,
+            exposed,
             warnings,
         })
+    }
+
+    /// Refuses plaintext off loopback unless `insecure`; with it, returns the warning to log.
+    fn check_exposure(&self, tls: bool) -> Result<Option<String>, ConfigError> {
+        // (the key, its address, how the error names it)
+        let listeners = [
+            (!tls, "grpc_addr", self.grpc_addr, "grpc_addr"),
+            (
+                true,
+                "metrics_addr",
+                self.metrics_addr,
+                "metrics_addr (metrics are always plain HTTP)",
+            ),
+        ];
+        let plaintext: Vec<_> = listeners
+            .into_iter()
+            .filter(|&(plain, _, addr, _)| plain && !addr.ip().is_loopback())
+            .collect();
+        match plaintext.first() {
+            None => Ok(None),
+            Some(&(_, _, addr, what)) if !self.insecure => {
+                Err(ConfigError::PlaintextExposed { what, addr })
+            }
+            Some(_) => {
+                let listed: Vec<String> = plaintext
+                    .iter()
+                    .map(|(_, key, addr, _)| format!("{key} {addr}"))
+                    .collect();
+                Ok(Some(format!(
+                    "--insecure: serving plaintext off loopback ({}); anyone on the network can \
+                     read what is sent, tokens included; give --tls-cert and --tls-key to \
+                     encrypt gRPC",
+                    listed.join(", ")
+                )))
+            }
+        }
     }
 
     fn check_books(&self) -> Result<(), ConfigError> {
@@ -417,6 +460,17 @@ impl Validated {
         &self.data
     }
 
+    /// The server's TLS, when `[tls]` is set.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    /// With `insecure` and a plaintext listener off loopback: the warning to log at startup
+    /// and every hour.
+    pub fn exposure_warning(&self) -> Option<&str> {
+        self.exposed.as_deref()
+    }
+
     /// What was accepted but deserves a warning in the log.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -477,6 +531,7 @@ impl Validated {
             },
             admin_token,
             book_token: self.book_token().map(|t| t.expose().to_owned()),
+            tls: self.tls.as_ref().map(|t| t.config.clone()),
             control_cores: self.control.clone(),
             config_toml: c.to_toml()?,
             shutdown_timeout: self.shutdown(),
@@ -969,6 +1024,71 @@ mod tests {
             error(&with(|c| c.udp.sequence_window = 0), &t)
                 .starts_with("udp.sequence_window is 0; ")
         );
+    }
+
+    #[test]
+    fn plaintext_off_loopback_needs_insecure_and_is_then_a_warning() {
+        let t = machine(&[0, 1]);
+        let everywhere: std::net::SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let msg = error(&with(|c| c.grpc_addr = everywhere), &t);
+        assert!(
+            msg.starts_with("grpc_addr would listen on 0.0.0.0:50051 in plaintext")
+                && msg.contains("--tls-cert and --tls-key")
+                && msg.contains("--insecure"),
+            "{msg}"
+        );
+        let msg = error(&with(|c| c.metrics_addr = "[::]:9464".parse().unwrap()), &t);
+        assert!(
+            msg.starts_with("metrics_addr (metrics are always plain HTTP)"),
+            "{msg}"
+        );
+        let v = with(|c| {
+            c.grpc_addr = everywhere;
+            c.insecure = true;
+        })
+        .validate(&t)
+        .unwrap();
+        let warning = v.exposure_warning().unwrap();
+        assert!(warning.contains("grpc_addr 0.0.0.0:50051"), "{warning}");
+        assert!(!warning.contains("metrics_addr"), "{warning}");
+        // loopback, v4 or v6, needs nothing
+        for addr in ["127.0.0.1:7", "127.0.0.2:7", "[::1]:7"] {
+            let v = with(|c| c.grpc_addr = addr.parse().unwrap())
+                .validate(&t)
+                .unwrap();
+            assert!(v.exposure_warning().is_none() && v.tls().is_none());
+        }
+    }
+
+    #[test]
+    fn with_tls_grpc_may_listen_anywhere_and_metrics_still_may_not() {
+        use crate::tls::test_certs::Ca;
+        let t = machine(&[0, 1]);
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = Ca::new("ca")
+            .issue(&["localhost"])
+            .write(dir.path(), "server");
+        let tls = crate::tls::TlsConfig {
+            cert: Some(cert),
+            key: Some(key),
+            client_ca: None,
+        };
+        let v = with(|c| {
+            c.grpc_addr = "0.0.0.0:50051".parse().unwrap();
+            c.tls = tls.clone();
+        })
+        .validate(&t)
+        .unwrap();
+        assert!(v.tls().is_some() && v.exposure_warning().is_none());
+        assert!(v.server_options("t".into()).unwrap().tls.is_some());
+        let msg = error(
+            &with(|c| {
+                c.metrics_addr = "0.0.0.0:9464".parse().unwrap();
+                c.tls = tls;
+            }),
+            &t,
+        );
+        assert!(msg.starts_with("metrics_addr"), "{msg}");
     }
 
     #[test]
