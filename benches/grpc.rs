@@ -114,6 +114,7 @@ fn run(
             control_cores: control.into_iter().collect(),
             config_toml: String::new(),
             shutdown_timeout: Duration::from_secs(5),
+            limits: controlplane::limits::LimitsConfig::default(),
         };
         let running = server::start(options, plane).await.expect("server");
         let url = format!("http://{}", running.local_addr);

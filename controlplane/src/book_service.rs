@@ -18,13 +18,11 @@ use std::sync::Mutex;
 
 use crate::admin_service::COMMAND_TIMEOUT;
 use crate::hub::{self, Hub, Mode};
+use crate::limits::{Admission, Caller, caller};
 use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
 use crate::state::{Serving, StreamLimits};
-
-/// Most symbols one subscription may name.
-pub const MAX_SYMBOLS_PER_SUBSCRIPTION: usize = 1000;
 
 /// Updates between a subscriber's stream task and tonic.
 const STREAM_BUFFER: usize = 64;
@@ -41,21 +39,25 @@ pub struct BookService {
     plane: Arc<Mutex<DataPlane>>,
     limits: StreamLimits,
     serving: Arc<Serving>,
+    admission: Arc<Admission>,
 }
 
 impl BookService {
-    /// The service over `hub`'s books, within `limits`, answering while `serving` says so.
+    /// The service over `hub`'s books, within `limits`, answering while `serving` says so,
+    /// admitting subscriptions through `admission`.
     pub fn new(
         hub: Arc<Hub>,
         plane: Arc<Mutex<DataPlane>>,
         limits: StreamLimits,
         serving: Arc<Serving>,
+        admission: Arc<Admission>,
     ) -> Self {
         Self {
             hub,
             plane,
             limits,
             serving,
+            admission,
         }
     }
 
@@ -104,18 +106,21 @@ impl BookService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<UpdateStream>, Status> {
         self.serving.check()?;
+        // put there by the limits layer; a call that bypassed it (a test's in-process
+        // service) is told apart by its metadata and address alone
+        let who = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(|| caller(request.metadata().as_ref(), request.extensions(), false));
         let req = request.into_inner();
         if req.symbols.is_empty() {
             return Err(Status::invalid_argument(
                 "symbols: the list is empty; name at least one symbol",
             ));
         }
-        if req.symbols.len() > MAX_SYMBOLS_PER_SUBSCRIPTION {
-            return Err(Status::invalid_argument(format!(
-                "symbols: {} named, at most {MAX_SYMBOLS_PER_SUBSCRIPTION} per subscription",
-                req.symbols.len()
-            )));
-        }
+        // held by the stream task; given back when it ends (the client gone, or closed)
+        let slot = self.admission.subscribe(&who, req.symbols.len())?;
         let mut seen = HashSet::new();
         let mut symbols = Vec::with_capacity(req.symbols.len());
         for s in &req.symbols {
@@ -176,6 +181,7 @@ impl BookService {
         let heartbeat = self.limits.heartbeat;
         let stall = self.limits.stall;
         tokio::spawn(async move {
+            let _slot = slot;
             let ended = send_updates(&hub, id, &queue, &tx, heartbeat, stall).await;
             if let Some((rest, status)) = ended {
                 for update in rest {

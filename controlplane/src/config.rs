@@ -52,6 +52,7 @@ pub use idle::IdleSpec;
 pub use secret::Secret;
 pub use validate::Validated;
 
+pub use crate::limits::LimitsConfig;
 pub use crate::tls::TlsConfig;
 
 /// The largest `event_ring` accepted: 16 Mi events, 1 GiB per shard.
@@ -99,6 +100,8 @@ pub struct Config {
     pub books: BooksSection,
     /// `[subscribers]`: the gRPC subscribers' queues and health.
     pub subscribers: SubscribersConfig,
+    /// `[limits]`: what clients may claim.
+    pub limits: LimitsConfig,
     /// `[tls]`: the gRPC server's certificate, key and client CA.
     pub tls: TlsConfig,
     /// `[auth]`: tokens. Written last by [`Config::to_toml`], which leaves the tokens out.
@@ -122,6 +125,7 @@ impl Default for Config {
             cores: CoresConfig::default(),
             books: BooksSection::default(),
             subscribers: SubscribersConfig::default(),
+            limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
         }
@@ -397,6 +401,7 @@ mod tests {
         assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9464");
         assert!(!c.insecure);
         assert_eq!(c.tls, TlsConfig::default());
+        assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.feed, FeedSpec::Simulator);
         assert!(c.symbols.is_empty());
         assert_eq!(c.idle, IdleSpec::Auto);
@@ -526,6 +531,16 @@ mod tests {
                 resync_window_ms: 9,
                 stall_ms: 10,
                 blocked_ms: 5,
+            },
+            limits: LimitsConfig {
+                max_subscribers: 1,
+                max_subscribers_per_client: 2,
+                max_streams_per_connection: 3,
+                max_symbols_per_subscription: 4,
+                max_message_bytes: 5,
+                unary_per_second: 6,
+                request_deadline_ms: 7,
+                idle_timeout_ms: 8,
             },
             tls: TlsConfig {
                 cert: Some("/etc/pinbook/cert.pem".into()),

@@ -27,6 +27,7 @@ pub mod contract;
 pub mod convert;
 pub(crate) mod deltas;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod mirror;
 pub mod orders;

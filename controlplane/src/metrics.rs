@@ -109,6 +109,14 @@ fn describe() {
         "From a feed message taken by a shard to its events in the ring (one observation per busy loop iteration that published)."
     );
     describe_gauge!("pinbook_subscribers", "Open Subscribe streams.");
+    describe_counter!(
+        "pinbook_limit_hits_total",
+        "Calls refused with RESOURCE_EXHAUSTED by a limit of [limits], by limit."
+    );
+    for limit in crate::limits::Limit::ALL {
+        // every series exists from the start, so a rate over it is 0, not empty
+        metrics::counter!("pinbook_limit_hits_total", "limit" => limit.name()).increment(0);
+    }
     describe_gauge!(
         "pinbook_stream_subscribers",
         "Open Subscribe streams by what they stream: levels, orders (market by order), trades, \

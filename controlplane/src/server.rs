@@ -11,6 +11,7 @@ use dataplane::runtime::stats::ShardStats;
 use dataplane::runtime::{DataPlane, ShardInfo};
 use tokio::sync::oneshot;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
@@ -18,6 +19,7 @@ use crate::admin_service::AdminService;
 use crate::auth::BearerAuth;
 use crate::book_service::BookService;
 use crate::hub::{Hub, Policy, drain};
+use crate::limits::{Admission, LimitsConfig, LimitsLayer};
 use crate::pb;
 use crate::request_count::CountRequestsLayer;
 pub use crate::state::Shared;
@@ -51,6 +53,8 @@ pub struct ServerOptions {
     pub config_toml: String,
     /// How long shutdown may take before streams are dropped.
     pub shutdown_timeout: Duration,
+    /// What clients may claim.
+    pub limits: LimitsConfig,
 }
 
 /// Why the server did not start.
@@ -98,6 +102,9 @@ pub struct Running {
     shutdown_timeout: Duration,
 }
 
+/// HTTP/2 streams a connection may open beyond `max_streams_per_connection` subscriptions.
+const STREAM_HEADROOM: u32 = 100;
+
 /// The health service names reported.
 const SERVICES: [&str; 3] = ["", "pinbook.v2.BookService", "pinbook.v2.AdminService"];
 
@@ -119,7 +126,9 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     let event_threads =
         spawn_event_threads(&mut plane, &hub, &stop_events, &options.control_cores)?;
     let serving = Arc::new(Serving::default());
+    let admission = Admission::new(options.limits);
     let shared = Arc::new(Shared {
+        admission: Arc::clone(&admission),
         hub: Arc::clone(&hub),
         plane: Arc::new(Mutex::new(plane)),
         shards,
@@ -142,8 +151,10 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         .build_v1alpha()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
     let (listener, local_addr) = bind(options.grpc_addr).await?;
-    let admin = pb::admin_service_server::AdminServiceServer::with_interceptor(
-        AdminService::new(Arc::clone(&shared)),
+    let max_message = options.limits.max_message_bytes as usize;
+    let admin = InterceptedService::new(
+        pb::admin_service_server::AdminServiceServer::new(AdminService::new(Arc::clone(&shared)))
+            .max_decoding_message_size(max_message),
         BearerAuth::new(Some(options.admin_token.clone()), "admin"),
     );
     let limits = StreamLimits {
@@ -151,10 +162,18 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         heartbeat: options.heartbeat,
         stall: options.policy.stall,
     };
-    let book = pb::book_service_server::BookServiceServer::with_interceptor(
-        BookService::new(Arc::clone(&hub), Arc::clone(&shared.plane), limits, serving),
+    let book = InterceptedService::new(
+        pb::book_service_server::BookServiceServer::new(BookService::new(
+            Arc::clone(&hub),
+            Arc::clone(&shared.plane),
+            limits,
+            serving,
+            Arc::clone(&admission),
+        ))
+        .max_decoding_message_size(max_message),
         BearerAuth::new(options.book_token.clone(), "book"),
     );
+    let keepalive = options.limits.keepalive();
     let (stop_grpc, stopped) = oneshot::channel::<()>();
     let mut builder = Server::builder();
     if let Some(tls) = options.tls.clone() {
@@ -164,8 +183,20 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     }
     let grpc = tokio::spawn(
         builder
+            // outermost first: every refusal of the limits is counted too
             .layer(CountRequestsLayer)
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .layer(LimitsLayer::new(admission, options.book_token.is_some()))
+            // a peer that stops answering pings is dropped within the idle timeout
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(keepalive))
+            // h2's own bound, over the per-connection subscriber limit (which the limits
+            // layer enforces with a status) so unary calls fit beside a full connection
+            .max_concurrent_streams(Some(
+                options
+                    .limits
+                    .max_streams_per_connection
+                    .saturating_add(STREAM_HEADROOM),
+            ))
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(16 << 20))
             .add_service(health_service)

@@ -55,6 +55,8 @@ pub struct StreamLimits {
 /// State the server's parts share.
 #[derive(Debug)]
 pub struct Shared {
+    /// The limits on clients, and what is open against them.
+    pub admission: Arc<crate::limits::Admission>,
     /// Mirrors and subscribers.
     pub hub: Arc<Hub>,
     /// The data plane, for commands.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use controlplane::contract::Checker;
 use controlplane::hub::Policy;
+use controlplane::limits::LimitsConfig;
 use controlplane::pb::admin_service_client::AdminServiceClient;
 use controlplane::pb::book_service_client::BookServiceClient;
 use controlplane::pb::{self, book_update::Update};
@@ -53,6 +54,7 @@ impl Server {
             control_cores: Vec::new(),
             config_toml: "# test\n".into(),
             shutdown_timeout: Duration::from_secs(5),
+            limits: LimitsConfig::default(),
         };
         let running = server::start(options, plane).await.unwrap();
         let addr = running.local_addr;
@@ -711,4 +713,166 @@ async fn conflated_and_top_of_book_modes_follow_the_book() {
     }
     assert!(c.updates > 1 && t.updates > 1);
     server.running.unwrap().shutdown().await;
+}
+
+/// The code and message of a call that must fail.
+fn refusal<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
+    let status = result.unwrap_err();
+    (status.code(), status.message().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_limit_refuses_with_its_name_changes_live_and_leaves_other_streams_alone() {
+    let (server, _, _) = fixture(20_000, 4, 31, policy()).await;
+    server.gate.open();
+    server.warm("AAPL").await;
+    let admission = &server.running.as_ref().unwrap().shared.admission;
+    admission.set(LimitsConfig {
+        max_subscribers: 100,
+        max_subscribers_per_client: 3,
+        max_streams_per_connection: 2,
+        max_symbols_per_subscription: 2,
+        unary_per_second: 5,
+        ..LimitsConfig::default()
+    });
+    let both = || sub(&["AAPL", "MSFT"], 5, pb::Mode::EveryChange, 0);
+
+    // two streams fill a connection; a third is refused on it, not on another connection
+    let mut one = server.books().await;
+    let mut first = one.subscribe(both()).await.unwrap().into_inner();
+    let _second = one.subscribe(both()).await.unwrap().into_inner();
+    let (code, msg) = refusal(one.subscribe(both()).await);
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(
+        msg.starts_with("limit max_streams_per_connection = 2 reached"),
+        "{msg}"
+    );
+    let _third = server.books().await.subscribe(both()).await.unwrap();
+    // every connection here is from 127.0.0.1 without a checked token: one client
+    let (code, msg) = refusal(server.books().await.subscribe(both()).await);
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(
+        msg.starts_with("limit max_subscribers_per_client = 3 reached: peer 127.0.0.1"),
+        "{msg}"
+    );
+    let (_, msg) = refusal(
+        server
+            .books()
+            .await
+            .subscribe(sub(&["AAPL", "MSFT", "NVDA"], 5, pb::Mode::EveryChange, 0))
+            .await,
+    );
+    assert!(
+        msg.starts_with("limit max_symbols_per_subscription = 2"),
+        "{msg}"
+    );
+    // a request over max_message_bytes (64 KiB) is refused before it is decoded
+    let huge: Vec<String> = (0..9000).map(|i| format!("S{i:07}")).collect();
+    let huge: Vec<&str> = huge.iter().map(String::as_str).collect();
+    let (code, msg) = refusal(
+        server
+            .books()
+            .await
+            .subscribe(sub(&huge, 5, pb::Mode::EveryChange, 0))
+            .await,
+    );
+    assert_eq!(code, Code::ResourceExhausted, "{msg}");
+    assert!(msg.starts_with("limit max_message_bytes = 65536"), "{msg}");
+
+    // the open streams go on: the first one still gets its snapshots
+    let update = tokio::time::timeout(WAIT, first.message()).await.unwrap();
+    assert!(update.unwrap().is_some());
+
+    // five unary calls a second for this peer; the admin (another client) is not affected
+    let mut refused = None;
+    for _ in 0..20 {
+        match one
+            .get_book(pb::GetBookRequest {
+                symbol: "AAPL".into(),
+                depth: 1,
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let status = refused.expect("the sixth call within a second is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status
+            .message()
+            .starts_with("limit unary_per_second = 5 reached: peer 127.0.0.1"),
+        "{}",
+        status.message()
+    );
+    server
+        .admin()
+        .await
+        .list_symbols(admin_request(pb::ListSymbolsRequest {}, Some(TOKEN)))
+        .await
+        .unwrap();
+
+    // a slot comes back when its stream ends; raised limits take effect at once
+    drop(first);
+    drop(one);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admission.subscribers() > 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slots never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.books().await.subscribe(both()).await.unwrap();
+    admission.set(LimitsConfig {
+        max_subscribers_per_client: 10,
+        ..LimitsConfig::default()
+    });
+    server.books().await.subscribe(both()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_request_never_comes_is_refused_at_the_deadline() {
+    let (server, _, _) = fixture(1_000, 2, 5, policy()).await;
+    server.gate.open();
+    server.warm("AAPL").await;
+    server
+        .running
+        .as_ref()
+        .unwrap()
+        .shared
+        .admission
+        .set(LimitsConfig {
+            request_deadline_ms: 300,
+            ..LimitsConfig::default()
+        });
+    // a raw HTTP/2 client: the call's headers, then nothing
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = tonic::codegen::http::Request::post(format!(
+        "http://{}/pinbook.v2.BookService/Subscribe",
+        server.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (response, _body) = h2.send_request(request, false).unwrap();
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let headers = response.headers();
+    assert_eq!(headers["grpc-status"], "8", "{headers:?}");
+    assert!(
+        headers["grpc-message"]
+            .to_str()
+            .unwrap()
+            .contains("request_deadline_ms"),
+        "{headers:?}"
+    );
 }

@@ -390,4 +390,9 @@ pub enum ConfigError {
         /// rustls's words.
         reason: String,
     },
+    /// A limit is 0.
+    #[error(
+        "limits.{0} is 0, which would refuse every client; give a positive value (see --print-config for the defaults)"
+    )]
+    ZeroLimit(&'static str),
 }

@@ -113,6 +113,9 @@ impl Config {
                 feed: self.feed.to_string(),
             });
         }
+        if let Some(key) = self.limits.first_zero() {
+            return Err(ConfigError::ZeroLimit(key));
+        }
         let tls = ServerTls::load(&self.tls)?;
         let exposed = self.check_exposure(tls.is_some())?;
         let admin_token = self.admin_token()?;
@@ -535,6 +538,7 @@ impl Validated {
             control_cores: self.control.clone(),
             config_toml: c.to_toml()?,
             shutdown_timeout: self.shutdown(),
+            limits: c.limits,
         })
     }
 
@@ -1023,6 +1027,18 @@ mod tests {
         assert!(
             error(&with(|c| c.udp.sequence_window = 0), &t)
                 .starts_with("udp.sequence_window is 0; ")
+        );
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_by_name() {
+        let msg = error(
+            &with(|c| c.limits.max_streams_per_connection = 0),
+            &machine(&[0, 1]),
+        );
+        assert!(
+            msg.starts_with("limits.max_streams_per_connection is 0"),
+            "{msg}"
         );
     }
 
