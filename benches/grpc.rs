@@ -115,6 +115,7 @@ fn run(
             config_toml: String::new(),
             shutdown_timeout: Duration::from_secs(5),
             limits: controlplane::limits::LimitsConfig::default(),
+            conflation_ms: (1, 60_000),
         };
         let running = server::start(options, plane).await.expect("server");
         let url = format!("http://{}", running.local_addr);

@@ -49,6 +49,9 @@ enum Command {
     Symbols(cli::symbols::SymbolsArgs),
     /// Print a running server's per-shard counters (admin token needed).
     Stats(cli::stats::StatsArgs),
+    /// Print a running server's configuration, or change a setting while it serves (admin
+    /// token needed).
+    Config(cli::config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Order(args) => cli::streams::order(&args),
         Command::Symbols(args) => cli::symbols::run(&args),
         Command::Stats(args) => cli::stats::run(&args),
+        Command::Config(args) => cli::config::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

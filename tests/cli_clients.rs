@@ -533,3 +533,47 @@ fn a_framing_loss_in_a_file_flags_every_book_and_resyncs_subscribers() {
         assert_eq!(served[0]["asks"], offline[0]["books"][symbol]["asks"]);
     }
 }
+
+#[test]
+fn config_set_changes_a_setting_live_and_says_when_it_cannot() {
+    let server = Server::start();
+    server.wait_serving(&[]);
+    let said = ok(
+        &server.admin(&["config", "set", "limits.max_subscribers", "1"]),
+        "config set",
+    );
+    assert_eq!(
+        said,
+        "limits.max_subscribers = 1 (was 10000); takes effect for subscriptions opened from now \
+         on (open ones stay)\n"
+    );
+    let shown = ok(&server.admin(&["config", "get"]), "config get");
+    assert!(shown.contains("[limits]\nmax_subscribers = 1\n"), "{shown}");
+    // the server logs who changed what
+    eventually("the change is logged", Duration::from_secs(10), || {
+        let log = server.log();
+        if log.contains("configuration changed") && log.contains("limits.max_subscribers") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    let out = server.admin(&["config", "set", "grpc_addr", "\"0.0.0.0:1\""]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("FAILED_PRECONDITION: grpc_addr cannot change while serving")
+            && err.contains("restart"),
+        "{err}"
+    );
+    let out = server.admin(&["config", "set", "subscribers.queue", "-3"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("INVALID_ARGUMENT"),
+        "{}",
+        text(&out.stderr)
+    );
+    // without the admin token
+    let out = server.run(&["config", "set", "limits.max_subscribers", "5"]);
+    assert!(!out.status.success());
+}

@@ -10,6 +10,8 @@ use dataplane::symbol::Symbol;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::limits::Caller;
+use crate::live_config;
 use crate::pb;
 use crate::state::Shared;
 
@@ -144,7 +146,30 @@ impl pb::admin_service_server::AdminService for AdminService {
         _: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
         Ok(Response::new(pb::GetConfigResponse {
-            toml: self.shared.config_toml.clone(),
+            toml: self.shared.config.toml()?,
+        }))
+    }
+
+    async fn set_config(
+        &self,
+        request: Request<pb::SetConfigRequest>,
+    ) -> Result<Response<pb::SetConfigResponse>, Status> {
+        // the limits layer named the caller; the admin token was checked
+        let by = request
+            .extensions()
+            .get::<Caller>()
+            .map_or_else(|| "an unknown caller".to_owned(), |c| c.client.to_string());
+        let req = request.into_inner();
+        let target = live_config::Target {
+            shared: &self.shared,
+            by,
+        };
+        let change = live_config::set(target, &req.key, &req.value).await?;
+        Ok(Response::new(pb::SetConfigResponse {
+            key: change.key,
+            old_value: change.old,
+            new_value: change.new,
+            effect: change.effect.to_owned(),
         }))
     }
 }

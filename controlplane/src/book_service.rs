@@ -18,11 +18,11 @@ use std::sync::Mutex;
 
 use crate::admin_service::COMMAND_TIMEOUT;
 use crate::hub::{self, Hub, Mode};
-use crate::limits::{Admission, Caller, caller};
+use crate::limits::{Caller, caller};
 use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
-use crate::state::{Serving, StreamLimits};
+use crate::state::{Shared, StreamLimits};
 
 /// Updates between a subscriber's stream task and tonic.
 const STREAM_BUFFER: usize = 64;
@@ -37,32 +37,22 @@ pub struct BookService {
     /// The data plane: order and trade streams are turned on and off per symbol, and GetOrder
     /// asks it.
     plane: Arc<Mutex<DataPlane>>,
-    limits: StreamLimits,
-    serving: Arc<Serving>,
-    admission: Arc<Admission>,
+    /// The stream limits (live), whether calls are served, the admission of subscribers.
+    shared: Arc<Shared>,
 }
 
 impl BookService {
-    /// The service over `hub`'s books, within `limits`, answering while `serving` says so,
-    /// admitting subscriptions through `admission`.
-    pub fn new(
-        hub: Arc<Hub>,
-        plane: Arc<Mutex<DataPlane>>,
-        limits: StreamLimits,
-        serving: Arc<Serving>,
-        admission: Arc<Admission>,
-    ) -> Self {
+    /// The service over `shared`'s hub and data plane.
+    pub fn new(shared: Arc<Shared>) -> Self {
         Self {
-            hub,
-            plane,
-            limits,
-            serving,
-            admission,
+            hub: Arc::clone(&shared.hub),
+            plane: Arc::clone(&shared.plane),
+            shared,
         }
     }
 
     fn depth(&self, depth: u32) -> Result<usize, Status> {
-        let max = self.limits.max_depth;
+        let max = self.shared.stream_limits().max_depth;
         if depth == 0 || depth as usize > max {
             return Err(Status::invalid_argument(format!(
                 "depth: {depth} is out of range; ask for 1..={max} levels per side"
@@ -105,7 +95,8 @@ impl BookService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<UpdateStream>, Status> {
-        self.serving.check()?;
+        self.shared.serving.check()?;
+        let limits = self.shared.stream_limits();
         // put there by the limits layer; a call that bypassed it (a test's in-process
         // service) is told apart by its metadata and address alone
         let who = request
@@ -120,7 +111,7 @@ impl BookService {
             ));
         }
         // held by the stream task; given back when it ends (the client gone, or closed)
-        let slot = self.admission.subscribe(&who, req.symbols.len())?;
+        let slot = self.shared.admission.subscribe(&who, req.symbols.len())?;
         let mut seen = HashSet::new();
         let mut symbols = Vec::with_capacity(req.symbols.len());
         for s in &req.symbols {
@@ -147,7 +138,7 @@ impl BookService {
         let mode = pb::Mode::try_from(req.mode)
             .map_err(|_| Status::invalid_argument(format!("mode: {} is not a mode", req.mode)))?;
         let (depth, mode) = if stream == hub::Stream::Levels {
-            self.levels_mode(mode, &req)?
+            self.levels_mode(mode, &req, &limits)?
         } else {
             if req.depth != 0 {
                 return Err(Status::invalid_argument(format!(
@@ -178,8 +169,8 @@ impl BookService {
         let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
         let hub = Arc::clone(&self.hub);
         let plane = Arc::clone(&self.plane);
-        let heartbeat = self.limits.heartbeat;
-        let stall = self.limits.stall;
+        let heartbeat = limits.heartbeat;
+        let stall = limits.stall;
         tokio::spawn(async move {
             let _slot = slot;
             let ended = send_updates(&hub, id, &queue, &tx, heartbeat, stall).await;
@@ -205,16 +196,18 @@ impl BookService {
         &self,
         mode: pb::Mode,
         req: &pb::SubscribeRequest,
+        limits: &StreamLimits,
     ) -> Result<(usize, Mode), Status> {
+        let (min, max) = limits.interval_ms;
         Ok(match mode {
             pb::Mode::Unspecified | pb::Mode::EveryChange => {
                 (self.depth(req.depth)?, Mode::EveryChange)
             }
             pb::Mode::TopOfBook => (1, Mode::EveryChange),
             pb::Mode::Conflated => {
-                if !(1..=60_000).contains(&req.interval_ms) {
+                if !(min..=max).contains(&req.interval_ms) {
                     return Err(Status::invalid_argument(format!(
-                        "interval_ms: {} is out of range; MODE_CONFLATED needs 1..=60000",
+                        "interval_ms: {} is out of range; MODE_CONFLATED needs {min}..={max}",
                         req.interval_ms
                     )));
                 }
@@ -231,7 +224,7 @@ impl BookService {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<pb::OrderPosition, Status> {
-        self.serving.check()?;
+        self.shared.serving.check()?;
         let req = request.into_inner();
         let symbol = crate::symbol::parse("symbol", &req.symbol)?;
         let name = symbol.to_string();
@@ -295,7 +288,7 @@ impl BookService {
         &self,
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
-        self.serving.check()?;
+        self.shared.serving.check()?;
         let req = request.into_inner();
         let symbol = crate::symbol::parse("symbol", &req.symbol)?.to_string();
         let depth = self.depth(req.depth)?;

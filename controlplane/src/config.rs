@@ -329,6 +329,10 @@ pub struct SubscribersConfig {
     pub queue: usize,
     /// The deepest book (levels per side) a subscriber may ask for.
     pub max_depth: u32,
+    /// The shortest interval a conflated subscription may ask for, in milliseconds.
+    pub min_interval_ms: u32,
+    /// The longest interval a conflated subscription may ask for, in milliseconds.
+    pub max_interval_ms: u32,
     /// Heartbeat interval on a quiet stream, in milliseconds.
     pub heartbeat_ms: u64,
     /// Resyncs a subscriber may need within `resync_window_ms` before it is closed as too
@@ -352,6 +356,8 @@ impl Default for SubscribersConfig {
         Self {
             queue: 8192,
             max_depth: 1000,
+            min_interval_ms: 1,
+            max_interval_ms: 60_000,
             heartbeat_ms: 1000,
             max_resyncs: 3,
             resync_window_ms: 10_000,
@@ -432,6 +438,8 @@ mod tests {
             SubscribersConfig {
                 queue: 8192,
                 max_depth: 1000,
+                min_interval_ms: 1,
+                max_interval_ms: 60_000,
                 heartbeat_ms: 1000,
                 max_resyncs: 3,
                 resync_window_ms: 10_000,
@@ -526,6 +534,8 @@ mod tests {
             subscribers: SubscribersConfig {
                 queue: 5,
                 max_depth: 6,
+                min_interval_ms: 2,
+                max_interval_ms: 3,
                 heartbeat_ms: 7,
                 max_resyncs: 8,
                 resync_window_ms: 9,

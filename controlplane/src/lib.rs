@@ -28,6 +28,7 @@ pub mod convert;
 pub(crate) mod deltas;
 pub mod hub;
 pub mod limits;
+pub mod live_config;
 pub mod metrics;
 pub mod mirror;
 pub mod orders;

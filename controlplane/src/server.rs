@@ -55,6 +55,8 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// What clients may claim.
     pub limits: LimitsConfig,
+    /// The intervals conflated subscriptions may ask for, milliseconds (shortest, longest).
+    pub conflation_ms: (u32, u32),
 }
 
 /// Why the server did not start.
@@ -133,7 +135,13 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         plane: Arc::new(Mutex::new(plane)),
         shards,
         shard_stats,
-        config_toml: options.config_toml.clone(),
+        config: crate::live_config::LiveConfig::new(&options.config_toml),
+        stream_limits: Mutex::new(StreamLimits {
+            max_depth: options.max_depth,
+            heartbeat: options.heartbeat,
+            stall: options.policy.stall,
+            interval_ms: options.conflation_ms,
+        }),
         serving: Arc::clone(&serving),
     });
 
@@ -157,20 +165,9 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
             .max_decoding_message_size(max_message),
         BearerAuth::new(Some(options.admin_token.clone()), "admin"),
     );
-    let limits = StreamLimits {
-        max_depth: options.max_depth,
-        heartbeat: options.heartbeat,
-        stall: options.policy.stall,
-    };
     let book = InterceptedService::new(
-        pb::book_service_server::BookServiceServer::new(BookService::new(
-            Arc::clone(&hub),
-            Arc::clone(&shared.plane),
-            limits,
-            serving,
-            Arc::clone(&admission),
-        ))
-        .max_decoding_message_size(max_message),
+        pb::book_service_server::BookServiceServer::new(BookService::new(Arc::clone(&shared)))
+            .max_decoding_message_size(max_message),
         BearerAuth::new(options.book_token.clone(), "book"),
     );
     let keepalive = options.limits.keepalive();

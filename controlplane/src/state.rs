@@ -50,6 +50,20 @@ pub struct StreamLimits {
     /// How long a stream waits for its client to take an update before closing it as too
     /// slow ([`crate::hub::Policy::stall`]).
     pub stall: Duration,
+    /// The intervals a conflated subscription may ask for, in milliseconds.
+    pub interval_ms: (u32, u32),
+}
+
+impl StreamLimits {
+    /// The limits `[subscribers]` sets.
+    pub fn of(s: &crate::config::SubscribersConfig) -> Self {
+        Self {
+            max_depth: s.max_depth as usize,
+            heartbeat: Duration::from_millis(s.heartbeat_ms),
+            stall: Duration::from_millis(s.stall_ms),
+            interval_ms: (s.min_interval_ms, s.max_interval_ms),
+        }
+    }
 }
 
 /// State the server's parts share.
@@ -65,8 +79,22 @@ pub struct Shared {
     pub shards: Vec<ShardInfo>,
     /// Each shard's stats.
     pub shard_stats: Vec<Arc<ShardStats>>,
-    /// The effective configuration (TOML), for GetConfig.
-    pub config_toml: String,
+    /// The configuration in force, for GetConfig and SetConfig.
+    pub config: crate::live_config::LiveConfig,
+    /// What subscriptions opened from now on may ask for.
+    pub stream_limits: Mutex<StreamLimits>,
     /// Whether calls are served now.
     pub serving: Arc<Serving>,
+}
+
+impl Shared {
+    /// What subscriptions opened now may ask for.
+    pub fn stream_limits(&self) -> StreamLimits {
+        *self.stream_limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes what subscriptions opened from now on may ask for.
+    pub fn set_stream_limits(&self, limits: StreamLimits) {
+        *self.stream_limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use controlplane::config::Config;
 use controlplane::contract::Checker;
 use controlplane::hub::Policy;
 use controlplane::limits::LimitsConfig;
@@ -52,9 +53,10 @@ impl Server {
             book_token: None,
             tls: None,
             control_cores: Vec::new(),
-            config_toml: "# test\n".into(),
+            config_toml: Config::default().to_toml().unwrap(),
             shutdown_timeout: Duration::from_secs(5),
             limits: LimitsConfig::default(),
+            conflation_ms: (1, 60_000),
         };
         let running = server::start(options, plane).await.unwrap();
         let addr = running.local_addr;
@@ -468,7 +470,7 @@ async fn bad_requests_get_precise_statuses() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(config.toml, "# test\n");
+    assert_eq!(config.toml, Config::default().to_toml().unwrap());
     let stats = admin
         .get_stats(admin_request(pb::GetStatsRequest {}, Some(TOKEN)))
         .await
@@ -875,4 +877,145 @@ async fn a_stream_whose_request_never_comes_is_refused_at_the_deadline() {
             .contains("request_deadline_ms"),
         "{headers:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_change_live_checked_as_the_file_is_and_get_config_shows_them() {
+    let (server, _, _) = fixture(2_000, 2, 9, policy()).await;
+    server.gate.open();
+    server.warm("AAPL").await;
+    let mut admin = server.admin().await;
+    let set = |key: &str, value: &str| {
+        admin_request(
+            pb::SetConfigRequest {
+                key: key.into(),
+                value: value.into(),
+            },
+            Some(TOKEN),
+        )
+    };
+    let change = admin
+        .set_config(set("subscribers.max_interval_ms", "10"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (change.old_value.as_str(), change.new_value.as_str()),
+        ("60000", "10")
+    );
+    assert_eq!(change.effect, "for subscriptions opened from now on");
+    let (code, msg) = refusal(
+        server
+            .books()
+            .await
+            .subscribe(sub(&["AAPL"], 5, pb::Mode::Conflated, 20))
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(msg.contains("MODE_CONFLATED needs 1..=10"), "{msg}");
+    let _held = open(
+        &mut server.books().await,
+        &["AAPL"],
+        5,
+        pb::Mode::Conflated,
+        10,
+    )
+    .await;
+
+    admin
+        .set_config(set("limits.max_subscribers", "1"))
+        .await
+        .unwrap();
+    admin.set_config(set("idle", "spin-yield")).await.unwrap();
+    let toml = admin
+        .get_config(admin_request(pb::GetConfigRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner()
+        .toml;
+    assert!(toml.contains("max_subscribers = 1\n"), "{toml}");
+    assert!(toml.contains("max_interval_ms = 10\n"), "{toml}");
+    assert!(toml.contains("idle = \"spin-yield\"\n"), "{toml}");
+    let (code, msg) = refusal(
+        server
+            .books()
+            .await
+            .subscribe(sub(&["MSFT"], 5, pb::Mode::EveryChange, 0))
+            .await,
+    );
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(msg.starts_with("limit max_subscribers = 1"), "{msg}");
+
+    for (key, value, code, start) in [
+        (
+            "limits.max_subscribers",
+            "0",
+            Code::InvalidArgument,
+            "limits.max_subscribers is 0",
+        ),
+        (
+            "limits.max_subscribers",
+            "lots",
+            Code::InvalidArgument,
+            "limits.max_subscribers = lots:",
+        ),
+        (
+            "subscribers.blocked_ms",
+            "999999",
+            Code::InvalidArgument,
+            "subscribers.blocked_ms",
+        ),
+        (
+            "idle",
+            "auto",
+            Code::InvalidArgument,
+            "idle = auto is resolved per core",
+        ),
+        (
+            "limits.max_subscriber",
+            "1",
+            Code::InvalidArgument,
+            "no setting",
+        ),
+        (
+            "grpc_addr",
+            "\"127.0.0.1:1\"",
+            Code::FailedPrecondition,
+            "grpc_addr cannot change while serving",
+        ),
+        (
+            "limits.max_message_bytes",
+            "10",
+            Code::FailedPrecondition,
+            "limits.max_message_bytes cannot change",
+        ),
+    ] {
+        let (got, msg) = refusal(admin.set_config(set(key, value)).await);
+        assert_eq!(got, code, "{key} = {value}: {msg}");
+        assert!(msg.starts_with(start), "{key} = {value}: {msg}");
+    }
+    // nothing refused was applied
+    let toml = admin
+        .get_config(admin_request(pb::GetConfigRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner()
+        .toml;
+    assert!(
+        toml.contains("max_subscribers = 1\n") && toml.contains("max_message_bytes = 65536\n"),
+        "{toml}"
+    );
+    // and the admin token is required
+    let (code, _) = refusal(
+        admin
+            .set_config(admin_request(
+                pb::SetConfigRequest {
+                    key: "limits.max_subscribers".into(),
+                    value: "9".into(),
+                },
+                Some("wrong"),
+            ))
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied);
 }

@@ -2,6 +2,7 @@
 
 pub mod book;
 pub mod client;
+pub mod config;
 pub mod faults;
 pub mod generate;
 pub mod ladder;

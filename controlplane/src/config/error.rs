@@ -395,4 +395,15 @@ pub enum ConfigError {
         "limits.{0} is 0, which would refuse every client; give a positive value (see --print-config for the defaults)"
     )]
     ZeroLimit(&'static str),
+    /// Conflation bounds that hold no interval.
+    #[error(
+        "subscribers.min_interval_ms = {min} and max_interval_ms = {max}: conflated streams \
+         need 1 <= min_interval_ms <= max_interval_ms (defaults 1 and 60000)"
+    )]
+    BadConflationBounds {
+        /// The lower bound.
+        min: u32,
+        /// The upper bound.
+        max: u32,
+    },
 }

@@ -329,7 +329,26 @@ impl Config {
                 stall_ms: s.stall_ms,
             });
         }
+        if s.min_interval_ms == 0 || s.min_interval_ms > s.max_interval_ms {
+            return Err(ConfigError::BadConflationBounds {
+                min: s.min_interval_ms,
+                max: s.max_interval_ms,
+            });
+        }
         Ok(())
+    }
+
+    /// The checks of [`Config::validate`] for what can change while serving (see
+    /// [`crate::live_config::LIVE`]): the subscribers and the limits.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate_live(&self) -> Result<(), ConfigError> {
+        self.check_subscribers()?;
+        match self.limits.first_zero() {
+            Some(key) => Err(ConfigError::ZeroLimit(key)),
+            None => Ok(()),
+        }
     }
 
     /// The admin token, from `auth.admin_token` or read from `auth.admin_token_file`.
@@ -539,6 +558,7 @@ impl Validated {
             config_toml: c.to_toml()?,
             shutdown_timeout: self.shutdown(),
             limits: c.limits,
+            conflation_ms: (c.subscribers.min_interval_ms, c.subscribers.max_interval_ms),
         })
     }
 

@@ -301,6 +301,7 @@ impl Hub {
         let mut slow = Vec::new();
         let mut now = None;
         let mut clock = Clock::default();
+        let policy = self.policy();
         for id in ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
@@ -311,10 +312,10 @@ impl Hub {
             if sub.lagging.is_some() {
                 // nothing is built for it until it has read its resyncs
                 let now = *now.get_or_insert_with(Instant::now);
-                sub.stalled_lagging(&self.stats, now, self.policy.stall);
+                sub.stalled_lagging(&self.stats, now, policy.stall);
                 continue;
             }
-            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
+            if clock.blocked_too_long(&sub.queue, policy.blocked) {
                 // its client stopped reading: treated as an overflow now, before a whole queue
                 // of updates is built for it
                 slow.push(*id);
@@ -360,6 +361,7 @@ impl Hub {
         } = state;
         let mut next_due: Option<Instant> = None;
         let mut clock = Clock::default();
+        let policy = self.policy();
         for (id, sub) in subscribers.iter_mut() {
             let Mode::Conflated(interval) = sub.mode else {
                 continue;
@@ -374,7 +376,7 @@ impl Hub {
             }
             sub.next_due = now + interval;
             next_due = Some(next_due.map_or(sub.next_due, |d| d.min(sub.next_due)));
-            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
+            if clock.blocked_too_long(&sub.queue, policy.blocked) {
                 slow.push(*id);
                 continue;
             }
@@ -404,7 +406,7 @@ impl Hub {
             ..
         } = state;
         if let Some(sub) = subscribers.get_mut(&id) {
-            sub.overflowed(mirrors, &self.policy, &self.stats, now);
+            sub.overflowed(mirrors, &self.policy(), &self.stats, now);
         }
     }
 }

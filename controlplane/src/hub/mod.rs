@@ -115,7 +115,8 @@ struct State {
 #[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
-    policy: Policy,
+    /// Read by copy at each use, so [`Hub::set_policy`] takes effect at the next.
+    policy: Mutex<Policy>,
     /// Counters for the metrics.
     pub stats: HubStats,
 }
@@ -169,6 +170,17 @@ fn is_stale(stale: &[bool], shard: u16) -> bool {
 }
 
 impl Hub {
+    /// The slow-consumer policy in force.
+    pub fn policy(&self) -> Policy {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the slow-consumer policy: the queue size for subscriptions opened from now on,
+    /// the rest at once for every subscriber.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
     /// An empty hub for `shards` shards.
     pub fn new(shards: usize, policy: Policy) -> Self {
         Self {
@@ -176,7 +188,7 @@ impl Hub {
                 stale: vec![false; shards],
                 ..State::default()
             }),
-            policy,
+            policy: Mutex::new(policy),
             stats: HubStats {
                 ring_occupancy: (0..shards).map(|_| AtomicU64::new(0)).collect(),
                 ..HubStats::default()
@@ -217,7 +229,7 @@ impl Hub {
         }
         state.next_id += 1;
         let id = state.next_id;
-        let queue = Arc::new(Queue::new(self.policy.queue));
+        let queue = Arc::new(Queue::new(self.policy().queue));
         let mut subscriber = Subscriber {
             queue: Arc::clone(&queue),
             depth,
@@ -425,7 +437,7 @@ impl Hub {
         } = &mut *state;
         if let Some(sub) = subscribers.get_mut(&id) {
             if !lagging {
-                sub.lag(mirrors, &self.policy, now);
+                sub.lag(mirrors, &self.policy(), now);
             }
             sub.close_slow(
                 &self.stats,
@@ -484,7 +496,7 @@ impl Hub {
         let now = Instant::now();
         for sub in state.subscribers.values_mut() {
             if sub.lagging.is_some() && !sub.closed {
-                sub.stalled_lagging(&self.stats, now, self.policy.stall);
+                sub.stalled_lagging(&self.stats, now, self.policy().stall);
             }
         }
     }

@@ -264,6 +264,7 @@ impl Hub {
         let mut slow = Vec::new();
         let mut now = None;
         let mut clock = Clock::default();
+        let policy = self.policy();
         for id in &ids {
             let Some(sub) = state.subscribers.get_mut(id) else {
                 continue;
@@ -273,10 +274,10 @@ impl Hub {
             }
             if sub.lagging.is_some() {
                 let now = *now.get_or_insert_with(Instant::now);
-                sub.stalled_lagging(&self.stats, now, self.policy.stall);
+                sub.stalled_lagging(&self.stats, now, policy.stall);
                 continue;
             }
-            if clock.blocked_too_long(&sub.queue, self.policy.blocked) {
+            if clock.blocked_too_long(&sub.queue, policy.blocked) {
                 slow.push(*id);
                 continue;
             }
