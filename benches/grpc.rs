@@ -109,7 +109,7 @@ fn run(
             heartbeat: Duration::from_millis(500),
             policy,
             admin_token: "bench".into(),
-            book_token: None,
+            book_access: controlplane::auth::BookAccess::default(),
             tls: None,
             control_cores: control.into_iter().collect(),
             config_toml: String::new(),

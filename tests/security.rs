@@ -244,3 +244,79 @@ fn a_generated_admin_token_is_written_privately_and_never_printed() {
         "{printed:?}"
     );
 }
+
+#[test]
+fn entitlements_let_each_client_see_only_its_symbols() {
+    let pki = Pki::new();
+    let clients = Pki::new();
+    let client_ca = clients.ca_file("clients-ca.pem");
+    let ca = pki.ca_file("ca.pem");
+    let token_file = pki.dir.path().join("desk-1.token");
+    write(&token_file, "desk-1-secret\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = pki.dir.path().join("pinbook.toml");
+    write(
+        &config,
+        &format!(
+            "[[auth.entitlements]]\nname = \"desk-1\"\ntoken_file = {:?}\nsymbols = [\"AAPL\"]\n\n\
+             [[auth.entitlements]]\nname = \"desk-2\"\ncertificate = \"CN=desk-2\"\nsymbols = [\"MSFT\", \"NVDA\"]\n",
+            token_file.display().to_string()
+        ),
+    );
+    let server = tls_server(
+        &pki,
+        &["--config", &display(&config), "--tls-client-ca", &client_ca],
+    );
+    let (desk1_cert, desk1_key) = clients.issue(&["desk-1"], "desk-1");
+    let (desk2_cert, desk2_key) = clients.issue(&["desk-2"], "desk-2");
+    let as_desk1 = [
+        ("PINBOOK_TLS_CA", ca.as_str()),
+        ("PINBOOK_CLIENT_CERT", desk1_cert.as_str()),
+        ("PINBOOK_CLIENT_KEY", desk1_key.as_str()),
+        ("PINBOOK_BOOK_TOKEN", "desk-1-secret"),
+    ];
+    server.wait_serving(&as_desk1);
+    let book = |env: &[(&str, &str)], symbol: &str| {
+        let out = server
+            .command(&["book", symbol])
+            .envs(env.iter().copied())
+            .output()
+            .expect("run pinbook book");
+        (out.status.success(), text(&out.stderr))
+    };
+    // desk-1 by its token: AAPL only
+    let (ok_aapl, _) = book(&as_desk1, "AAPL");
+    assert!(ok_aapl);
+    let (ok_msft, err) = book(&as_desk1, "MSFT");
+    assert!(!ok_msft);
+    assert!(
+        err.contains("PERMISSION_DENIED")
+            && err.contains("not among the symbols of entitlement \"desk-1\""),
+        "{err}"
+    );
+    // desk-2 by its certificate alone: MSFT and NVDA, not AAPL
+    let as_desk2 = [
+        ("PINBOOK_TLS_CA", ca.as_str()),
+        ("PINBOOK_CLIENT_CERT", desk2_cert.as_str()),
+        ("PINBOOK_CLIENT_KEY", desk2_key.as_str()),
+    ];
+    assert!(book(&as_desk2, "MSFT").0);
+    let (ok, err) = book(&as_desk2, "AAPL");
+    assert!(!ok && err.contains("\"desk-2\""), "{err}");
+    // desk-1's certificate without its token: not entitled
+    let (ok, err) = book(&as_desk1[..3], "AAPL");
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    // a subscription naming one symbol it may not see is refused whole
+    let out = server
+        .command(&["subscribe", "AAPL", "MSFT", "--count", "1"])
+        .envs(as_desk1.iter().copied())
+        .output()
+        .expect("run pinbook subscribe");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("PERMISSION_DENIED"),
+        "{}",
+        text(&out.stderr)
+    );
+}

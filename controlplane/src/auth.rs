@@ -1,7 +1,10 @@
-//! Bearer-token checks for the admin service (and, when configured, the book service).
+//! Who may call: bearer tokens for the admin service, and for the book service the book token
+//! or the entitlements of `[[auth.entitlements]]` (a token or a client certificate, each with
+//! the symbols it may see).
 //!
 //! `authorization: Bearer <token>`: missing → UNAUTHENTICATED, wrong → PERMISSION_DENIED. The
-//! comparison takes the same time whatever the token's bytes (subtle's constant-time eq).
+//! comparison takes the same time whatever the token's bytes (subtle's constant-time eq), and a
+//! token is compared with every configured one, so the time does not say which came close.
 
 use subtle::ConstantTimeEq;
 use tonic::service::Interceptor;
@@ -59,6 +62,131 @@ impl Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         // a refusal is counted by the server's `CountRequests` layer, as every call is
         self.check(request.metadata())?;
+        Ok(request)
+    }
+}
+
+/// What one book client may see: `symbols`, or every symbol when `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The entitlement's name, for messages and logs.
+    pub name: String,
+    /// The symbols it may subscribe to and look up (trimmed names); `None`: all.
+    pub symbols: Option<std::collections::HashSet<String>>,
+}
+
+impl Grant {
+    /// PERMISSION_DENIED unless `symbol` is granted.
+    ///
+    /// # Errors
+    /// The status naming the symbol and the entitlement.
+    pub fn allows(&self, symbol: &str) -> Result<(), Status> {
+        match &self.symbols {
+            Some(symbols) if !symbols.contains(symbol) => Err(Status::permission_denied(format!(
+                "symbol {symbol:?} is not among the symbols of entitlement {:?}; ask the \
+                 operator to add it to [[auth.entitlements]]",
+                self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How book calls are let in.
+#[derive(Clone, Debug, Default)]
+pub struct BookAccess {
+    /// `[auth] book_token`: every symbol.
+    pub token: Option<String>,
+    /// Entitlements by token.
+    pub tokens: Vec<(String, Grant)>,
+    /// Entitlements by client certificate subject (mutual TLS).
+    pub certificates: Vec<(String, Grant)>,
+}
+
+impl BookAccess {
+    /// Whether book calls need a token or an entitled certificate.
+    pub fn closed(&self) -> bool {
+        self.token.is_some() || !self.tokens.is_empty() || !self.certificates.is_empty()
+    }
+
+    /// Whether a token names a book client (so it may be used to tell clients apart).
+    pub fn checks_tokens(&self) -> bool {
+        self.token.is_some() || !self.tokens.is_empty()
+    }
+}
+
+/// The book service's interceptor: lets a call in with the [`Grant`] it has (in the request's
+/// extensions), or refuses it.
+#[derive(Clone, Debug)]
+pub struct BookAuth {
+    access: std::sync::Arc<BookAccess>,
+}
+
+impl BookAuth {
+    /// Checks calls against `access`.
+    pub fn new(access: BookAccess) -> Self {
+        Self {
+            access: std::sync::Arc::new(access),
+        }
+    }
+
+    /// The grant of a call with these metadata and, under mutual TLS, this certificate subject.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED without a token (and no entitled certificate), PERMISSION_DENIED with a
+    /// wrong one.
+    pub fn grant(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        subject: Option<&str>,
+    ) -> Result<Grant, Status> {
+        let a = &self.access;
+        let all = || Grant {
+            name: "book_token".into(),
+            symbols: None,
+        };
+        if !a.closed() {
+            return Ok(all());
+        }
+        if let Some(subject) = subject
+            && let Some((_, grant)) = a.certificates.iter().find(|(s, _)| s == subject)
+        {
+            return Ok(grant.clone());
+        }
+        let Some(value) = metadata.get("authorization") else {
+            return Err(Status::unauthenticated(
+                "book calls need the metadata `authorization: Bearer <token>` (or an entitled \
+                 client certificate)",
+            ));
+        };
+        let given = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("the authorization metadata must be `Bearer <token>`")
+            })?;
+        // every token is compared, whatever matched before
+        let mut found: Option<Grant> = None;
+        if let Some(token) = &a.token
+            && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+        {
+            found = Some(all());
+        }
+        for (token, grant) in &a.tokens {
+            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) && found.is_none() {
+                found = Some(grant.clone());
+            }
+        }
+        found.ok_or_else(|| Status::permission_denied("wrong book token"))
+    }
+}
+
+impl Interceptor for BookAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let subject = crate::limits::certificate_subject(request.extensions());
+        let grant = self.grant(request.metadata(), subject.as_deref())?;
+        request.extensions_mut().insert(grant);
         Ok(request)
     }
 }

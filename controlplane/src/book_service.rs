@@ -17,6 +17,7 @@ use dataplane::runtime::{DataPlane, ExecuteError};
 use std::sync::Mutex;
 
 use crate::admin_service::COMMAND_TIMEOUT;
+use crate::auth::Grant;
 use crate::hub::{self, Hub, Mode};
 use crate::limits::{Caller, caller};
 use crate::metrics::record_tick_to_send;
@@ -104,6 +105,7 @@ impl BookService {
             .get::<Caller>()
             .cloned()
             .unwrap_or_else(|| caller(request.metadata().as_ref(), request.extensions(), false));
+        let grant = request.extensions().get::<Grant>().cloned();
         let req = request.into_inner();
         if req.symbols.is_empty() {
             return Err(Status::invalid_argument(
@@ -120,6 +122,9 @@ impl BookService {
                 return Err(Status::invalid_argument(format!(
                     "symbols: {name:?} is named twice"
                 )));
+            }
+            if let Some(grant) = &grant {
+                grant.allows(&name)?;
             }
             symbols.push(name);
         }
@@ -225,8 +230,12 @@ impl BookService {
         request: Request<pb::GetOrderRequest>,
     ) -> Result<pb::OrderPosition, Status> {
         self.shared.serving.check()?;
+        let grant = request.extensions().get::<Grant>().cloned();
         let req = request.into_inner();
         let symbol = crate::symbol::parse("symbol", &req.symbol)?;
+        if let Some(grant) = grant {
+            grant.allows(symbol.as_str())?;
+        }
         let name = symbol.to_string();
         if req.reference == 0 {
             return Err(Status::invalid_argument(
@@ -289,8 +298,12 @@ impl BookService {
         request: Request<pb::GetBookRequest>,
     ) -> Result<Response<pb::BookSnapshot>, Status> {
         self.shared.serving.check()?;
+        let grant = request.extensions().get::<Grant>().cloned();
         let req = request.into_inner();
         let symbol = crate::symbol::parse("symbol", &req.symbol)?.to_string();
+        if let Some(grant) = grant {
+            grant.allows(&symbol)?;
+        }
         let depth = self.depth(req.depth)?;
         Ok(Response::new(self.hub.book(&symbol, depth)?))
     }

@@ -384,6 +384,28 @@ pub struct AuthConfig {
     /// written out.
     #[serde(skip_serializing)]
     pub book_token: Option<Secret>,
+    /// `[[auth.entitlements]]`: book clients, each recognised by a token file or its client
+    /// certificate, each with the symbols it may see. Any set closes the book service to
+    /// everyone else (except holders of `book_token`, who see every symbol).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<EntitlementConfig>,
+}
+
+/// One `[[auth.entitlements]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementConfig {
+    /// Its name, for messages and the log.
+    pub name: String,
+    /// A file holding the client's token (private to its owner, as the admin token's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Or the subject of the client's certificate, as `CN=desk-1` (needs mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The symbols it may subscribe to and look up; empty: every symbol.
+    #[serde(default)]
+    pub symbols: Vec<String>,
 }
 
 #[cfg(test)]
@@ -561,6 +583,20 @@ mod tests {
                 admin_token: None,
                 admin_token_file: Some("/run/secrets/admin".into()),
                 book_token: None,
+                entitlements: vec![
+                    EntitlementConfig {
+                        name: "desk-1".into(),
+                        token_file: Some("/run/secrets/desk-1".into()),
+                        certificate: None,
+                        symbols: vec!["AAPL".into()],
+                    },
+                    EntitlementConfig {
+                        name: "desk-2".into(),
+                        token_file: None,
+                        certificate: Some("CN=desk-2".into()),
+                        symbols: Vec::new(),
+                    },
+                ],
             },
         }
     }

@@ -16,7 +16,7 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::admin_service::AdminService;
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, BookAuth};
 use crate::book_service::BookService;
 use crate::hub::{Hub, Policy, drain};
 use crate::limits::{Admission, LimitsConfig, LimitsLayer};
@@ -42,8 +42,8 @@ pub struct ServerOptions {
     pub policy: Policy,
     /// The admin token (never empty).
     pub admin_token: String,
-    /// A token for the book service, if it is protected.
-    pub book_token: Option<String>,
+    /// Who may make book calls, and for which symbols.
+    pub book_access: crate::auth::BookAccess,
     /// TLS (and mutual TLS), loaded and checked by [`ServerTls::load`](crate::tls::ServerTls::load);
     /// `None` serves plaintext.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
@@ -168,7 +168,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     let book = InterceptedService::new(
         pb::book_service_server::BookServiceServer::new(BookService::new(Arc::clone(&shared)))
             .max_decoding_message_size(max_message),
-        BearerAuth::new(options.book_token.clone(), "book"),
+        BookAuth::new(options.book_access.clone()),
     );
     let keepalive = options.limits.keepalive();
     let (stop_grpc, stopped) = oneshot::channel::<()>();
@@ -182,7 +182,10 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         builder
             // outermost first: every refusal of the limits is counted too
             .layer(CountRequestsLayer)
-            .layer(LimitsLayer::new(admission, options.book_token.is_some()))
+            .layer(LimitsLayer::new(
+                admission,
+                options.book_access.checks_tokens(),
+            ))
             // a peer that stops answering pings is dropped within the idle timeout
             .http2_keepalive_interval(Some(keepalive))
             .http2_keepalive_timeout(Some(keepalive))

@@ -50,7 +50,7 @@ impl Server {
             heartbeat: Duration::from_millis(200),
             policy,
             admin_token: TOKEN.into(),
-            book_token: None,
+            book_access: controlplane::auth::BookAccess::default(),
             tls: None,
             control_cores: Vec::new(),
             config_toml: Config::default().to_toml().unwrap(),

@@ -283,21 +283,24 @@ pub enum ConfigError {
          same place; keep one of them"
     )]
     AdminTokenConflict,
-    /// The admin token file cannot be read.
-    #[error("admin token file {} cannot be read: {source}; check the path and its permissions", path.display())]
+    /// A token file (the admin's, or an entitlement's) cannot be read.
+    #[error("{what} {} cannot be read: {source}; check the path and its permissions", path.display())]
     AdminTokenFile {
+        /// Whose token: "admin token file", "entitlement \"desk\" token file".
+        what: String,
         /// The file.
         path: PathBuf,
         /// The operating system's error.
         source: io::Error,
     },
-    /// The admin token file may be read or written by other users.
+    /// A token file may be read or written by other users.
     #[error(
-        "admin token file {path} is open to group or others (mode {mode:03o}); run \
-         chmod 600 {path}",
+        "{what} {path} is open to group or others (mode {mode:03o}); run chmod 600 {path}",
         path = path.display()
     )]
     AdminTokenFilePermissions {
+        /// Whose token, as in [`ConfigError::AdminTokenFile`].
+        what: String,
         /// The file.
         path: PathBuf,
         /// Its permission bits.
@@ -406,4 +409,25 @@ pub enum ConfigError {
         /// The upper bound.
         max: u32,
     },
+    /// An entitlement with no way, or two ways, to recognise its client.
+    #[error(
+        "entitlement {name:?} needs exactly one of token_file and certificate (the client \
+         certificate's subject, e.g. \"CN=desk-1\")"
+    )]
+    EntitlementIdentity {
+        /// Its name.
+        name: String,
+    },
+    /// An entitlement by certificate without mutual TLS.
+    #[error(
+        "entitlement {name:?} names a client certificate, which only mutual TLS presents: set \
+         tls.client_ca (--tls-client-ca) too"
+    )]
+    EntitlementWithoutMtls {
+        /// Its name.
+        name: String,
+    },
+    /// Two entitlements with one name.
+    #[error("two entitlements are named {0:?}; give each its own name")]
+    DuplicateEntitlement(String),
 }

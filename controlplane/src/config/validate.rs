@@ -14,6 +14,7 @@ use dataplane::source::udp::{ReceiverOptions, UdpFeedOptions, UdpSource};
 use dataplane::symbol::Symbol;
 use dataplane::topology::Topology;
 
+use crate::auth::{BookAccess, Grant};
 use crate::hub::Policy;
 use crate::server::ServerOptions;
 use crate::tls::ServerTls;
@@ -34,6 +35,7 @@ pub struct Validated {
     data: Vec<usize>,
     publish: Publish,
     admin_token: Option<Secret>,
+    book_access: BookAccess,
     tls: Option<ServerTls>,
     exposed: Option<String>,
     warnings: Vec<String>,
@@ -119,6 +121,7 @@ impl Config {
         let tls = ServerTls::load(&self.tls)?;
         let exposed = self.check_exposure(tls.is_some())?;
         let admin_token = self.admin_token()?;
+        let book_access = self.book_access()?;
         if self
             .auth
             .book_token
@@ -139,10 +142,61 @@ impl Config {
             data,
             publish,
             admin_token,
+            book_access,
             tls,
             exposed,
             warnings,
         })
+    }
+
+    /// The book service's access: the book token and the entitlements, their token files read.
+    fn book_access(&self) -> Result<BookAccess, ConfigError> {
+        let mut access = BookAccess {
+            token: self.auth.book_token.as_ref().map(|t| t.expose().to_owned()),
+            ..BookAccess::default()
+        };
+        let mut names = std::collections::HashSet::new();
+        for e in &self.auth.entitlements {
+            if !names.insert(e.name.as_str()) {
+                return Err(ConfigError::DuplicateEntitlement(e.name.clone()));
+            }
+            let symbols = if e.symbols.is_empty() {
+                None
+            } else {
+                let mut set = std::collections::HashSet::new();
+                for name in &e.symbols {
+                    let symbol =
+                        Symbol::parse(name).ok_or_else(|| ConfigError::BadSymbol(name.clone()))?;
+                    set.insert(symbol.to_string());
+                }
+                Some(set)
+            };
+            let grant = Grant {
+                name: e.name.clone(),
+                symbols,
+            };
+            match (&e.token_file, &e.certificate) {
+                (Some(path), None) => {
+                    let what = format!("entitlement {:?} token file", e.name);
+                    let token = read_token_file(path, &what)?;
+                    access.tokens.push((token.expose().to_owned(), grant));
+                }
+                (None, Some(subject)) if self.tls.client_ca.is_some() => {
+                    access.certificates.push((subject.clone(), grant));
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::EntitlementWithoutMtls {
+                        name: e.name.clone(),
+                    });
+                }
+                _ => {
+                    return Err(ConfigError::EntitlementIdentity {
+                        name: e.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(access)
     }
 
     /// Refuses plaintext off loopback unless `insecure`; with it, returns the warning to log.
@@ -359,7 +413,7 @@ impl Config {
                 Err(ConfigError::EmptyToken("auth.admin_token"))
             }
             (Some(token), None) => Ok(Some(token.clone())),
-            (None, Some(path)) => read_token_file(path).map(Some),
+            (None, Some(path)) => read_token_file(path, "admin token file").map(Some),
             (None, None) => Ok(None),
         }
     }
@@ -439,8 +493,9 @@ fn check_feed_file(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
+fn read_token_file(path: &Path, what: &str) -> Result<Secret, ConfigError> {
     let unreadable = |source| ConfigError::AdminTokenFile {
+        what: what.to_owned(),
         path: path.to_path_buf(),
         source,
     };
@@ -451,6 +506,7 @@ fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(ConfigError::AdminTokenFilePermissions {
+                what: what.to_owned(),
                 path: path.to_path_buf(),
                 mode,
             });
@@ -461,7 +517,7 @@ fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ConfigError::EmptyToken("the admin token file"));
+        return Err(ConfigError::EmptyToken("a token file"));
     }
     Ok(Secret::new(token))
 }
@@ -552,7 +608,7 @@ impl Validated {
                 blocked: self.blocked(),
             },
             admin_token,
-            book_token: self.book_token().map(|t| t.expose().to_owned()),
+            book_access: self.book_access.clone(),
             tls: self.tls.as_ref().map(|t| t.config.clone()),
             control_cores: self.control.clone(),
             config_toml: c.to_toml()?,
@@ -1155,6 +1211,68 @@ mod tests {
         #[cfg(not(unix))]
         let _ = mode;
         f
+    }
+
+    #[test]
+    fn entitlements_name_one_client_each_with_valid_symbols() {
+        use crate::config::EntitlementConfig;
+        let t = machine(&[0, 1]);
+        let good = token_file("desk\n", 0o600);
+        let open = token_file("desk\n", 0o644);
+        let entry = |name: &str, token: Option<&Path>, cert: Option<&str>, symbols: &[&str]| {
+            EntitlementConfig {
+                name: name.into(),
+                token_file: token.map(Path::to_path_buf),
+                certificate: cert.map(str::to_owned),
+                symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
+            }
+        };
+        let v = with(|c| {
+            c.auth.entitlements = vec![entry("a", Some(good.path()), None, &["AAPL", " MSFT "])]
+        })
+        .validate(&t)
+        .unwrap();
+        let access = &v.book_access;
+        assert!(access.closed() && access.checks_tokens());
+        assert_eq!(access.tokens[0].0, "desk");
+        let grant = &access.tokens[0].1;
+        grant.allows("MSFT").unwrap();
+        assert_eq!(
+            grant.allows("NVDA").unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        for (entries, start) in [
+            (
+                vec![
+                    entry("a", Some(good.path()), None, &[]),
+                    entry("a", Some(good.path()), None, &[]),
+                ],
+                "two entitlements are named \"a\"",
+            ),
+            (
+                vec![entry("a", None, None, &[])],
+                "entitlement \"a\" needs exactly one",
+            ),
+            (
+                vec![entry("a", Some(good.path()), Some("CN=a"), &[])],
+                "entitlement \"a\" needs exactly one",
+            ),
+            (
+                vec![entry("a", None, Some("CN=a"), &[])],
+                "entitlement \"a\" names a client certificate",
+            ),
+            (
+                vec![entry("a", Some(good.path()), None, &["TOO-LONG-NAME"])],
+                "symbol",
+            ),
+            (
+                vec![entry("a", Some(open.path()), None, &[])],
+                "entitlement \"a\" token file",
+            ),
+        ] {
+            let msg = error(&with(|c| c.auth.entitlements = entries), &t);
+            assert!(msg.contains(start), "{msg}");
+        }
     }
 
     #[test]

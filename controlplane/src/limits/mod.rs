@@ -208,14 +208,7 @@ pub fn caller(
             .map(|tls| tls.get_ref().clone())
     });
     let connection = tcp.as_ref().and_then(TcpConnectInfo::remote_addr);
-    let subject = extensions
-        .get::<TlsConnectInfo<TcpConnectInfo>>()
-        .and_then(TlsConnectInfo::peer_certs)
-        .and_then(|certs| {
-            let leaf = certs.first()?;
-            let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-            Some(cert.subject().to_string())
-        });
+    let subject = certificate_subject(extensions);
     let token = token_checked
         .then(|| headers.get("authorization"))
         .flatten()
@@ -228,6 +221,16 @@ pub fn caller(
         (None, None, None) => Client::Unknown,
     };
     Caller { client, connection }
+}
+
+/// The subject of the client's certificate (`CN=desk-1`), under mutual TLS.
+pub fn certificate_subject(extensions: &http::Extensions) -> Option<String> {
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)?;
+    let leaf = certs.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(cert.subject().to_string())
 }
 
 /// A token's hash: the same for the process's life, never the token.
