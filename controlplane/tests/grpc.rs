@@ -1019,3 +1019,244 @@ async fn settings_change_live_checked_as_the_file_is_and_get_config_shows_them()
     );
     assert_eq!(code, Code::PermissionDenied);
 }
+
+/// How a fuzzed body is framed.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// One gRPC message frame around the bytes.
+    Message,
+    /// A frame that claims compression, which was not negotiated.
+    Compressed,
+    /// A frame whose length says more than the body holds.
+    Truncated,
+    /// The bytes as they are.
+    Raw,
+}
+
+/// One fuzzed call: a method (an index into METHODS, or past it an unknown path), whether it
+/// carries the admin token, how it is framed, and the bytes.
+fn fuzz_case() -> impl proptest::strategy::Strategy<Value = (usize, bool, Framing, Vec<u8>)> {
+    use proptest::prelude::*;
+    let framing = prop_oneof![
+        6 => Just(Framing::Message),
+        1 => Just(Framing::Compressed),
+        1 => Just(Framing::Truncated),
+        2 => Just(Framing::Raw),
+    ];
+    let bytes = prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..64),
+        1 => proptest::collection::vec(any::<u8>(), 0..2048),
+        // bytes that look like protobuf: field tags and lengths, strings
+        2 => proptest::collection::vec(prop_oneof![Just(0x0a_u8), Just(0x10), Just(0x12), Just(0x18), Just(0x20), any::<u8>()], 0..48),
+        // well-formed protobuf of fields 1 to 6, each a varint or a string, so that most
+        // decode and the handlers' own checks see odd values (huge depths, odd symbols,
+        // unknown enums, repeated fields)
+        6 => proptest::collection::vec(
+            (1u8..=6, prop_oneof![
+                any::<u64>().prop_map(Field::Varint),
+                prop_oneof![
+                    Just("AAPL".to_owned()),
+                    Just("MSFT".to_owned()),
+                    Just(String::new()),
+                    "[ -~]{0,12}",
+                    Just("limits.max_subscribers".to_owned()),
+                    Just("subscribers.heartbeat_ms".to_owned()),
+                ].prop_map(Field::Text),
+            ]),
+            0..6,
+        ).prop_map(|fields| protobuf(&fields)),
+    ];
+    (
+        0..controlplane::request_count::METHODS.len() + 1,
+        any::<bool>(),
+        framing,
+        bytes,
+    )
+}
+
+/// A protobuf field's value.
+#[derive(Debug, Clone)]
+enum Field {
+    Varint(u64),
+    Text(String),
+}
+
+/// The protobuf encoding of `fields`.
+fn protobuf(fields: &[(u8, Field)]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::new();
+    for (number, value) in fields {
+        match value {
+            Field::Varint(v) => {
+                out.push(number << 3);
+                varint(&mut out, *v);
+            }
+            Field::Text(t) => {
+                out.push((number << 3) | 2);
+                varint(&mut out, t.len() as u64);
+                out.extend_from_slice(t.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Sends one fuzzed call over `h2`; returns the grpc-status it ended with (`None`: a stream
+/// that opened and was let go).
+async fn fuzz_call(
+    h2: &mut h2::client::SendRequest<bytes::Bytes>,
+    addr: SocketAddr,
+    (method, token, framing, body): &(usize, bool, Framing, Vec<u8>),
+) -> Result<Option<String>, String> {
+    use tonic::codegen::http;
+    let path = controlplane::request_count::METHODS
+        .get(*method)
+        .map_or_else(
+            || "pinbook.v2.BookService/Nope".to_owned(),
+            |m| (*m).to_owned(),
+        );
+    let mut request = http::Request::post(format!("http://{addr}/{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if *token {
+        request = request.header("authorization", format!("Bearer {TOKEN}"));
+    }
+    let len = u32::try_from(body.len()).unwrap();
+    let framed: Vec<u8> = match framing {
+        Framing::Message => [&[0u8][..], &len.to_be_bytes(), body].concat(),
+        Framing::Compressed => [&[1u8][..], &len.to_be_bytes(), body].concat(),
+        Framing::Truncated => [&[0u8][..], &(len + 7).to_be_bytes(), body].concat(),
+        Framing::Raw => body.clone(),
+    };
+    let ready = h2
+        .clone()
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    *h2 = ready;
+    let (response, mut send) = h2
+        .send_request(request.body(()).unwrap(), false)
+        .map_err(|e| format!("send: {e}"))?;
+    // the server may answer (a refusal by the interceptor) before the body is sent: then the
+    // stream is closed already and the response says why
+    let _ = send.send_data(framed.into(), true);
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .map_err(|_| "no response".to_owned())?
+        .map_err(|e| format!("response: {e}"))?;
+    if response.status() != http::StatusCode::OK {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    if let Some(status) = response.headers().get("grpc-status") {
+        return Ok(Some(status.to_str().unwrap_or("?").to_owned()));
+    }
+    let mut body = response.into_body();
+    if path.ends_with("/Subscribe") {
+        // a stream that opened: it ends with a status or sends updates; let it go
+        match tokio::time::timeout(Duration::from_millis(200), body.data()).await {
+            Ok(Some(Ok(_))) | Err(_) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(format!("stream: {e}")),
+            Ok(None) => {}
+        }
+    } else {
+        // a unary answer: its message, then the status in the trailers
+        loop {
+            match tokio::time::timeout(WAIT, body.data()).await {
+                Err(_) => return Err("an answer that never ended".into()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(format!("answer: {e}")),
+                Ok(None) => break,
+            }
+        }
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .map_err(|e| format!("trailers: {e}"))?;
+    let status = trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .ok_or("a call that ended without grpc-status")?;
+    Ok(Some(status.to_str().unwrap_or("?").to_owned()))
+}
+
+/// Arbitrary bytes as the request of every method: each call ends with a gRPC status (or opens
+/// a stream), the server never drops the connection or stops serving. Cases:
+/// `PINBOOK_RPC_FUZZ_CASES` (default 300; BENCHMARKS.md records a long run).
+#[test]
+fn arbitrary_request_bodies_get_statuses_and_the_server_keeps_serving() {
+    use proptest::test_runner::{Config as Runner, TestRunner};
+    let cases: u32 = std::env::var("PINBOOK_RPC_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, h2) = runtime.block_on(async {
+        let (server, _, _) = fixture(5_000, 4, 17, policy()).await;
+        server.gate.open();
+        server.warm("AAPL").await;
+        // the rate limit would answer for the handlers: every call here must reach them
+        server
+            .running
+            .as_ref()
+            .unwrap()
+            .shared
+            .admission
+            .set(LimitsConfig {
+                unary_per_second: 1_000_000,
+                ..LimitsConfig::default()
+            });
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        (server, h2)
+    });
+    let h2 = std::cell::RefCell::new(h2);
+    let codes = std::cell::RefCell::new(std::collections::BTreeMap::<String, u32>::new());
+    let mut runner = TestRunner::new(Runner {
+        cases,
+        failure_persistence: None,
+        ..Runner::default()
+    });
+    runner
+        .run(&fuzz_case(), |case| {
+            let ended = runtime.block_on(fuzz_call(&mut h2.borrow_mut(), server.addr, &case));
+            match ended {
+                Ok(code) => {
+                    *codes
+                        .borrow_mut()
+                        .entry(code.unwrap_or_else(|| "stream".into()))
+                        .or_default() += 1;
+                    Ok(())
+                }
+                Err(e) => Err(proptest::test_runner::TestCaseError::fail(format!(
+                    "{case:?}: {e}"
+                ))),
+            }
+        })
+        .unwrap();
+    eprintln!("{cases} fuzzed calls, by grpc-status: {:?}", codes.borrow());
+    // and it still serves, the same connection included
+    runtime.block_on(async {
+        server.warm("AAPL").await;
+        let ok = fuzz_call(
+            &mut h2.borrow_mut(),
+            server.addr,
+            &(5, true, Framing::Message, Vec::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.as_deref(), Some("0"), "ListSymbols after the fuzzing");
+    });
+    drop(server);
+}
