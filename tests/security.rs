@@ -167,6 +167,10 @@ fn serve_refused(args: &[&str]) -> String {
         .args(args)
         .env("PINBOOK_ADMIN_TOKEN", TOKEN)
         .env("XDG_STATE_HOME", state.path())
+        .env_remove("PINBOOK_INSECURE")
+        .env_remove("PINBOOK_TLS_CERT")
+        .env_remove("PINBOOK_TLS_KEY")
+        .env_remove("PINBOOK_TLS_CLIENT_CA")
         .stdin(Stdio::null())
         .output()
         .expect("run pinbook serve");

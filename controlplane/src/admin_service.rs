@@ -155,10 +155,13 @@ impl pb::admin_service_server::AdminService for AdminService {
         request: Request<pb::SetConfigRequest>,
     ) -> Result<Response<pb::SetConfigResponse>, Status> {
         // the limits layer named the caller; the admin token was checked
-        let by = request
-            .extensions()
-            .get::<Caller>()
-            .map_or_else(|| "an unknown caller".to_owned(), |c| c.client.to_string());
+        let by = request.extensions().get::<Caller>().map_or_else(
+            || "an unknown caller".to_owned(),
+            |c| match c.connection {
+                Some(addr) => format!("{} from {addr}", c.client),
+                None => c.client.to_string(),
+            },
+        );
         let req = request.into_inner();
         let target = live_config::Target {
             shared: &self.shared,

@@ -7,6 +7,8 @@
 //! token is compared with every configured one, so the time does not say which came close.
 
 use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -96,9 +98,9 @@ impl Grant {
 #[derive(Clone, Debug, Default)]
 pub struct BookAccess {
     /// `[auth] book_token`: every symbol.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Entitlements by token.
-    pub tokens: Vec<(String, Grant)>,
+    pub tokens: Vec<(Secret, Grant)>,
     /// Entitlements by client certificate subject (mutual TLS).
     pub certificates: Vec<(String, Grant)>,
 }
@@ -109,9 +111,9 @@ impl BookAccess {
         self.token.is_some() || !self.tokens.is_empty() || !self.certificates.is_empty()
     }
 
-    /// Whether a token names a book client (so it may be used to tell clients apart).
-    pub fn checks_tokens(&self) -> bool {
-        self.token.is_some() || !self.tokens.is_empty()
+    /// Every token that lets a book call in.
+    pub fn known_tokens(&self) -> impl Iterator<Item = &Secret> {
+        self.token.iter().chain(self.tokens.iter().map(|(t, _)| t))
     }
 }
 
@@ -169,12 +171,12 @@ impl BookAuth {
         // every token is compared, whatever matched before
         let mut found: Option<Grant> = None;
         if let Some(token) = &a.token
-            && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+            && bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
         {
             found = Some(all());
         }
         for (token, grant) in &a.tokens {
-            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) && found.is_none() {
+            if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) && found.is_none() {
                 found = Some(grant.clone());
             }
         }

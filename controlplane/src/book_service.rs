@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use crate::admin_service::COMMAND_TIMEOUT;
 use crate::auth::Grant;
 use crate::hub::{self, Hub, Mode};
-use crate::limits::{Caller, caller};
+use crate::limits::{Caller, Tokens, caller};
 use crate::metrics::record_tick_to_send;
 use crate::pb::{self, BookUpdate, book_update::Update};
 use crate::queue::{Queue, Taken};
@@ -104,7 +104,13 @@ impl BookService {
             .extensions()
             .get::<Caller>()
             .cloned()
-            .unwrap_or_else(|| caller(request.metadata().as_ref(), request.extensions(), false));
+            .unwrap_or_else(|| {
+                caller(
+                    request.metadata().as_ref(),
+                    request.extensions(),
+                    &Tokens::none(),
+                )
+            });
         let grant = request.extensions().get::<Grant>().cloned();
         let req = request.into_inner();
         if req.symbols.is_empty() {
@@ -160,24 +166,27 @@ impl BookService {
             (0, Mode::EveryChange)
         };
         let (id, queue) = self.hub.subscribe(&symbols, depth, mode, stream)?;
-        if matches!(stream, hub::Stream::Orders | hub::Stream::Trades) {
-            let synced = sync_streams(&self.plane, &self.hub, symbols.clone()).await;
-            if let Err(status) = synced {
-                self.hub.unsubscribe(id);
-                let _ = sync_streams(&self.plane, &self.hub, symbols).await;
-                return Err(status);
-            }
+        // from here the subscriber is the hub's until this guard goes: on every way out —
+        // a refusal below, the call cancelled (client reset, deadline), the stream's end
+        let subscribed = Subscribed {
+            hub: Arc::clone(&self.hub),
+            plane: Arc::clone(&self.plane),
+            id,
+            symbols: matches!(stream, hub::Stream::Orders | hub::Stream::Trades)
+                .then(|| symbols.clone()),
+        };
+        if subscribed.symbols.is_some() {
+            sync_streams(&self.plane, &self.hub, symbols).await?;
         }
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         // What ends the stream goes out after everything sent before it, even when the client
         // has stopped reading and `tx` is full: queued resyncs first, then the status.
         let (tail_tx, tail_rx) = tokio::sync::mpsc::unbounded_channel();
         let hub = Arc::clone(&self.hub);
-        let plane = Arc::clone(&self.plane);
         let heartbeat = limits.heartbeat;
         let stall = limits.stall;
         tokio::spawn(async move {
-            let _slot = slot;
+            let _subscribed = subscribed;
             let ended = send_updates(&hub, id, &queue, &tx, heartbeat, stall).await;
             if let Some((rest, status)) = ended {
                 for update in rest {
@@ -185,14 +194,15 @@ impl BookService {
                 }
                 let _ = tail_tx.send(Err(status));
             }
-            hub.unsubscribe(id);
-            if matches!(stream, hub::Stream::Orders | hub::Stream::Trades)
-                && let Err(status) = sync_streams(&plane, &hub, symbols).await
-            {
-                tracing::warn!(%status, "could not turn a symbol's streams off");
-            }
         });
-        let updates = ReceiverStream::new(rx).chain(UnboundedReceiverStream::new(tail_rx));
+        // the subscriber's slot is held by the response itself: what its tail still holds
+        // for a client that does not read counts until tonic drops it
+        let updates = ReceiverStream::new(rx)
+            .chain(UnboundedReceiverStream::new(tail_rx))
+            .map(move |update| {
+                let _held = &slot;
+                update
+            });
         Ok(Response::new(Box::pin(updates)))
     }
 
@@ -329,6 +339,33 @@ fn command_status(e: ExecuteError) -> Status {
         ExecuteError::Refused(e) => Status::failed_precondition(e.to_string()),
         e @ (ExecuteError::Busy(_) | ExecuteError::Timeout(_)) => {
             Status::unavailable(e.to_string())
+        }
+    }
+}
+
+/// A subscriber of the hub, unsubscribed when this is dropped (and, for order and trade
+/// streams, its symbols' streams turned off where no one else wants them).
+struct Subscribed {
+    hub: Arc<Hub>,
+    plane: Arc<Mutex<DataPlane>>,
+    id: u64,
+    /// The symbols whose order or trade streams it asked for.
+    symbols: Option<Vec<String>>,
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+        if let Some(symbols) = self.symbols.take() {
+            let (plane, hub) = (Arc::clone(&self.plane), Arc::clone(&self.hub));
+            // a drop cannot wait: the data plane is told from a task
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(status) = sync_streams(&plane, &hub, symbols).await {
+                        tracing::warn!(%status, "could not turn a symbol's streams off");
+                    }
+                });
+            }
         }
     }
 }

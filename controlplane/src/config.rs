@@ -570,7 +570,7 @@ mod tests {
                 max_streams_per_connection: 3,
                 max_symbols_per_subscription: 4,
                 max_message_bytes: 5,
-                unary_per_second: 6,
+                calls_per_second: 6,
                 request_deadline_ms: 7,
                 idle_timeout_ms: 8,
             },

@@ -65,7 +65,7 @@ pub const LIVE: [LiveKey; 16] = [
     },
     LiveKey {
         key: "subscribers.stall_ms",
-        effect: NOW,
+        effect: "now for the hub's checks of lagging subscribers, for the wait on a full stream from subscriptions opened from now on",
     },
     LiveKey {
         key: "subscribers.blocked_ms",
@@ -88,7 +88,7 @@ pub const LIVE: [LiveKey; 16] = [
         effect: NEW_STREAMS,
     },
     LiveKey {
-        key: "limits.unary_per_second",
+        key: "limits.calls_per_second",
         effect: NOW,
     },
     LiveKey {
@@ -101,6 +101,9 @@ pub const LIVE: [LiveKey; 16] = [
 #[derive(Debug)]
 pub struct LiveConfig {
     state: Mutex<State>,
+    /// One change at a time, from reading the configuration to storing it: two at once
+    /// would each apply and store their own copy, and the later would undo the earlier.
+    changing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -135,6 +138,7 @@ impl LiveConfig {
             .collect();
         Self {
             state: Mutex::new(State { config, hidden }),
+            changing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -178,6 +182,7 @@ pub struct Target<'a> {
 /// cannot change live, UNAVAILABLE if the shards did not take a new idle strategy in time.
 pub async fn set(target: Target<'_>, key: &str, value: &str) -> Result<Change, Status> {
     let shared = target.shared;
+    let _one_at_a_time = shared.config.changing.lock().await;
     let current = shared.config.config();
     let (next, old, new) = edited(&current, key, value)?;
     let Some(live) = LIVE.iter().find(|k| k.key == key) else {
@@ -207,10 +212,15 @@ pub async fn set(target: Target<'_>, key: &str, value: &str) -> Result<Change, S
         match applied {
             Ok(Applied::Configured) => {}
             Ok(other) => return Err(Status::internal(format!("unexpected answer {other:?}"))),
-            Err(e) => return Err(Status::unavailable(e.to_string())),
+            Err(e) => {
+                return Err(Status::unavailable(format!(
+                    "{e}; some shards may have taken the new strategy and others not: set it \
+                     again (GetConfig shows the value before this call)"
+                )));
+            }
         }
     }
-    apply(shared, &next);
+    apply(shared, key, &next);
     shared.config.state().config = next;
     tracing::info!(key, old = %old, new = %new, by = %target.by, "configuration changed");
     Ok(Change {
@@ -221,8 +231,15 @@ pub async fn set(target: Target<'_>, key: &str, value: &str) -> Result<Change, S
     })
 }
 
-/// Puts the live sections of `config` in force.
-fn apply(shared: &Shared, config: &Config) {
+/// Puts the section of `key` in `config` in force.
+fn apply(shared: &Shared, key: &str, config: &Config) {
+    if key.starts_with("limits.") {
+        shared.admission.set(config.limits);
+        return;
+    }
+    if !key.starts_with("subscribers.") {
+        return;
+    }
     let s = &config.subscribers;
     shared.hub.set_policy(Policy {
         queue: s.queue,
@@ -232,7 +249,6 @@ fn apply(shared: &Shared, config: &Config) {
         blocked: std::time::Duration::from_millis(s.blocked_ms),
     });
     shared.set_stream_limits(StreamLimits::of(s));
-    shared.admission.set(config.limits);
 }
 
 /// `config` with `key` set to `value`, read back through the configuration's serde shape;

@@ -18,8 +18,9 @@ use tonic_health::server::HealthReporter;
 use crate::admin_service::AdminService;
 use crate::auth::{BearerAuth, BookAuth};
 use crate::book_service::BookService;
+use crate::config::Secret;
 use crate::hub::{Hub, Policy, drain};
-use crate::limits::{Admission, LimitsConfig, LimitsLayer};
+use crate::limits::{Admission, LimitsConfig, LimitsLayer, Tokens};
 use crate::pb;
 use crate::request_count::CountRequestsLayer;
 pub use crate::state::Shared;
@@ -41,7 +42,7 @@ pub struct ServerOptions {
     /// Subscriber queue limits.
     pub policy: Policy,
     /// The admin token (never empty).
-    pub admin_token: String,
+    pub admin_token: Secret,
     /// Who may make book calls, and for which symbols.
     pub book_access: crate::auth::BookAccess,
     /// TLS (and mutual TLS), loaded and checked by [`ServerTls::load`](crate::tls::ServerTls::load);
@@ -163,7 +164,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
     let admin = InterceptedService::new(
         pb::admin_service_server::AdminServiceServer::new(AdminService::new(Arc::clone(&shared)))
             .max_decoding_message_size(max_message),
-        BearerAuth::new(Some(options.admin_token.clone()), "admin"),
+        BearerAuth::new(Some(options.admin_token.expose().to_owned()), "admin"),
     );
     let book = InterceptedService::new(
         pb::book_service_server::BookServiceServer::new(BookService::new(Arc::clone(&shared)))
@@ -171,6 +172,12 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         BookAuth::new(options.book_access.clone()),
     );
     let keepalive = options.limits.keepalive();
+    let tokens = Tokens::new(
+        std::iter::once(&options.admin_token)
+            .chain(options.book_access.known_tokens())
+            .cloned()
+            .collect(),
+    );
     let (stop_grpc, stopped) = oneshot::channel::<()>();
     let mut builder = Server::builder();
     if let Some(tls) = options.tls.clone() {
@@ -182,10 +189,7 @@ pub async fn start(options: ServerOptions, mut plane: DataPlane) -> Result<Runni
         builder
             // outermost first: every refusal of the limits is counted too
             .layer(CountRequestsLayer)
-            .layer(LimitsLayer::new(
-                admission,
-                options.book_access.checks_tokens(),
-            ))
+            .layer(LimitsLayer::new(admission, tokens))
             // a peer that stops answering pings is dropped within the idle timeout
             .http2_keepalive_interval(Some(keepalive))
             .http2_keepalive_timeout(Some(keepalive))

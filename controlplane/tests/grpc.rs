@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use controlplane::config::Config;
+use controlplane::config::{Config, SubscribersConfig};
 use controlplane::contract::Checker;
 use controlplane::hub::Policy;
 use controlplane::limits::LimitsConfig;
@@ -53,7 +53,22 @@ impl Server {
             book_access: controlplane::auth::BookAccess::default(),
             tls: None,
             control_cores: Vec::new(),
-            config_toml: Config::default().to_toml().unwrap(),
+            // what GetConfig shows and SetConfig edits: the same subscriber settings
+            config_toml: Config {
+                subscribers: SubscribersConfig {
+                    queue: policy.queue,
+                    max_depth: 1000,
+                    heartbeat_ms: 200,
+                    max_resyncs: u32::try_from(policy.max_resyncs).unwrap(),
+                    resync_window_ms: u64::try_from(policy.window.as_millis()).unwrap(),
+                    stall_ms: u64::try_from(policy.stall.as_millis()).unwrap(),
+                    blocked_ms: u64::try_from(policy.blocked.as_millis()).unwrap(),
+                    ..SubscribersConfig::default()
+                },
+                ..Config::default()
+            }
+            .to_toml()
+            .unwrap(),
             shutdown_timeout: Duration::from_secs(5),
             limits: LimitsConfig::default(),
             conflation_ms: (1, 60_000),
@@ -470,7 +485,16 @@ async fn bad_requests_get_precise_statuses() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(config.toml, Config::default().to_toml().unwrap());
+    assert!(
+        config.toml.contains("[subscribers]\nqueue = 8192\n"),
+        "{}",
+        config.toml
+    );
+    assert!(
+        config.toml.contains("heartbeat_ms = 200\n"),
+        "{}",
+        config.toml
+    );
     let stats = admin
         .get_stats(admin_request(pb::GetStatsRequest {}, Some(TOKEN)))
         .await
@@ -729,14 +753,14 @@ async fn each_limit_refuses_with_its_name_changes_live_and_leaves_other_streams_
     server.gate.open();
     server.warm("AAPL").await;
     let admission = &server.running.as_ref().unwrap().shared.admission;
-    admission.set(LimitsConfig {
+    let small = LimitsConfig {
         max_subscribers: 100,
         max_subscribers_per_client: 3,
         max_streams_per_connection: 2,
         max_symbols_per_subscription: 2,
-        unary_per_second: 5,
         ..LimitsConfig::default()
-    });
+    };
+    admission.set(small);
     let both = || sub(&["AAPL", "MSFT"], 5, pb::Mode::EveryChange, 0);
 
     // two streams fill a connection; a third is refused on it, not on another connection
@@ -785,29 +809,36 @@ async fn each_limit_refuses_with_its_name_changes_live_and_leaves_other_streams_
     let update = tokio::time::timeout(WAIT, first.message()).await.unwrap();
     assert!(update.unwrap().is_some());
 
-    // five unary calls a second for this peer; the admin (another client) is not affected
-    let mut refused = None;
+    // five calls a second for this peer: of twenty at once, some are refused; the admin
+    // (another client) is not affected
+    admission.set(LimitsConfig {
+        calls_per_second: 5,
+        ..small
+    });
+    let mut calls = tokio::task::JoinSet::new();
     for _ in 0..20 {
-        match one
-            .get_book(pb::GetBookRequest {
-                symbol: "AAPL".into(),
-                depth: 1,
-            })
-            .await
-        {
-            Ok(_) => {}
-            Err(status) => {
-                refused = Some(status);
-                break;
-            }
+        let mut client = one.clone();
+        calls.spawn(async move {
+            client
+                .get_book(pb::GetBookRequest {
+                    symbol: "AAPL".into(),
+                    depth: 1,
+                })
+                .await
+        });
+    }
+    let mut refused = None;
+    while let Some(call) = calls.join_next().await {
+        if let Err(status) = call.unwrap() {
+            refused = Some(status);
         }
     }
-    let status = refused.expect("the sixth call within a second is refused");
+    let status = refused.expect("twenty calls at once, five a second: some are refused");
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(
         status
             .message()
-            .starts_with("limit unary_per_second = 5 reached: peer 127.0.0.1"),
+            .starts_with("limit calls_per_second = 5 reached: peer 127.0.0.1"),
         "{}",
         status.message()
     );
@@ -819,6 +850,7 @@ async fn each_limit_refuses_with_its_name_changes_live_and_leaves_other_streams_
         .unwrap();
 
     // a slot comes back when its stream ends; raised limits take effect at once
+    admission.set(small);
     drop(first);
     drop(one);
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -835,6 +867,7 @@ async fn each_limit_refuses_with_its_name_changes_live_and_leaves_other_streams_
         ..LimitsConfig::default()
     });
     server.books().await.subscribe(both()).await.unwrap();
+    server.running.unwrap().shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -864,8 +897,8 @@ async fn a_stream_whose_request_never_comes_is_refused_at_the_deadline() {
     .header("te", "trailers")
     .body(())
     .unwrap();
-    let (response, _body) = h2.send_request(request, false).unwrap();
     let started = std::time::Instant::now();
+    let (response, _body) = h2.send_request(request, false).unwrap();
     let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
     assert!(started.elapsed() >= Duration::from_millis(250));
     let headers = response.headers();
@@ -877,6 +910,7 @@ async fn a_stream_whose_request_never_comes_is_refused_at_the_deadline() {
             .contains("request_deadline_ms"),
         "{headers:?}"
     );
+    server.running.unwrap().shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -926,7 +960,7 @@ async fn settings_change_live_checked_as_the_file_is_and_get_config_shows_them()
         .set_config(set("limits.max_subscribers", "1"))
         .await
         .unwrap();
-    admin.set_config(set("idle", "spin-yield")).await.unwrap();
+    admin.set_config(set("idle", "backoff")).await.unwrap();
     let toml = admin
         .get_config(admin_request(pb::GetConfigRequest {}, Some(TOKEN)))
         .await
@@ -935,7 +969,7 @@ async fn settings_change_live_checked_as_the_file_is_and_get_config_shows_them()
         .toml;
     assert!(toml.contains("max_subscribers = 1\n"), "{toml}");
     assert!(toml.contains("max_interval_ms = 10\n"), "{toml}");
-    assert!(toml.contains("idle = \"spin-yield\"\n"), "{toml}");
+    assert!(toml.contains("idle = \"backoff\"\n"), "{toml}");
     let (code, msg) = refusal(
         server
             .books()
@@ -1018,6 +1052,7 @@ async fn settings_change_live_checked_as_the_file_is_and_get_config_shows_them()
             .await,
     );
     assert_eq!(code, Code::PermissionDenied);
+    server.running.unwrap().shutdown().await;
 }
 
 /// How a fuzzed body is framed.
@@ -1213,7 +1248,7 @@ fn arbitrary_request_bodies_get_statuses_and_the_server_keeps_serving() {
             .shared
             .admission
             .set(LimitsConfig {
-                unary_per_second: 1_000_000,
+                calls_per_second: 1_000_000,
                 ..LimitsConfig::default()
             });
         let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -1258,6 +1293,6 @@ fn arbitrary_request_bodies_get_statuses_and_the_server_keeps_serving() {
         .await
         .unwrap();
         assert_eq!(ok.as_deref(), Some("0"), "ListSymbols after the fuzzing");
+        server.running.unwrap().shutdown().await;
     });
-    drop(server);
 }

@@ -187,7 +187,9 @@ fn connect_error(addr: &str, cause: &str, over_tls: bool) -> anyhow::Error {
         if over_tls && (cause.contains("InvalidContentType") || cause.contains("corrupt message")) {
             "the server does not speak TLS; leave out --tls-ca (PINBOOK_TLS_CA)".to_owned()
         } else if over_tls {
-            "is `pinbook serve` running, with TLS? (pass its address with --addr or PINBOOK_ADDR)"
+            "is `pinbook serve` running, with TLS? (pass its address with --addr or \
+             PINBOOK_ADDR; a server that asks for client certificates needs --tls-cert and \
+             --tls-key signed by its client CA)"
                 .to_owned()
         } else {
             "is `pinbook serve` running? (pass its address with --addr or PINBOOK_ADDR; a \

@@ -72,6 +72,10 @@ impl Server {
             .env("XDG_STATE_HOME", state.path())
             .env_remove("PINBOOK_ADDR")
             .env_remove("PINBOOK_ADMIN_TOKEN")
+            .env_remove("PINBOOK_INSECURE")
+            .env_remove("PINBOOK_TLS_CERT")
+            .env_remove("PINBOOK_TLS_KEY")
+            .env_remove("PINBOOK_TLS_CLIENT_CA")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);

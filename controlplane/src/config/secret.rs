@@ -20,6 +20,18 @@ impl Secret {
     }
 }
 
+impl From<&str> for Secret {
+    fn from(token: &str) -> Self {
+        Self::new(token)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(token: String) -> Self {
+        Self::new(token)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<hidden>")

@@ -152,7 +152,7 @@ impl Config {
     /// The book service's access: the book token and the entitlements, their token files read.
     fn book_access(&self) -> Result<BookAccess, ConfigError> {
         let mut access = BookAccess {
-            token: self.auth.book_token.as_ref().map(|t| t.expose().to_owned()),
+            token: self.auth.book_token.clone(),
             ..BookAccess::default()
         };
         let mut names = std::collections::HashSet::new();
@@ -179,7 +179,7 @@ impl Config {
                 (Some(path), None) => {
                     let what = format!("entitlement {:?} token file", e.name);
                     let token = read_token_file(path, &what)?;
-                    access.tokens.push((token.expose().to_owned(), grant));
+                    access.tokens.push((token, grant));
                 }
                 (None, Some(subject)) if self.tls.client_ca.is_some() => {
                     access.certificates.push((subject.clone(), grant));
@@ -517,7 +517,11 @@ fn read_token_file(path: &Path, what: &str) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ConfigError::EmptyToken("a token file"));
+        return Err(ConfigError::EmptyToken(if what.starts_with("admin") {
+            "the admin token file"
+        } else {
+            "an entitlement's token file"
+        }));
     }
     Ok(Secret::new(token))
 }
@@ -607,7 +611,7 @@ impl Validated {
                 stall: self.stall(),
                 blocked: self.blocked(),
             },
-            admin_token,
+            admin_token: admin_token.into(),
             book_access: self.book_access.clone(),
             tls: self.tls.as_ref().map(|t| t.config.clone()),
             control_cores: self.control.clone(),
@@ -1233,8 +1237,8 @@ mod tests {
         .validate(&t)
         .unwrap();
         let access = &v.book_access;
-        assert!(access.closed() && access.checks_tokens());
-        assert_eq!(access.tokens[0].0, "desk");
+        assert!(access.closed() && access.known_tokens().count() == 1);
+        assert_eq!(access.tokens[0].0.expose(), "desk");
         let grant = &access.tokens[0].1;
         grant.allows("MSFT").unwrap();
         assert_eq!(
@@ -1358,7 +1362,7 @@ mod tests {
         .validate(&t)
         .unwrap();
         let o = v.server_options("secret".into()).unwrap();
-        assert_eq!(o.admin_token, "secret");
+        assert_eq!(o.admin_token.expose(), "secret");
         assert_eq!(o.max_depth, 77);
         assert_eq!(o.policy.stall, Duration::from_secs(4));
         assert_eq!(o.policy.blocked, v.blocked());

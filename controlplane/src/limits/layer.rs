@@ -1,8 +1,8 @@
 //! [`LimitsLayer`]: the limits that apply to a call before its handler sees it.
 //!
 //! For every call under `/pinbook.v2.`: the [`Caller`] is put into the request's extensions
-//! (the book service counts subscriptions by it); a unary call takes one from its client's
-//! rate bucket; the call must produce its response head within `request_deadline_ms`; and
+//! (the book service counts subscriptions by it); every call, a subscription opened
+//! included, takes one from its client's rate bucket; the call must produce its response head within `request_deadline_ms`; and
 //! tonic's OUT_OF_RANGE for a request message over `max_message_bytes` is turned into the
 //! RESOURCE_EXHAUSTED every other limit gives (the code gRPC's own implementations use for
 //! it), counted as a hit.
@@ -16,32 +16,22 @@ use std::time::Instant;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
-use super::{Admission, Limit, caller};
+use super::{Admission, Limit, Tokens, caller};
 
 /// The path prefix of the calls limited (health and reflection are not).
 const LIMITED: &str = "/pinbook.v2.";
-
-/// The admin service's calls, which always require the admin token.
-const ADMIN: &str = "/pinbook.v2.AdminService/";
-
-/// The one streaming call: it holds a subscriber slot instead of taking from the rate bucket.
-const SUBSCRIBE: &str = "/pinbook.v2.BookService/Subscribe";
 
 /// Wraps a service in [`Limits`].
 #[derive(Clone, Debug)]
 pub struct LimitsLayer {
     admission: Arc<Admission>,
-    book_tokens: bool,
+    tokens: Tokens,
 }
 
 impl LimitsLayer {
-    /// The layer enforcing `admission`'s limits; `book_tokens`: the book service requires a
-    /// token (so a token sent to it names a client).
-    pub fn new(admission: Arc<Admission>, book_tokens: bool) -> Self {
-        Self {
-            admission,
-            book_tokens,
-        }
+    /// The layer enforcing `admission`'s limits; `tokens` name their clients.
+    pub fn new(admission: Arc<Admission>, tokens: Tokens) -> Self {
+        Self { admission, tokens }
     }
 }
 
@@ -52,7 +42,7 @@ impl<S> Layer<S> for LimitsLayer {
         Limits {
             inner,
             admission: Arc::clone(&self.admission),
-            book_tokens: self.book_tokens,
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -62,7 +52,7 @@ impl<S> Layer<S> for LimitsLayer {
 pub struct Limits<S> {
     inner: S,
     admission: Arc<Admission>,
-    book_tokens: bool,
+    tokens: Tokens,
 }
 
 impl<S, B, R> Service<http::Request<B>> for Limits<S>
@@ -85,11 +75,9 @@ where
         if !path.starts_with(LIMITED) {
             return Box::pin(self.inner.call(request));
         }
-        let unary = path != SUBSCRIBE;
-        let token_checked = self.book_tokens || path.starts_with(ADMIN);
-        let who = caller(request.headers(), request.extensions(), token_checked);
+        let who = caller(request.headers(), request.extensions(), &self.tokens);
         let limits = self.admission.limits();
-        if unary && let Err(status) = self.admission.unary(&who.client, Instant::now()) {
+        if let Err(status) = self.admission.call(&who.client, Instant::now()) {
             return Box::pin(std::future::ready(Ok(status.into_http())));
         }
         request.extensions_mut().insert(who);

@@ -1,5 +1,5 @@
 //! Limits on what clients can claim: subscribers in total, per client and per HTTP/2
-//! connection, symbols per subscription, request size, unary call rate, how long a call may
+//! connection, symbols per subscription, request size, call rate, how long a call may
 //! take to deliver its request, and how long a vanished peer keeps its connection.
 //!
 //! Every limit is one [`Limit`]: its name is the `[limits]` key, the `limit` label of
@@ -26,9 +26,12 @@ use serde::{Deserialize, Serialize};
 mod layer;
 
 pub use layer::{Limits, LimitsLayer};
+use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use crate::config::Secret;
 
 /// One limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,8 +46,8 @@ pub enum Limit {
     SymbolsPerSubscription,
     /// Bytes of one request message.
     MessageBytes,
-    /// Unary calls per second of one client.
-    UnaryRate,
+    /// Calls (unary, or streams opened) per second of one client.
+    CallRate,
     /// Time for a call's request to arrive and (unary) be answered or (streams) open.
     RequestDeadline,
 }
@@ -57,7 +60,7 @@ impl Limit {
         Limit::StreamsPerConnection,
         Limit::SymbolsPerSubscription,
         Limit::MessageBytes,
-        Limit::UnaryRate,
+        Limit::CallRate,
         Limit::RequestDeadline,
     ];
 
@@ -69,7 +72,7 @@ impl Limit {
             Limit::StreamsPerConnection => "max_streams_per_connection",
             Limit::SymbolsPerSubscription => "max_symbols_per_subscription",
             Limit::MessageBytes => "max_message_bytes",
-            Limit::UnaryRate => "unary_per_second",
+            Limit::CallRate => "calls_per_second",
             Limit::RequestDeadline => "request_deadline_ms",
         }
     }
@@ -96,9 +99,9 @@ pub struct LimitsConfig {
     pub max_symbols_per_subscription: u32,
     /// Largest request message, bytes (not live: the services are built with it).
     pub max_message_bytes: u32,
-    /// Unary calls (GetBook, GetOrder, admin calls) per second of one client; bursts of as
-    /// many are allowed.
-    pub unary_per_second: u32,
+    /// Calls per second of one client — unary calls (GetBook, GetOrder, admin calls) and
+    /// subscriptions opened; bursts of as many are allowed.
+    pub calls_per_second: u32,
     /// How long a call has to deliver its request and be answered (unary) or have its stream
     /// opened (Subscribe): a client that opens streams and sends nothing holds none past it.
     pub request_deadline_ms: u64,
@@ -115,7 +118,7 @@ impl Default for LimitsConfig {
             max_streams_per_connection: 1_000,
             max_symbols_per_subscription: 1_000,
             max_message_bytes: 64 << 10,
-            unary_per_second: 200,
+            calls_per_second: 200,
             request_deadline_ms: 10_000,
             idle_timeout_ms: 40_000,
         }
@@ -123,8 +126,16 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// The first value that is 0, as its key.
+    /// The shortest `request_deadline_ms` accepted: below, a loaded server would refuse its
+    /// own admin's calls (the one that could set it back included).
+    pub const MIN_REQUEST_DEADLINE_MS: u64 = 100;
+
+    /// The first value that is 0 (or, for `request_deadline_ms`, under
+    /// [`Self::MIN_REQUEST_DEADLINE_MS`]), as its key.
     pub fn first_zero(&self) -> Option<&'static str> {
+        if self.request_deadline_ms < Self::MIN_REQUEST_DEADLINE_MS {
+            return Some(Limit::RequestDeadline.name());
+        }
         let values = [
             (u64::from(self.max_subscribers), Limit::Subscribers.name()),
             (
@@ -143,7 +154,7 @@ impl LimitsConfig {
                 u64::from(self.max_message_bytes),
                 Limit::MessageBytes.name(),
             ),
-            (u64::from(self.unary_per_second), Limit::UnaryRate.name()),
+            (u64::from(self.calls_per_second), Limit::CallRate.name()),
             (self.request_deadline_ms, Limit::RequestDeadline.name()),
             (self.idle_timeout_ms, "idle_timeout_ms"),
         ];
@@ -194,14 +205,61 @@ pub struct Caller {
     pub connection: Option<SocketAddr>,
 }
 
-/// The caller of a request, from its headers and tonic's connection info. A bearer token
-/// names the client only when `token_checked` (the service requires a token, so a made-up one
-/// is refused): otherwise a client could send a new token with each call to look like many.
-pub fn caller(
-    headers: &http::HeaderMap,
-    extensions: &http::Extensions,
-    token_checked: bool,
-) -> Caller {
+/// The tokens that name clients: those the server checks (admin, book, entitlements). A token
+/// a call sends names its client only when it is one of them, so a client cannot look like
+/// many by sending a new made-up token with each call.
+#[derive(Clone)]
+pub struct Tokens {
+    known: Arc<Vec<Secret>>,
+    /// Random per process: a token's hash says nothing outside it.
+    hasher: ahash::RandomState,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} known)", self.known.len())
+    }
+}
+
+impl Tokens {
+    /// These tokens.
+    pub fn new(known: Vec<Secret>) -> Self {
+        Self {
+            known: Arc::new(known),
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    /// No token names a client.
+    pub fn none() -> Self {
+        Self::new(Vec::new())
+    }
+
+    /// The hash of `given` if it is a known token; compared with every one in constant time.
+    fn identify(&self, given: &str) -> Option<u64> {
+        let mut known = false;
+        for token in self.known.iter() {
+            known |= bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()));
+        }
+        known.then(|| self.hasher.hash_one(given))
+    }
+}
+
+/// The peer's address as one client: IPv4 (mapped or not) as itself, IPv6 by its /64, the
+/// block one host is usually given.
+fn peer(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// The caller of a request, from its headers and tonic's connection info: its certificate's
+/// subject, else a known token it sent, else its address.
+pub fn caller(headers: &http::HeaderMap, extensions: &http::Extensions, tokens: &Tokens) -> Caller {
     let tcp = extensions.get::<TcpConnectInfo>().cloned().or_else(|| {
         extensions
             .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -209,15 +267,15 @@ pub fn caller(
     });
     let connection = tcp.as_ref().and_then(TcpConnectInfo::remote_addr);
     let subject = certificate_subject(extensions);
-    let token = token_checked
-        .then(|| headers.get("authorization"))
-        .flatten()
+    let token = headers
+        .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| tokens.identify(t));
     let client = match (subject, token, connection) {
         (Some(subject), _, _) => Client::Certificate(subject),
-        (None, Some(token), _) => Client::Token(token_hash(token)),
-        (None, None, Some(addr)) => Client::Peer(addr.ip()),
+        (None, Some(hash), _) => Client::Token(hash),
+        (None, None, Some(addr)) => Client::Peer(peer(addr.ip())),
         (None, None, None) => Client::Unknown,
     };
     Caller { client, connection }
@@ -231,12 +289,6 @@ pub fn certificate_subject(extensions: &http::Extensions) -> Option<String> {
     let leaf = certs.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     Some(cert.subject().to_string())
-}
-
-/// A token's hash: the same for the process's life, never the token.
-fn token_hash(token: &str) -> u64 {
-    // fixed seeds: the hash only groups calls, it is not kept or shown beyond 16 bits
-    ahash::RandomState::with_seeds(0x70, 0x69, 0x6e, 0x62).hash_one(token)
 }
 
 /// Clients whose rate bucket is remembered at most; beyond, full buckets are forgotten.
@@ -347,13 +399,13 @@ impl Admission {
         })
     }
 
-    /// Takes one unary call of `client` from its rate bucket.
+    /// Takes one call (unary, or a stream opened) of `client` from its rate bucket.
     ///
     /// # Errors
-    /// RESOURCE_EXHAUSTED naming `unary_per_second` and when to retry.
-    pub fn unary(&self, client: &Client, now: Instant) -> Result<(), Status> {
+    /// RESOURCE_EXHAUSTED naming `calls_per_second` and when to retry.
+    pub fn call(&self, client: &Client, now: Instant) -> Result<(), Status> {
         let mut s = self.state();
-        let rate = f64::from(s.limits.unary_per_second);
+        let rate = f64::from(s.limits.calls_per_second);
         let mut key = client;
         if s.buckets.len() >= MAX_BUCKETS && !s.buckets.contains_key(client) {
             // forget the clients whose bucket has refilled: they are as if new
@@ -377,8 +429,8 @@ impl Admission {
             return Ok(());
         }
         let wait_ms = ((1.0 - bucket.tokens) / rate * 1000.0).ceil();
-        Err(Limit::UnaryRate.hit(
-            s.limits.unary_per_second.into(),
+        Err(Limit::CallRate.hit(
+            s.limits.calls_per_second.into(),
             &format!("{client} calls too often; retry in {wait_ms} ms"),
         ))
     }
@@ -495,48 +547,42 @@ mod tests {
     }
 
     #[test]
-    fn the_unary_rate_is_per_client_with_a_burst_of_one_second() {
+    fn the_call_rate_is_per_client_with_a_burst_of_one_second() {
         let admission = Admission::new(LimitsConfig {
-            unary_per_second: 10,
+            calls_per_second: 10,
             ..LimitsConfig::default()
         });
         let (a, b) = (Client::Token(1), Client::Token(2));
         let t0 = Instant::now();
         for _ in 0..10 {
-            admission.unary(&a, t0).unwrap();
+            admission.call(&a, t0).unwrap();
         }
-        let status = admission.unary(&a, t0).unwrap_err();
+        let status = admission.call(&a, t0).unwrap_err();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(
             status
                 .message()
-                .starts_with("limit unary_per_second = 10 reached: token #0001")
+                .starts_with("limit calls_per_second = 10 reached: token #0001")
                 && status.message().contains("retry in 100 ms"),
             "{}",
             status.message()
         );
         // another client is not affected, and the first refills at the rate
-        admission.unary(&b, t0).unwrap();
-        admission
-            .unary(&a, t0 + Duration::from_millis(100))
-            .unwrap();
-        assert!(
-            admission
-                .unary(&a, t0 + Duration::from_millis(100))
-                .is_err()
-        );
+        admission.call(&b, t0).unwrap();
+        admission.call(&a, t0 + Duration::from_millis(100)).unwrap();
+        assert!(admission.call(&a, t0 + Duration::from_millis(100)).is_err());
     }
 
     #[test]
     fn remembered_buckets_stay_bounded() {
         let admission = Admission::new(LimitsConfig {
-            unary_per_second: 1,
+            calls_per_second: 1,
             ..LimitsConfig::default()
         });
         let t0 = Instant::now();
         for i in 0..(MAX_BUCKETS as u64 * 3) {
             let now = t0 + Duration::from_secs(i / MAX_BUCKETS as u64 * 2);
-            admission.unary(&Client::Token(i), now).unwrap();
+            admission.call(&Client::Token(i), now).unwrap();
         }
         assert!(admission.state().buckets.len() <= MAX_BUCKETS + 1);
     }
@@ -545,27 +591,38 @@ mod tests {
     fn zero_values_are_named() {
         assert_eq!(LimitsConfig::default().first_zero(), None);
         let c = LimitsConfig {
-            unary_per_second: 0,
+            calls_per_second: 0,
             ..LimitsConfig::default()
         };
-        assert_eq!(c.first_zero(), Some("unary_per_second"));
+        assert_eq!(c.first_zero(), Some("calls_per_second"));
     }
 
     #[test]
-    fn callers_are_told_apart_by_token_then_address() {
+    fn callers_are_told_apart_by_known_tokens_then_address() {
+        let tokens = Tokens::new(vec![Secret::new("abc"), Secret::new("def")]);
         let mut headers = http::HeaderMap::new();
         let mut ext = http::Extensions::new();
-        assert_eq!(caller_of(&headers, &ext).client, Client::Unknown);
-        let _ = &mut ext;
+        assert_eq!(
+            super::caller(&headers, &ext, &tokens).client,
+            Client::Unknown
+        );
         headers.insert("authorization", "Bearer abc".parse().unwrap());
-        let with_token = caller_of(&headers, &ext);
-        assert_eq!(with_token.client, Client::Token(token_hash("abc")));
-        assert!(!with_token.client.to_string().contains("abc"));
-        // an unchecked token names no one
-        assert_eq!(super::caller(&headers, &ext, false).client, Client::Unknown);
-    }
-
-    fn caller_of(headers: &http::HeaderMap, ext: &http::Extensions) -> Caller {
-        super::caller(headers, ext, true)
+        let known = super::caller(&headers, &ext, &tokens).client;
+        assert!(matches!(known, Client::Token(_)));
+        assert!(!known.to_string().contains("abc"));
+        // a made-up token names no one: the address does
+        headers.insert("authorization", "Bearer made-up".parse().unwrap());
+        ext.insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some("[2001:db8::1:2:3:4]:5".parse().unwrap()),
+        });
+        assert_eq!(
+            super::caller(&headers, &ext, &tokens).client,
+            Client::Peer("2001:db8::".parse().unwrap())
+        );
+        assert_eq!(
+            peer("::ffff:10.0.0.1".parse().unwrap()),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 }
