@@ -16,6 +16,9 @@
 //! stream costs the data plane is in benches/runtime.rs; an unpaced feed with order
 //! subscribers measures the hub's overload, not the data plane.)
 //!
+//! TLS cost (issue 17): the same ingest → delta latency over TLS against plaintext, with 1 and
+//! 100 subscribers, as ratios (`cargo bench --bench grpc -- tls`).
+//!
 //! `cargo bench --bench grpc`: 10 k msg/s for 3 s with 1, 10 and 100 subscribers, then 1 with
 //! 0 and 30 stalled; 1 M messages unpaced for the throughput. Under `cargo test --benches`: a
 //! few thousand messages, 4 stalled. `cargo bench --bench grpc -- slow_consumers`: only the
@@ -36,7 +39,7 @@ use dataplane::runtime::DataPlane;
 use dataplane::source::FeedSource;
 use dataplane::topology::Topology;
 use hdrhistogram::Histogram;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 const SYMBOLS: [&str; 10] = [
     "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO", "COST", "NFLX",
@@ -78,7 +81,14 @@ fn run(
     symbol_of: fn(usize) -> &'static str,
     stalled: usize,
     policy: Policy,
+    tls: bool,
 ) -> Outcome {
+    // TLS: a CA and a server certificate for 127.0.0.1 made here; the clients trust the CA
+    let pki = tls.then(|| {
+        let ca = controlplane::tls::test_certs::Ca::new("bench CA");
+        let issued = ca.issue(&["127.0.0.1", "localhost"]);
+        (ca.pem(), issued)
+    });
     let control = common::cores().first().map(|c| c.id);
     let data = common::cores()
         .get(1)
@@ -110,7 +120,10 @@ fn run(
             policy,
             admin_token: "bench".into(),
             book_access: controlplane::auth::BookAccess::default(),
-            tls: None,
+            tls: pki.as_ref().map(|(_, issued)| {
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&issued.cert_pem, &issued.key_pem))
+            }),
             control_cores: control.into_iter().collect(),
             config_toml: String::new(),
             shutdown_timeout: Duration::from_secs(5),
@@ -118,10 +131,20 @@ fn run(
             conflation_ms: (1, 60_000),
         };
         let running = server::start(options, plane).await.expect("server");
-        let url = format!("http://{}", running.local_addr);
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}", running.local_addr);
+        let ca = pki.as_ref().map(|(ca, _)| ca.clone());
+        let endpoint = |url: &str| {
+            let endpoint = Channel::from_shared(url.to_owned()).expect("url");
+            match &ca {
+                Some(ca) => endpoint
+                    .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+                    .expect("client TLS"),
+                None => endpoint,
+            }
+        };
         // wait for the books
-        let probe = Channel::from_shared(url.clone())
-            .expect("url")
+        let probe = endpoint(&url)
             .connect()
             .await
             .expect("connect");
@@ -147,8 +170,7 @@ fn run(
         let mut channels = Vec::new();
         for _ in 0..subscribers.div_ceil(10) {
             channels.push(
-                Channel::from_shared(url.clone())
-                    .expect("url")
+                endpoint(&url)
                     .connect()
                     .await
                     .expect("connect"),
@@ -200,8 +222,7 @@ fn run(
             .collect();
         let mut stalled_streams = Vec::new();
         for _ in 0..stalled {
-            let channel = Channel::from_shared(url.clone())
-                .expect("url")
+            let channel = endpoint(&url)
                 .initial_stream_window_size(64 << 10)
                 .initial_connection_window_size(1 << 20)
                 .connect()
@@ -295,7 +316,7 @@ fn report() {
         fleets.iter().map(move |&n| {
             (
                 format!("{name}: {n} subscriber(s), 10 k msg/s"),
-                run(messages, rate, (n, stream), |_| "AAPL", 0, ROOMY),
+                run(messages, rate, (n, stream), |_| "AAPL", 0, ROOMY, false),
             )
         })
     })
@@ -321,7 +342,7 @@ fn throughput() {
     let full = common::full_run();
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
-    let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY);
+    let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY, false);
     let crowded = run(
         messages,
         0,
@@ -329,6 +350,7 @@ fn throughput() {
         |i| SYMBOLS[i % SYMBOLS.len()],
         0,
         ROOMY,
+        false,
     );
     let rate = |o: &Outcome| messages as f64 / o.elapsed.as_secs_f64() / 1e6;
     println!();
@@ -360,6 +382,7 @@ fn slow_consumers() {
                     |_| "AAPL",
                     n,
                     DEFAULTS,
+                    false,
                 ),
             )
         })
@@ -380,6 +403,44 @@ fn slow_consumers() {
     }
 }
 
+/// What TLS costs a subscriber: ingest → delta decoded over TLS against plaintext, with 1 and
+/// with 100 subscribers of AAPL at 10 k msg/s, in the same run.
+fn tls_cost() {
+    let full = common::full_run();
+    let rate = 10_000;
+    let messages = if full { 3 * rate } else { 2_000 };
+    let fleets: &[usize] = if full { &[1, 100] } else { &[1, 3] };
+    for &n in fleets {
+        let runs: Vec<(String, Outcome)> = [false, true]
+            .into_iter()
+            .map(|tls| {
+                (
+                    format!("{n} subscriber(s), {}", if tls { "TLS" } else { "plaintext" }),
+                    run(
+                        messages,
+                        rate,
+                        (n, pb::Stream::Levels),
+                        |_| "AAPL",
+                        0,
+                        ROOMY,
+                        tls,
+                    ),
+                )
+            })
+            .collect();
+        let rows: Vec<(&str, &Histogram<u64>)> =
+            runs.iter().map(|(n, o)| (n.as_str(), &o.latency)).collect();
+        common::print_table(
+            &format!(
+                "TLS cost: ingest → delta of AAPL decoded by {n} gRPC client(s) on loopback, \
+                 plaintext then TLS 1.3 (rustls, ring), 10 k msg/s, ns"
+            ),
+            "ns per delta",
+            &rows,
+        );
+    }
+}
+
 fn main() {
     // `cargo bench --bench grpc -- slow_consumers` runs only the slow-consumer comparison
     common::main(common::no_criterion, Duration::from_secs(1), || {
@@ -388,9 +449,14 @@ fn main() {
             throughput();
             return;
         }
+        if only("tls") {
+            tls_cost();
+            return;
+        }
         if !only("slow_consumers") {
             report();
             throughput();
+            tls_cost();
         }
         slow_consumers();
     });
