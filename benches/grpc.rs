@@ -144,10 +144,7 @@ fn run(
             }
         };
         // wait for the books
-        let probe = endpoint(&url)
-            .connect()
-            .await
-            .expect("connect");
+        let probe = endpoint(&url).connect().await.expect("connect");
         let mut probe = BookServiceClient::new(probe);
         let deadline = Instant::now() + WAIT;
         loop {
@@ -169,12 +166,7 @@ fn run(
         // one connection per 10 subscribers, as a fleet of clients would have
         let mut channels = Vec::new();
         for _ in 0..subscribers.div_ceil(10) {
-            channels.push(
-                endpoint(&url)
-                    .connect()
-                    .await
-                    .expect("connect"),
-            );
+            channels.push(endpoint(&url).connect().await.expect("connect"));
         }
         let mut tasks = Vec::new();
         for i in 0..subscribers {
@@ -342,7 +334,15 @@ fn throughput() {
     let full = common::full_run();
     let messages = if full { 1_000_000 } else { 5_000 };
     let many = if full { 1_000 } else { 10 };
-    let alone = run(messages, 0, (0, pb::Stream::Levels), |_| "AAPL", 0, ROOMY, false);
+    let alone = run(
+        messages,
+        0,
+        (0, pb::Stream::Levels),
+        |_| "AAPL",
+        0,
+        ROOMY,
+        false,
+    );
     let crowded = run(
         messages,
         0,
@@ -415,7 +415,10 @@ fn tls_cost() {
             .into_iter()
             .map(|tls| {
                 (
-                    format!("{n} subscriber(s), {}", if tls { "TLS" } else { "plaintext" }),
+                    format!(
+                        "{n} subscriber(s), {}",
+                        if tls { "TLS" } else { "plaintext" }
+                    ),
                     run(
                         messages,
                         rate,
