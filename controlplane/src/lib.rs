@@ -11,6 +11,13 @@
 //! - [`state`] is what the services, the metrics and the server share (no protobuf types);
 //!   [`convert`] and [`stats_reply`] build the admin replies from it; [`request_count`] counts
 //!   every call once, as a layer on the server; [`metrics`] exports the rest to Prometheus.
+//! - Exposure and load: [`tls`] loads and checks the server's certificates (TLS, mutual TLS);
+//!   [`auth`] checks bearer tokens in constant time and grants book clients their symbols;
+//!   [`limits`] bounds what any client can claim (every refusal RESOURCE_EXHAUSTED naming the
+//!   limit, counted, touching no other client); [`live_config`] changes what can change while
+//!   serving. Guaranteed: no plaintext listener off loopback without `insecure`, no token in
+//!   any output, and no request body — tested with arbitrary bytes on every method — that
+//!   stops the server from answering the next call.
 //!
 //! It knows nothing of ITCH: what it shares with the data plane is the command and event
 //! structs carried by the rings, the shards' stats with their counter table
