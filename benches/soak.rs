@@ -550,7 +550,7 @@ fn first_words(message: &str) -> String {
     message.chars().take(60).collect()
 }
 
-/// The child process: `count` subscriptions on one connection, their snapshots read, "ready"
+/// The child process: `count` conflated (1 s) subscriptions on one connection, their snapshots read, "ready"
 /// on stdout, then reading on until the parent freezes it.
 fn vanishing_client(orders: &str) {
     let mut parts = orders.split('|');
@@ -574,8 +574,11 @@ fn vanishing_client(orders: &str) {
                 .subscribe(pb::SubscribeRequest {
                     symbols: vec![symbols[i % symbols.len()].clone()],
                     depth: 10,
-                    mode: pb::Mode::EveryChange as i32,
-                    interval_ms: 0,
+                    // cheap to read, so every one is still open when the process freezes: one
+                    // reader thread cannot keep up with 100 every-change streams, and those it
+                    // lost would be closed as too slow before they could vanish
+                    mode: pb::Mode::Conflated as i32,
+                    interval_ms: 1000,
                     stream: pb::Stream::Levels as i32,
                 })
                 .await

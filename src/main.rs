@@ -30,6 +30,9 @@ enum Command {
     /// Run the service: pinned data-plane shards on the feed (the built-in simulator unless
     /// told otherwise), the gRPC control plane, health, reflection and metrics.
     Serve(Box<controlplane::config::ServeArgs>),
+    /// Serve the books of NATS partitions that `serve --publish` instances fill: the same
+    /// gRPC contract, without a data plane (run any number side by side).
+    Gateway(Box<cli::gateway::GatewayArgs>),
     /// Stream books from a running server, checking the subscription contract as they come
     /// (exit status 3 if it was broken).
     Subscribe(cli::subscribe::SubscribeArgs),
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli::replay::run(&args),
         Command::Publish(args) => cli::publish::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
+        Command::Gateway(args) => cli::gateway::run(&args),
         Command::Subscribe(args) => cli::subscribe::run(&args),
         Command::Book(args) => cli::book::run(&args),
         Command::Orders(args) => cli::streams::orders(&args),

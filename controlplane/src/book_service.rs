@@ -63,7 +63,8 @@ impl BookService {
     }
 }
 
-type UpdateStream = Pin<Box<dyn Stream<Item = Result<BookUpdate, Status>> + Send>>;
+/// A subscription's updates, ended by its closing status if it ends with one.
+pub type UpdateStream = Pin<Box<dyn Stream<Item = Result<BookUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::book_service_server::BookService for BookService {
@@ -165,6 +166,31 @@ impl BookService {
             }
             (0, Mode::EveryChange)
         };
+        let updates = self.stream(symbols, depth, mode, stream, &limits).await?;
+        // the subscriber's slot is held by the response itself: what its tail still holds
+        // for a client that does not read counts until tonic drops it
+        let updates = updates.map(move |update| {
+            let _held = &slot;
+            update
+        });
+        Ok(Response::new(Box::pin(updates)))
+    }
+
+    /// Opens a subscription of the hub to `symbols` (checked: published, no duplicates) as
+    /// a stream of updates under the contract: heartbeats, the slow-consumer policy and the
+    /// closing status included. What `Subscribe` returns, and what the NATS publisher reads.
+    ///
+    /// # Errors
+    /// NOT_FOUND for a symbol not published; UNAVAILABLE if the data plane did not take the
+    /// order or trade streams' command.
+    pub async fn stream(
+        &self,
+        symbols: Vec<String>,
+        depth: usize,
+        mode: Mode,
+        stream: hub::Stream,
+        limits: &StreamLimits,
+    ) -> Result<UpdateStream, Status> {
         let (id, queue) = self.hub.subscribe(&symbols, depth, mode, stream)?;
         // from here the subscriber is the hub's until this guard goes: on every way out —
         // a refusal below, the call cancelled (client reset, deadline), the stream's end
@@ -195,15 +221,9 @@ impl BookService {
                 let _ = tail_tx.send(Err(status));
             }
         });
-        // the subscriber's slot is held by the response itself: what its tail still holds
-        // for a client that does not read counts until tonic drops it
-        let updates = ReceiverStream::new(rx)
-            .chain(UnboundedReceiverStream::new(tail_rx))
-            .map(move |update| {
-                let _held = &slot;
-                update
-            });
-        Ok(Response::new(Box::pin(updates)))
+        Ok(Box::pin(
+            ReceiverStream::new(rx).chain(UnboundedReceiverStream::new(tail_rx)),
+        ))
     }
 
     /// Depth and mode of a level subscription.

@@ -53,6 +53,7 @@ pub use secret::Secret;
 pub use validate::Validated;
 
 pub use crate::limits::LimitsConfig;
+pub use crate::nats::config::NatsConfig;
 pub use crate::tls::TlsConfig;
 
 /// The largest `event_ring` accepted: 16 Mi events, 1 GiB per shard.
@@ -104,6 +105,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[tls]`: the gRPC server's certificate, key and client CA.
     pub tls: TlsConfig,
+    /// `[nats]`: publishing the books on NATS, or reading them from it (a gateway).
+    pub nats: NatsConfig,
     /// `[auth]`: tokens. Written last by [`Config::to_toml`], which leaves the tokens out.
     pub auth: AuthConfig,
 }
@@ -127,6 +130,7 @@ impl Default for Config {
             subscribers: SubscribersConfig::default(),
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
+            nats: NatsConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -546,6 +550,15 @@ mod tests {
             cores: CoresConfig {
                 control: Some(vec![0]),
                 data: Some(vec![1, 2]),
+            },
+            nats: NatsConfig {
+                publish: vec!["nats://10.0.0.1:4222".into(), "nats://10.0.0.2:4222".into()],
+                from: Vec::new(),
+                partition: "east".into(),
+                partitions: vec!["east".into(), "west".into()],
+                snapshot_ms: 250,
+                instance: "a".into(),
+                standby: true,
             },
             books: BooksSection {
                 max_orders: 100,

@@ -113,6 +113,14 @@ fn describe() {
         "pinbook_limit_hits_total",
         "Calls refused with RESOURCE_EXHAUSTED by a limit of [limits], by limit."
     );
+    crate::nats::counters::describe();
+    describe_counter!(
+        "pinbook_gateway_bad_messages_total",
+        "NATS messages a gateway could not use (an unknown subject, an undecodable body, a bad snapshot key), by reason; each is dropped, and the subject resyncs if it left a hole."
+    );
+    for reason in ["subject", "undecodable", "key"] {
+        metrics::counter!("pinbook_gateway_bad_messages_total", "reason" => reason).increment(0);
+    }
     for limit in crate::limits::Limit::ALL {
         // every series exists from the start, so a rate over it is 0, not empty
         metrics::counter!("pinbook_limit_hits_total", "limit" => limit.name()).increment(0);

@@ -4,6 +4,7 @@ pub mod book;
 pub mod client;
 pub mod config;
 pub mod faults;
+pub mod gateway;
 pub mod generate;
 pub mod ladder;
 pub mod publish;

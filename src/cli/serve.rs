@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use controlplane::config::{self, ServeArgs};
+use controlplane::config::{self, NatsConfig, ServeArgs};
+use controlplane::gateway::GatewayOptions;
+use controlplane::nats::publisher::{PublishOptions, Publisher};
 use controlplane::server::{self, ServerOptions};
 use dataplane::runtime::DataPlane;
 use dataplane::topology::Topology;
@@ -21,12 +23,33 @@ pub fn default_token_path() -> PathBuf {
     state.join("pinbook").join("admin-token")
 }
 
+/// What runs under the server: the data plane on its cores, or (a gateway) the books of NATS
+/// partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `pinbook serve`.
+    Serve,
+    /// `pinbook gateway`.
+    Gateway,
+}
+
 /// Runs the service until SIGINT or SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<()> {
+    run_as(args, Role::Serve, |_| {})
+}
+
+/// Runs the service, or a gateway, until SIGINT or SIGTERM; `overlay` has the last word on
+/// the configuration (a gateway's own flags).
+pub fn run_as(
+    args: &ServeArgs,
+    role: Role,
+    overlay: impl FnOnce(&mut config::Config),
+) -> Result<()> {
     // First of all, so a signal during startup means "shut down once started", not death.
     let stop = Stop::install()?;
     let topology = Arc::new(Topology::detect_or_fallback());
-    let config = config::load(args)?;
+    let mut config = config::load(args)?;
+    overlay(&mut config);
     let validated = config.validate(&topology)?;
     for warning in validated.warnings() {
         tracing::warn!("{warning}");
@@ -53,12 +76,24 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         }
     };
     let c = validated.config();
-    let plane = DataPlane::start(
-        Arc::clone(&topology),
-        validated.shard_configs(&topology),
-        validated.feed_sources()?,
-    )
-    .context("cannot start the data plane")?;
+    if role == Role::Gateway && c.nats.from.is_empty() {
+        anyhow::bail!("a gateway reads its books from NATS: give --from nats://HOST:PORT");
+    }
+    if role == Role::Serve && !c.nats.from.is_empty() {
+        anyhow::bail!("[nats] from is for `pinbook gateway`; `serve` reads its --feed");
+    }
+    let plane = match role {
+        Role::Serve => Some(
+            DataPlane::start(
+                Arc::clone(&topology),
+                validated.shard_configs(&topology),
+                validated.feed_sources()?,
+            )
+            .context("cannot start the data plane")?,
+        ),
+        // started inside the runtime: the NATS client lives there
+        Role::Gateway => None,
+    };
     let options = validated.server_options(admin_token)?;
     let exposure = validated.exposure_warning().map(str::to_owned);
     let scheme = match validated.tls() {
@@ -91,14 +126,28 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         })
         .build()
         .context("cannot start the control-plane runtime")?;
-    runtime.block_on(serve(
-        options,
-        c.metrics_addr,
-        plane,
-        stop,
-        scheme,
-        exposure,
-    ))
+    let nats = c.nats.clone();
+    runtime.block_on(async move {
+        let plane = match plane {
+            Some(plane) => plane,
+            None => controlplane::gateway::start(&GatewayOptions {
+                servers: nats.from.clone(),
+                partitions: nats.partitions.clone(),
+            })
+            .await
+            .context("cannot start the gateway")?,
+        };
+        serve(
+            options,
+            c.metrics_addr,
+            plane,
+            stop,
+            scheme,
+            exposure,
+            &nats,
+        )
+        .await
+    })
 }
 
 /// How clients reach the gRPC server, for the lines `serve` prints.
@@ -118,6 +167,7 @@ async fn serve(
     stop: Stop,
     scheme: Scheme,
     exposure: Option<String>,
+    nats: &NatsConfig,
 ) -> Result<()> {
     if let Some(warning) = exposure {
         // at startup, then every hour, so it is in every rotated log
@@ -134,6 +184,26 @@ async fn serve(
     let (metrics_at, _metrics) = controlplane::metrics::serve(metrics_addr, handle).await?;
     let _sampler =
         controlplane::metrics::spawn_sampler(Arc::clone(&running.shared), Duration::from_secs(1));
+    let publisher = if nats.publish.is_empty() {
+        None
+    } else {
+        let options = PublishOptions {
+            servers: nats.publish.clone(),
+            partition: nats.partition.clone(),
+            instance: nats.instance(),
+            snapshot_every: Duration::from_millis(nats.snapshot_ms),
+            heartbeat: running.shared.stream_limits().heartbeat,
+            standby: nats.standby,
+        };
+        println!(
+            "pinbook: publishing partition {} on NATS {} as {}{}",
+            options.partition,
+            options.servers.join(","),
+            options.instance,
+            if options.standby { " (standby)" } else { "" }
+        );
+        Some(Publisher::start(Arc::clone(&running.shared), options).await?)
+    };
     let addr = running.local_addr;
     println!("pinbook: metrics on http://{metrics_at}/metrics");
     println!(
@@ -151,6 +221,9 @@ async fn serve(
     }
     stop.wait().await;
     eprintln!("pinbook: shutting down");
+    if let Some(publisher) = publisher {
+        publisher.stop().await;
+    }
     // bounded by the configured shutdown_ms
     running.shutdown().await;
     Ok(())

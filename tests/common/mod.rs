@@ -58,10 +58,20 @@ impl Server {
     /// generates one); also every line it printed to stdout until it printed both addresses
     /// (it keeps being drained after).
     pub fn start_as(extra: &[&str], admin_token: Option<&str>) -> (Server, Vec<String>) {
+        Self::spawn("serve", extra, admin_token)
+    }
+
+    /// `pinbook gateway` with `extra` arguments, as [`Server::start_with`] starts `serve`.
+    #[allow(dead_code)]
+    pub fn start_gateway(extra: &[&str]) -> Server {
+        Self::spawn("gateway", extra, Some(TOKEN)).0
+    }
+
+    fn spawn(subcommand: &str, extra: &[&str], admin_token: Option<&str>) -> (Server, Vec<String>) {
         let state = tempfile::tempdir().expect("a temporary state directory");
         let log = std::fs::File::create(state.path().join("serve.log")).expect("a log file");
         let mut command = Command::new(BIN);
-        command.arg("serve");
+        command.arg(subcommand);
         for flag in ["--grpc-addr", "--metrics-addr"] {
             if !extra.contains(&flag) {
                 command.args([flag, "127.0.0.1:0"]);

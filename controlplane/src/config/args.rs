@@ -116,6 +116,31 @@ pub struct ServeArgs {
         value_parser = BoolishValueParser::new()
     )]
     pub insecure: Option<bool>,
+    /// Publish every update on NATS, comma-separated servers (`[nats] publish`).
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT,..",
+        env = "PINBOOK_PUBLISH",
+        value_delimiter = ','
+    )]
+    pub publish: Option<Vec<String>>,
+    /// The partition this instance publishes on NATS (`[nats] partition`).
+    #[arg(long, value_name = "NAME", env = "PINBOOK_PARTITION")]
+    pub partition: Option<String>,
+    /// Publish only while no other instance of the partition does (`[nats] standby`).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "PINBOOK_STANDBY",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub standby: Option<bool>,
+    /// This instance's name in its partition (`[nats] instance`; default HOSTNAME-PID).
+    #[arg(long, value_name = "NAME", env = "PINBOOK_INSTANCE")]
+    pub instance: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -235,6 +260,18 @@ pub fn load_with(
     }
     if let Some(v) = a.retransmit {
         config.udp.retransmit = Some(v);
+    }
+    if let Some(v) = a.publish {
+        config.nats.publish = v.into_iter().filter(|s| !s.is_empty()).collect();
+    }
+    if let Some(v) = a.partition {
+        config.nats.partition = v;
+    }
+    if let Some(v) = a.standby {
+        config.nats.standby = v;
+    }
+    if let Some(v) = a.instance {
+        config.nats.instance = v;
     }
     if let Some(v) = a.admin_token_file {
         config.auth.admin_token_file = Some(v);

@@ -430,4 +430,7 @@ pub enum ConfigError {
     /// Two entitlements with one name.
     #[error("two entitlements are named {0:?}; give each its own name")]
     DuplicateEntitlement(String),
+    /// `[nats]` or `--publish`/`--partition`/`--from` is wrong.
+    #[error("{0}")]
+    Nats(String),
 }

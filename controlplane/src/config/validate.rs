@@ -66,6 +66,7 @@ impl Config {
 
         self.check_books()?;
         self.check_feed(data.len())?;
+        self.nats.check().map_err(ConfigError::Nats)?;
 
         let publish = if self.symbols.is_empty() {
             Publish::All

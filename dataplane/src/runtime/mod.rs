@@ -139,6 +139,26 @@ impl ShardHandle {
     }
 }
 
+/// What a shard-like thread of [`DataPlane::external`] is given: the rings and stats a shard
+/// has, seen from its side.
+pub struct External {
+    /// Its number, as in its [`ShardInfo`].
+    pub id: u16,
+    /// Commands from the control plane; each is answered with one [`Ack`] on `acks`.
+    pub commands: Consumer<Command>,
+    /// Answers to `commands`.
+    pub acks: Producer<Ack>,
+    /// Events to the control plane, under the contract of [`event`].
+    pub events: Producer<Event>,
+    /// Its stats, as a shard keeps them (what it does not count stays 0).
+    pub stats: Arc<ShardStats>,
+    /// Set when the data plane stops: return then.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The body of a shard-like thread of [`DataPlane::external`].
+pub type ExternalBody = Box<dyn FnOnce(External) + Send>;
+
 /// The running shards.
 pub struct DataPlane {
     shards: Vec<ShardHandle>,
@@ -180,6 +200,55 @@ impl DataPlane {
         for (config, source) in configs.into_iter().zip(sources) {
             let handle = spawn(Arc::clone(&topology), config, source, Arc::clone(&stop))?;
             plane.shards.push(handle);
+        }
+        Ok(plane)
+    }
+
+    /// A data plane of shard-like threads that are not shards: each runs `body` with the
+    /// rings and stats a shard would have, and the control plane cannot tell it from one (a
+    /// gateway's mirror of a remote partition answers commands and sends events as a shard
+    /// does). `body` must return once its [`External::stop`] is set.
+    ///
+    /// # Errors
+    /// A thread that cannot be spawned; those already started are stopped.
+    pub fn external(
+        shards: Vec<(ShardInfo, usize, ExternalBody)>,
+    ) -> Result<DataPlane, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut plane = DataPlane {
+            shards: Vec::with_capacity(shards.len()),
+            stop: Arc::clone(&stop),
+            next_id: 1,
+            early: Vec::new(),
+        };
+        for (info, event_ring, body) in shards {
+            let (events, events_rx) = ring(event_ring);
+            let (commands_tx, commands) = ring(COMMAND_RING);
+            let (acks, acks_rx) = ring(COMMAND_RING);
+            let stats = Arc::new(ShardStats::default());
+            let external = External {
+                id: info.id,
+                commands,
+                acks,
+                events,
+                stats: Arc::clone(&stats),
+                stop: Arc::clone(&stop),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("pinbook-mirror-{}", info.id))
+                .spawn(move || body(external))
+                .map_err(|e| StartError::Thread {
+                    shard: info.id,
+                    reason: e.to_string(),
+                })?;
+            plane.shards.push(ShardHandle {
+                info,
+                commands: commands_tx,
+                acks: acks_rx,
+                events: Some(events_rx),
+                stats,
+                thread: Some(thread),
+            });
         }
         Ok(plane)
     }

@@ -1,0 +1,143 @@
+//! A gateway's intake of one partition: NATS subjects in, [`Inbound`]s out to its remote
+//! shard, and the snapshots the shard asks for fetched from the bucket (and asked of the
+//! publisher).
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use prost::Message;
+use tokio::sync::mpsc::{Sender, UnboundedReceiver};
+
+use super::remote_shard::{Inbound, Want};
+use crate::nats::subject::{STREAMS, Subjects};
+use crate::pb::BookUpdate;
+
+/// How long the intake waits between attempts at the bucket.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Counts what the intake could not use.
+fn count_bad(reason: &'static str) {
+    metrics::counter!("pinbook_gateway_bad_messages_total", "reason" => reason).increment(1);
+}
+
+/// Moves the partition's updates to the shard until it stops taking them.
+pub async fn run(
+    client: async_nats::Client,
+    subjects: Subjects,
+    inbound: Sender<Inbound>,
+    mut wants: UnboundedReceiver<Want>,
+) {
+    let mut updates = loop {
+        match client.subscribe(subjects.all_updates()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to the partition yet");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    let fetcher = tokio::spawn(fetch_snapshots(
+        client.clone(),
+        subjects.clone(),
+        inbound.clone(),
+        None,
+    ));
+    loop {
+        tokio::select! {
+            message = updates.next() => {
+                let Some(message) = message else { break };
+                let Some((stream, symbol)) = subjects.parse_updates(&message.subject) else {
+                    count_bad("subject");
+                    continue;
+                };
+                let update = match BookUpdate::decode(message.payload.as_ref()) {
+                    Ok(BookUpdate { update: Some(update) }) => update,
+                    // a hole in the subject's seq: the replica resyncs
+                    _ => {
+                        count_bad("undecodable");
+                        continue;
+                    }
+                };
+                if inbound.send(Inbound::Update { stream, symbol, update }).await.is_err() {
+                    break;
+                }
+            }
+            want = wants.recv() => {
+                let Some(want) = want else { break };
+                // the publisher sends the subject again from a snapshot; the bucket may be
+                // quicker
+                let request = format!("{} {}", crate::nats::subject::stream_token(want.stream), want.symbol);
+                let _ = client.publish(subjects.resync_requests(), request.into()).await;
+                tokio::spawn(fetch_snapshots(
+                    client.clone(),
+                    subjects.clone(),
+                    inbound.clone(),
+                    Some(want),
+                ));
+            }
+        }
+    }
+    fetcher.abort();
+}
+
+/// Hands the shard the bucket's snapshots: every one (`want` `None`, at the start) or the
+/// one wanted.
+async fn fetch_snapshots(
+    client: async_nats::Client,
+    subjects: Subjects,
+    inbound: Sender<Inbound>,
+    want: Option<Want>,
+) {
+    let js = jetstream::new(client);
+    let kv = loop {
+        match js.get_key_value(subjects.bucket()).await {
+            Ok(kv) => break kv,
+            Err(e) => {
+                if want.is_some() {
+                    return; // the publisher's resync will do
+                }
+                tracing::debug!(error = %e, "no snapshot bucket yet");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    let keys: Vec<String> = match &want {
+        Some(w) => STREAMS
+            .iter()
+            .filter(|s| **s == w.stream)
+            .map(|s| Subjects::snapshot_key(*s, &w.symbol))
+            .collect(),
+        None => match kv.keys().await {
+            Ok(keys) => keys.filter_map(|k| async { k.ok() }).collect().await,
+            Err(_) => return,
+        },
+    };
+    for key in keys {
+        let Some((stream, symbol)) = Subjects::parse_snapshot_key(&key) else {
+            count_bad("key");
+            continue;
+        };
+        let Ok(Some(value)) = kv.get(&key).await else {
+            continue;
+        };
+        let Ok(BookUpdate {
+            update: Some(update),
+        }) = BookUpdate::decode(value.as_ref())
+        else {
+            count_bad("undecodable");
+            continue;
+        };
+        if inbound
+            .send(Inbound::Stored {
+                stream,
+                symbol,
+                update,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Books over NATS (issue 18): `serve --publish` fills a partition, `pinbook gateway` serves
+//! it, against a real `nats-server` (JetStream on) started by the test on a loopback port.
+//! `scripts/deps --test` installs nats-server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{STARTUP, Server, eventually, json_lines, ok, text};
+
+/// A `nats-server` child with JetStream, on 127.0.0.1, killed when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free TCP port")
+            .port();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server (scripts/deps --test installs it)");
+        let nats = Nats {
+            child,
+            port,
+            _dir: dir,
+        };
+        eventually("nats-server accepts connections", STARTUP, || {
+            TcpStream::connect(("127.0.0.1", port))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Publishes `payload` on `subject` as a plain NATS client would (the text protocol).
+    fn publish_raw(&self, subject: &str, payload: &[u8]) {
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to NATS");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a read timeout");
+        let mut info = [0u8; 4096];
+        let _ = conn.read(&mut info).expect("the server's INFO");
+        let mut msg = format!(
+            "CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n",
+            payload.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(payload);
+        msg.extend_from_slice(b"\r\nPING\r\n");
+        conn.write_all(&msg).expect("publish");
+        let mut pong = [0u8; 64];
+        let n = conn.read(&mut pong).expect("PONG");
+        assert!(text(&pong[..n]).contains("PONG"), "{}", text(&pong[..n]));
+    }
+}
+
+const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
+
+/// A generated day of `messages` for 8 symbols.
+fn day(dir: &std::path::Path, messages: u64) -> String {
+    let file = dir.join("day.itch");
+    let file = file.to_str().expect("a UTF-8 path").to_owned();
+    ok(
+        &Command::new(common::BIN)
+            .args(["gen", &file, "-n", &messages.to_string(), "-k", "8"])
+            .args(["--seed", "5"])
+            .output()
+            .expect("run gen"),
+        "gen",
+    );
+    file
+}
+
+/// The book of `symbol` a server answers with, depth 1000, as JSON (bids, asks).
+fn book(server: &Server, symbol: &str) -> Result<(serde_json::Value, serde_json::Value), String> {
+    let out = server.run(&["book", symbol, "--depth", "1000", "--json"]);
+    if !out.status.success() {
+        return Err(text(&out.stderr));
+    }
+    let v = json_lines(&text(&out.stdout));
+    Ok((v[0]["bids"].clone(), v[0]["asks"].clone()))
+}
+
+/// Waits until `gateway`'s books of [`SYMBOLS`] are `serve`'s.
+fn books_agree(serve: &Server, gateway: &Server) {
+    eventually("the gateway's books are serve's", STARTUP, || {
+        for symbol in SYMBOLS {
+            let want = book(serve, symbol)?;
+            let got = book(gateway, symbol)?;
+            if want != got {
+                return Err(format!("{symbol}: gateway {got:?}, serve {want:?}"));
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Waits until serve's shard took `messages`.
+fn wait_file_done(serve: &Server, messages: u64) {
+    eventually(
+        "serve took the whole file",
+        Duration::from_secs(60),
+        || match common::shard_counter(serve, "messages") {
+            n if n == messages => Ok(()),
+            n => Err(format!("{n} of {messages}")),
+        },
+    );
+}
+
+#[test]
+fn a_gateway_serves_what_serve_publishes_and_a_subscriber_cannot_tell_them_apart() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let messages = 60_000;
+    let file = day(dir.path(), messages);
+    let serve = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        "10000",
+        "--publish",
+        &nats.url(),
+        "--partition",
+        "east",
+    ]);
+    serve.wait_serving(&[]);
+    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
+    gateway.wait_serving(&[]);
+    // a subscriber of the gateway while the file plays: the contract, checked by the client
+    let through_gateway = gateway
+        .command(&[
+            "subscribe",
+            "AAPL",
+            "MSFT",
+            "--depth",
+            "5",
+            "--json",
+            "--seconds",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("subscribe through the gateway");
+    let started = Instant::now();
+    wait_file_done(&serve, messages);
+    books_agree(&serve, &gateway);
+    common::assert_books_match_replay(&serve, &file, &SYMBOLS);
+    let out = through_gateway
+        .wait_with_output()
+        .expect("the subscriber's output");
+    // exit status 3 would mean the client found the contract broken
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    let updates = json_lines(&text(&out.stdout));
+    let counts = common::check_stream(&updates);
+    assert!(
+        counts.get("AAPL").is_some_and(|n| *n > 10),
+        "the gateway streamed AAPL's changes within {:?}: {counts:?}",
+        started.elapsed()
+    );
+    // status, orders and trades come through too, each stream's contract checked by the
+    // client (exit status 3 if broken)
+    let status = ok(&gateway.run(&["status", "AAPL", "--json"]), "status");
+    assert!(status.contains("AAPL"), "{status}");
+    let orders = json_lines(&ok(
+        &gateway.run(&["orders", "AAPL", "--json", "--seconds", "2"]),
+        "orders through the gateway",
+    ));
+    let served = json_lines(&ok(
+        &serve.run(&["orders", "AAPL", "--json", "--seconds", "2"]),
+        "orders from serve",
+    ));
+    // the last line is each symbol's queues at the end, as `replay --json --orders` prints them
+    let queues = |lines: &[serde_json::Value]| {
+        lines
+            .last()
+            .map(|l| (l["bid_orders"].clone(), l["ask_orders"].clone()))
+    };
+    assert!(
+        orders
+            .last()
+            .is_some_and(|l| l["bid_orders"].as_array().is_some_and(|b| !b.is_empty())),
+        "{:?}",
+        orders.last()
+    );
+    assert_eq!(
+        queues(&orders),
+        queues(&served),
+        "the gateway's order queues of AAPL are serve's"
+    );
+    let _ = nats;
+}
+
+#[test]
+fn spoofed_and_mangled_messages_on_nats_resync_the_gateway_never_corrupt_it() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let messages = 40_000;
+    let file = day(dir.path(), messages);
+    let serve = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        "10000",
+        "--publish",
+        &nats.url(),
+        "--partition",
+        "east",
+    ]);
+    serve.wait_serving(&[]);
+    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
+    gateway.wait_serving(&[]);
+    // bytes that are no BookUpdate, and a well-formed delta out of sequence with a made-up
+    // level: the first is dropped and counted, the second breaks the subject, which resyncs
+    nats.publish_raw("pinbook.v2.east.levels.AAPL", b"\xff\xff\xffnot protobuf");
+    let spoof: &[u8] = &[
+        0x12, 0x12, // field 2 (delta), 18 bytes
+        0x0a, 0x04, b'A', b'A', b'P', b'L', // symbol
+        0x10, 0x01, // seq 1
+        0x18, 0x01, // side bid
+        0x22, 0x06, 0x08, 0xe8, 0x07, 0x10, 0xe8, 0x07, // level price 1000, shares 1000
+    ];
+    nats.publish_raw("pinbook.v2.east.levels.AAPL", spoof);
+    nats.publish_raw("pinbook.v2.east.nonsense.AAPL", b"x");
+    wait_file_done(&serve, messages);
+    books_agree(&serve, &gateway);
+    common::assert_books_match_replay(&serve, &file, &SYMBOLS);
+    let metrics = reqwest_metrics(&gateway);
+    assert!(
+        metrics.contains("pinbook_gateway_bad_messages_total{reason=\"undecodable\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pinbook_gateway_bad_messages_total{reason=\"subject\"} 1"),
+        "{metrics}"
+    );
+    let breaks = metric(
+        &metrics,
+        "pinbook_gateway_subject_breaks_total{stream=\"levels\"}",
+    );
+    assert!(
+        breaks >= 1.0,
+        "the spoofed delta broke AAPL's level subject: {metrics}"
+    );
+}
+
+/// The gateway's metrics page.
+fn reqwest_metrics(server: &Server) -> String {
+    let mut conn = TcpStream::connect(&server.metrics).expect("connect to metrics");
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.metrics
+    )
+    .expect("request metrics");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).expect("read metrics");
+    body
+}
+
+/// The value of the series `name` (with its labels) on a metrics page, 0 if absent.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
