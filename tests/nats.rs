@@ -25,16 +25,52 @@ impl Drop for Nats {
     }
 }
 
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port")
+        .port()
+}
+
 impl Nats {
     fn start() -> Nats {
+        Self::spawn(free_port(), &[])
+    }
+
+    /// A three-node cluster on loopback, JetStream on every node.
+    fn cluster() -> Vec<Nats> {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        (0..3)
+            .map(|i| {
+                Self::spawn(
+                    free_port(),
+                    &[
+                        "--server_name",
+                        &format!("n{i}"),
+                        "--cluster_name",
+                        "pinbook",
+                        "--cluster",
+                        &format!("nats://127.0.0.1:{}", routes[i]),
+                        "--routes",
+                        &all,
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    fn spawn(port: u16, extra: &[&str]) -> Nats {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free TCP port")
-            .port();
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -78,6 +114,14 @@ impl Nats {
 }
 
 const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
+
+/// Each test runs several servers, gateways and NATS nodes (debug builds): one at a time, so
+/// a 2-core machine runs them at the pace they are written for.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A generated day of `messages` for 8 symbols.
 fn day(dir: &std::path::Path, messages: u64) -> String {
@@ -132,6 +176,7 @@ fn wait_file_done(serve: &Server, messages: u64) {
 
 #[test]
 fn a_gateway_serves_what_serve_publishes_and_a_subscriber_cannot_tell_them_apart() {
+    let _serial = one_at_a_time();
     let nats = Nats::start();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 60_000;
@@ -221,6 +266,7 @@ fn a_gateway_serves_what_serve_publishes_and_a_subscriber_cannot_tell_them_apart
 
 #[test]
 fn spoofed_and_mangled_messages_on_nats_resync_the_gateway_never_corrupt_it() {
+    let _serial = one_at_a_time();
     let nats = Nats::start();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 40_000;
@@ -291,4 +337,132 @@ fn metric(page: &str, name: &str) -> f64 {
     page.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// Every node's URL, `first` first.
+fn urls(cluster: &[Nats], first: usize) -> String {
+    let mut order: Vec<usize> = (0..cluster.len()).collect();
+    order.rotate_left(first);
+    order
+        .iter()
+        .map(|&i| cluster[i].url())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn a_cluster_loses_a_node_then_a_primary_and_clients_of_both_gateways_only_see_resyncs() {
+    let _serial = one_at_a_time();
+    let mut cluster = Nats::cluster();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let messages = 60_000;
+    let file = day(dir.path(), messages);
+    let feed = format!("file:{file}");
+    let partition = |name: &str, symbols: &str, instance: &str, standby: bool, first: usize| {
+        let nats = urls(&cluster, first);
+        let mut args = vec![
+            "--feed",
+            &feed,
+            "--file-rate",
+            "5000",
+            "--symbols",
+            symbols,
+            "--publish",
+            &nats,
+            "--partition",
+            name,
+            "--instance",
+            instance,
+        ];
+        if standby {
+            args.push("--standby");
+        }
+        let server = Server::start_with(&args);
+        let first = symbols.split(',').next().unwrap_or("AAPL");
+        eventually("the partition serves its first symbol", STARTUP, || {
+            book(&server, first).map(|_| ())
+        });
+        server
+    };
+    let primary_a = partition("a", "AAPL,MSFT", "a-primary", false, 0);
+    let standby_a = partition("a", "AAPL,MSFT", "a-standby", true, 1);
+    let b = partition("b", "NVDA", "b-primary", false, 2);
+    let gateways: Vec<Server> = (0..2)
+        .map(|i| {
+            let g = Server::start_gateway(&["--from", &urls(&cluster, i), "--partitions", "a,b"]);
+            eventually("the gateway serves both partitions", STARTUP, || {
+                book(&g, "AAPL")
+                    .and_then(|_| book(&g, "NVDA"))
+                    .map(|_| ())
+                    .map_err(|e| format!("{e}\ngateway log:\n{}", g.log()))
+            });
+            g
+        })
+        .collect();
+    let clients: Vec<Child> = gateways
+        .iter()
+        .flat_map(|g| {
+            ["AAPL", "NVDA"].map(|symbol| {
+                g.command(&[
+                    "subscribe",
+                    symbol,
+                    "--depth",
+                    "10",
+                    "--json",
+                    "--seconds",
+                    "25",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("a subscriber")
+            })
+        })
+        .collect();
+    // a node goes, then partition a's primary; its standby takes over
+    std::thread::sleep(Duration::from_secs(2));
+    drop(cluster.remove(0));
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-9", &primary_a.pid().to_string()])
+        .status()
+        .expect("kill the primary");
+    assert!(killed.success());
+    wait_file_done(&standby_a, messages);
+    for gateway in &gateways {
+        eventually(
+            "the gateway's books are replay's",
+            Duration::from_secs(60),
+            || {
+                for symbol in SYMBOLS {
+                    let owner = if symbol == "NVDA" { &b } else { &standby_a };
+                    let want = book(owner, symbol)?;
+                    let got = book(gateway, symbol)?;
+                    if want != got {
+                        return Err(format!("{symbol}: gateway {got:?}, serve {want:?}"));
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+    common::assert_books_match_replay(&standby_a, &file, &["AAPL", "MSFT"]);
+    common::assert_books_match_replay(&b, &file, &["NVDA"]);
+    let mut resyncs = 0;
+    for client in clients {
+        let out = client.wait_with_output().expect("a subscriber's output");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            out.status,
+            text(&out.stderr)
+        );
+        let updates = json_lines(&text(&out.stdout));
+        common::check_stream(&updates);
+        resyncs += updates.iter().filter(|u| u["type"] == "resync").count();
+    }
+    assert!(
+        resyncs >= 2,
+        "the switch to the standby was announced to AAPL's clients"
+    );
 }

@@ -2,8 +2,9 @@
 //! the control plane (never recorded on a pinned core), rendered by
 //! metrics-exporter-prometheus, served at `/metrics` by a small axum router.
 //!
-//! Names follow Prometheus conventions: `pinbook_` prefix, base units, `_total` counters,
-//! labels `shard` and `core` only.
+//! Names follow Prometheus conventions: `pinbook_` prefix, base units, `_total` counters;
+//! labels `shard` and `core`, and where a counter is split by kind, the kind (`limit`,
+//! `stream`, `reason`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,6 +115,10 @@ fn describe() {
         "Calls refused with RESOURCE_EXHAUSTED by a limit of [limits], by limit."
     );
     crate::nats::counters::describe();
+    describe_gauge!(
+        "pinbook_nats_active",
+        "1 while this serve instance publishes its partition on NATS, 0 while another instance does (a standby); absent without --publish."
+    );
     describe_counter!(
         "pinbook_gateway_bad_messages_total",
         "NATS messages a gateway could not use (an unknown subject, an undecodable body, a bad snapshot key), by reason; each is dropped, and the subject resyncs if it left a hole."

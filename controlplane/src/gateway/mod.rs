@@ -63,16 +63,23 @@ pub async fn start(options: &GatewayOptions) -> Result<DataPlane, GatewayError> 
         crate::nats::valid_partition(p).map_err(GatewayError::Partition)?;
     }
     let servers = options.servers.join(",");
+    let addrs =
+        crate::nats::server_addrs(&options.servers).map_err(|reason| GatewayError::Servers {
+            servers: servers.clone(),
+            reason,
+        })?;
     let client = async_nats::ConnectOptions::new()
         .name("pinbook gateway")
         .retry_on_initial_connect()
-        .connect(servers.as_str())
+        .connect(addrs)
         .await
         .map_err(|e| GatewayError::Servers {
             servers: servers.clone(),
             reason: e.to_string(),
         })?;
     let mut shards = Vec::new();
+    // locates are the hub's keys across shards: one counter for all, from 1
+    let locates = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(1));
     for (id, partition) in options.partitions.iter().enumerate() {
         let id =
             u16::try_from(id).map_err(|_| GatewayError::Partition("too many partitions".into()))?;
@@ -90,8 +97,10 @@ pub async fn start(options: &GatewayOptions) -> Result<DataPlane, GatewayError> 
             orders_capacity: 0,
             source: format!("nats {servers} partition {partition}"),
         };
-        let body: dataplane::runtime::ExternalBody =
-            Box::new(move |ext| remote_shard::RemoteShard::new(ext, inbound, wants).run());
+        let locates = std::sync::Arc::clone(&locates);
+        let body: dataplane::runtime::ExternalBody = Box::new(move |ext| {
+            remote_shard::RemoteShard::new(ext, inbound, wants, locates).run();
+        });
         shards.push((info, EVENT_RING, body));
     }
     DataPlane::external(shards).map_err(|e| GatewayError::Start(e.to_string()))

@@ -10,7 +10,8 @@
 //! are whole again; subscribers see a Resync and a fresh snapshot, never a wrong book.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::feed::itch::Side;
@@ -168,7 +169,9 @@ pub struct RemoteShard {
     wants: UnboundedSender<Want>,
     symbols: HashMap<String, Sym>,
     by_locate: HashMap<u16, String>,
-    next_locate: u16,
+    /// Hands out locates: shared by every remote shard of the gateway, as the hub keys its
+    /// books by locate across shards.
+    locates: Arc<AtomicU16>,
     /// The market-wide status last sent.
     market: (Option<[u64; 3]>, u32),
     /// A symbol's snapshot said the feed lost messages: the shard is stale.
@@ -176,15 +179,22 @@ pub struct RemoteShard {
 }
 
 impl RemoteShard {
-    /// A shard over `ext`'s rings, fed by `inbound`, asking for snapshots on `wants`.
-    pub fn new(ext: External, inbound: Receiver<Inbound>, wants: UnboundedSender<Want>) -> Self {
+    /// A shard over `ext`'s rings, fed by `inbound`, asking for snapshots on `wants`, taking
+    /// its symbols' locates from `locates` (one counter for all the gateway's shards,
+    /// starting at 1).
+    pub fn new(
+        ext: External,
+        inbound: Receiver<Inbound>,
+        wants: UnboundedSender<Want>,
+        locates: Arc<AtomicU16>,
+    ) -> Self {
         Self {
             ext,
             inbound,
             wants,
             symbols: HashMap::new(),
             by_locate: HashMap::new(),
-            next_locate: 1,
+            locates,
             market: (None, 0),
             stale: false,
         }
@@ -225,8 +235,11 @@ impl RemoteShard {
     fn sym(&mut self, name: &str) -> Option<&mut Sym> {
         if !self.symbols.contains_key(name) {
             let symbol = Symbol::parse(name)?;
-            let locate = self.next_locate;
-            self.next_locate = self.next_locate.checked_add(1)?;
+            // 0 is no symbol's; past u16::MAX symbols a gateway holds no more
+            let locate = self
+                .locates
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_add(1))
+                .ok()?;
             self.by_locate.insert(locate, name.to_owned());
             self.symbols
                 .insert(name.to_owned(), Sym::new(locate, symbol));
@@ -660,11 +673,18 @@ impl RemoteShard {
         }
     }
 
+    /// The symbol if this shard publishes it; another shard's symbol is unknown here (so its
+    /// owner's answer wins when the data plane combines the shards' answers).
     fn published(&mut self, symbol: Symbol) -> Result<&mut Sym, CommandError> {
-        self.symbols
+        let sym = self
+            .symbols
             .get_mut(symbol.as_str())
-            .filter(|s| s.published)
-            .ok_or(CommandError::NotActive(symbol))
+            .ok_or(CommandError::UnknownSymbol(symbol))?;
+        if sym.published {
+            Ok(sym)
+        } else {
+            Err(CommandError::NotActive(symbol))
+        }
     }
 }
 

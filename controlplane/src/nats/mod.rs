@@ -17,6 +17,24 @@ pub mod subject;
 /// The NATS header naming the instance that sent a heartbeat.
 pub const INSTANCE_HEADER: &str = "Pinbook-Instance";
 
+/// The NATS client's addresses of `servers` (`nats://HOST:PORT` each, user and password
+/// allowed).
+///
+/// # Errors
+/// The first address the client does not take, and why.
+pub fn server_addrs(servers: &[String]) -> Result<Vec<async_nats::ServerAddr>, String> {
+    if servers.is_empty() {
+        return Err("no NATS server given".into());
+    }
+    servers
+        .iter()
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("{s:?}: {e}"))
+        })
+        .collect()
+}
+
 /// Longest partition name.
 pub const MAX_PARTITION: usize = 32;
 

@@ -93,10 +93,15 @@ impl Publisher {
     /// # Errors
     /// Server addresses the client cannot parse.
     pub async fn start(shared: Arc<Shared>, options: PublishOptions) -> Result<Self, PublishError> {
+        let servers =
+            super::server_addrs(&options.servers).map_err(|reason| PublishError::Servers {
+                servers: options.servers.join(","),
+                reason,
+            })?;
         let client = async_nats::ConnectOptions::new()
             .name(format!("pinbook serve {}", options.instance))
             .retry_on_initial_connect()
-            .connect(options.servers.join(","))
+            .connect(servers)
             .await
             .map_err(|e| PublishError::Servers {
                 servers: options.servers.join(","),
