@@ -210,12 +210,15 @@ fn a_gateway_serves_what_serve_publishes_and_a_subscriber_cannot_tell_them_apart
         .stderr(Stdio::piped())
         .spawn()
         .expect("subscribe through the gateway");
+    // read as it writes: a client blocked on a full pipe would stop reading its stream
+    let through_gateway = std::thread::spawn(move || through_gateway.wait_with_output());
     let started = Instant::now();
     wait_file_done(&serve, messages);
     books_agree(&serve, &gateway);
     common::assert_books_match_replay(&serve, &file, &SYMBOLS);
     let out = through_gateway
-        .wait_with_output()
+        .join()
+        .expect("the subscriber's thread")
         .expect("the subscriber's output");
     // exit status 3 would mean the client found the contract broken
     assert!(
@@ -399,24 +402,29 @@ fn a_cluster_loses_a_node_then_a_primary_and_clients_of_both_gateways_only_see_r
             g
         })
         .collect();
-    let clients: Vec<Child> = gateways
+    // each read as it writes (a client blocked on a full pipe would stop reading its stream)
+    let clients: Vec<std::thread::JoinHandle<std::process::Output>> = gateways
         .iter()
         .flat_map(|g| {
-            ["AAPL", "NVDA"].map(|symbol| {
-                g.command(&[
-                    "subscribe",
-                    symbol,
-                    "--depth",
-                    "10",
-                    "--json",
-                    "--seconds",
-                    "25",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("a subscriber")
-            })
+            ["AAPL", "NVDA"]
+                .map(|symbol| {
+                    g.command(&[
+                        "subscribe",
+                        symbol,
+                        "--depth",
+                        "10",
+                        "--json",
+                        "--seconds",
+                        "25",
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("a subscriber")
+                })
+                .map(|child: Child| {
+                    std::thread::spawn(move || child.wait_with_output().expect("output"))
+                })
         })
         .collect();
     // a node goes, then partition a's primary; its standby takes over
@@ -450,7 +458,7 @@ fn a_cluster_loses_a_node_then_a_primary_and_clients_of_both_gateways_only_see_r
     common::assert_books_match_replay(&b, &file, &["NVDA"]);
     let mut resyncs = 0;
     for client in clients {
-        let out = client.wait_with_output().expect("a subscriber's output");
+        let out = client.join().expect("a subscriber's output");
         assert!(
             out.status.success(),
             "{}: {}",

@@ -19,6 +19,12 @@
 //!   any output, and no request body — tested with arbitrary bytes on every method — that
 //!   stops the server from answering the next call.
 //!
+//! - Beyond one machine: [`nats`] publishes every update of every published symbol on NATS
+//!   (its subject scheme, the key-value snapshots, which instance of a partition publishes);
+//!   [`gateway`] serves the same BookService from NATS without a data plane, its partitions
+//!   as remote shards under the unchanged hub. Guaranteed: a book a gateway streams is the one
+//!   `serve`'s own subscriber streamed, or it is resynced.
+//!
 //! It knows nothing of ITCH: what it shares with the data plane is the command and event
 //! structs carried by the rings, the shards' stats with their counter table
 //! (`dataplane::runtime::counters`) and `dataplane::symbol::Symbol`. This crate never uses

@@ -305,6 +305,9 @@ impl RemoteShard {
             return;
         }
         let locate = sym.locate;
+        // the server's clock is this process's: what a client reads as ingest is when the
+        // update reached the gateway (exchange_ns is the feed's, passed on as it came)
+        let arrived = dataplane::clock::now_ns();
         let events: Vec<Event> = match update {
             Update::Delta(d) => {
                 let Some(level) = d.level else { return };
@@ -321,20 +324,22 @@ impl RemoteShard {
                     orders: level.orders,
                     seq: sym.next_seq(),
                     exchange_ns: t.exchange_ns,
-                    ingest_ns: t.ingest_ns,
+                    ingest_ns: arrived,
                 })]
             }
             Update::Order(e) if sym.orders_on => match order_update(&e) {
                 Ok(u) => vec![Event::Order(OrderUpdate {
                     locate,
                     seq: sym.next_seq(),
+                    ingest_ns: arrived,
                     ..u
                 })],
                 Err(_) => return,
             },
-            Update::Trade(t) if sym.trades_on => {
-                vec![Event::Trade(trade(locate, sym.next_seq(), &t))]
-            }
+            Update::Trade(t) if sym.trades_on => vec![Event::Trade(TradeUpdate {
+                ingest_ns: arrived,
+                ..trade(locate, sym.next_seq(), &t)
+            })],
             Update::Status(s) => {
                 market.push(s.mwcb);
                 status_changes(&s, pb::StatusChange::try_from(s.change).ok())

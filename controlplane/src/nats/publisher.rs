@@ -42,6 +42,9 @@ const WATCH_SYMBOLS: Duration = Duration::from_millis(200);
 /// disconnected NATS.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(200);
 
+/// Copies of the snapshot bucket NATS keeps, where the cluster has that many nodes.
+const BUCKET_REPLICAS: usize = 3;
+
 /// A pump sends its subjects again from snapshots at most this often when readers ask.
 const RESEND_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
@@ -184,6 +187,11 @@ async fn run(
             live.extend(fresh.iter().cloned());
             fresh
         };
+        // pumps whose symbols were all removed have ended
+        pumps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, batch, _)| !batch.symbols().is_empty());
         if !fresh.is_empty() {
             let batch = Batch::new(fresh);
             for stream in STREAMS {
@@ -524,19 +532,29 @@ async fn store_snapshots(
             _ = stopped.changed() => return,
         }
         if store.is_none() {
-            let config = jetstream::kv::Config {
-                bucket: subjects.bucket(),
-                description: format!("pinbook snapshots of partition {}", subjects.partition()),
-                history: 1,
-                ..Default::default()
-            };
-            match js.create_key_value(config).await {
-                Ok(kv) => store = Some(kv),
-                Err(e) => {
-                    counters::add(Counter::SnapshotErrors, Stream::Levels, 1);
-                    tracing::debug!(error = %e, "cannot create the snapshot bucket yet");
-                    continue;
+            // kept on three nodes where there are three (a node lost keeps the snapshots),
+            // else on the one there is
+            for replicas in [BUCKET_REPLICAS, 1] {
+                let config = jetstream::kv::Config {
+                    bucket: subjects.bucket(),
+                    description: format!("pinbook snapshots of partition {}", subjects.partition()),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                };
+                match js.create_key_value(config).await {
+                    Ok(kv) => {
+                        store = Some(kv);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, replicas, "cannot create the snapshot bucket");
+                    }
                 }
+            }
+            if store.is_none() {
+                counters::add(Counter::SnapshotErrors, Stream::Levels, 1);
+                continue;
             }
         }
         let Some(kv) = &store else { continue };
