@@ -84,10 +84,36 @@ fn nats_server(dir: &std::path::Path) -> (Reaped, String) {
     (Reaped(child), format!("nats://127.0.0.1:{port}"))
 }
 
-/// A gateway process on `nats`; returns it and its gRPC URL.
-fn gateway(nats: &str) -> (Reaped, String) {
+/// A gateway's configuration: the limits and subscriber policy `serve` has here ([`ROOMY`]).
+fn gateway_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("gateway.toml");
+    let text = format!(
+        "[subscribers]\nqueue = {}\nmax_resyncs = {}\nresync_window_ms = {}\n\
+         stall_ms = {}\nblocked_ms = {}\nheartbeat_ms = 500\n\
+         [limits]\nmax_subscribers = 100000\nmax_subscribers_per_client = 100000\n\
+         calls_per_second = 100000\n",
+        ROOMY.queue,
+        ROOMY.max_resyncs,
+        ROOMY.window.as_millis(),
+        ROOMY.stall.as_millis(),
+        ROOMY.blocked.as_millis(),
+    );
+    std::fs::write(&path, text).expect("write the gateway's config");
+    path
+}
+
+/// A gateway process on `nats` configured by `config`; returns it and its gRPC URL.
+fn gateway(nats: &str, config: &std::path::Path) -> (Reaped, String) {
     let mut child = Command::new(BIN)
-        .args(["gateway", "--from", nats, "--partitions", "bench"])
+        .args([
+            "gateway",
+            "--from",
+            nats,
+            "--partitions",
+            "bench",
+            "--config",
+        ])
+        .arg(config)
         .args([
             "--grpc-addr",
             "127.0.0.1:0",
@@ -186,8 +212,9 @@ fn run(subscribers: usize, gateways: usize, messages: u64, rate: u64) -> Outcome
         if gateways == 0 {
             urls.push(format!("http://{}", running.local_addr));
         }
+        let config = gateway_config(dir.path());
         for _ in 0..gateways {
-            let (child, url) = gateway(&nats);
+            let (child, url) = gateway(&nats, &config);
             children.push(child);
             urls.push(url);
         }
