@@ -15,7 +15,8 @@
 //!
 //! Snapshots for joiners: the level book of each symbol, as the subject's updates left it at a
 //! seq, is put in the partition's key-value bucket ([`Subjects::bucket`]) every
-//! `snapshot_every` when it changed, and the last status likewise.
+//! `snapshot_every` when it changed (copied out of the pump's replica once per period, not
+//! per update: a snapshot is at most two periods old), and the last status likewise.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -212,6 +213,7 @@ async fn run(
                     batch: Arc::clone(&batch),
                     live: Arc::clone(&live),
                     books: Arc::clone(&books),
+                    snapshot_every: options.snapshot_every,
                     stopped: stopped.clone(),
                 })));
             }
@@ -268,6 +270,8 @@ struct Pump {
     batch: Arc<Batch>,
     live: Arc<Mutex<HashSet<String>>>,
     books: Books,
+    /// How often the symbols whose books changed are handed to the snapshot task.
+    snapshot_every: Duration,
     stopped: watch::Receiver<bool>,
 }
 
@@ -275,6 +279,11 @@ async fn pump(mut p: Pump) {
     // the seq last published on each subject of the batch
     let mut seqs: HashMap<String, u64> = HashMap::new();
     let mut replica = Checker::learning(usize::MAX);
+    // symbols whose level book changed since their snapshot was last handed over: a book is
+    // copied out once per `snapshot_every`, not once per update
+    let mut changed: HashSet<String> = HashSet::new();
+    let mut hand_over = tokio::time::interval(p.snapshot_every);
+    hand_over.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopped = p.stopped.clone();
     loop {
         if *stopped.borrow() {
@@ -285,6 +294,7 @@ async fn pump(mut p: Pump) {
             // over at seq 1 from a snapshot, as from a new instance
             seqs.clear();
             replica = Checker::learning(usize::MAX);
+            changed.clear();
             {
                 let mut books = p.books.lock().unwrap_or_else(|e| e.into_inner());
                 for symbol in p.batch.symbols() {
@@ -336,7 +346,7 @@ async fn pump(mut p: Pump) {
                     reason: pb::ResyncReason::SlowConsumer as i32,
                     detail: "the publisher fell behind; a fresh snapshot follows".into(),
                 });
-                publish(&p, symbol, &mut replica, &mut seqs, resync).await;
+                publish(&p, symbol, &mut replica, &mut seqs, &mut changed, resync).await;
             }
         }
         let opened_at = tokio::time::Instant::now();
@@ -352,6 +362,10 @@ async fn pump(mut p: Pump) {
                 () = p.resend.notified(), if opened_at.elapsed() >= RESEND_AT_MOST_EVERY => {
                     break Some(tonic::Status::aborted("a reader asked for the subjects again"));
                 }
+                _ = hand_over.tick(), if !changed.is_empty() => {
+                    hand_over_snapshots(&p, &replica, &mut changed);
+                    continue;
+                }
                 _ = p.stopped.changed() => return,
             };
             match next {
@@ -364,9 +378,10 @@ async fn pump(mut p: Pump) {
                         continue; // a heartbeat: the instance beats on its own subject
                     };
                     let removed = matches!(update, Update::Removed(_));
-                    publish(&p, &symbol, &mut replica, &mut seqs, update).await;
+                    publish(&p, &symbol, &mut replica, &mut seqs, &mut changed, update).await;
                     if removed {
                         seqs.remove(&symbol);
+                        changed.remove(&symbol);
                         p.books
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -414,12 +429,43 @@ fn drop_unpublished(p: &Pump) {
     }
 }
 
-/// Renumbers `update` as the next of its subject, keeps the snapshot-to-be, publishes it.
+/// Hands the snapshot task the level book of every symbol in `changed` as `replica` holds
+/// it now (at the seq last published), and empties `changed`.
+fn hand_over_snapshots(p: &Pump, replica: &Checker, changed: &mut HashSet<String>) {
+    let mut books = p.books.lock().unwrap_or_else(|e| e.into_inner());
+    for symbol in changed.drain() {
+        let Some(held) = replica
+            .book(&symbol)
+            .filter(|h| h.phase == crate::contract::Phase::Live)
+        else {
+            continue;
+        };
+        let snapshot = pb::BookSnapshot {
+            symbol: symbol.clone(),
+            seq: held.seq,
+            bids: held.bids().map(pb::Level::from).collect(),
+            asks: held.asks().map(pb::Level::from).collect(),
+            checksum: held.checksum(usize::MAX),
+            timestamps: None,
+            last_chunk: true,
+            incomplete: held.incomplete,
+            stale: held.stale,
+            price_exponent: i32::from(held.price_exponent),
+        };
+        let entry = books.entry(symbol).or_default();
+        entry.levels = Some(snapshot);
+        entry.dirty = true;
+    }
+}
+
+/// Renumbers `update` as the next of its subject, notes a changed level book in `changed`,
+/// publishes it.
 async fn publish(
     p: &Pump,
     symbol: &str,
     replica: &mut Checker,
     seqs: &mut HashMap<String, u64>,
+    changed: &mut HashSet<String>,
     mut update: Update,
 ) {
     if let Some(seq) = seq_mut(&mut update) {
@@ -439,26 +485,8 @@ async fn publish(
                 // the hub broke its own contract: say so, never publish it as if whole
                 tracing::error!(violation = %v, "the publisher's level stream broke the contract");
             }
-            let held = replica
-                .book(symbol)
-                .filter(|h| h.phase == crate::contract::Phase::Live);
-            if let Some(held) = held {
-                let snapshot = pb::BookSnapshot {
-                    symbol: symbol.to_owned(),
-                    seq: held.seq,
-                    bids: held.bids().map(pb::Level::from).collect(),
-                    asks: held.asks().map(pb::Level::from).collect(),
-                    checksum: held.checksum(usize::MAX),
-                    timestamps: None,
-                    last_chunk: true,
-                    incomplete: held.incomplete,
-                    stale: held.stale,
-                    price_exponent: i32::from(held.price_exponent),
-                };
-                let mut books = p.books.lock().unwrap_or_else(|e| e.into_inner());
-                let entry = books.entry(symbol.to_owned()).or_default();
-                entry.levels = Some(snapshot);
-                entry.dirty = true;
+            if !changed.contains(symbol) {
+                changed.insert(symbol.to_owned());
             }
         }
         Stream::Status => {
