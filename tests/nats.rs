@@ -321,6 +321,121 @@ fn spoofed_and_mangled_messages_on_nats_resync_the_gateway_never_corrupt_it() {
     );
 }
 
+fn signal(server: &Server, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill {signal}");
+}
+
+/// Whether `server`'s book of `symbol` says it is stale.
+fn is_stale(server: &Server, symbol: &str) -> Result<bool, String> {
+    let out = server.run(&["book", symbol, "--json"]);
+    if !out.status.success() {
+        return Err(text(&out.stderr));
+    }
+    json_lines(&text(&out.stdout))[0]["stale"]
+        .as_bool()
+        .ok_or_else(|| "no stale field".into())
+}
+
+#[test]
+fn a_silent_publisher_flags_the_gateways_books_stale_until_it_beats_again() {
+    let _serial = one_at_a_time();
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let messages = 50_000;
+    let file = day(dir.path(), messages);
+    let serve = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        "5000",
+        "--publish",
+        &nats.url(),
+        "--partition",
+        "east",
+    ]);
+    serve.wait_serving(&[]);
+    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
+    gateway.wait_serving(&[]);
+    eventually("AAPL through the gateway, not stale", STARTUP, || {
+        if is_stale(&gateway, "AAPL")? {
+            Err("stale".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    let subscriber = gateway
+        .command(&["subscribe", "AAPL", "--json", "--seconds", "25"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("subscribe through the gateway");
+    let subscriber = std::thread::spawn(move || subscriber.wait_with_output());
+    std::thread::sleep(Duration::from_secs(1));
+    // serve stops (its NATS connection stays open, it only stops beating and publishing):
+    // after 5 of its 1 s heartbeats the gateway's books say they may be old
+    signal(&serve, "-STOP");
+    eventually(
+        "the gateway flags AAPL stale",
+        Duration::from_secs(20),
+        || {
+            is_stale(&gateway, "AAPL")?
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    );
+    signal(&serve, "-CONT");
+    eventually("AAPL fresh again", Duration::from_secs(20), || {
+        if is_stale(&gateway, "AAPL")? {
+            Err("stale".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    wait_file_done(&serve, messages);
+    books_agree(&serve, &gateway);
+    common::assert_books_match_replay(&gateway, &file, &SYMBOLS);
+    let out = subscriber
+        .join()
+        .expect("the subscriber's thread")
+        .expect("the subscriber's output");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    let updates = json_lines(&text(&out.stdout));
+    common::check_stream(&updates);
+    // the subscriber was told: a resync, a stale snapshot, later a resync and a fresh one
+    let told: Vec<(String, bool)> = updates
+        .iter()
+        .filter_map(|u| match u["type"].as_str() {
+            Some("resync") => Some((u["reason"].as_str().unwrap_or("").to_owned(), false)),
+            Some("snapshot") => Some(("snapshot".to_owned(), u["stale"] == true)),
+            _ => None,
+        })
+        .collect();
+    let stale_at = told
+        .iter()
+        .position(|(kind, stale)| kind == "snapshot" && *stale)
+        .unwrap_or_else(|| panic!("no stale snapshot: {told:?}"));
+    assert_eq!(
+        told[stale_at - 1].0,
+        "RESYNC_REASON_UPSTREAM_GAP",
+        "a resync said why: {told:?}"
+    );
+    assert!(
+        told[stale_at + 1..]
+            .iter()
+            .any(|(kind, stale)| kind == "snapshot" && !*stale),
+        "a fresh snapshot followed: {told:?}"
+    );
+}
+
 /// The gateway's metrics page.
 fn reqwest_metrics(server: &Server) -> String {
     let mut conn = TcpStream::connect(&server.metrics).expect("connect to metrics");

@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use async_nats::jetstream;
 use futures::StreamExt;
 use prost::Message;
 use tokio::sync::mpsc::{Sender, UnboundedReceiver};
 
 use super::remote_shard::{Inbound, Want};
+use crate::nats::election::{READER_SILENCE, active_beat};
 use crate::nats::subject::{STREAMS, Subjects};
 use crate::pb::BookUpdate;
 
@@ -21,7 +24,13 @@ fn count_bad(reason: &'static str) {
     metrics::counter!("pinbook_gateway_bad_messages_total", "reason" => reason).increment(1);
 }
 
-/// Moves the partition's updates to the shard until it stops taking them.
+/// A heartbeat interval assumed until a beat says its own (serve's default).
+const ASSUMED_BEAT: Duration = Duration::from_secs(1);
+
+/// Moves the partition's updates to the shard until it stops taking them, and tells it when
+/// the partition's publisher falls silent ([`READER_SILENCE`] of its heartbeats without an
+/// active one: [`Inbound::PublisherSilent`]) and when one is heard again
+/// ([`Inbound::PublisherHeard`]).
 pub async fn run(
     client: async_nats::Client,
     subjects: Subjects,
@@ -37,6 +46,19 @@ pub async fn run(
             }
         }
     };
+    let mut beats = loop {
+        match client.subscribe(subjects.heartbeat()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to the partition's heartbeats yet");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    // when an active instance last beat, and its interval; None until one is heard
+    let mut last_active: Option<Instant> = None;
+    let mut every = ASSUMED_BEAT;
+    let mut silent = false;
     let fetcher = tokio::spawn(fetch_snapshots(
         client.clone(),
         subjects.clone(),
@@ -44,7 +66,35 @@ pub async fn run(
         None,
     ));
     loop {
+        let silence_at = last_active.map(|at| at + every * READER_SILENCE);
         tokio::select! {
+            () = sleep_until(silence_at), if !silent => {
+                silent = true;
+                tracing::warn!(
+                    partition = subjects.partition(),
+                    silence = ?every * READER_SILENCE,
+                    "no heartbeat from the partition's publisher: its books are flagged stale"
+                );
+                if inbound.send(Inbound::PublisherSilent).await.is_err() {
+                    break;
+                }
+            }
+            beat = beats.next() => {
+                let Some(beat) = beat else { break };
+                let (active, interval) = beat.headers.as_ref().map_or((false, None), active_beat);
+                if !active {
+                    continue;
+                }
+                last_active = Some(Instant::now());
+                every = interval.unwrap_or(every);
+                if silent {
+                    silent = false;
+                    tracing::info!(partition = subjects.partition(), "the partition's publisher is heard again");
+                    if inbound.send(Inbound::PublisherHeard).await.is_err() {
+                        break;
+                    }
+                }
+            }
             message = updates.next() => {
                 let Some(message) = message else { break };
                 let Some((stream, symbol)) = subjects.parse_updates(&message.subject) else {
@@ -79,6 +129,14 @@ pub async fn run(
         }
     }
     fetcher.abort();
+}
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands the shard the bucket's snapshots: every one (`want` `None`, at the start) or the

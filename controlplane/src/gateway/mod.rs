@@ -10,6 +10,9 @@
 //! Guaranteed: a book a gateway streams is, update for update, the one the publisher's
 //! subscription streamed, or it is resynced (Resync, then a snapshot) when anything between
 //! them broke off — a NATS node lost, a message dropped or mangled, a publisher restarted.
+//! When the partition's publisher falls silent (no active heartbeat for
+//! [`crate::nats::election::READER_SILENCE`] of its intervals), every book of the partition is
+//! flagged stale until one beats again; then each is sent again, no longer stale.
 
 pub mod intake;
 pub mod remote_shard;

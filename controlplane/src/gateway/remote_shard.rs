@@ -61,6 +61,11 @@ pub enum Inbound {
         /// The snapshot.
         update: Update,
     },
+    /// No instance of the partition has beaten for a while: nothing says the books are
+    /// current, so they are flagged stale.
+    PublisherSilent,
+    /// An instance beats again: the books are sent again, no longer stale.
+    PublisherHeard,
 }
 
 /// What the shard asks of the intake: a fresh snapshot of a symbol's stream (from the bucket
@@ -174,8 +179,11 @@ pub struct RemoteShard {
     locates: Arc<AtomicU16>,
     /// The market-wide status last sent.
     market: (Option<[u64; 3]>, u32),
-    /// A symbol's snapshot said the feed lost messages: the shard is stale.
+    /// A symbol's snapshot said the feed lost messages, or the publisher fell silent: the
+    /// shard is stale.
     stale: bool,
+    /// The partition's publisher is silent ([`Inbound::PublisherSilent`]).
+    publisher_silent: bool,
 }
 
 impl RemoteShard {
@@ -197,6 +205,7 @@ impl RemoteShard {
             locates,
             market: (None, 0),
             stale: false,
+            publisher_silent: false,
         }
     }
 
@@ -223,6 +232,7 @@ impl RemoteShard {
                     Err(_) => break,
                 }
             }
+            busy |= self.announce_silence();
             busy |= self.pay_resyncs();
             if busy {
                 idler.reset();
@@ -247,8 +257,45 @@ impl RemoteShard {
         self.symbols.get_mut(name)
     }
 
+    /// Flags every book stale while the publisher is silent (once; again if the ring was
+    /// full); true if it did.
+    fn announce_silence(&mut self) -> bool {
+        if !self.publisher_silent || self.stale {
+            return false;
+        }
+        if !self.push_all(&[Event::Stale { first: 0, count: 0 }]) {
+            return false;
+        }
+        self.stale = true;
+        true
+    }
+
+    /// The publisher is heard again: the books are no longer stale for its silence (unless
+    /// a snapshot says the feed itself lost messages), and every symbol is sent again.
+    fn publisher_heard(&mut self) {
+        if !self.publisher_silent {
+            return;
+        }
+        self.publisher_silent = false;
+        let feed_stale = self.symbols.values().any(|s| s.levels.stale);
+        if self.stale && !feed_stale && self.push_all(&[Event::Fresh]) {
+            self.stale = false;
+        }
+        for sym in self.symbols.values_mut() {
+            if sym.published && !sym.withdrawn {
+                sym.owed.get_or_insert(ResyncReason::Requested);
+            }
+        }
+    }
+
     fn take(&mut self, inbound: Inbound) {
         let (stream, symbol, update, stored) = match inbound {
+            Inbound::PublisherSilent => {
+                self.publisher_silent = true;
+                self.announce_silence();
+                return;
+            }
+            Inbound::PublisherHeard => return self.publisher_heard(),
             Inbound::Update {
                 stream,
                 symbol,

@@ -152,7 +152,7 @@ impl Hub {
                     .map(|m| m.locate)
                     .collect();
                 let detail = if count == 0 {
-                    "the feed lost an unknown number of messages (its framing was lost)".to_owned()
+                    "messages were lost upstream (how many is unknown: a file's framing lost, or a gateway's publisher silent)".to_owned()
                 } else {
                     format!("feed lost {count} messages from sequence {first}")
                 };

@@ -33,6 +33,27 @@ pub const STANDBY_SILENCE: u32 = 6;
 /// The NATS header saying whether the beating instance publishes (`1`) or waits (`0`).
 pub const ACTIVE_HEADER: &str = "Pinbook-Active";
 
+/// The NATS header giving the beating instance's heartbeat interval in milliseconds, so
+/// readers know when its silence means it is gone.
+pub const EVERY_MS_HEADER: &str = "Pinbook-Heartbeat-Ms";
+
+/// Heartbeats of silence after which a gateway flags the partition's books stale: longer than
+/// a standby's takeover ([`SILENCE`]), so a takeover alone does not flag them.
+pub const READER_SILENCE: u32 = SILENCE + 2;
+
+/// Whether a heartbeat's headers say an instance publishes, and its interval if it says.
+pub fn active_beat(headers: &async_nats::HeaderMap) -> (bool, Option<Duration>) {
+    let active = headers
+        .get(ACTIVE_HEADER)
+        .is_some_and(|v| v.as_str() == "1");
+    let every = headers
+        .get(EVERY_MS_HEADER)
+        .and_then(|v| v.as_str().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+    (active, every)
+}
+
 /// How an instance takes part.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -77,7 +98,7 @@ pub async fn run(
             () = tokio::time::sleep_until(next_beat) => {
                 next_beat += me.every;
                 let is_active = *active.borrow();
-                beat(&client, &subjects, &me.instance, is_active).await;
+                beat(&client, &subjects, &me, is_active).await;
                 let heard = rival.as_ref().filter(|(at, _)| at.elapsed() < silence);
                 match (is_active, heard) {
                     (true, Some((_, name))) if *name < me.instance => {
@@ -96,7 +117,7 @@ pub async fn run(
                 let Some(message) = message else { return };
                 let Some(headers) = &message.headers else { continue };
                 let name = headers.get(super::INSTANCE_HEADER).map(|v| v.as_str().to_owned());
-                let is_active = headers.get(ACTIVE_HEADER).is_some_and(|v| v.as_str() == "1");
+                let (is_active, _) = active_beat(headers);
                 if let Some(name) = name.filter(|n| *n != me.instance && is_active) {
                     rival = Some((Instant::now(), name));
                 }
@@ -106,13 +127,14 @@ pub async fn run(
     }
 }
 
-async fn beat(client: &async_nats::Client, subjects: &Subjects, instance: &str, active: bool) {
+async fn beat(client: &async_nats::Client, subjects: &Subjects, me: &Candidate, active: bool) {
     if client.connection_state() != async_nats::connection::State::Connected {
         return;
     }
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert(super::INSTANCE_HEADER, instance);
+    headers.insert(super::INSTANCE_HEADER, me.instance.as_str());
     headers.insert(ACTIVE_HEADER, if active { "1" } else { "0" });
+    headers.insert(EVERY_MS_HEADER, me.every.as_millis().to_string().as_str());
     let body = BookUpdate {
         update: Some(Update::Heartbeat(pb::Heartbeat {
             send_ns: dataplane::clock::now_ns(),
