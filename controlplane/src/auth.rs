@@ -204,6 +204,20 @@ pub fn generate_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The token a [`write_token_file`] left at `path`, if it is still there as it was written:
+/// a regular file (not a link) open to its owner only, holding one token as
+/// [`generate_token`] makes them. Anything else gives `None` (and a new token is made).
+pub fn reusable_token(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let token = text.trim();
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| token.to_owned())
+}
+
 /// Writes `token` to `path` readable by its owner only (mode 0600), creating the directory.
 ///
 /// # Errors
@@ -257,6 +271,25 @@ mod tests {
         BearerAuth::new(None, "book")
             .check(&MetadataMap::new())
             .unwrap();
+    }
+
+    #[test]
+    fn only_a_private_generated_token_file_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("admin-token");
+        assert_eq!(reusable_token(&path), None, "no file");
+        let token = generate_token().unwrap();
+        write_token_file(&path, &token).unwrap();
+        assert_eq!(reusable_token(&path).as_deref(), Some(token.as_str()));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(reusable_token(&path), None, "open to others");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(reusable_token(&link), None, "a link");
+        write_token_file(&path, "not a token").unwrap();
+        assert_eq!(reusable_token(&path), None, "not one of ours");
     }
 
     #[test]

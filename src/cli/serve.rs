@@ -61,18 +61,30 @@ pub fn run_as(
     let admin_token = match validated.admin_token() {
         Some(token) => token.expose().to_owned(),
         None => {
-            let token =
-                controlplane::auth::generate_token().context("cannot generate an admin token")?;
             let path = default_token_path();
-            controlplane::auth::write_token_file(&path, &token)
-                .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
             // the token itself is never printed: log collectors keep stdout and stderr
-            eprintln!(
-                "pinbook: no admin token configured; generated one in {} (mode 0600); admin \
-                 commands on this machine read it from there",
-                path.display()
-            );
-            token
+            if let Some(token) = controlplane::auth::reusable_token(&path) {
+                // another instance (a gateway beside serve) or an earlier run made it: one
+                // token for this machine's admin commands, whichever server they ask
+                eprintln!(
+                    "pinbook: no admin token configured; using the one generated earlier in {} \
+                     (delete it for a new one)",
+                    path.display()
+                );
+                token
+            } else {
+                let token = controlplane::auth::generate_token()
+                    .context("cannot generate an admin token")?;
+                controlplane::auth::write_token_file(&path, &token).with_context(|| {
+                    format!("cannot write the admin token to {}", path.display())
+                })?;
+                eprintln!(
+                    "pinbook: no admin token configured; generated one in {} (mode 0600); \
+                     admin commands on this machine read it from there",
+                    path.display()
+                );
+                token
+            }
         }
     };
     let c = validated.config();
@@ -180,8 +192,9 @@ async fn serve(
         });
     }
     let handle = controlplane::metrics::install()?;
-    let running = server::start(options, plane).await?;
+    // the metrics address first: a port in use fails at once, before any server runs
     let (metrics_at, _metrics) = controlplane::metrics::serve(metrics_addr, handle).await?;
+    let running = server::start(options, plane).await?;
     let _sampler =
         controlplane::metrics::spawn_sampler(Arc::clone(&running.shared), Duration::from_secs(1));
     let publisher = if nats.publish.is_empty() {
