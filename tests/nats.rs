@@ -321,6 +321,96 @@ fn spoofed_and_mangled_messages_on_nats_resync_the_gateway_never_corrupt_it() {
     );
 }
 
+/// The independent client's Python (scripts/grpcio-env makes it once) and its stubs.
+fn grpcio_python() -> (String, String) {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/grpcio-env"))
+        .output()
+        .expect("run scripts/grpcio-env");
+    assert!(
+        out.status.success(),
+        "scripts/grpcio-env (python3-venv, and PyPI for grpcio) failed: {}",
+        text(&out.stderr)
+    );
+    let python = text(&out.stdout).trim().to_owned();
+    let stubs = std::path::Path::new(&python)
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the virtualenv of the Python")
+        .join("stubs")
+        .display()
+        .to_string();
+    (python, stubs)
+}
+
+#[test]
+fn an_independent_grpcio_client_finds_serve_and_a_gateway_alike() {
+    let _serial = one_at_a_time();
+    let (python, stubs) = grpcio_python();
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let messages = 60_000;
+    let file = day(dir.path(), messages);
+    let serve = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        "10000",
+        "--publish",
+        &nats.url(),
+        "--partition",
+        "east",
+    ]);
+    serve.wait_serving(&[]);
+    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
+    gateway.wait_serving(&[]);
+    // one client of each for longer than the rest of the file takes: it sees the end
+    let clients: Vec<_> = [&serve, &gateway]
+        .iter()
+        .map(|server| {
+            let child = Command::new(&python)
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/python/contract_client.py"
+                ))
+                .args([&stubs, &server.grpc, "10", "10"])
+                .args(SYMBOLS)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the Python client");
+            std::thread::spawn(move || child.wait_with_output().expect("its output"))
+        })
+        .collect();
+    wait_file_done(&serve, messages);
+    for (client, name) in clients.into_iter().zip(["serve", "gateway"]) {
+        let out = client.join().expect("the client's thread");
+        let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim())
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&out.stderr)));
+        assert!(
+            out.status.success(),
+            "{name}: the contract broken: {}",
+            report["violations"]
+        );
+        for symbol in SYMBOLS {
+            assert!(
+                report["updates"][symbol].as_u64().is_some_and(|n| n > 1),
+                "{name}: {symbol} streamed: {report}"
+            );
+            let (bids, asks) = book(&serve, symbol).expect("serve's book");
+            let held = &report["books"][symbol];
+            // serve's book at depth 1000, the client's at its depth 10
+            let top = |side: &serde_json::Value| {
+                serde_json::Value::Array(
+                    side.as_array()
+                        .map_or(Vec::new(), |l| l.iter().take(10).cloned().collect()),
+                )
+            };
+            assert_eq!(held["bids"], top(&bids), "{name}: {symbol} bids at the end");
+            assert_eq!(held["asks"], top(&asks), "{name}: {symbol} asks at the end");
+        }
+    }
+}
+
 fn signal(server: &Server, signal: &str) {
     let sent = Command::new("kill")
         .args([signal, &server.pid().to_string()])
