@@ -55,8 +55,11 @@ pub async fn run(
             }
         }
     };
-    // when an active instance last beat, and its interval; None until one is heard
-    let mut last_active: Option<Instant> = None;
+    // armed by the first active beat heard, pushed back by every later one: one timer for the
+    // loop, not one per message
+    let silence = tokio::time::sleep(ASSUMED_BEAT * READER_SILENCE);
+    tokio::pin!(silence);
+    let mut heard = false;
     let mut every = ASSUMED_BEAT;
     let mut silent = false;
     let fetcher = tokio::spawn(fetch_snapshots(
@@ -66,9 +69,8 @@ pub async fn run(
         None,
     ));
     loop {
-        let silence_at = last_active.map(|at| at + every * READER_SILENCE);
         tokio::select! {
-            () = sleep_until(silence_at), if !silent => {
+            () = &mut silence, if heard && !silent => {
                 silent = true;
                 tracing::warn!(
                     partition = subjects.partition(),
@@ -85,8 +87,9 @@ pub async fn run(
                 if !active {
                     continue;
                 }
-                last_active = Some(Instant::now());
+                heard = true;
                 every = interval.unwrap_or(every);
+                silence.as_mut().reset(Instant::now() + every * READER_SILENCE);
                 if silent {
                     silent = false;
                     tracing::info!(partition = subjects.partition(), "the partition's publisher is heard again");
@@ -129,14 +132,6 @@ pub async fn run(
         }
     }
     fetcher.abort();
-}
-
-/// Sleeps until `at`, or forever when there is none.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Hands the shard the bucket's snapshots: every one (`want` `None`, at the start) or the
