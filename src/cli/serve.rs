@@ -50,6 +50,10 @@ pub fn run_as(
     let topology = Arc::new(Topology::detect_or_fallback());
     let mut config = config::load(args)?;
     overlay(&mut config);
+    // a gateway has no data plane to keep clear of: unless told, its threads are not pinned
+    // (pinned to the first core by default, they queued behind a serve on the same machine,
+    // whose control plane and event thread default to that core too)
+    let unpinned = role == Role::Gateway && config.cores.control.is_none();
     let validated = config.validate(&topology)?;
     for warning in validated.warnings() {
         tracing::warn!("{warning}");
@@ -106,7 +110,10 @@ pub fn run_as(
         // started inside the runtime: the NATS client lives there
         Role::Gateway => None,
     };
-    let options = validated.server_options(admin_token)?;
+    let mut options = validated.server_options(admin_token)?;
+    if unpinned {
+        options.control_cores.clear();
+    }
     let exposure = validated.exposure_warning().map(str::to_owned);
     let scheme = match validated.tls() {
         Some(tls) => {
@@ -124,10 +131,19 @@ pub fn run_as(
         }
         None => Scheme::Plaintext,
     };
-    let control = validated.control_cores().to_vec();
+    let control = if unpinned {
+        Vec::new()
+    } else {
+        validated.control_cores().to_vec()
+    };
+    let workers = if control.is_empty() {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        control.len()
+    };
     let next = AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(control.len().max(1))
+        .worker_threads(workers)
         .thread_name("pinbook-control")
         .enable_all()
         .on_thread_start(move || {
