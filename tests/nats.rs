@@ -148,6 +148,25 @@ fn book(server: &Server, symbol: &str) -> Result<(serde_json::Value, serde_json:
     Ok((v[0]["bids"].clone(), v[0]["asks"].clone()))
 }
 
+/// `serve` playing `file` at `rate` messages/s and publishing partition `east` on `nats`, and
+/// a gateway of that partition; both serving.
+fn serve_and_gateway(nats: &Nats, file: &str, rate: u32) -> (Server, Server) {
+    let serve = Server::start_with(&[
+        "--feed",
+        &format!("file:{file}"),
+        "--file-rate",
+        &rate.to_string(),
+        "--publish",
+        &nats.url(),
+        "--partition",
+        "east",
+    ]);
+    serve.wait_serving(&[]);
+    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
+    gateway.wait_serving(&[]);
+    (serve, gateway)
+}
+
 /// Waits until `gateway`'s books of [`SYMBOLS`] are `serve`'s.
 fn books_agree(serve: &Server, gateway: &Server) {
     eventually("the gateway's books are serve's", STARTUP, || {
@@ -181,19 +200,7 @@ fn a_gateway_serves_what_serve_publishes_and_a_subscriber_cannot_tell_them_apart
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 60_000;
     let file = day(dir.path(), messages);
-    let serve = Server::start_with(&[
-        "--feed",
-        &format!("file:{file}"),
-        "--file-rate",
-        "10000",
-        "--publish",
-        &nats.url(),
-        "--partition",
-        "east",
-    ]);
-    serve.wait_serving(&[]);
-    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
-    gateway.wait_serving(&[]);
+    let (serve, gateway) = serve_and_gateway(&nats, &file, 10000);
     // a subscriber of the gateway while the file plays: the contract, checked by the client
     let through_gateway = gateway
         .command(&[
@@ -274,19 +281,7 @@ fn spoofed_and_mangled_messages_on_nats_resync_the_gateway_never_corrupt_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 40_000;
     let file = day(dir.path(), messages);
-    let serve = Server::start_with(&[
-        "--feed",
-        &format!("file:{file}"),
-        "--file-rate",
-        "10000",
-        "--publish",
-        &nats.url(),
-        "--partition",
-        "east",
-    ]);
-    serve.wait_serving(&[]);
-    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
-    gateway.wait_serving(&[]);
+    let (serve, gateway) = serve_and_gateway(&nats, &file, 10000);
     // bytes that are no BookUpdate, and a well-formed delta out of sequence with a made-up
     // level: the first is dropped and counted, the second breaks the subject, which resyncs
     nats.publish_raw("pinbook.v2.east.levels.AAPL", b"\xff\xff\xffnot protobuf");
@@ -350,19 +345,7 @@ fn an_independent_grpcio_client_finds_serve_and_a_gateway_alike() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 60_000;
     let file = day(dir.path(), messages);
-    let serve = Server::start_with(&[
-        "--feed",
-        &format!("file:{file}"),
-        "--file-rate",
-        "10000",
-        "--publish",
-        &nats.url(),
-        "--partition",
-        "east",
-    ]);
-    serve.wait_serving(&[]);
-    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
-    gateway.wait_serving(&[]);
+    let (serve, gateway) = serve_and_gateway(&nats, &file, 10000);
     // one client of each for longer than the rest of the file takes: it sees the end
     let clients: Vec<_> = [&serve, &gateway]
         .iter()
@@ -437,19 +420,7 @@ fn a_silent_publisher_flags_the_gateways_books_stale_until_it_beats_again() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let messages = 50_000;
     let file = day(dir.path(), messages);
-    let serve = Server::start_with(&[
-        "--feed",
-        &format!("file:{file}"),
-        "--file-rate",
-        "5000",
-        "--publish",
-        &nats.url(),
-        "--partition",
-        "east",
-    ]);
-    serve.wait_serving(&[]);
-    let gateway = Server::start_gateway(&["--from", &nats.url(), "--partitions", "east"]);
-    gateway.wait_serving(&[]);
+    let (serve, gateway) = serve_and_gateway(&nats, &file, 5000);
     eventually("AAPL through the gateway, not stale", STARTUP, || {
         if is_stale(&gateway, "AAPL")? {
             Err("stale".to_owned())

@@ -37,24 +37,8 @@ pub async fn run(
     inbound: Sender<Inbound>,
     mut wants: UnboundedReceiver<Want>,
 ) {
-    let mut updates = loop {
-        match client.subscribe(subjects.all_updates()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to the partition yet");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    };
-    let mut beats = loop {
-        match client.subscribe(subjects.heartbeat()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to the partition's heartbeats yet");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    };
+    let mut updates = subscribe(&client, subjects.all_updates()).await;
+    let mut beats = subscribe(&client, subjects.heartbeat()).await;
     // armed by the first active beat heard, pushed back by every later one: one timer for the
     // loop, not one per message
     let silence = tokio::time::sleep(ASSUMED_BEAT * READER_SILENCE);
@@ -132,6 +116,19 @@ pub async fn run(
         }
     }
     fetcher.abort();
+}
+
+/// Subscribes to `subject`, retrying every [`RETRY`] until NATS takes it.
+async fn subscribe(client: &async_nats::Client, subject: String) -> async_nats::Subscriber {
+    loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(error = %e, subject, "cannot subscribe yet; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
 }
 
 /// Hands the shard the bucket's snapshots: every one (`want` `None`, at the start) or the
